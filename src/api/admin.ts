@@ -1,0 +1,131 @@
+/**
+ * Admin HTTP API (bearer token): tenants, patients, device enrollment, consent
+ * recording, and ingest statistics. The admin CLI and the simulator use it.
+ * Responses never echo health values; patient ids appear only where the
+ * administrator asked for them and are never logged.
+ */
+import { timingSafeEqual } from 'node:crypto'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import { z } from 'zod'
+import { CATEGORIES, PURPOSES } from '../consent/index.ts'
+import { ID_PATTERN, InvalidIdError } from '../ids.ts'
+import { FAMILIES, RegistryError, type Registry } from '../registry/index.ts'
+import { COLUMNS, type Storage, type TableName } from '../storage/index.ts'
+
+export interface AdminApiDeps {
+  registry: Registry
+  storage: Storage
+  adminToken: string
+  /** Counters of the ingest path, returned as they are. */
+  stats: () => unknown
+  /** What a device or the simulator needs to connect. */
+  connectionInfo: () => unknown
+}
+
+const id = z.string().regex(ID_PATTERN)
+const TenantBody = z.object({ tenant: id, displayName: z.string().min(1).max(200) })
+const PatientBody = z.object({ patient: id })
+const DeviceBody = z.object({ device: id, family: z.enum(FAMILIES), patient: id.nullish() })
+const ConsentBody = z.object({
+  patient: id,
+  category: z.enum(CATEGORIES),
+  purpose: z.enum(PURPOSES).default('care'),
+  action: z.enum(['grant', 'withdraw']),
+  recordedBy: z.string().min(1).max(100),
+  source: z.enum(['app', 'professional', 'paper_form', 'admin']).default('admin'),
+})
+const TenantParams = z.object({ tenant: id })
+const SinceQuery = z.object({ since: z.coerce.number().int().min(0).default(0) })
+
+const TIME_COLUMN: Record<TableName, string> = {
+  vital_samples: 'ingested_at', spot_measurements: 'ingested_at', alarm_events: 'ingested_at', device_status: 'ingested_at', rejected_messages: 'ts',
+}
+
+function parse<T> (schema: z.ZodType<T>, value: unknown, reply: FastifyReply): T | undefined {
+  const r = schema.safeParse(value)
+  if (r.success) return r.data
+  void reply.code(400).send({ error: 'ING_ERR_INVALID', issues: r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`) })
+  return undefined
+}
+
+const STATUS: Record<RegistryError['code'], number> = { ING_ERR_NOT_FOUND: 404, ING_ERR_CONFLICT: 409, ING_ERR_INVALID: 400 }
+
+export function createAdminApi (deps: AdminApiDeps): FastifyInstance {
+  const app = Fastify({ logger: false, bodyLimit: 64 * 1024 })
+  const token = Buffer.from(deps.adminToken)
+
+  app.setErrorHandler((err, _req, reply) => {
+    if (err instanceof RegistryError) return reply.code(STATUS[err.code]).send({ error: err.code, message: err.message })
+    if (err instanceof InvalidIdError) return reply.code(400).send({ error: err.code, message: err.message })
+    const status = (err as { statusCode?: number }).statusCode ?? 500
+    return reply.code(status).send({ error: status >= 500 ? 'ING_ERR_INTERNAL' : 'ING_ERR_REQUEST', message: status >= 500 ? 'internal error' : (err as Error).message })
+  })
+
+  app.get('/healthz', async () => ({ status: 'ok' }))
+
+  app.register(async (admin) => {
+    admin.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
+      const h = req.headers.authorization ?? ''
+      const given = Buffer.from(h.startsWith('Bearer ') ? h.slice(7) : '')
+      if (given.length !== token.length || !timingSafeEqual(given, token)) return reply.code(401).send({ error: 'ING_ERR_AUTH' })
+    })
+
+    admin.get('/connection', async () => deps.connectionInfo())
+
+    admin.get('/tenants', async () => deps.registry.listTenants())
+
+    admin.post('/tenants', async (req, reply) => {
+      const b = parse(TenantBody, req.body, reply)
+      if (b === undefined) return reply
+      return reply.code(201).send({ tenant: await deps.registry.createTenant(b.tenant, b.displayName) })
+    })
+
+    admin.post('/tenants/:tenant/patients', async (req, reply) => {
+      const p = parse(TenantParams, req.params, reply)
+      const b = parse(PatientBody, req.body, reply)
+      if (p === undefined || b === undefined) return reply
+      return reply.code(201).send({ patient: await deps.registry.createPatient(p.tenant, b.patient) })
+    })
+
+    admin.get('/tenants/:tenant/devices', async (req, reply) => {
+      const p = parse(TenantParams, req.params, reply)
+      if (p === undefined) return reply
+      if (!deps.registry.hasTenant(p.tenant)) return reply.code(404).send({ error: 'ING_ERR_NOT_FOUND' })
+      return deps.registry.listDevices(p.tenant).map((d) => ({ device: d.device, family: d.family, patient: d.patient, keyIds: [...d.keys.keys()] }))
+    })
+
+    admin.post('/tenants/:tenant/devices', async (req, reply) => {
+      const p = parse(TenantParams, req.params, reply)
+      const b = parse(DeviceBody, req.body, reply)
+      if (p === undefined || b === undefined) return reply
+      return reply.code(201).send(await deps.registry.enrollDevice({ tenant: p.tenant, device: b.device, family: b.family, patient: b.patient ?? null }))
+    })
+
+    admin.post('/tenants/:tenant/consent', async (req, reply) => {
+      const p = parse(TenantParams, req.params, reply)
+      const b = parse(ConsentBody, req.body, reply)
+      if (p === undefined || b === undefined) return reply
+      const e = await deps.registry.recordConsent({ tenant: p.tenant, ...b })
+      return reply.code(201).send({ version: e.version, recordedAtMs: e.recordedAtMs })
+    })
+
+    admin.get('/stats', async () => deps.stats())
+
+    // rows stored per table for one tenant, optionally since an ingest time (ms)
+    admin.get('/tenants/:tenant/rows', async (req, reply) => {
+      const p = parse(TenantParams, req.params, reply)
+      const q = parse(SinceQuery, req.query, reply)
+      if (p === undefined || q === undefined) return reply
+      await deps.storage.flush()
+      const { client, table } = deps.storage.conn
+      const parts = (Object.keys(COLUMNS) as TableName[]).map((t) =>
+        `SELECT '${t}' AS table, count() AS rows FROM ${table(t)} WHERE tenant_id = {tenant:String} AND ${TIME_COLUMN[t]} >= fromUnixTimestamp64Milli({since:Int64})`)
+      const rs = await client.query({ query: parts.join(' UNION ALL '), query_params: { tenant: p.tenant, since: q.since }, format: 'JSONEachRow' })
+      const out: Record<string, number> = {}
+      for (const r of await rs.json<{ table: string; rows: string | number }>()) out[r.table] = Number(r.rows)
+      return out
+    })
+  }, { prefix: '/admin' })
+
+  return app
+}

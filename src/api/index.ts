@@ -1,0 +1,2 @@
+export { createAdminApi } from './admin.ts'
+export type { AdminApiDeps } from './admin.ts'

@@ -1,0 +1,129 @@
+/**
+ * The aedes broker with vitalflow's policy: devices authenticate with their id
+ * and secret; the client id must equal the device id; telemetry is consumed in
+ * authorizePublish (the only hook that runs before aedes writes the PUBACK) and
+ * is never routed to subscribers.
+ */
+import { Aedes, type AuthenticateError, type Client } from 'aedes'
+import type { DeviceRecord } from '../registry/index.ts'
+
+export interface Sender { record: DeviceRecord; clientId: string; remoteAddress: string }
+
+export type IngestOutcome =
+  | { kind: 'stored'; durable: Promise<void> }
+  | { kind: 'rejected'; reason: string; detail: string; disconnect: boolean }
+
+export interface BrokerRejection {
+  reason: string
+  detail: string
+  tenant?: string
+  device?: string
+  clientId?: string
+  remoteAddress?: string
+  topic?: string
+}
+
+export interface BrokerDeps {
+  authenticate: (device: string, secret: string) => Promise<DeviceRecord | null>
+  ingest: (sender: Sender, topic: string, payload: Uint8Array) => IngestOutcome
+  reject: (r: BrokerRejection) => void
+  /** Called when a stored message could not be made durable (the device gets no PUBACK and resends). */
+  onStorageError?: (err: unknown) => void
+}
+
+export class RefusedError extends Error {
+  constructor (readonly code: string, message: string) {
+    super(message)
+    this.name = 'RefusedError'
+  }
+}
+
+const EMPTY = Buffer.alloc(0)
+const BAD_CREDENTIALS = 4
+const NOT_AUTHORIZED = 5
+const IDENTIFIER_REJECTED = 2
+
+function authError (code: number, message: string): AuthenticateError {
+  return Object.assign(new Error(message), { returnCode: code }) as AuthenticateError
+}
+
+export function remoteAddressOf (client: Client): string {
+  const conn = client.conn as { remoteAddress?: string } | undefined
+  return conn?.remoteAddress ?? ''
+}
+
+export interface VitalflowBroker {
+  aedes: Aedes
+  senderOf: (client: Client) => Sender | undefined
+  close: () => Promise<void>
+}
+
+export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> {
+  const senders = new WeakMap<Client, Sender>()
+
+  const aedes = await Aedes.createBroker({
+    connectTimeout: 10_000,
+    // a device that stops reading for 30 s is cut off rather than holding broker memory
+    drainTimeout: 30_000,
+    // topics are v1/{tenant}/{device}/{stream}; nothing legitimate is deeper than 4 levels
+    maxTopicLevels: 8,
+    maxInflightInbound: 100,
+    maxClientsIdLength: 64,
+
+    authenticate (client, username, password, done) {
+      const remoteAddress = remoteAddressOf(client)
+      const refuse = (code: number, reason: string, detail: string): void => {
+        deps.reject({ reason, detail, clientId: client.id.slice(0, 64), remoteAddress, device: username?.slice(0, 64) ?? '' })
+        done(authError(code, detail), null)
+      }
+      if (typeof username !== 'string' || password === undefined) return refuse(BAD_CREDENTIALS, 'ING_ERR_AUTH', 'username and password required')
+      if (client.id !== username) return refuse(IDENTIFIER_REJECTED, 'ING_ERR_CLIENT_ID', 'client id must equal the device id')
+      deps.authenticate(username, password.toString('utf8')).then((record) => {
+        if (record === null) return refuse(BAD_CREDENTIALS, 'ING_ERR_AUTH', 'unknown device or wrong secret')
+        senders.set(client, { record, clientId: client.id, remoteAddress })
+        done(null, true)
+      }, (err: unknown) => {
+        refuse(NOT_AUTHORIZED, 'ING_ERR_AUTH', `authentication failed: ${(err as Error).message}`)
+      })
+    },
+
+    authorizePublish (client, packet, callback) {
+      const sender = client === null ? undefined : senders.get(client)
+      if (sender === undefined) return callback(new RefusedError('ING_ERR_AUTH', 'publish from an unauthenticated client'))
+      const payload = packet.payload as Buffer
+      const outcome = deps.ingest(sender, packet.topic, payload)
+      // consumed here: nothing is retained or routed onward
+      packet.payload = EMPTY
+      packet.retain = false
+      if (outcome.kind === 'rejected') {
+        // a refused message is acknowledged (MQTT 3.1.1 has no negative PUBACK) so a
+        // device does not resend a poison message forever; a client that publishes
+        // outside its own topics is disconnected
+        return callback(outcome.disconnect ? new RefusedError(outcome.reason, outcome.detail) : null)
+      }
+      outcome.durable.then(() => callback(null), (err: unknown) => {
+        deps.onStorageError?.(err)
+        // no PUBACK: aedes drops the connection and the device resends on reconnect
+        callback(err instanceof Error ? err : new Error(String(err)))
+      })
+    },
+
+    authorizeSubscribe (client, sub, callback) {
+      const sender = senders.get(client)
+      // devices may only listen to their own command topic; telemetry topics are never routable
+      const own = sender === undefined ? null : `v1/${sender.record.tenant}/${sender.record.device}/cmd`
+      if (own !== null && sub.topic === own) return callback(null, sub)
+      deps.reject({
+        reason: 'ING_ERR_SUBSCRIBE', detail: 'subscription outside the client\'s own topics', tenant: sender?.record.tenant ?? '',
+        device: sender?.record.device ?? '', clientId: client.id, remoteAddress: remoteAddressOf(client), topic: sub.topic.slice(0, 200),
+      })
+      callback(null, null)
+    },
+  })
+
+  return {
+    aedes,
+    senderOf: (client) => senders.get(client),
+    close: () => new Promise<void>((resolve) => { aedes.close(() => resolve()) }),
+  }
+}

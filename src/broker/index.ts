@@ -1,0 +1,6 @@
+export { createBroker, RefusedError, remoteAddressOf } from './broker.ts'
+export type { VitalflowBroker, BrokerDeps, BrokerRejection, IngestOutcome, Sender } from './broker.ts'
+export { startListeners } from './listeners.ts'
+export type { Listeners, ListenerSpec } from './listeners.ts'
+export { loadTls, ensureDevTls, TLS_OPTIONS } from './tls.ts'
+export type { TlsMaterial } from './tls.ts'

@@ -1,0 +1,74 @@
+/**
+ * The one configuration schema. Every key is read from the environment with
+ * the VF_ prefix (VF_MQTT_PORT, ...), once, at start-up; a bad value stops
+ * start-up with a message that names the variable and what it accepts.
+ */
+import { z } from 'zod'
+
+const port = z.coerce.number().int().min(0).max(65535)
+const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')
+
+export const configSchema = z.object({
+  DATA_DIR: z.string().min(1).default('./data')
+    .describe('data directory: chDB files, development TLS material, master key, admin token'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  MQTT_HOST: z.string().min(1).default('127.0.0.1').describe('address of the plain MQTT (TCP) listener; loopback by default'),
+  MQTT_PORT: port.default(1883).describe('plain MQTT port; 0 picks a free port'),
+  MQTT_TCP: bool.default(true).describe('enable the plain MQTT listener (development and local gateways only)'),
+  MQTTS_HOST: z.string().min(1).default('0.0.0.0'),
+  MQTTS_PORT: port.default(8883).describe('MQTT over TLS port; 0 picks a free port'),
+  TLS_CERT: z.string().optional().describe('server certificate (PEM); a development CA and certificate are created in DATA_DIR/tls when unset'),
+  TLS_KEY: z.string().optional(),
+  TLS_CA: z.string().optional().describe('CA bundle devices use to verify the server (reported to the simulator)'),
+  HTTP_HOST: z.string().min(1).default('127.0.0.1'),
+  HTTP_PORT: port.default(8080).describe('admin and query HTTP API port; 0 picks a free port'),
+  ADMIN_TOKEN: z.string().min(24).optional().describe('bearer token of the admin API; generated into DATA_DIR/admin-token when unset'),
+  MASTER_KEY: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'must be 32 bytes, base64url').optional()
+    .describe('master key wrapping device payload keys; a development key is generated into DATA_DIR/master.key when unset'),
+  CLICKHOUSE_URL: z.string().url().optional().describe('ClickHouse server URL; unset = embedded chDB in DATA_DIR/chdb'),
+  CLICKHOUSE_USER: z.string().default('default'),
+  CLICKHOUSE_PASSWORD: z.string().default(''),
+  CLICKHOUSE_DATABASE: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).default('vitalflow'),
+  BATCH_MAX_ROWS: z.coerce.number().int().min(1).max(1_000_000).default(50_000).describe('flush a table batch at this many rows'),
+  BATCH_MAX_AGE_MS: z.coerce.number().int().min(1).max(60_000).default(50).describe('flush a table batch at this age; bounds PUBACK latency'),
+  DEVICE_AUTH_COST: z.coerce.number().int().min(10).max(20).default(14).describe('scrypt cost (log2 N) of new device secrets'),
+})
+
+export type Config = z.infer<typeof configSchema>
+
+export class ConfigError extends Error {
+  readonly code = 'ING_ERR_CONFIG'
+  constructor (message: string) {
+    super(message)
+    this.name = 'ConfigError'
+  }
+}
+
+export const ENV_PREFIX = 'VF_'
+
+/** Reads the configuration from environment-style variables (VF_ prefix) plus explicit overrides. */
+export function loadConfig (env: Record<string, string | undefined> = process.env, overrides: Partial<Config> = {}): Config {
+  const raw: Record<string, unknown> = {}
+  for (const key of Object.keys(configSchema.shape)) {
+    const v = env[ENV_PREFIX + key]
+    if (v !== undefined && v !== '') raw[key] = v
+  }
+  const parsed = configSchema.safeParse(raw)
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${ENV_PREFIX}${i.path.join('.')}: ${i.message}`)
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`)
+  }
+  return { ...parsed.data, ...overrides }
+}
+
+/** One row per key for the README's configuration table. */
+export function describeConfig (): Array<{ key: string; default: string; description: string }> {
+  return Object.entries(configSchema.shape).map(([key, schema]) => {
+    const parsed = (schema as z.ZodType).safeParse(undefined)
+    return {
+      key: ENV_PREFIX + key,
+      default: parsed.success && parsed.data !== undefined ? String(parsed.data) : '',
+      description: (schema as z.ZodType).description ?? '',
+    }
+  })
+}

@@ -1,0 +1,6 @@
+export { open, seal, prepareKey, randomNonce, KEY_BYTES, NONCE_BYTES, TAG_BYTES } from './aead.ts'
+export type { AeadKey } from './aead.ts'
+export { associatedData } from './associated-data.ts'
+export { wrapKey, unwrapKey, MASTER_KEY_BYTES } from './key-wrap.ts'
+export { ReplayWindow, WINDOW_SIZE } from './replay-window.ts'
+export { CryptoReason, KeyWrapError } from './errors.ts'

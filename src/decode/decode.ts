@@ -1,0 +1,149 @@
+/**
+ * Envelope and payload decoding with validation. Never throws on input: a
+ * malformed frame comes back as a typed refusal with a reason code and a
+ * detail that never quotes the input.
+ */
+import { AlarmEventType, BraceletBatchType, DeviceStatusType, EnvelopeType, SpotMeasurementType } from './schema.ts'
+import { DecodeReason, type DecodeResult } from './errors.ts'
+import {
+  MAX_CLOCK_AHEAD_MS, MAX_DIAGNOSTIC_CHARS, MAX_DIAGNOSTICS, MAX_ENVELOPE_BYTES, MAX_SAMPLES_PER_MESSAGE, MAX_TEXT,
+  MAX_WINDOW_MS, MIN_TIME_MS, inRange, type RangedField,
+} from './limits.ts'
+import type { AlarmEvent, BraceletBatch, DeviceStatus, Envelope, Payload, Series, SpotMeasurement, Stream } from './messages.ts'
+import { AlarmKind } from './messages.ts'
+
+const NONCE_BYTES = 24
+const TAG_BYTES = 16
+
+function fail<T> (reason: DecodeReason, detail: string): DecodeResult<T> {
+  return { ok: false, reason, detail }
+}
+
+function protoDecode<T> (type: typeof EnvelopeType, buf: Uint8Array): T | string {
+  try {
+    return type.decode(buf) as unknown as T
+  } catch (err) {
+    // protobufjs messages name offsets and wire types, never field values
+    return `${type.name}: ${(err as Error).message}`.slice(0, 200)
+  }
+}
+
+export function decodeEnvelope (buf: Uint8Array): DecodeResult<Envelope> {
+  if (buf.length === 0) return fail(DecodeReason.envelope, 'empty payload')
+  if (buf.length > MAX_ENVELOPE_BYTES) return fail(DecodeReason.envelope, `envelope of ${buf.length} bytes exceeds ${MAX_ENVELOPE_BYTES}`)
+  const env = protoDecode<Envelope>(EnvelopeType, buf)
+  if (typeof env === 'string') return fail(DecodeReason.envelope, env)
+  if (env.version !== 1) return fail(DecodeReason.envelope, `unsupported envelope version ${env.version}`)
+  if (!Number.isSafeInteger(env.seq) || env.seq < 0) return fail(DecodeReason.envelope, 'sequence number out of range')
+  if (env.nonce.length !== NONCE_BYTES) return fail(DecodeReason.envelope, `nonce must be ${NONCE_BYTES} bytes`)
+  if (env.ciphertext.length < TAG_BYTES) return fail(DecodeReason.envelope, 'ciphertext shorter than its tag')
+  return { ok: true, value: env }
+}
+
+export function decodePayload (stream: Stream, buf: Uint8Array, nowMs: number): DecodeResult<Payload> {
+  switch (stream) {
+    case 'vitals': {
+      const m = protoDecode<BraceletBatch>(BraceletBatchType, buf)
+      if (typeof m === 'string') return fail(DecodeReason.decode, m)
+      const bad = checkBracelet(m, nowMs)
+      return bad === null ? { ok: true, value: { stream, msg: m } } : fail(DecodeReason.range, bad)
+    }
+    case 'spot': {
+      const m = protoDecode<SpotMeasurement>(SpotMeasurementType, buf)
+      if (typeof m === 'string') return fail(DecodeReason.decode, m)
+      const bad = checkSpot(m, nowMs)
+      return bad === null ? { ok: true, value: { stream, msg: m } } : fail(DecodeReason.range, bad)
+    }
+    case 'alarm': {
+      const m = protoDecode<AlarmEvent>(AlarmEventType, buf)
+      if (typeof m === 'string') return fail(DecodeReason.decode, m)
+      const bad = checkAlarm(m, nowMs)
+      return bad === null ? { ok: true, value: { stream, msg: m } } : fail(DecodeReason.range, bad)
+    }
+    case 'status': {
+      const m = protoDecode<DeviceStatus>(DeviceStatusType, buf)
+      if (typeof m === 'string') return fail(DecodeReason.decode, m)
+      const bad = checkStatus(m, nowMs)
+      return bad === null ? { ok: true, value: { stream, msg: m } } : fail(DecodeReason.range, bad)
+    }
+  }
+}
+
+function checkTime (name: string, t: number, nowMs: number): string | null {
+  if (!Number.isSafeInteger(t) || t < MIN_TIME_MS || t > nowMs + MAX_CLOCK_AHEAD_MS) return `${name} outside the accepted time range`
+  return null
+}
+
+function checkValue (field: RangedField, v: number): string | null {
+  return inRange(field, v) ? null : `${field} outside its plausible range`
+}
+
+const SERIES: ReadonlyArray<readonly [keyof BraceletBatch, RangedField]> = [
+  ['heartRate', 'heart_rate'], ['hrvRmssd', 'hrv_rmssd'], ['spo2', 'spo2'], ['respirationRate', 'respiration_rate'],
+  ['skinTemperature', 'skin_temperature'], ['steps', 'steps'], ['activeEnergy', 'active_energy'],
+]
+
+function checkBracelet (m: BraceletBatch, nowMs: number): string | null {
+  const t = checkTime('window_start_ms', m.windowStartMs, nowMs)
+  if (t !== null) return t
+  if (m.windowMs <= 0 || m.windowMs > MAX_WINDOW_MS) return 'window_ms out of range'
+  let samples = m.sleep.length
+  for (const [key, field] of SERIES) {
+    const s = m[key] as Series | null | undefined
+    if (s == null || s.values.length === 0) continue
+    if (s.intervalMs <= 0) return `${field} interval_ms must be positive`
+    if (s.offsetMs + (s.values.length - 1) * s.intervalMs > m.windowMs) return `${field} runs past the window`
+    for (const v of s.values) if (!inRange(field, v)) return `${field} outside its plausible range`
+    samples += s.values.length
+  }
+  if (samples > MAX_SAMPLES_PER_MESSAGE) return `more than ${MAX_SAMPLES_PER_MESSAGE} samples in one batch`
+  const hr = m.heartRate?.values.length ?? 0
+  if (m.heartRateQuality.length !== 0 && m.heartRateQuality.length !== hr) return 'heart_rate_quality does not match heart_rate'
+  for (const q of m.heartRateQuality) if (q > 4) return 'heart_rate_quality outside 0..4'
+  for (const e of m.sleep) {
+    if (e.stage < 1 || e.stage > 4) return 'sleep stage unknown'
+    if (e.durationMs <= 0 || e.offsetMs + e.durationMs > m.windowMs) return 'sleep epoch outside the window'
+  }
+  return checkValue('battery', m.batteryPercent)
+}
+
+const SPOT_FIELDS = ['systolic', 'diastolic', 'pulse', 'spo2', 'temperature', 'glucose', 'weight'] as const
+
+function checkSpot (m: SpotMeasurement, nowMs: number): string | null {
+  const t = checkTime('measured_at_ms', m.measuredAtMs, nowMs)
+  if (t !== null) return t
+  if (m.meterModel.length > MAX_TEXT) return 'meter_model too long'
+  let present = 0
+  for (const f of SPOT_FIELDS) {
+    const v = m[f]
+    if (v == null) continue
+    present++
+    const bad = checkValue(f, v)
+    if (bad !== null) return bad
+  }
+  return present === 0 ? 'spot measurement without any value' : null
+}
+
+function checkAlarm (m: AlarmEvent, nowMs: number): string | null {
+  const t = checkTime('occurred_at_ms', m.occurredAtMs, nowMs)
+  if (t !== null) return t
+  if (m.kind < AlarmKind.BUTTON_PRESS || m.kind > AlarmKind.HEARTBEAT) return 'alarm kind unknown'
+  const b = checkValue('battery', m.batteryPercent)
+  if (b !== null) return b
+  const loc = m.location
+  if (loc == null) return null
+  return checkValue('latitude', loc.latitude) ?? checkValue('longitude', loc.longitude) ?? checkValue('accuracy_m', loc.accuracyM)
+}
+
+function checkStatus (m: DeviceStatus, nowMs: number): string | null {
+  const t = checkTime('reported_at_ms', m.reportedAtMs, nowMs)
+  if (t !== null) return t
+  if (m.lastSyncMs !== 0) {
+    const s = checkTime('last_sync_ms', m.lastSyncMs, nowMs)
+    if (s !== null) return s
+  }
+  if (m.model.length > MAX_TEXT || m.firmware.length > MAX_TEXT || m.serialNumber.length > MAX_TEXT) return 'status text field too long'
+  if (m.diagnostics.length > MAX_DIAGNOSTICS) return `more than ${MAX_DIAGNOSTICS} diagnostic lines`
+  for (const d of m.diagnostics) if (d.length > MAX_DIAGNOSTIC_CHARS) return 'diagnostic line too long'
+  return checkValue('battery', m.batteryPercent)
+}

@@ -1,0 +1,32 @@
+/**
+ * Pseudonymous identifiers. Branded so a tenant id can never be passed where a
+ * patient id is expected. All ids share one alphabet: it is safe in MQTT topic
+ * levels, TSV, file names and associated data (no separators, no NUL).
+ */
+export type TenantId = string & { readonly __brand: 'TenantId' }
+export type PatientId = string & { readonly __brand: 'PatientId' }
+export type DeviceId = string & { readonly __brand: 'DeviceId' }
+
+export const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/
+
+export function isId (s: unknown): s is string {
+  return typeof s === 'string' && ID_PATTERN.test(s)
+}
+
+export class InvalidIdError extends Error {
+  readonly code = 'ING_ERR_ID'
+  constructor (kind: string, value: unknown) {
+    super(`${kind} id must match ${ID_PATTERN.source} (got ${typeof value === 'string' ? `${value.length} chars` : typeof value})`)
+    this.name = 'InvalidIdError'
+  }
+}
+
+function brand<T extends string> (kind: string) {
+  return (s: unknown): T => {
+    if (!isId(s)) throw new InvalidIdError(kind, s)
+    return s as T
+  }
+}
+export const tenantId = brand<TenantId>('tenant')
+export const patientId = brand<PatientId>('patient')
+export const deviceId = brand<DeviceId>('device')

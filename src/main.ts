@@ -1,0 +1,38 @@
+/** `npm start`: one ingest node on the configuration in the environment (VF_*), embedded defaults otherwise. */
+import pino from 'pino'
+import { ConfigError, loadConfig } from './config/index.ts'
+import { startNode } from './pipeline/index.ts'
+
+let config
+try {
+  config = loadConfig()
+} catch (err) {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`vitalflow: ${err.message}\n`)
+    process.exit(2)
+  }
+  throw err
+}
+const logger = pino({ level: config.LOG_LEVEL })
+const node = await startNode(config, logger)
+const storage = node.config.CLICKHOUSE_URL === undefined ? `embedded chDB in ${node.config.DATA_DIR}/chdb` : 'ClickHouse server (VF_CLICKHOUSE_URL)'
+logger.info({
+  mqtt: node.mqtt === null ? 'disabled' : `mqtt://${node.mqtt.address}:${node.mqtt.port}`,
+  mqtts: `mqtts://${node.mqtts.address}:${node.mqtts.port}`,
+  http: `http://${node.http.address}:${node.http.port}`,
+  storage,
+}, 'vitalflow ingest node listening')
+logger.info(`simulate a device fleet against this node: npm run sim -- --devices 300 --seconds 30`)
+
+let stopping = false
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (stopping) return
+    stopping = true
+    logger.info({ signal }, 'stopping: closing listeners, flushing batches')
+    node.close().then(() => { logger.info('stopped'); process.exit(0) }, (err: unknown) => {
+      logger.error({ err }, 'unclean stop')
+      process.exit(1)
+    })
+  })
+}

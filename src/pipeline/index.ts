@@ -1,0 +1,7 @@
+export { startNode } from './node.ts'
+export type { IngestNode } from './node.ts'
+export { createIngest } from './ingest.ts'
+export type { Ingest, Outcome, Sender } from './ingest.ts'
+export { Reason } from './reasons.ts'
+export { createMetrics } from './metrics.ts'
+export type { IngestMetrics } from './metrics.ts'

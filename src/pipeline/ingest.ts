@@ -1,0 +1,177 @@
+/**
+ * The hot path, as a list of named steps, run inside the broker's
+ * authorizePublish so that a QoS 1 PUBACK means "stored":
+ *
+ *   authorize topic → open envelope → check replay → decrypt → decode
+ *     → filter consent → encode rows → batch (PUBACK when the batch is stored)
+ *
+ * A refusal is a result, not an exception: each step returns a typed refusal
+ * with a reason code, which is counted and recorded without the payload.
+ */
+import type { ConsentIndex } from '../consent/index.ts'
+import { associatedData, open, ReplayWindow } from '../crypto/index.ts'
+import { decodeEnvelope, decodePayload, parseTopic, type Envelope, type Payload, type TelemetryTopic } from '../decode/index.ts'
+import type { DeviceRecord } from '../registry/index.ts'
+import {
+  alarmRows, rejectionRow, spotRows, statusRows, vitalRows, type Encoded, type RowContext, type Storage, type TableName,
+} from '../storage/index.ts'
+import { bump, type IngestMetrics } from './metrics.ts'
+import { Reason } from './reasons.ts'
+
+export interface Sender {
+  record: DeviceRecord
+  clientId: string
+  remoteAddress: string
+}
+
+export type Outcome =
+  | { kind: 'stored'; table: TableName; rows: number; filtered: number; durable: Promise<void> }
+  | { kind: 'rejected'; reason: Reason; detail: string; disconnect: boolean }
+
+type Refusal = Extract<Outcome, { kind: 'rejected' }>
+
+function refuse (reason: Reason, detail: string, disconnect = false): Refusal {
+  return { kind: 'rejected', reason, detail, disconnect }
+}
+
+const DONE = Promise.resolve()
+
+export interface IngestDeps {
+  consent: ConsentIndex
+  storage: Storage
+  metrics: IngestMetrics
+  now?: () => number
+}
+
+export interface RejectionInput {
+  reason: Reason
+  detail: string
+  tenant?: string
+  device?: string
+  clientId?: string
+  remoteAddress?: string
+  topic?: string
+  bytes?: number
+}
+
+export interface Ingest {
+  ingest: (sender: Sender, topic: string, payload: Uint8Array) => Outcome
+  /** Counts and records a refusal (from this path or from the broker: authentication, subscribe). */
+  reject: (r: RejectionInput) => void
+}
+
+export function createIngest (deps: IngestDeps): Ingest {
+  const { consent, storage, metrics } = deps
+  const now = deps.now ?? Date.now
+  const windows = new Map<string, ReplayWindow>()
+
+  function windowOf (device: string): ReplayWindow {
+    let w = windows.get(device)
+    if (w === undefined) { w = new ReplayWindow(); windows.set(device, w) }
+    return w
+  }
+
+  // ── steps ────────────────────────────────────────────────────────────────
+
+  function authorizeTopic (sender: Sender, topic: string): TelemetryTopic | Refusal {
+    const t = parseTopic(topic)
+    if (t === null) return refuse(Reason.topic, 'topic is not v1/{tenant}/{device}/{stream}', true)
+    if (t.tenant !== sender.record.tenant) return refuse(Reason.tenant, 'topic names another tenant', true)
+    if (t.device !== sender.record.device) return refuse(Reason.device, 'topic names another device', true)
+    return t
+  }
+
+  function openEnvelope (t: TelemetryTopic, payload: Uint8Array): Envelope | Refusal {
+    const r = decodeEnvelope(payload)
+    if (!r.ok) return refuse(r.reason, r.detail)
+    if (r.value.deviceId !== t.device) return refuse(Reason.envelope, 'envelope names another device than the topic')
+    return r.value
+  }
+
+  function checkReplay (w: ReplayWindow, env: Envelope): Refusal | null {
+    return w.check(env.seq) ? null : refuse(Reason.replay, 'sequence number already seen or below the replay window')
+  }
+
+  function decrypt (record: DeviceRecord, t: TelemetryTopic, env: Envelope): Buffer | Refusal {
+    const key = record.keys.get(env.keyId)
+    if (key === undefined) return refuse(Reason.unknownKey, `no payload key ${env.keyId} for this device`)
+    const plain = open(key, env.nonce, env.ciphertext, associatedData(t.tenant, t.device, t.stream, env.seq, env.keyId))
+    return plain ?? refuse(Reason.decrypt, 'payload does not authenticate under the device key and associated data')
+  }
+
+  function decode (t: TelemetryTopic, plain: Uint8Array, nowMs: number): Payload | Refusal {
+    const r = decodePayload(t.stream, plain, nowMs)
+    return r.ok ? r.value : refuse(r.reason, r.detail)
+  }
+
+  function encodeRows (ctx: RowContext, p: Payload): [TableName, Encoded] {
+    switch (p.stream) {
+      case 'vitals': return ['vital_samples', vitalRows(ctx, p.msg)]
+      case 'spot': return ['spot_measurements', spotRows(ctx, p.msg)]
+      case 'alarm': return ['alarm_events', alarmRows(ctx, p.msg)]
+      case 'status': return ['device_status', statusRows(ctx, p.msg)]
+    }
+  }
+
+  function batch (w: ReplayWindow, seq: number, table: TableName, enc: Encoded): Promise<void> {
+    w.accept(seq)
+    if (enc.rows === 0) return DONE
+    bump(metrics.rowsQueued, table, enc.rows)
+    return storage.write(table, enc.chunk, enc.rows).then(
+      () => { bump(metrics.rowsStored, table, enc.rows) },
+      (err: unknown) => {
+        // not stored, so not acknowledged: let the device's resend through
+        w.forget(seq)
+        throw err
+      },
+    )
+  }
+
+  // ── the path ─────────────────────────────────────────────────────────────
+
+  function run (sender: Sender, topic: string, payload: Uint8Array): Outcome {
+    const t = authorizeTopic(sender, topic)
+    if ('kind' in t) return t
+    const env = openEnvelope(t, payload)
+    if ('kind' in env) return env
+    const w = windowOf(t.device)
+    const replay = checkReplay(w, env)
+    if (replay !== null) return replay
+    const plain = decrypt(sender.record, t, env)
+    if ('kind' in plain) return plain
+    const nowMs = now()
+    const p = decode(t, plain, nowMs)
+    if ('kind' in p) return p
+    const patient = sender.record.patient
+    const gate = consent.gate(t.tenant, patient)
+    const ctx: RowContext = { tenant: t.tenant, patient: patient ?? '', device: t.device, seq: env.seq, ingestedAt: nowMs, gate }
+    const [table, enc] = encodeRows(ctx, p)
+    return { kind: 'stored', table, rows: enc.rows, filtered: enc.dropped, durable: batch(w, env.seq, table, enc) }
+  }
+
+  function reject (r: RejectionInput): void {
+    bump(metrics.rejected, r.reason)
+    const row = rejectionRow({
+      tenant: r.tenant ?? '', device: r.device ?? '', clientId: r.clientId ?? '', remoteAddress: r.remoteAddress ?? '',
+      topic: r.topic ?? '', bytes: r.bytes ?? 0, reason: r.reason, detail: r.detail, ts: now(),
+    })
+    void storage.write('rejected_messages', row, 1).catch(() => {})
+  }
+
+  return {
+    ingest (sender, topic, payload) {
+      const out = run(sender, topic, payload)
+      if (out.kind === 'stored') {
+        bump(metrics.accepted, out.table)
+        metrics.rowsFiltered += out.filtered
+      } else {
+        reject({
+          reason: out.reason, detail: out.detail, tenant: sender.record.tenant, device: sender.record.device, clientId: sender.clientId,
+          remoteAddress: sender.remoteAddress, topic, bytes: payload.length,
+        })
+      }
+      return out
+    },
+    reject,
+  }
+}

@@ -1,0 +1,18 @@
+/** Counters of the ingest path. Plain numbers: reading them costs nothing on the hot path. */
+export interface IngestMetrics {
+  accepted: Record<string, number>
+  rejected: Record<string, number>
+  rowsQueued: Record<string, number>
+  rowsStored: Record<string, number>
+  rowsFiltered: number
+  flushes: number
+  flushErrors: number
+}
+
+export function createMetrics (): IngestMetrics {
+  return { accepted: {}, rejected: {}, rowsQueued: {}, rowsStored: {}, rowsFiltered: 0, flushes: 0, flushErrors: 0 }
+}
+
+export function bump (counter: Record<string, number>, key: string, by = 1): void {
+  counter[key] = (counter[key] ?? 0) + by
+}

@@ -1,0 +1,104 @@
+/**
+ * One ingest node: storage (embedded chDB or a ClickHouse server), registry
+ * and consent index, the ingest path inside an aedes broker, its listeners and
+ * the admin API. The only module that knows every stage.
+ */
+import { join } from 'node:path'
+import type { AddressInfo } from 'node:net'
+import pino, { type Logger } from 'pino'
+import { createAdminApi } from '../api/index.ts'
+import { createBroker, loadTls, startListeners } from '../broker/index.ts'
+import type { Config } from '../config/index.ts'
+import { ConsentIndex } from '../consent/index.ts'
+import { Registry } from '../registry/index.ts'
+import { createStorage, type Storage } from '../storage/index.ts'
+import { createIngest } from './ingest.ts'
+import { loadOrCreateSecret } from './local-secrets.ts'
+import { createMetrics, type IngestMetrics } from './metrics.ts'
+
+export interface IngestNode {
+  config: Config
+  mqtt: AddressInfo | null
+  mqtts: AddressInfo
+  http: AddressInfo
+  caPem: string | undefined
+  adminToken: string
+  registry: Registry
+  storage: Storage
+  metrics: IngestMetrics
+  close: () => Promise<void>
+}
+
+export async function startNode (config: Config, logger: Logger = pino({ level: config.LOG_LEVEL })): Promise<IngestNode> {
+  const dataDir = config.DATA_DIR
+  const masterKey = Buffer.from(config.MASTER_KEY ?? loadOrCreateSecret(join(dataDir, 'master.key'), 32), 'base64url')
+  const adminToken = config.ADMIN_TOKEN ?? loadOrCreateSecret(join(dataDir, 'admin-token'), 32)
+  const metrics = createMetrics()
+
+  const storage = await createStorage({
+    url: config.CLICKHOUSE_URL,
+    username: config.CLICKHOUSE_USER,
+    password: config.CLICKHOUSE_PASSWORD,
+    database: config.CLICKHOUSE_DATABASE,
+    dataDir,
+    batch: { maxRows: config.BATCH_MAX_ROWS, maxAgeMs: config.BATCH_MAX_AGE_MS },
+    onFlush: (r) => {
+      metrics.flushes++
+      if (r.error !== undefined) {
+        metrics.flushErrors++
+        logger.error({ table: r.table, rows: r.rows, err: r.error }, 'insert failed; affected messages are not acknowledged')
+      }
+    },
+  })
+  const consent = new ConsentIndex()
+  const registry = await Registry.load(storage.conn, { masterKey, consent, secretCost: config.DEVICE_AUTH_COST })
+  const ingest = createIngest({ consent, storage, metrics })
+
+  const broker = await createBroker({
+    authenticate: (device, secret) => registry.authenticate(device, secret),
+    ingest: ingest.ingest,
+    reject: (r) => { ingest.reject({ ...r, reason: r.reason as Parameters<typeof ingest.reject>[0]['reason'] }) },
+  })
+  broker.aedes.on('clientError', (_client, err) => { logger.debug({ err: err.message }, 'client error') })
+
+  const tls = loadTls({ dataDir, cert: config.TLS_CERT, key: config.TLS_KEY, ca: config.TLS_CA })
+  const listeners = await startListeners(broker.aedes, {
+    tcp: config.MQTT_TCP ? { host: config.MQTT_HOST, port: config.MQTT_PORT } : null,
+    tls: { host: config.MQTTS_HOST, port: config.MQTTS_PORT },
+    material: tls,
+  })
+  const caPem = tls.ca?.toString('utf8')
+
+  const api = createAdminApi({
+    registry,
+    storage,
+    adminToken,
+    stats: () => ({ ...metrics, connectedClients: broker.aedes.connectedClients, mode: storage.conn.mode }),
+    connectionInfo: () => ({ mqtt: listeners.tcp?.port ?? null, mqtts: listeners.tls.port, caPem }),
+  })
+  await api.listen({ host: config.HTTP_HOST, port: config.HTTP_PORT })
+  const http = api.server.address() as AddressInfo
+
+  let closing: Promise<void> | null = null
+  return {
+    config,
+    mqtt: listeners.tcp,
+    mqtts: listeners.tls,
+    http,
+    caPem,
+    adminToken,
+    registry,
+    storage,
+    metrics,
+    close: () => {
+      closing ??= (async () => {
+        const stopped = listeners.close()
+        await broker.close()
+        await stopped
+        await api.close()
+        await storage.close()
+      })()
+      return closing
+    },
+  }
+}

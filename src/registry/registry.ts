@@ -1,0 +1,194 @@
+/**
+ * Tenants, patients (pseudonymous ids only), devices with their payload keys
+ * and current patient, persisted in ClickHouse and held in memory for the hot
+ * path. Consent events are written to the append-only consent log here and
+ * applied to the in-memory consent index in the same step.
+ */
+import { randomBytes } from 'node:crypto'
+import type { ClickHouseClient } from '@clickhouse/client'
+import { prepareKey, unwrapKey, wrapKey, type AeadKey } from '../crypto/index.ts'
+import type { Category, ConsentEvent, ConsentIndex, Purpose } from '../consent/index.ts'
+import { deviceId, patientId, tenantId, type DeviceId, type PatientId, type TenantId } from '../ids.ts'
+import type { StorageConnection } from '../storage/index.ts'
+import { hashSecret, newSecret, verifySecret } from './secrets.ts'
+
+export const FAMILIES = ['bracelet', 'cvitals', 'calarm'] as const
+export type Family = (typeof FAMILIES)[number]
+
+export interface DeviceRecord {
+  readonly tenant: TenantId
+  readonly device: DeviceId
+  readonly family: Family
+  patient: PatientId | null
+  secretHash: string
+  readonly keys: Map<number, AeadKey>
+}
+
+/** What an enrollment hands to the device, once. Never stored in this form. */
+export interface Enrollment {
+  tenant: TenantId
+  device: DeviceId
+  family: Family
+  patient: PatientId | null
+  secret: string
+  keyId: number
+  /** 32-byte payload key, base64url. */
+  key: string
+}
+
+export class RegistryError extends Error {
+  constructor (readonly code: 'ING_ERR_NOT_FOUND' | 'ING_ERR_CONFLICT' | 'ING_ERR_INVALID', message: string) {
+    super(message)
+    this.name = 'RegistryError'
+  }
+}
+
+export interface RegistryOptions { masterKey: Uint8Array; consent: ConsentIndex; secretCost: number }
+
+export class Registry {
+  private readonly tenantNames = new Map<TenantId, string>()
+  private readonly patients = new Set<string>()
+  private readonly devices = new Map<DeviceId, DeviceRecord>()
+  private readonly client: ClickHouseClient
+
+  private constructor (private readonly conn: StorageConnection, private readonly opts: RegistryOptions) {
+    this.client = conn.client
+  }
+
+  static async load (conn: StorageConnection, opts: RegistryOptions): Promise<Registry> {
+    const r = new Registry(conn, opts)
+    await r.loadAll()
+    return r
+  }
+
+  private async rows<T> (query: string): Promise<T[]> {
+    return await (await this.client.query({ query, format: 'JSONEachRow' })).json<T>()
+  }
+
+  private async loadAll (): Promise<void> {
+    const t = this.conn.table
+    for (const row of await this.rows<{ tenant_id: string; display_name: string }>(`SELECT tenant_id, display_name FROM ${t('tenants')} FINAL`)) {
+      this.tenantNames.set(row.tenant_id as TenantId, row.display_name)
+    }
+    for (const row of await this.rows<{ tenant_id: string; patient_id: string }>(`SELECT tenant_id, patient_id FROM ${t('patients')} FINAL`)) {
+      this.patients.add(`${row.tenant_id}\0${row.patient_id}`)
+    }
+    type DeviceRow = { tenant_id: string; device_id: string; family: Family; patient_id: string; secret_hash: string }
+    for (const row of await this.rows<DeviceRow>(`SELECT tenant_id, device_id, family, patient_id, secret_hash FROM ${t('devices')} FINAL`)) {
+      this.devices.set(row.device_id as DeviceId, {
+        tenant: row.tenant_id as TenantId,
+        device: row.device_id as DeviceId,
+        family: row.family,
+        patient: row.patient_id === '' ? null : row.patient_id as PatientId,
+        secretHash: row.secret_hash,
+        keys: new Map(),
+      })
+    }
+    type KeyRow = { tenant_id: string; device_id: string; key_id: number; wrapped_key: string }
+    for (const row of await this.rows<KeyRow>(`SELECT tenant_id, device_id, key_id, wrapped_key FROM ${t('device_keys')} FINAL`)) {
+      const d = this.devices.get(row.device_id as DeviceId)
+      if (d === undefined || d.tenant !== row.tenant_id) continue
+      const keyId = Number(row.key_id)
+      d.keys.set(keyId, prepareKey(unwrapKey(this.opts.masterKey, row.tenant_id, row.device_id, keyId, row.wrapped_key)))
+    }
+    type ConsentRow = { tenant_id: string; patient_id: string; purpose: Purpose; category: Category; action: 'grant' | 'withdraw'; version: number; recorded_by: string; source: string; recorded_ms: number }
+    const consent = await this.rows<ConsentRow>(`SELECT tenant_id, patient_id, purpose, category, action, version, recorded_by, source,
+      toUnixTimestamp64Milli(recorded_at) AS recorded_ms FROM ${t('consent_events')} ORDER BY tenant_id, patient_id, version`)
+    for (const row of consent) {
+      this.opts.consent.apply({
+        tenant: row.tenant_id, patient: row.patient_id, purpose: row.purpose, category: row.category, action: row.action,
+        version: Number(row.version), recordedBy: row.recorded_by, source: row.source, recordedAtMs: Number(row.recorded_ms),
+      })
+    }
+  }
+
+  private async insert (table: string, row: Record<string, unknown>): Promise<void> {
+    await this.client.insert({ table: this.conn.table(table), values: [row], format: 'JSONEachRow' })
+  }
+
+  hasTenant (tenant: string): boolean { return this.tenantNames.has(tenant as TenantId) }
+  hasPatient (tenant: string, patient: string): boolean { return this.patients.has(`${tenant}\0${patient}`) }
+  device (id: string): DeviceRecord | undefined { return this.devices.get(id as DeviceId) }
+  listTenants (): Array<{ tenant: TenantId; displayName: string }> {
+    return [...this.tenantNames].map(([tenant, displayName]) => ({ tenant, displayName }))
+  }
+  listDevices (tenant: string): DeviceRecord[] {
+    return [...this.devices.values()].filter((d) => d.tenant === tenant)
+  }
+
+  /** Creates a tenant; idempotent for the same id. */
+  async createTenant (id: string, displayName: string): Promise<TenantId> {
+    const tenant = tenantId(id)
+    if (displayName.length > 200) throw new RegistryError('ING_ERR_INVALID', 'display name longer than 200 characters')
+    if (this.tenantNames.get(tenant) === displayName) return tenant
+    await this.insert('tenants', { tenant_id: tenant, display_name: displayName, created_at: Date.now() })
+    this.tenantNames.set(tenant, displayName)
+    return tenant
+  }
+
+  /** Registers a pseudonymous patient id under a tenant; idempotent. */
+  async createPatient (tenantRaw: string, patientRaw: string): Promise<PatientId> {
+    const tenant = this.requireTenant(tenantRaw)
+    const patient = patientId(patientRaw)
+    if (this.hasPatient(tenant, patient)) return patient
+    await this.insert('patients', { tenant_id: tenant, patient_id: patient, created_at: Date.now() })
+    this.patients.add(`${tenant}\0${patient}`)
+    return patient
+  }
+
+  /** Enrolls a new device: issues its secret and first payload key, binds it to a patient (or none). */
+  async enrollDevice (input: { tenant: string; device: string; family: Family; patient?: string | null }): Promise<Enrollment> {
+    const tenant = this.requireTenant(input.tenant)
+    const device = deviceId(input.device)
+    if (!FAMILIES.includes(input.family)) throw new RegistryError('ING_ERR_INVALID', `family must be one of ${FAMILIES.join(', ')}`)
+    if (this.devices.has(device)) throw new RegistryError('ING_ERR_CONFLICT', 'device id already enrolled')
+    const patient = input.patient == null ? null : patientId(input.patient)
+    if (patient !== null && !this.hasPatient(tenant, patient)) throw new RegistryError('ING_ERR_NOT_FOUND', 'patient not registered with this tenant')
+    const secret = newSecret()
+    const secretHash = await hashSecret(secret, this.opts.secretCost)
+    const key = randomBytes(32)
+    const keyId = 1
+    const now = Date.now()
+    await this.insert('device_keys', {
+      tenant_id: tenant, device_id: device, key_id: keyId, wrapped_key: wrapKey(this.opts.masterKey, tenant, device, keyId, key), created_at: now,
+    })
+    await this.insert('devices', { tenant_id: tenant, device_id: device, family: input.family, patient_id: patient ?? '', secret_hash: secretHash, updated_at: now })
+    this.devices.set(device, { tenant, device, family: input.family, patient, secretHash, keys: new Map([[keyId, prepareKey(key)]]) })
+    return { tenant, device, family: input.family, patient, secret, keyId, key: key.toString('base64url') }
+  }
+
+  /** Checks a device's secret. Unknown devices cost the same scrypt work as known ones. */
+  async authenticate (device: string, secret: string): Promise<DeviceRecord | null> {
+    const d = this.devices.get(device as DeviceId)
+    const ok = await verifySecret(secret, d?.secretHash ?? DUMMY_HASH)
+    return ok && d !== undefined ? d : null
+  }
+
+  /** Appends a consent event to the log and applies it to the in-memory index. */
+  async recordConsent (input: {
+    tenant: string; patient: string; purpose: Purpose; category: Category; action: 'grant' | 'withdraw'; recordedBy: string; source: string
+  }): Promise<ConsentEvent> {
+    const tenant = this.requireTenant(input.tenant)
+    const patient = patientId(input.patient)
+    if (!this.hasPatient(tenant, patient)) throw new RegistryError('ING_ERR_NOT_FOUND', 'patient not registered with this tenant')
+    const event: ConsentEvent = {
+      tenant, patient, purpose: input.purpose, category: input.category, action: input.action,
+      version: this.opts.consent.nextVersion(tenant, patient), recordedBy: input.recordedBy, source: input.source, recordedAtMs: Date.now(),
+    }
+    await this.insert('consent_events', {
+      tenant_id: tenant, patient_id: patient, purpose: event.purpose, category: event.category, action: event.action, version: event.version,
+      recorded_by: event.recordedBy, source: event.source, recorded_at: event.recordedAtMs,
+    })
+    this.opts.consent.apply(event)
+    return event
+  }
+
+  private requireTenant (raw: string): TenantId {
+    const tenant = tenantId(raw)
+    if (!this.tenantNames.has(tenant)) throw new RegistryError('ING_ERR_NOT_FOUND', 'unknown tenant')
+    return tenant
+  }
+}
+
+// A well-formed hash of a random secret, so a lookup miss does the same work as a hit.
+const DUMMY_HASH = await hashSecret(newSecret(), 14)

@@ -1,0 +1,8 @@
+export { createStorage, StorageError } from './storage.ts'
+export type { Storage, StorageOptions } from './storage.ts'
+export type { StorageConnection, StorageTarget } from './connection.ts'
+export { TableBatcher } from './batcher.ts'
+export type { BatcherOptions, FlushReport } from './batcher.ts'
+export { vitalRows, spotRows, alarmRows, statusRows, rejectionRow, COLUMNS } from './rows.ts'
+export type { RowContext, Encoded, Rejection, TableName } from './rows.ts'
+export { MIGRATIONS } from './schema.ts'

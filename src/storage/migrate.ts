@@ -1,0 +1,21 @@
+import type { StorageConnection } from './connection.ts'
+import { MIGRATIONS } from './schema.ts'
+
+/** Applies pending migrations in order; records each in schema_migrations. Idempotent. */
+export async function migrate (conn: StorageConnection): Promise<number[]> {
+  const { client, table } = conn
+  await client.command({
+    query: `CREATE TABLE IF NOT EXISTS ${table('schema_migrations')} (version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3))
+ENGINE = MergeTree ORDER BY version`,
+  })
+  const rs = await client.query({ query: `SELECT version FROM ${table('schema_migrations')}`, format: 'JSONEachRow' })
+  const done = new Set((await rs.json<{ version: number }>()).map((r) => Number(r.version)))
+  const applied: number[] = []
+  for (const m of MIGRATIONS) {
+    if (done.has(m.version)) continue
+    for (const statement of m.statements(conn.database)) await client.command({ query: statement })
+    await client.insert({ table: table('schema_migrations'), values: [{ version: m.version, name: m.name }], format: 'JSONEachRow' })
+    applied.push(m.version)
+  }
+  return applied
+}

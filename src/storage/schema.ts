@@ -1,0 +1,141 @@
+/**
+ * Telemetry and registry schema, as ordered migrations. Every table starts its
+ * ORDER BY with tenant_id. Telemetry tables hold pseudonymous ids only
+ * (tenant, patient, device): there is no column a name, BSN, address or e-mail
+ * could go into. Each telemetry row carries the purpose it was collected for,
+ * its legal basis and the consent version it was collected under.
+ */
+export interface Migration { version: number; name: string; statements: (db: string) => string[] }
+
+const TIME = "DateTime64(3, 'UTC') CODEC(DoubleDelta, ZSTD(1))"
+const PROVENANCE = `
+    purpose LowCardinality(String),
+    legal_basis LowCardinality(String),
+    consent_version UInt32,
+    ingested_at ${TIME}`
+
+export const MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    name: 'telemetry tables',
+    statements: (db) => [
+      `CREATE TABLE IF NOT EXISTS ${db}.vital_samples (
+    tenant_id LowCardinality(String),
+    patient_id String,
+    device_id String,
+    metric LowCardinality(String),
+    category LowCardinality(String),
+    ts ${TIME},
+    value Float32 CODEC(Gorilla, ZSTD(1)),
+    duration_ms UInt32 COMMENT 'interval a count covers (steps, energy, sleep epoch); 0 = instantaneous' CODEC(T64, ZSTD(1)),
+    quality UInt8 COMMENT '0..4 heart-rate quality; 255 = not rated',
+    seq UInt64 CODEC(Delta, ZSTD(1)),
+    idx UInt16,${PROVENANCE}
+) ENGINE = MergeTree
+PARTITION BY toYYYYMM(ts)
+ORDER BY (tenant_id, patient_id, metric, ts, device_id, seq, idx)`,
+      `CREATE TABLE IF NOT EXISTS ${db}.spot_measurements (
+    tenant_id LowCardinality(String),
+    patient_id String,
+    device_id String,
+    ts ${TIME},
+    meter_model LowCardinality(String),
+    systolic Nullable(Float32) COMMENT 'LOINC 8480-6, mm[Hg]',
+    diastolic Nullable(Float32) COMMENT 'LOINC 8462-4, mm[Hg]',
+    pulse Nullable(Float32) COMMENT 'LOINC 8867-4, /min',
+    spo2 Nullable(Float32) COMMENT 'LOINC 59408-5, %',
+    temperature Nullable(Float32) COMMENT 'LOINC 8310-5, Cel',
+    glucose Nullable(Float32) COMMENT 'LOINC 15074-8, mmol/L',
+    weight Nullable(Float32) COMMENT 'LOINC 29463-7, kg',
+    seq UInt64,${PROVENANCE}
+) ENGINE = MergeTree
+PARTITION BY toYYYYMM(ts)
+ORDER BY (tenant_id, patient_id, ts, device_id, seq)`,
+      `CREATE TABLE IF NOT EXISTS ${db}.alarm_events (
+    tenant_id LowCardinality(String),
+    patient_id String,
+    device_id String,
+    ts ${TIME},
+    kind LowCardinality(String),
+    battery UInt8,
+    latitude Nullable(Float64) COMMENT 'stored only under a valid location consent',
+    longitude Nullable(Float64),
+    accuracy_m Nullable(Float32),
+    location_consent_version UInt32,
+    seq UInt64,${PROVENANCE}
+) ENGINE = MergeTree
+PARTITION BY toYYYYMM(ts)
+ORDER BY (tenant_id, patient_id, ts, device_id, seq)`,
+      `CREATE TABLE IF NOT EXISTS ${db}.device_status (
+    tenant_id LowCardinality(String),
+    device_id String,
+    patient_id String,
+    ts ${TIME},
+    model LowCardinality(String),
+    firmware LowCardinality(String),
+    serial_number String,
+    battery UInt8,
+    last_sync Nullable(DateTime64(3, 'UTC')),
+    diagnostics Array(String) CODEC(ZSTD(3)),
+    seq UInt64,${PROVENANCE}
+) ENGINE = MergeTree
+PARTITION BY toYYYYMM(ts)
+ORDER BY (tenant_id, device_id, ts, seq)`,
+      `CREATE TABLE IF NOT EXISTS ${db}.rejected_messages (
+    tenant_id LowCardinality(String) COMMENT 'empty when the sender could not be attributed',
+    device_id String,
+    client_id String,
+    remote_address String,
+    topic String,
+    bytes UInt32,
+    reason LowCardinality(String),
+    detail String COMMENT 'our own description; never payload bytes or plaintext',
+    ts ${TIME}
+) ENGINE = MergeTree
+PARTITION BY toYYYYMM(ts)
+ORDER BY (tenant_id, ts)`,
+    ],
+  },
+  {
+    version: 2,
+    name: 'registry and consent log',
+    statements: (db) => [
+      `CREATE TABLE IF NOT EXISTS ${db}.tenants (
+    tenant_id String,
+    display_name String COMMENT 'the care organisation, not a person',
+    created_at DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree(created_at) ORDER BY tenant_id`,
+      `CREATE TABLE IF NOT EXISTS ${db}.patients (
+    tenant_id String,
+    patient_id String COMMENT 'pseudonym; the link to a person stays with the controller',
+    created_at DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree(created_at) ORDER BY (tenant_id, patient_id)`,
+      `CREATE TABLE IF NOT EXISTS ${db}.devices (
+    tenant_id String,
+    device_id String,
+    family LowCardinality(String),
+    patient_id String COMMENT 'current binding; empty = unbound',
+    secret_hash String COMMENT 'scrypt; the secret itself is never stored',
+    updated_at DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree(updated_at) ORDER BY (tenant_id, device_id)`,
+      `CREATE TABLE IF NOT EXISTS ${db}.device_keys (
+    tenant_id String,
+    device_id String,
+    key_id UInt32,
+    wrapped_key String COMMENT 'AES-256-GCM under the master key; never plain',
+    created_at DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree(created_at) ORDER BY (tenant_id, device_id, key_id)`,
+      `CREATE TABLE IF NOT EXISTS ${db}.consent_events (
+    tenant_id String,
+    patient_id String,
+    purpose LowCardinality(String),
+    category LowCardinality(String),
+    action Enum8('grant' = 1, 'withdraw' = 2),
+    version UInt32 COMMENT 'per tenant and patient, increasing',
+    recorded_by String,
+    source LowCardinality(String),
+    recorded_at DateTime64(3, 'UTC')
+) ENGINE = MergeTree ORDER BY (tenant_id, patient_id, version)`,
+    ],
+  },
+]
