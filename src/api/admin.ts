@@ -33,6 +33,7 @@ const ConsentBody = z.object({
   action: z.enum(['grant', 'withdraw']),
   recordedBy: z.string().min(1).max(100),
   source: z.enum(['app', 'professional', 'paper_form', 'admin']).default('admin'),
+  validFromMs: z.number().int().min(0).optional(),
 })
 const TenantParams = z.object({ tenant: id })
 const SinceQuery = z.object({ since: z.coerce.number().int().min(0).default(0) })

@@ -16,6 +16,8 @@ export interface ConsentEvent {
   recordedBy: string
   source: string
   recordedAtMs: number
+  /** When the patient gave the consent; data measured before it is not covered. */
+  validFromMs: number
 }
 
 /** Why a row may be stored: its purpose, legal basis, the consent version, and the earliest sample time it covers. */
@@ -48,7 +50,7 @@ export class ConsentIndex {
   apply (e: ConsentEvent): void {
     const k = key(e.tenant, e.patient, e.purpose, e.category)
     if (e.action === 'grant') {
-      if (!this.grants.has(k)) this.grants.set(k, Object.freeze({ purpose: e.purpose, basis: 'consent', version: e.version, fromMs: e.recordedAtMs }))
+      if (!this.grants.has(k)) this.grants.set(k, Object.freeze({ purpose: e.purpose, basis: 'consent', version: e.version, fromMs: e.validFromMs }))
     } else {
       this.grants.delete(k)
     }

@@ -91,13 +91,13 @@ export class Registry {
       const keyId = Number(row.key_id)
       d.keys.set(keyId, prepareKey(unwrapKey(this.opts.masterKey, row.tenant_id, row.device_id, keyId, row.wrapped_key)))
     }
-    type ConsentRow = { tenant_id: string; patient_id: string; purpose: Purpose; category: Category; action: 'grant' | 'withdraw'; version: number; recorded_by: string; source: string; recorded_ms: number }
+    type ConsentRow = { tenant_id: string; patient_id: string; purpose: Purpose; category: Category; action: 'grant' | 'withdraw'; version: number; recorded_by: string; source: string; recorded_ms: number; valid_ms: number }
     const consent = await this.rows<ConsentRow>(`SELECT tenant_id, patient_id, purpose, category, action, version, recorded_by, source,
-      toUnixTimestamp64Milli(recorded_at) AS recorded_ms FROM ${t('consent_events')} ORDER BY tenant_id, patient_id, version`)
+      toUnixTimestamp64Milli(recorded_at) AS recorded_ms, toUnixTimestamp64Milli(valid_from) AS valid_ms FROM ${t('consent_events')} ORDER BY tenant_id, patient_id, version`)
     for (const row of consent) {
       this.opts.consent.apply({
         tenant: row.tenant_id, patient: row.patient_id, purpose: row.purpose, category: row.category, action: row.action,
-        version: Number(row.version), recordedBy: row.recorded_by, source: row.source, recordedAtMs: Number(row.recorded_ms),
+        version: Number(row.version), recordedBy: row.recorded_by, source: row.source, recordedAtMs: Number(row.recorded_ms), validFromMs: Number(row.valid_ms),
       })
     }
   }
@@ -167,17 +167,22 @@ export class Registry {
   /** Appends a consent event to the log and applies it to the in-memory index. */
   async recordConsent (input: {
     tenant: string; patient: string; purpose: Purpose; category: Category; action: 'grant' | 'withdraw'; recordedBy: string; source: string
+    /** When a grant was given, if before now (a signed paper form recorded later). Withdrawals always take effect now. */
+    validFromMs?: number | undefined
   }): Promise<ConsentEvent> {
     const tenant = this.requireTenant(input.tenant)
     const patient = patientId(input.patient)
     if (!this.hasPatient(tenant, patient)) throw new RegistryError('ING_ERR_NOT_FOUND', 'patient not registered with this tenant')
+    const now = Date.now()
+    const validFromMs = input.action === 'grant' ? input.validFromMs ?? now : now
+    if (!Number.isSafeInteger(validFromMs) || validFromMs > now) throw new RegistryError('ING_ERR_INVALID', 'a consent cannot be valid from a time in the future')
     const event: ConsentEvent = {
       tenant, patient, purpose: input.purpose, category: input.category, action: input.action,
-      version: this.opts.consent.nextVersion(tenant, patient), recordedBy: input.recordedBy, source: input.source, recordedAtMs: Date.now(),
+      version: this.opts.consent.nextVersion(tenant, patient), recordedBy: input.recordedBy, source: input.source, recordedAtMs: now, validFromMs,
     }
     await this.insert('consent_events', {
       tenant_id: tenant, patient_id: patient, purpose: event.purpose, category: event.category, action: event.action, version: event.version,
-      recorded_by: event.recordedBy, source: event.source, recorded_at: event.recordedAtMs,
+      recorded_by: event.recordedBy, source: event.source, recorded_at: event.recordedAtMs, valid_from: event.validFromMs,
     })
     this.opts.consent.apply(event)
     return event

@@ -134,7 +134,8 @@ ORDER BY (tenant_id, ts)`,
     version UInt32 COMMENT 'per tenant and patient, increasing',
     recorded_by String,
     source LowCardinality(String),
-    recorded_at DateTime64(3, 'UTC')
+    recorded_at DateTime64(3, 'UTC'),
+    valid_from DateTime64(3, 'UTC') COMMENT 'when the consent was given (a paper form may be recorded later); never after recorded_at'
 ) ENGINE = MergeTree ORDER BY (tenant_id, patient_id, version)`,
     ],
   },
