@@ -1,0 +1,59 @@
+/** The simulator's report: offered, acknowledged and stored, read back from ClickHouse through the admin API. */
+import type { AdminClient } from '../src/api/index.ts'
+import type { TableName } from '../src/storage/index.ts'
+import type { SimDevice } from './fleet-store.ts'
+import type { FleetResult } from './fleet.ts'
+
+export interface SimReport {
+  devices: Record<string, number>
+  seconds: number
+  speed: number
+  messages: { sent: number; acked: number; failed: number; perSecond: number }
+  rows: Record<string, { expected: number; stored: number }>
+  rowsPerSecond: number
+  loss: number
+  rejectedByNode: Record<string, number>
+  ackLatencyMs: FleetResult['ackLatencyMs']
+  connectFailures: number
+}
+
+const TABLES: TableName[] = ['vital_samples', 'spot_measurements', 'alarm_events', 'device_status']
+
+export async function buildReport (api: AdminClient, input: {
+  fleet: SimDevice[]; result: FleetResult; since: number; rejectedBefore: Record<string, number>; speed: number
+}): Promise<SimReport> {
+  const { fleet, result } = input
+  const stored: Record<string, number> = {}
+  for (const tenant of new Set(fleet.map((d) => d.tenant))) {
+    const rows = await api.request<Record<string, number>>('GET', `/admin/tenants/${tenant}/rows?since=${input.since}`)
+    for (const [t, n] of Object.entries(rows)) stored[t] = (stored[t] ?? 0) + n
+  }
+  const after = await api.request<{ rejected: Record<string, number> }>('GET', '/admin/stats')
+  const rejected: Record<string, number> = {}
+  for (const [reason, n] of Object.entries(after.rejected)) {
+    const d = n - (input.rejectedBefore[reason] ?? 0)
+    if (d !== 0) rejected[reason] = d
+  }
+  const rows: SimReport['rows'] = {}
+  let loss = 0
+  let total = 0
+  for (const t of TABLES) {
+    rows[t] = { expected: result.expected[t], stored: stored[t] ?? 0 }
+    loss += Math.max(0, result.expected[t] - (stored[t] ?? 0))
+    total += stored[t] ?? 0
+  }
+  const devices: Record<string, number> = {}
+  for (const d of fleet) devices[d.family] = (devices[d.family] ?? 0) + 1
+  return {
+    devices,
+    seconds: Math.round(result.elapsedSeconds * 10) / 10,
+    speed: input.speed,
+    messages: { sent: result.sent, acked: result.acked, failed: result.failed, perSecond: Math.round(result.acked / result.elapsedSeconds) },
+    rows,
+    rowsPerSecond: Math.round(total / result.elapsedSeconds),
+    loss,
+    rejectedByNode: rejected,
+    ackLatencyMs: result.ackLatencyMs,
+    connectFailures: result.connectFailures,
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * `npm run admin -- <command>`: administers a running ingest node through its
+ * admin API (same VF_* settings as `npm start`; the token is read from the
+ * data directory).
+ *
+ *   tenant create <tenant> --name "Care organisation"
+ *   tenant list
+ *   patient create <tenant> <patient>
+ *   device enroll <tenant> <device> --family bracelet|cvitals|calarm [--patient <patient>]
+ *   device list <tenant>
+ *   consent grant|withdraw <tenant> <patient> <category> --by <who> [--purpose care] [--source app|professional|paper_form|admin]
+ *   stats
+ */
+import { parseArgs } from 'node:util'
+import { adminClientFor } from './api/index.ts'
+import { loadConfig } from './config/index.ts'
+
+const USAGE = `usage: npm run admin -- <command>
+  tenant create <tenant> --name "Care organisation"
+  tenant list
+  patient create <tenant> <patient>
+  device enroll <tenant> <device> --family bracelet|cvitals|calarm [--patient <patient>]
+  device list <tenant>
+  consent grant|withdraw <tenant> <patient> <category> --by <who> [--purpose care] [--source app|professional|paper_form|admin]
+  stats`
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    name: { type: 'string' }, family: { type: 'string' }, patient: { type: 'string' },
+    by: { type: 'string' }, purpose: { type: 'string' }, source: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+  },
+})
+
+function usage (message?: string): never {
+  if (message !== undefined) process.stderr.write(`${message}\n`)
+  process.stderr.write(`${USAGE}\n`)
+  process.exit(2)
+}
+
+const [noun, verb, a, b, c] = positionals
+if (values.help === true || noun === undefined) usage()
+const api = adminClientFor(loadConfig())
+const need = (v: string | undefined, what: string): string => v ?? usage(`missing ${what}`)
+let result: unknown
+try {
+  switch (`${noun} ${verb ?? ''}`) {
+    case 'tenant create': result = await api.request('POST', '/admin/tenants', { tenant: need(a, '<tenant>'), displayName: values.name ?? need(a, '<tenant>') }); break
+    case 'tenant list': result = await api.request('GET', '/admin/tenants'); break
+    case 'patient create': result = await api.request('POST', `/admin/tenants/${need(a, '<tenant>')}/patients`, { patient: need(b, '<patient>') }); break
+    case 'device enroll':
+      result = await api.request('POST', `/admin/tenants/${need(a, '<tenant>')}/devices`, { device: need(b, '<device>'), family: need(values.family, '--family'), patient: values.patient ?? null })
+      process.stderr.write('the secret and key below are shown once: hand them to the device now\n')
+      break
+    case 'device list': result = await api.request('GET', `/admin/tenants/${need(a, '<tenant>')}/devices`); break
+    case 'consent grant':
+    case 'consent withdraw':
+      result = await api.request('POST', `/admin/tenants/${need(a, '<tenant>')}/consent`, {
+        patient: need(b, '<patient>'), category: need(c, '<category>'), action: verb, recordedBy: need(values.by, '--by'),
+        ...(values.purpose === undefined ? {} : { purpose: values.purpose }), ...(values.source === undefined ? {} : { source: values.source }),
+      })
+      break
+    case 'stats ': result = await api.request('GET', '/admin/stats'); break
+    default: usage(`unknown command: ${positionals.join(' ')}`)
+  }
+} catch (err) {
+  process.stderr.write(`${(err as Error).message}\n`)
+  process.exit(1)
+}
+process.stdout.write(JSON.stringify(result, null, 2) + '\n')

@@ -1,0 +1,45 @@
+/** HTTP client of the admin API, for the admin CLI and the simulator. */
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import type { Config } from '../config/index.ts'
+
+export class AdminApiError extends Error {
+  constructor (readonly status: number, readonly body: unknown) {
+    super(`admin API answered ${status}: ${JSON.stringify(body)}`)
+    this.name = 'AdminApiError'
+  }
+}
+
+export interface AdminClient {
+  baseUrl: string
+  request: <T = unknown>(method: 'GET' | 'POST', path: string, body?: unknown) => Promise<T>
+}
+
+export function createAdminClient (baseUrl: string, token: string): AdminClient {
+  return {
+    baseUrl,
+    async request<T> (method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+      let res: Response
+      try {
+        res = await fetch(baseUrl + path, {
+          method,
+          headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+          body: body === undefined ? null : JSON.stringify(body),
+        })
+      } catch (cause) {
+        throw new Error(`no ingest node answers at ${baseUrl}; start one with \`npm start\` (same VF_* settings)`, { cause })
+      }
+      const text = await res.text()
+      const parsed: unknown = text === '' ? null : JSON.parse(text)
+      if (!res.ok) throw new AdminApiError(res.status, parsed)
+      return parsed as T
+    },
+  }
+}
+
+/** The admin client for the node configured by the same VF_* settings (token from the data directory if not set). */
+export function adminClientFor (config: Config): AdminClient {
+  const token = config.ADMIN_TOKEN ?? readFileSync(join(config.DATA_DIR, 'admin-token'), 'utf8').trim()
+  const host = config.HTTP_HOST === '0.0.0.0' ? '127.0.0.1' : config.HTTP_HOST
+  return createAdminClient(`http://${host}:${config.HTTP_PORT}`, token)
+}
