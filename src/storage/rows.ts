@@ -51,7 +51,7 @@ const SERIES: ReadonlyArray<readonly [keyof BraceletBatch, Metric, boolean]> = [
 
 export function vitalRows (ctx: RowContext, m: BraceletBatch): Encoded {
   const head = `${ctx.tenant}\t${ctx.patient}\t${ctx.device}\t`
-  const seq = ctx.seq
+  const seq = String(ctx.seq) // once per message, not per row
   const start = m.windowStartMs
   let chunk = ''
   let rows = 0
