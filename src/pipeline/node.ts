@@ -16,6 +16,16 @@ import { createIngest } from './ingest.ts'
 import { loadOrCreateSecret } from './local-secrets.ts'
 import { createMetrics, type IngestMetrics } from './metrics.ts'
 
+/** An error's name and codes, never its message (which may quote stored data). */
+export function describeError (err: unknown): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    const { code, type } = e as { code?: unknown; type?: unknown }
+    out[`level${depth}`] = { name: e.name, ...(code === undefined ? {} : { code }), ...(type === undefined ? {} : { type }) }
+  }
+  return out
+}
+
 export interface IngestNode {
   config: Config
   mqtt: AddressInfo | null
@@ -46,7 +56,8 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
       metrics.flushes++
       if (r.error !== undefined) {
         metrics.flushErrors++
-        logger.error({ table: r.table, rows: r.rows, err: r.error }, 'insert failed; affected messages are not acknowledged')
+        // ClickHouse parse errors quote the offending input, i.e. health values: log only the error's code and type
+        logger.error({ table: r.table, rows: r.rows, error: describeError(r.error) }, 'insert failed; affected messages are not acknowledged')
       }
     },
   })
