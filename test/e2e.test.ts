@@ -5,7 +5,7 @@
  * below is read right after the publishers' acknowledgements.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { MqttClient } from 'mqtt'
+import mqtt, { type MqttClient } from 'mqtt'
 import type { IngestNode } from '../src/pipeline/index.ts'
 import type { AlarmEvent, BraceletBatch, DeviceStatus, SpotMeasurement } from '../src/decode/index.ts'
 import { DeviceSealer, encodePayload } from '../devices/envelope.ts'
@@ -192,6 +192,25 @@ describe('ingest end to end over TLS at QoS 1', () => {
     const delta = (reason: string): number => (node.metrics.rejected[reason] ?? 0) - (rejectedBefore[reason] ?? 0)
     expect([delta('ING_ERR_DECRYPT'), delta('ING_ERR_DECODE'), delta('ING_ERR_ENVELOPE'), delta('ING_ERR_DEVICE')]).toEqual([2, 1, 1, 1])
   }, 30_000)
+
+  it('serves plain MQTT over TCP too, and never routes telemetry to subscribers', async () => {
+    const d = await device('cal-tcp', 'calarm', 'p-consent')
+    const tcp = await mqtt.connectAsync({ host: '127.0.0.1', port: node.mqtt!.port, clientId: 'cal-tcp', username: 'cal-tcp', password: d.enrollment.secret, reconnectPeriod: 0 })
+    clients.push(tcp)
+    // a device may not subscribe to telemetry, its own or anyone's: SUBACK 128
+    for (const filter of [`v1/${T}/#`, `v1/${T}/cal-tcp/alarm`, '#', '$SYS/#', `v1/${T}/cal-0/cmd`]) {
+      await expect(tcp.subscribeAsync(filter, { qos: 1 }), filter).rejects.toThrow(/Subscribe error/)
+    }
+    const own = await tcp.subscribeAsync(`v1/${T}/cal-tcp/cmd`, { qos: 1 })
+    expect(own.map((g) => g.qos)).toEqual([1])
+    let received = 0
+    tcp.on('message', () => { received++ })
+    const { topic, frame } = d.sealer.seal('alarm', alarm(t0, 1))
+    await tcp.publishAsync(topic, Buffer.from(frame), { qos: 1 })
+    expect(await count(node, 'alarm_events', "device_id = 'cal-tcp'")).toBe(1)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect(received).toBe(0)
+  })
 
   it('refuses a wrong secret and a client id that is not the device id', async () => {
     const d = await device('cal-auth', 'calarm', null)

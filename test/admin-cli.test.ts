@@ -1,0 +1,48 @@
+/** `npm run admin` as a user runs it: a child process talking to a running node's admin API. */
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { IngestNode } from '../src/pipeline/index.ts'
+import { connectTls, count, startTestNode, tempDir } from './support/node.ts'
+
+const run = promisify(execFile)
+let dir: ReturnType<typeof tempDir>
+let node: IngestNode
+
+async function admin (...args: string[]): Promise<unknown> {
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', 'src/admin-cli.ts', ...args], {
+    env: { ...process.env, VF_DATA_DIR: dir.path, VF_HTTP_PORT: String(node.http.port) },
+  })
+  return JSON.parse(stdout)
+}
+
+beforeAll(async () => {
+  dir = tempDir()
+  node = await startTestNode(dir.path)
+})
+afterAll(async () => {
+  await node?.close()
+  dir?.remove()
+})
+
+describe('admin CLI', () => {
+  it('creates a tenant and patient, records consent, enrolls a device that can then connect', async () => {
+    expect(await admin('tenant', 'create', 'care-cli', '--name', 'Care CLI')).toEqual({ tenant: 'care-cli' })
+    expect(await admin('patient', 'create', 'care-cli', 'p-1')).toEqual({ patient: 'p-1' })
+    expect(await admin('consent', 'grant', 'care-cli', 'p-1', 'vitals', '--by', 'nurse-1', '--source', 'professional')).toMatchObject({ version: 1 })
+    expect(await admin('consent', 'withdraw', 'care-cli', 'p-1', 'vitals', '--by', 'nurse-1')).toMatchObject({ version: 2 })
+    const e = await admin('device', 'enroll', 'care-cli', 'cal-1', '--family', 'calarm', '--patient', 'p-1') as { secret: string; key: string }
+    expect(e.secret.length).toBeGreaterThan(20)
+    expect(Buffer.from(e.key, 'base64url')).toHaveLength(32)
+    expect(await admin('device', 'list', 'care-cli')).toEqual([{ device: 'cal-1', family: 'calarm', patient: 'p-1', keyIds: [1] }])
+    const c = await connectTls(node, 'cal-1', e.secret)
+    await c.endAsync()
+    // the consent log holds both events, in order; the stored secret is a hash, not the secret
+    expect(await count(node, 'consent_events', "tenant_id = 'care-cli' AND patient_id = 'p-1'")).toBe(2)
+    expect(await count(node, 'devices', 'position(secret_hash, {s:String}) > 0', { s: e.secret })).toBe(0)
+  }, 60_000)
+
+  it('fails with a clear message for an unknown tenant', async () => {
+    await expect(admin('patient', 'create', 'nope', 'p-1')).rejects.toThrow(/404/)
+  })
+})

@@ -1,0 +1,69 @@
+/**
+ * The batcher's flushing rules. Pure logic: the insert is a function the test
+ * controls (ClickHouse itself is exercised by the end-to-end tests).
+ */
+import { describe, expect, it } from 'vitest'
+import { TableBatcher } from '../src/storage/index.ts'
+
+function controlledInsert () {
+  const calls: Array<{ body: string; resolve: () => void; reject: (e: unknown) => void }> = []
+  let inflight = 0
+  let maxInflight = 0
+  const insert = (body: string): Promise<void> => new Promise<void>((resolve, reject) => {
+    inflight++
+    maxInflight = Math.max(maxInflight, inflight)
+    calls.push({ body, resolve: () => { inflight--; resolve() }, reject: (e) => { inflight--; reject(e) } })
+  })
+  return { calls, insert, maxInflight: () => maxInflight }
+}
+
+const tick = (ms = 0) => new Promise((resolve) => setTimeout(resolve, ms))
+
+describe('table batcher', () => {
+  it('resolves adds only when their insert is stored; one insert in flight; rows added meanwhile go to the next insert', async () => {
+    const c = controlledInsert()
+    const b = new TableBatcher('t', c.insert, { maxRows: 1000, maxAgeMs: 5 })
+    const settled: string[] = []
+    void b.add('a\n', 1).then(() => settled.push('a'))
+    void b.add('b\n', 1).then(() => settled.push('b'))
+    await tick(20)
+    expect(c.calls.map((x) => x.body)).toEqual(['a\nb\n'])
+    void b.add('c\n', 1).then(() => settled.push('c'))
+    await tick(20)
+    expect(c.calls).toHaveLength(1) // c waits for the insert in flight
+    expect(settled).toEqual([])
+    c.calls[0]!.resolve()
+    await tick(20)
+    expect(settled).toEqual(['a', 'b'])
+    expect(c.calls.map((x) => x.body)).toEqual(['a\nb\n', 'c\n'])
+    c.calls[1]!.resolve()
+    await tick()
+    expect(settled).toEqual(['a', 'b', 'c'])
+    expect(c.maxInflight()).toBe(1)
+  })
+
+  it('a failed insert rejects exactly its own rows; later batches still work', async () => {
+    const c = controlledInsert()
+    const b = new TableBatcher('t', c.insert, { maxRows: 2, maxAgeMs: 1000 })
+    const first = Promise.allSettled([b.add('a\n', 1), b.add('b\n', 1)]) // size flush, no waiting for age
+    await tick()
+    expect(c.calls).toHaveLength(1)
+    c.calls[0]!.reject(new Error('storage down'))
+    expect((await first).map((r) => r.status)).toEqual(['rejected', 'rejected'])
+    const second = b.add('c\n', 2)
+    await tick()
+    c.calls[1]!.resolve()
+    await expect(second).resolves.toBeUndefined()
+  })
+
+  it('drain() inserts every queued row, in order', async () => {
+    const bodies: string[] = []
+    const b = new TableBatcher('t', async (body) => { bodies.push(body); await tick(1) }, { maxRows: 3, maxAgeMs: 10_000 })
+    const chunks = Array.from({ length: 20 }, (_, i) => `${i}\n`)
+    const adds = chunks.map((ch) => b.add(ch, 1))
+    await b.drain()
+    await Promise.all(adds)
+    expect(bodies.join('')).toBe(chunks.join(''))
+    expect(b.queuedRows).toBe(0)
+  })
+})
