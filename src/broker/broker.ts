@@ -6,8 +6,21 @@
  */
 import { Aedes, type AuthenticateError, type Client } from 'aedes'
 import type { DeviceRecord } from '../registry/index.ts'
+import { AuthBackoff, ConnectionCounter, TokenBucket } from './limits.ts'
 
-export interface Sender { record: DeviceRecord; clientId: string; remoteAddress: string }
+export interface Sender { record: DeviceRecord; clientId: string; remoteAddress: string; bucket: TokenBucket }
+
+export interface BrokerLimits {
+  /** Sustained publishes per second per client, and the burst it may save up. */
+  publishRate: number
+  publishBurst: number
+  connectionsPerTenant: number
+  /** Failed authentications per source address before back-off starts, and its cap. */
+  authFreeFailures: number
+  authMaxBackoffSeconds: number
+}
+
+export const DEFAULT_LIMITS: BrokerLimits = { publishRate: 50, publishBurst: 500, connectionsPerTenant: 10_000, authFreeFailures: 5, authMaxBackoffSeconds: 300 }
 
 export type IngestOutcome =
   | { kind: 'stored'; durable: Promise<void> }
@@ -29,6 +42,7 @@ export interface BrokerDeps {
   reject: (r: BrokerRejection) => void
   /** Called when a stored message could not be made durable (the device gets no PUBACK and resends). */
   onStorageError?: (err: unknown) => void
+  limits?: Partial<BrokerLimits>
 }
 
 export class RefusedError extends Error {
@@ -42,6 +56,7 @@ const EMPTY = Buffer.alloc(0)
 const BAD_CREDENTIALS = 4
 const NOT_AUTHORIZED = 5
 const IDENTIFIER_REJECTED = 2
+const SERVER_UNAVAILABLE = 3
 
 function authError (code: number, message: string): AuthenticateError {
   return Object.assign(new Error(message), { returnCode: code }) as AuthenticateError
@@ -55,11 +70,15 @@ export function remoteAddressOf (client: Client): string {
 export interface VitalflowBroker {
   aedes: Aedes
   senderOf: (client: Client) => Sender | undefined
+  connections: ConnectionCounter
   close: () => Promise<void>
 }
 
 export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> {
   const senders = new WeakMap<Client, Sender>()
+  const limits = { ...DEFAULT_LIMITS, ...deps.limits }
+  const backoff = new AuthBackoff(limits.authFreeFailures, limits.authMaxBackoffSeconds)
+  const connections = new ConnectionCounter(limits.connectionsPerTenant)
 
   const aedes = await Aedes.createBroker({
     connectTimeout: 10_000,
@@ -72,24 +91,46 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
 
     authenticate (client, username, password, done) {
       const remoteAddress = remoteAddressOf(client)
-      const refuse = (code: number, reason: string, detail: string): void => {
-        deps.reject({ reason, detail, clientId: client.id.slice(0, 64), remoteAddress, device: username?.slice(0, 64) ?? '' })
+      const refuse = (code: number, reason: string, detail: string, tenant = ''): void => {
+        deps.reject({ reason, detail, tenant, clientId: client.id.slice(0, 64), remoteAddress, device: username?.slice(0, 64) ?? '' })
         done(authError(code, detail), null)
       }
-      if (typeof username !== 'string' || password === undefined) return refuse(BAD_CREDENTIALS, 'ING_ERR_AUTH', 'username and password required')
+      const wait = backoff.waitMs(remoteAddress)
+      if (wait > 0) return refuse(NOT_AUTHORIZED, 'ING_ERR_AUTH_BACKOFF', `too many failed logins from this address; retry in ${Math.ceil(wait / 1000)} s`)
+      if (typeof username !== 'string' || password === undefined) {
+        backoff.fail(remoteAddress)
+        return refuse(BAD_CREDENTIALS, 'ING_ERR_AUTH', 'username and password required')
+      }
+      // also refuses an empty client id, which aedes would otherwise accept with clean=0 [MQTT-3.1.3-8]
       if (client.id !== username) return refuse(IDENTIFIER_REJECTED, 'ING_ERR_CLIENT_ID', 'client id must equal the device id')
       deps.authenticate(username, password.toString('utf8')).then((record) => {
-        if (record === null) return refuse(BAD_CREDENTIALS, 'ING_ERR_AUTH', 'unknown device or wrong secret')
-        senders.set(client, { record, clientId: client.id, remoteAddress })
+        if (record === null) {
+          backoff.fail(remoteAddress)
+          return refuse(BAD_CREDENTIALS, 'ING_ERR_AUTH', 'unknown device or wrong secret')
+        }
+        backoff.succeed(remoteAddress)
+        if (!connections.tryAdd(record.tenant)) {
+          return refuse(SERVER_UNAVAILABLE, 'ING_ERR_CONN_LIMIT', `tenant has ${limits.connectionsPerTenant} connections open`, record.tenant)
+        }
+        // every counted connection is uncounted exactly once, when its socket closes
+        client.conn.once('close', () => { connections.remove(record.tenant) })
+        senders.set(client, { record, clientId: client.id, remoteAddress, bucket: new TokenBucket(limits.publishRate, limits.publishBurst) })
         done(null, true)
       }, (err: unknown) => {
-        refuse(NOT_AUTHORIZED, 'ING_ERR_AUTH', `authentication failed: ${(err as Error).message}`)
+        refuse(NOT_AUTHORIZED, 'ING_ERR_AUTH', `authentication failed: ${(err as Error).name}`)
       })
     },
 
     authorizePublish (client, packet, callback) {
       const sender = client === null ? undefined : senders.get(client)
       if (sender === undefined) return callback(new RefusedError('ING_ERR_AUTH', 'publish from an unauthenticated client'))
+      if (!sender.bucket.take()) {
+        deps.reject({
+          reason: 'ING_ERR_RATE', detail: `more than ${limits.publishRate}/s sustained (burst ${limits.publishBurst})`, tenant: sender.record.tenant,
+          device: sender.record.device, clientId: sender.clientId, remoteAddress: sender.remoteAddress, topic: packet.topic.slice(0, 200),
+        })
+        return callback(new RefusedError('ING_ERR_RATE', 'publish rate limit exceeded'))
+      }
       const payload = packet.payload as Buffer
       const outcome = deps.ingest(sender, packet.topic, payload)
       // consumed here: nothing is retained or routed onward
@@ -123,6 +164,7 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
 
   return {
     aedes,
+    connections,
     senderOf: (client) => senders.get(client),
     close: () => new Promise<void>((resolve) => { aedes.close(() => resolve()) }),
   }

@@ -31,6 +31,15 @@ export const configSchema = z.object({
   CLICKHOUSE_DATABASE: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).default('vitalflow').describe('database holding every vitalflow table'),
   BATCH_MAX_ROWS: z.coerce.number().int().min(1).max(1_000_000).default(50_000).describe('flush a table batch at this many rows'),
   BATCH_MAX_AGE_MS: z.coerce.number().int().min(1).max(60_000).default(50).describe('flush a table batch at this age; bounds PUBACK latency'),
+  MAX_PACKET_BYTES: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(300 * 1024)
+    .describe('largest MQTT packet accepted; larger ones drop the connection before their body is buffered'),
+  MAX_CONNECT_BYTES: z.coerce.number().int().min(128).max(65_536).default(4096).describe('largest MQTT CONNECT packet accepted'),
+  MAX_CONNECTIONS: z.coerce.number().int().min(1).max(1_000_000).default(50_000).describe('open connections per listener'),
+  MAX_CONNECTIONS_PER_TENANT: z.coerce.number().int().min(1).max(1_000_000).default(20_000).describe('authenticated connections per tenant'),
+  PUBLISH_RATE: z.coerce.number().min(0.1).max(100_000).default(50).describe('sustained publishes per second per client; above it the client is disconnected'),
+  PUBLISH_BURST: z.coerce.number().int().min(1).max(1_000_000).default(500).describe('publishes a client may burst above the sustained rate'),
+  AUTH_FREE_FAILURES: z.coerce.number().int().min(1).max(1000).default(5).describe('failed logins per source address before exponential back-off'),
+  AUTH_MAX_BACKOFF_S: z.coerce.number().int().min(1).max(86_400).default(300).describe('longest back-off after failed logins, seconds'),
   DEVICE_AUTH_COST: z.coerce.number().int().min(10).max(20).default(14).describe('scrypt cost (log2 N) of new device secrets'),
 })
 

@@ -69,6 +69,10 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     authenticate: (device, secret) => registry.authenticate(device, secret),
     ingest: ingest.ingest,
     reject: (r) => { ingest.reject({ ...r, reason: r.reason as Parameters<typeof ingest.reject>[0]['reason'] }) },
+    limits: {
+      publishRate: config.PUBLISH_RATE, publishBurst: config.PUBLISH_BURST, connectionsPerTenant: config.MAX_CONNECTIONS_PER_TENANT,
+      authFreeFailures: config.AUTH_FREE_FAILURES, authMaxBackoffSeconds: config.AUTH_MAX_BACKOFF_S,
+    },
   })
   broker.aedes.on('clientError', (_client, err) => { logger.debug({ err: err.message }, 'client error') })
 
@@ -77,6 +81,11 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     tcp: config.MQTT_TCP ? { host: config.MQTT_HOST, port: config.MQTT_PORT } : null,
     tls: { host: config.MQTTS_HOST, port: config.MQTTS_PORT },
     material: tls,
+    guard: { maxPacketBytes: config.MAX_PACKET_BYTES, maxConnectBytes: config.MAX_CONNECT_BYTES },
+    maxConnections: config.MAX_CONNECTIONS,
+    onViolation: (reason, remoteAddress) => {
+      ingest.reject({ reason, detail: reason === 'ING_ERR_SIZE' ? 'packet larger than the limit: connection dropped before buffering' : 'not an MQTT session', remoteAddress })
+    },
   })
   const caPem = tls.ca?.toString('utf8')
 

@@ -15,5 +15,10 @@ export const Reason = {
   device: 'ING_ERR_DEVICE',
   subscribe: 'ING_ERR_SUBSCRIBE',
   storage: 'ING_ERR_STORAGE',
+  size: 'ING_ERR_SIZE',
+  protocol: 'ING_ERR_PROTOCOL',
+  rate: 'ING_ERR_RATE',
+  connLimit: 'ING_ERR_CONN_LIMIT',
+  authBackoff: 'ING_ERR_AUTH_BACKOFF',
 } as const
 export type Reason = (typeof Reason)[keyof typeof Reason]

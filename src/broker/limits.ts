@@ -1,0 +1,69 @@
+/** Per-client and per-source limits: publish rate, connections per tenant, back-off after failed authentication. */
+
+/** Token bucket: `rate` tokens per second, at most `burst` saved up. */
+export class TokenBucket {
+  private tokens: number
+  private last: number
+  constructor (private readonly rate: number, private readonly burst: number, now = performance.now()) {
+    this.tokens = burst
+    this.last = now
+  }
+
+  take (now = performance.now()): boolean {
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.rate)
+    this.last = now
+    if (this.tokens < 1) return false
+    this.tokens -= 1
+    return true
+  }
+}
+
+/**
+ * Exponential back-off of failed authentication per source address: after
+ * `freeFailures` failures, each further attempt must wait 2^k seconds (capped),
+ * and attempts during the wait are refused without checking credentials.
+ */
+export class AuthBackoff {
+  private readonly sources = new Map<string, { failures: number; until: number }>()
+  constructor (private readonly freeFailures: number, private readonly maxSeconds: number) {}
+
+  /** Milliseconds the source must still wait; 0 = may try. */
+  waitMs (source: string, now = Date.now()): number {
+    const s = this.sources.get(source)
+    return s === undefined ? 0 : Math.max(0, s.until - now)
+  }
+
+  fail (source: string, now = Date.now()): void {
+    const s = this.sources.get(source) ?? { failures: 0, until: 0 }
+    s.failures++
+    const over = s.failures - this.freeFailures
+    s.until = over > 0 ? now + Math.min(this.maxSeconds, 2 ** (over - 1)) * 1000 : 0
+    this.sources.set(source, s)
+    if (this.sources.size > 100_000) this.prune(now)
+  }
+
+  succeed (source: string): void { this.sources.delete(source) }
+
+  private prune (now: number): void {
+    for (const [k, s] of this.sources) if (s.until < now - this.maxSeconds * 1000) this.sources.delete(k)
+  }
+}
+
+/** Live connection counts per tenant. */
+export class ConnectionCounter {
+  private readonly counts = new Map<string, number>()
+  constructor (readonly perTenant: number) {}
+  tryAdd (tenant: string): boolean {
+    const n = this.counts.get(tenant) ?? 0
+    if (n >= this.perTenant) return false
+    this.counts.set(tenant, n + 1)
+    return true
+  }
+  remove (tenant: string): void {
+    const n = (this.counts.get(tenant) ?? 1) - 1
+    if (n <= 0) this.counts.delete(tenant)
+    else this.counts.set(tenant, n)
+  }
+  get (tenant: string): number { return this.counts.get(tenant) ?? 0 }
+  snapshot (): Record<string, number> { return Object.fromEntries(this.counts) }
+}
