@@ -20,7 +20,7 @@ const tenant = 'care-north' as TenantId
 const device = 'brc-000123' as DeviceId
 const patient = 'p-000123' as PatientId
 const key = randomBytes(32)
-const record: DeviceRecord = { tenant, device, family: 'bracelet', patient, secretHash: '', keys: new Map([[1, prepareKey(key)]]) }
+const record: DeviceRecord = { tenant, device, family: 'bracelet', patient, secretHash: '', keys: new Map([[1, { aead: prepareKey(key), notAfterMs: null }]]) }
 const consent = new ConsentIndex()
 for (const category of ['vitals', 'sleep', 'activity', 'location'] as const) {
   consent.apply({ tenant, patient, purpose: 'care', category, action: 'grant', version: 1, recordedBy: 'bench', source: 'app', recordedAtMs: 0, validFromMs: 0 })
@@ -57,7 +57,7 @@ function bench (name: string, pool: Array<{ topic: string; frame: Buffer }>, str
     const env = decodeEnvelope(f.frame)
     if (!env.ok) throw new Error('bad frame')
     const e = env.value
-    const plain = open(record.keys.get(1)!, e.nonce, e.ciphertext, associatedData(tenant, device, stream, e.seq, e.keyId))
+    const plain = open(record.keys.get(1)!.aead, e.nonce, e.ciphertext, associatedData(tenant, device, stream, e.seq, e.keyId))
     if (plain === null) throw new Error('does not open')
     type.decode(plain)
   })

@@ -1,8 +1,7 @@
 /** The simulator's report: offered, acknowledged and stored, read back from ClickHouse through the admin API. */
 import type { AdminClient } from '../src/api/index.ts'
-import type { TableName } from '../src/storage/index.ts'
 import type { SimDevice } from './fleet-store.ts'
-import type { FleetResult } from './fleet.ts'
+import type { DataTable, FleetResult } from './fleet.ts'
 
 export interface SimReport {
   devices: Record<string, number>
@@ -17,7 +16,7 @@ export interface SimReport {
   connectFailures: number
 }
 
-const TABLES: TableName[] = ['vital_samples', 'spot_measurements', 'alarm_events', 'device_status']
+const TABLES: DataTable[] = ['vital_samples', 'spot_measurements', 'alarm_events', 'device_status']
 
 export async function buildReport (api: AdminClient, input: {
   fleet: SimDevice[]; result: FleetResult; since: number; rejectedBefore: Record<string, number>; speed: number

@@ -10,7 +10,7 @@ import { z } from 'zod'
 import { CATEGORIES, PURPOSES } from '../consent/index.ts'
 import { ID_PATTERN, InvalidIdError } from '../ids.ts'
 import { FAMILIES, RegistryError, type Registry } from '../registry/index.ts'
-import { COLUMNS, type Storage, type TableName } from '../storage/index.ts'
+import type { Storage, TableName } from '../storage/index.ts'
 
 export interface AdminApiDeps {
   registry: Registry
@@ -36,9 +36,11 @@ const ConsentBody = z.object({
   validFromMs: z.number().int().min(0).optional(),
 })
 const TenantParams = z.object({ tenant: id })
+const DeviceParams = z.object({ tenant: id, device: id })
+const RotateBody = z.object({ overlapSeconds: z.number().int().min(0).max(30 * 86_400).default(86_400) })
 const SinceQuery = z.object({ since: z.coerce.number().int().min(0).default(0) })
 
-const TIME_COLUMN: Record<TableName, string> = {
+const TIME_COLUMN: Partial<Record<TableName, string>> = {
   vital_samples: 'ingested_at', spot_measurements: 'ingested_at', alarm_events: 'ingested_at', device_status: 'ingested_at', rejected_messages: 'ts',
 }
 
@@ -102,6 +104,13 @@ export function createAdminApi (deps: AdminApiDeps): FastifyInstance {
       return reply.code(201).send(await deps.registry.enrollDevice({ tenant: p.tenant, device: b.device, family: b.family, patient: b.patient ?? null }))
     })
 
+    admin.post('/tenants/:tenant/devices/:device/keys', async (req, reply) => {
+      const p = parse(DeviceParams, req.params, reply)
+      const b = parse(RotateBody, req.body ?? {}, reply)
+      if (p === undefined || b === undefined) return reply
+      return reply.code(201).send(await deps.registry.rotateKey(p.tenant, p.device, b.overlapSeconds * 1000))
+    })
+
     admin.post('/tenants/:tenant/consent', async (req, reply) => {
       const p = parse(TenantParams, req.params, reply)
       const b = parse(ConsentBody, req.body, reply)
@@ -119,7 +128,7 @@ export function createAdminApi (deps: AdminApiDeps): FastifyInstance {
       if (p === undefined || q === undefined) return reply
       await deps.storage.flush()
       const { client, table } = deps.storage.conn
-      const parts = (Object.keys(COLUMNS) as TableName[]).map((t) =>
+      const parts = (Object.keys(TIME_COLUMN) as TableName[]).map((t) =>
         `SELECT '${t}' AS table, count() AS rows FROM ${table(t)} WHERE tenant_id = {tenant:String} AND ${TIME_COLUMN[t]} >= fromUnixTimestamp64Milli({since:Int64})`)
       const rs = await client.query({ query: parts.join(' UNION ALL '), query_params: { tenant: p.tenant, since: q.since }, format: 'JSONEachRow' })
       const out: Record<string, number> = {}

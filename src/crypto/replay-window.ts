@@ -12,6 +12,18 @@ export class ReplayWindow {
   /** bit i set = sequence (high - i) was accepted. */
   private readonly bits = new Uint32Array(WORDS)
 
+  /**
+   * A window as it stood before a restart: everything above `high` is new; below
+   * it, only the listed numbers (those stored) count as seen, so a message that
+   * was in flight but never stored is still accepted when the device resends it.
+   */
+  static restore (high: number, seen: Iterable<number>): ReplayWindow {
+    const w = new ReplayWindow()
+    w.accept(high)
+    for (const s of seen) if (s <= high && high - s < WINDOW_SIZE) w.accept(s)
+    return w
+  }
+
   /** True if seq would be accepted now (does not record it). */
   check (seq: number): boolean {
     if (!Number.isSafeInteger(seq) || seq < 0) return false

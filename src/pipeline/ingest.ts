@@ -13,7 +13,7 @@ import { associatedData, open, ReplayWindow } from '../crypto/index.ts'
 import { decodeEnvelope, decodePayload, parseTopic, type Envelope, type Payload, type TelemetryTopic } from '../decode/index.ts'
 import type { DeviceRecord } from '../registry/index.ts'
 import {
-  alarmRows, rejectionRow, spotRows, statusRows, vitalRows, type Encoded, type RowContext, type Storage, type TableName,
+  alarmRows, rejectionRow, spotRows, statusRows, vitalRows, type Encoded, type RowContext, type Storage, type StoredSequences, type TableName,
 } from '../storage/index.ts'
 import { bump, type IngestMetrics } from './metrics.ts'
 import { Reason } from './reasons.ts'
@@ -34,13 +34,14 @@ function refuse (reason: Reason, detail: string, disconnect = false): Refusal {
   return { kind: 'rejected', reason, detail, disconnect }
 }
 
-const DONE = Promise.resolve()
 
 export interface IngestDeps {
   consent: ConsentIndex
   storage: Storage
   metrics: IngestMetrics
   now?: () => number
+  /** Sequence numbers already stored, per device (from storage at start). */
+  stored?: Map<string, StoredSequences>
 }
 
 export interface RejectionInput {
@@ -67,7 +68,11 @@ export function createIngest (deps: IngestDeps): Ingest {
 
   function windowOf (device: string): ReplayWindow {
     let w = windows.get(device)
-    if (w === undefined) { w = new ReplayWindow(); windows.set(device, w) }
+    if (w === undefined) {
+      const s = deps.stored?.get(device)
+      w = s === undefined ? new ReplayWindow() : ReplayWindow.restore(s.high, s.recent)
+      windows.set(device, w)
+    }
     return w
   }
 
@@ -92,10 +97,11 @@ export function createIngest (deps: IngestDeps): Ingest {
     return w.check(env.seq) ? null : refuse(Reason.replay, 'sequence number already seen or below the replay window')
   }
 
-  function decrypt (record: DeviceRecord, t: TelemetryTopic, env: Envelope): Buffer | Refusal {
+  function decrypt (record: DeviceRecord, t: TelemetryTopic, env: Envelope, nowMs: number): Buffer | Refusal {
     const key = record.keys.get(env.keyId)
     if (key === undefined) return refuse(Reason.unknownKey, `no payload key ${env.keyId} for this device`)
-    const plain = open(key, env.nonce, env.ciphertext, associatedData(t.tenant, t.device, t.stream, env.seq, env.keyId))
+    if (key.notAfterMs !== null && key.notAfterMs < nowMs) return refuse(Reason.unknownKey, `payload key ${env.keyId} was rotated out`)
+    const plain = open(key.aead, env.nonce, env.ciphertext, associatedData(t.tenant, t.device, t.stream, env.seq, env.keyId))
     return plain ?? refuse(Reason.decrypt, 'payload does not authenticate under the device key and associated data')
   }
 
@@ -113,11 +119,14 @@ export function createIngest (deps: IngestDeps): Ingest {
     }
   }
 
-  function batch (w: ReplayWindow, seq: number, table: TableName, enc: Encoded): Promise<void> {
+  function batch (w: ReplayWindow, t: TelemetryTopic, seq: number, table: TableName, enc: Encoded): Promise<void> {
     w.accept(seq)
-    if (enc.rows === 0) return DONE
-    bump(metrics.rowsQueued, table, enc.rows)
-    return storage.write(table, enc.chunk, enc.rows).then(
+    // a message whose rows were all filtered still used up its sequence number
+    const write = enc.rows === 0
+      ? storage.write('device_sequences', `${t.tenant}\t${t.device}\t${seq}\n`, 1)
+      : storage.write(table, enc.chunk, enc.rows)
+    if (enc.rows > 0) bump(metrics.rowsQueued, table, enc.rows)
+    return write.then(
       () => { bump(metrics.rowsStored, table, enc.rows) },
       (err: unknown) => {
         // not stored, so not acknowledged: let the device's resend through
@@ -137,16 +146,16 @@ export function createIngest (deps: IngestDeps): Ingest {
     const w = windowOf(t.device)
     const replay = checkReplay(w, env)
     if (replay !== null) return replay
-    const plain = decrypt(sender.record, t, env)
-    if ('kind' in plain) return plain
     const nowMs = now()
+    const plain = decrypt(sender.record, t, env, nowMs)
+    if ('kind' in plain) return plain
     const p = decode(t, plain, nowMs)
     if ('kind' in p) return p
     const patient = sender.record.patient
     const gate = consent.gate(t.tenant, patient)
     const ctx: RowContext = { tenant: t.tenant, patient: patient ?? '', device: t.device, seq: env.seq, ingestedAt: nowMs, gate }
     const [table, enc] = encodeRows(ctx, p)
-    return { kind: 'stored', table, rows: enc.rows, filtered: enc.dropped, durable: batch(w, env.seq, table, enc) }
+    return { kind: 'stored', table, rows: enc.rows, filtered: enc.dropped, durable: batch(w, t, env.seq, table, enc) }
   }
 
   function reject (r: RejectionInput): void {

@@ -11,7 +11,7 @@ import { createBroker, loadTls, startListeners } from '../broker/index.ts'
 import type { Config } from '../config/index.ts'
 import { ConsentIndex } from '../consent/index.ts'
 import { Registry } from '../registry/index.ts'
-import { createStorage, type Storage } from '../storage/index.ts'
+import { createStorage, loadSequences, type Storage } from '../storage/index.ts'
 import { createIngest } from './ingest.ts'
 import { loadOrCreateSecret } from './local-secrets.ts'
 import { createMetrics, type IngestMetrics } from './metrics.ts'
@@ -63,7 +63,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
   })
   const consent = new ConsentIndex()
   const registry = await Registry.load(storage.conn, { masterKey, consent, secretCost: config.DEVICE_AUTH_COST })
-  const ingest = createIngest({ consent, storage, metrics })
+  const ingest = createIngest({ consent, storage, metrics, stored: await loadSequences(storage.conn) })
 
   const broker = await createBroker({
     authenticate: (device, secret) => registry.authenticate(device, secret),

@@ -15,13 +15,16 @@ import { hashSecret, newSecret, verifySecret } from './secrets.ts'
 export const FAMILIES = ['bracelet', 'cvitals', 'calarm'] as const
 export type Family = (typeof FAMILIES)[number]
 
+/** A payload key; a rotated-out key stays valid until notAfterMs so messages sealed before the rotation still open. */
+export interface DeviceKey { readonly aead: AeadKey; notAfterMs: number | null }
+
 export interface DeviceRecord {
   readonly tenant: TenantId
   readonly device: DeviceId
   readonly family: Family
   patient: PatientId | null
   secretHash: string
-  readonly keys: Map<number, AeadKey>
+  readonly keys: Map<number, DeviceKey>
 }
 
 /** What an enrollment hands to the device, once. Never stored in this form. */
@@ -61,8 +64,8 @@ export class Registry {
     return r
   }
 
-  private async rows<T> (query: string): Promise<T[]> {
-    return await (await this.client.query({ query, format: 'JSONEachRow' })).json<T>()
+  private async rows<T> (query: string, params: Record<string, unknown> = {}): Promise<T[]> {
+    return await (await this.client.query({ query, query_params: params, format: 'JSONEachRow' })).json<T>()
   }
 
   private async loadAll (): Promise<void> {
@@ -84,12 +87,14 @@ export class Registry {
         keys: new Map(),
       })
     }
-    type KeyRow = { tenant_id: string; device_id: string; key_id: number; wrapped_key: string }
-    for (const row of await this.rows<KeyRow>(`SELECT tenant_id, device_id, key_id, wrapped_key FROM ${t('device_keys')} FINAL`)) {
+    type KeyRow = { tenant_id: string; device_id: string; key_id: number; wrapped_key: string; not_after: string | number | null }
+    for (const row of await this.rows<KeyRow>(`SELECT tenant_id, device_id, key_id, wrapped_key, toUnixTimestamp64Milli(not_after) AS not_after
+      FROM ${t('device_keys')} FINAL`)) {
       const d = this.devices.get(row.device_id as DeviceId)
       if (d === undefined || d.tenant !== row.tenant_id) continue
       const keyId = Number(row.key_id)
-      d.keys.set(keyId, prepareKey(unwrapKey(this.opts.masterKey, row.tenant_id, row.device_id, keyId, row.wrapped_key)))
+      const aead = prepareKey(unwrapKey(this.opts.masterKey, row.tenant_id, row.device_id, keyId, row.wrapped_key))
+      d.keys.set(keyId, { aead, notAfterMs: row.not_after === null ? null : Number(row.not_after) })
     }
     type ConsentRow = { tenant_id: string; patient_id: string; purpose: Purpose; category: Category; action: 'grant' | 'withdraw'; version: number; recorded_by: string; source: string; recorded_ms: number; valid_ms: number }
     const consent = await this.rows<ConsentRow>(`SELECT tenant_id, patient_id, purpose, category, action, version, recorded_by, source,
@@ -153,8 +158,35 @@ export class Registry {
       tenant_id: tenant, device_id: device, key_id: keyId, wrapped_key: wrapKey(this.opts.masterKey, tenant, device, keyId, key), created_at: now,
     })
     await this.insert('devices', { tenant_id: tenant, device_id: device, family: input.family, patient_id: patient ?? '', secret_hash: secretHash, updated_at: now })
-    this.devices.set(device, { tenant, device, family: input.family, patient, secretHash, keys: new Map([[keyId, prepareKey(key)]]) })
+    this.devices.set(device, { tenant, device, family: input.family, patient, secretHash, keys: new Map([[keyId, { aead: prepareKey(key), notAfterMs: null }]]) })
     return { tenant, device, family: input.family, patient, secret, keyId, key: key.toString('base64url') }
+  }
+
+  /**
+   * Issues a new payload key. The current key keeps working for `overlapMs`, so
+   * messages the device sealed (or queued) before it switched still open; after
+   * that it is refused. Returns the new key, once.
+   */
+  async rotateKey (tenantRaw: string, deviceRaw: string, overlapMs: number): Promise<{ keyId: number; key: string; previousValidUntilMs: number }> {
+    const tenant = this.requireTenant(tenantRaw)
+    const d = this.devices.get(deviceId(deviceRaw))
+    if (d === undefined || d.tenant !== tenant) throw new RegistryError('ING_ERR_NOT_FOUND', 'unknown device')
+    if (!Number.isInteger(overlapMs) || overlapMs < 0 || overlapMs > 30 * 86_400_000) throw new RegistryError('ING_ERR_INVALID', 'overlap must be 0..30 days')
+    const now = Date.now()
+    const until = now + overlapMs
+    const keyId = Math.max(0, ...d.keys.keys()) + 1
+    const key = randomBytes(32)
+    await this.insert('device_keys', { tenant_id: tenant, device_id: d.device, key_id: keyId, wrapped_key: wrapKey(this.opts.masterKey, tenant, d.device, keyId, key), created_at: now })
+    for (const [id, k] of d.keys) {
+      if (k.notAfterMs !== null && k.notAfterMs <= until) continue
+      // re-insert the retired key's row with its end of validity (ReplacingMergeTree keeps the newest)
+      const [row] = await this.rows<{ wrapped_key: string }>(`SELECT wrapped_key FROM ${this.conn.table('device_keys')} FINAL
+        WHERE tenant_id = {tenant:String} AND device_id = {device:String} AND key_id = {id:UInt32}`, { tenant, device: d.device, id })
+      await this.insert('device_keys', { tenant_id: tenant, device_id: d.device, key_id: id, wrapped_key: row!.wrapped_key, created_at: now + 1, not_after: until })
+      k.notAfterMs = until
+    }
+    d.keys.set(keyId, { aead: prepareKey(key), notAfterMs: null })
+    return { keyId, key: key.toString('base64url'), previousValidUntilMs: until }
   }
 
   /** Checks a device's secret. Unknown devices cost the same scrypt work as known ones. */

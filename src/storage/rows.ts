@@ -31,6 +31,8 @@ export const COLUMNS = {
   device_status: ['tenant_id', 'device_id', 'patient_id', 'ts', 'model', 'firmware', 'serial_number', 'battery', 'last_sync',
     'diagnostics', 'seq', 'purpose', 'legal_basis', 'consent_version', 'ingested_at'],
   rejected_messages: ['tenant_id', 'device_id', 'client_id', 'remote_address', 'topic', 'bytes', 'reason', 'detail', 'ts'],
+  /** Only for accepted messages that produced no rows (everything filtered); the others reach it through materialised views. */
+  device_sequences: ['tenant_id', 'device_id', 'seq'],
 } as const
 export type TableName = keyof typeof COLUMNS
 

@@ -139,4 +139,19 @@ ORDER BY (tenant_id, ts)`,
 ) ENGINE = MergeTree ORDER BY (tenant_id, patient_id, version)`,
     ],
   },
+  {
+    version: 3,
+    name: 'device sequence numbers (replay high-water marks that survive a restart)',
+    statements: (db) => [
+      `CREATE TABLE IF NOT EXISTS ${db}.device_sequences (
+    tenant_id LowCardinality(String),
+    device_id String,
+    seq UInt64
+) ENGINE = ReplacingMergeTree ORDER BY (tenant_id, device_id, seq)`,
+      // written in the same INSERT as the rows themselves: a stored message's sequence number is never missing here
+      ...['vital_samples', 'spot_measurements', 'alarm_events', 'device_status'].map((t) =>
+        `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${t}_sequences TO ${db}.device_sequences AS SELECT DISTINCT tenant_id, device_id, seq FROM ${db}.${t}`),
+      `ALTER TABLE ${db}.device_keys ADD COLUMN IF NOT EXISTS not_after Nullable(DateTime64(3, 'UTC')) COMMENT 'end of a rotated-out key''s overlap; NULL = current'`,
+    ],
+  },
 ]
