@@ -19,10 +19,20 @@ const storage = node.config.CLICKHOUSE_URL === undefined ? `embedded chDB in ${n
 logger.info({
   mqtt: node.mqtt === null ? 'disabled' : `mqtt://${node.mqtt.address}:${node.mqtt.port}`,
   mqtts: `mqtts://${node.mqtts.address}:${node.mqtts.port}`,
+  mqttsMutual: node.mqttsMutual === null ? 'disabled' : `mqtts://${node.mqttsMutual.address}:${node.mqttsMutual.port} (client certificates)`,
   http: `http://${node.http.address}:${node.http.port}`,
   storage,
 }, 'vitalflow ingest node listening')
 logger.info(`simulate a device fleet against this node: npm run sim -- --devices 300 --seconds 30`)
+
+process.on('SIGHUP', () => {
+  try {
+    node.reloadTls()
+    logger.info('TLS certificate and key reloaded')
+  } catch (err) {
+    logger.error({ error: (err as Error).name }, 'TLS reload failed; the previous certificate stays in use')
+  }
+})
 
 let stopping = false
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

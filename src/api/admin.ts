@@ -38,6 +38,7 @@ const ConsentBody = z.object({
 const TenantParams = z.object({ tenant: id })
 const DeviceParams = z.object({ tenant: id, device: id })
 const RotateBody = z.object({ overlapSeconds: z.number().int().min(0).max(30 * 86_400).default(86_400) })
+const CertificateBody = z.object({ csr: z.string().startsWith('-----BEGIN CERTIFICATE REQUEST-----').max(8192).optional() })
 const SinceQuery = z.object({ since: z.coerce.number().int().min(0).default(0) })
 
 const TIME_COLUMN: Partial<Record<TableName, string>> = {
@@ -109,6 +110,13 @@ export function createAdminApi (deps: AdminApiDeps): FastifyInstance {
       const b = parse(RotateBody, req.body ?? {}, reply)
       if (p === undefined || b === undefined) return reply
       return reply.code(201).send(await deps.registry.rotateKey(p.tenant, p.device, b.overlapSeconds * 1000))
+    })
+
+    admin.post('/tenants/:tenant/devices/:device/certificate', async (req, reply) => {
+      const p = parse(DeviceParams, req.params, reply)
+      const b = parse(CertificateBody, req.body ?? {}, reply)
+      if (p === undefined || b === undefined) return reply
+      return reply.code(201).send(deps.registry.issueCertificate(p.tenant, p.device, b.csr))
     })
 
     admin.post('/tenants/:tenant/consent', async (req, reply) => {

@@ -4,6 +4,8 @@
  * authorizePublish (the only hook that runs before aedes writes the PUBACK) and
  * is never routed to subscribers.
  */
+import type { X509Certificate } from 'node:crypto'
+import { TLSSocket } from 'node:tls'
 import { Aedes, type AuthenticateError, type Client } from 'aedes'
 import type { DeviceRecord } from '../registry/index.ts'
 import { AuthBackoff, ConnectionCounter, TokenBucket } from './limits.ts'
@@ -38,6 +40,8 @@ export interface BrokerRejection {
 
 export interface BrokerDeps {
   authenticate: (device: string, secret: string) => Promise<DeviceRecord | null>
+  /** The device a verified client certificate speaks for (mutual TLS), or null. */
+  authenticateCertificate?: (peer: X509Certificate) => DeviceRecord | null
   ingest: (sender: Sender, topic: string, payload: Uint8Array) => IngestOutcome
   reject: (r: BrokerRejection) => void
   /** Called when a stored message could not be made durable (the device gets no PUBACK and resends). */
@@ -60,6 +64,13 @@ const SERVER_UNAVAILABLE = 3
 
 function authError (code: number, message: string): AuthenticateError {
   return Object.assign(new Error(message), { returnCode: code }) as AuthenticateError
+}
+
+/** The verified client certificate of a mutual-TLS connection, if any. */
+function peerCertificate (client: Client): X509Certificate | undefined {
+  const socket = (client.conn as { socket?: unknown } | undefined)?.socket
+  if (!(socket instanceof TLSSocket) || !socket.authorized) return undefined
+  return socket.getPeerX509Certificate()
 }
 
 export function remoteAddressOf (client: Client): string {
@@ -95,6 +106,26 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
         deps.reject({ reason, detail, tenant, clientId: client.id.slice(0, 64), remoteAddress, device: username?.slice(0, 64) ?? '' })
         done(authError(code, detail), null)
       }
+      const admit = (record: DeviceRecord): void => {
+        backoff.succeed(remoteAddress)
+        if (!connections.tryAdd(record.tenant)) {
+          return refuse(SERVER_UNAVAILABLE, 'ING_ERR_CONN_LIMIT', `tenant has ${limits.connectionsPerTenant} connections open`, record.tenant)
+        }
+        // every counted connection is uncounted exactly once, when its socket closes
+        client.conn.once('close', () => { connections.remove(record.tenant) })
+        senders.set(client, { record, clientId: client.id, remoteAddress, bucket: new TokenBucket(limits.publishRate, limits.publishBurst) })
+        done(null, true)
+      }
+      const peer = peerCertificate(client)
+      if (peer !== undefined) {
+        // mutual TLS: the certificate is the credential; the client id (and username, if sent) must name the same device
+        const record = deps.authenticateCertificate?.(peer) ?? null
+        if (record === null) return refuse(NOT_AUTHORIZED, 'ING_ERR_AUTH', 'client certificate names no enrolled device of its issuing tenant')
+        if (client.id !== record.device || (username !== undefined && username !== record.device)) {
+          return refuse(IDENTIFIER_REJECTED, 'ING_ERR_CLIENT_ID', 'client id must equal the certificate\'s device', record.tenant)
+        }
+        return admit(record)
+      }
       const wait = backoff.waitMs(remoteAddress)
       if (wait > 0) return refuse(NOT_AUTHORIZED, 'ING_ERR_AUTH_BACKOFF', `too many failed logins from this address; retry in ${Math.ceil(wait / 1000)} s`)
       if (typeof username !== 'string' || password === undefined) {
@@ -108,14 +139,7 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
           backoff.fail(remoteAddress)
           return refuse(BAD_CREDENTIALS, 'ING_ERR_AUTH', 'unknown device or wrong secret')
         }
-        backoff.succeed(remoteAddress)
-        if (!connections.tryAdd(record.tenant)) {
-          return refuse(SERVER_UNAVAILABLE, 'ING_ERR_CONN_LIMIT', `tenant has ${limits.connectionsPerTenant} connections open`, record.tenant)
-        }
-        // every counted connection is uncounted exactly once, when its socket closes
-        client.conn.once('close', () => { connections.remove(record.tenant) })
-        senders.set(client, { record, clientId: client.id, remoteAddress, bucket: new TokenBucket(limits.publishRate, limits.publishBurst) })
-        done(null, true)
+        admit(record)
       }, (err: unknown) => {
         refuse(NOT_AUTHORIZED, 'ING_ERR_AUTH', `authentication failed: ${(err as Error).name}`)
       })

@@ -14,6 +14,8 @@ export interface ListenerSpec { host: string; port: number }
 export interface ListenerOptions {
   tcp: ListenerSpec | null
   tls: ListenerSpec
+  /** Mutual TLS: only clients with a certificate from one of `trust` get in. */
+  mtls: (ListenerSpec & { trust: string[] }) | null
   material: TlsMaterial
   guard: GuardLimits
   maxConnections: number
@@ -22,7 +24,11 @@ export interface ListenerOptions {
 export interface Listeners {
   tcp: AddressInfo | null
   tls: AddressInfo
+  mtls: AddressInfo | null
+  /** Swaps the server certificate and key on every TLS listener; open connections keep theirs. */
   setTls: (m: TlsMaterial) => void
+  /** Replaces the CAs the mutual-TLS listener trusts. */
+  setTrust: (cas: string[]) => void
   close: () => Promise<void>
 }
 
@@ -53,10 +59,33 @@ export async function startListeners (aedes: Aedes, opts: ListenerOptions): Prom
   tlsServer.on('tlsClientError', () => {})
   servers.push(tlsServer)
   const tls = await listen(tlsServer, opts.tls)
+
+  let material = opts.material
+  let trust = opts.mtls?.trust ?? []
+  const mutual = (): object => ({ ...TLS_OPTIONS, key: material.key, cert: material.cert, ca: trust, requestCert: true, rejectUnauthorized: true })
+  let mtlsServer: Server | null = null
+  let mtls: AddressInfo | null = null
+  if (opts.mtls !== null) {
+    const s = createTlsServer(mutual(), accept)
+    s.maxConnections = opts.maxConnections
+    s.on('tlsClientError', () => {})
+    servers.push(s)
+    mtlsServer = s
+    mtls = await listen(s, opts.mtls)
+  }
   return {
     tcp,
     tls,
-    setTls: (m) => { tlsServer.setSecureContext({ ...TLS_OPTIONS, key: m.key, cert: m.cert }) },
+    mtls,
+    setTls: (m) => {
+      material = m
+      tlsServer.setSecureContext({ ...TLS_OPTIONS, key: m.key, cert: m.cert })
+      ;(mtlsServer as ReturnType<typeof createTlsServer> | null)?.setSecureContext(mutual())
+    },
+    setTrust: (cas) => {
+      trust = cas
+      ;(mtlsServer as ReturnType<typeof createTlsServer> | null)?.setSecureContext(mutual())
+    },
     close: async () => {
       await Promise.all(servers.map((s) => new Promise<void>((resolve) => { s.close(() => resolve()) })))
     },

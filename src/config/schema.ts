@@ -17,6 +17,8 @@ export const configSchema = z.object({
   MQTT_TCP: bool.default(true).describe('enable the plain MQTT listener (development and local gateways only)'),
   MQTTS_HOST: z.string().min(1).default('0.0.0.0').describe('address of the MQTT over TLS listener'),
   MQTTS_PORT: port.default(8883).describe('MQTT over TLS port; 0 picks a free port'),
+  MQTTS_MTLS_PORT: port.default(8884).describe('MQTT over mutual TLS (device client certificates signed by the tenant CA); 0 picks a free port'),
+  MQTTS_MTLS: bool.default(true).describe('enable the mutual-TLS listener'),
   TLS_CERT: z.string().optional().describe('server certificate (PEM); a development CA and certificate are created in DATA_DIR/tls when unset'),
   TLS_KEY: z.string().optional().describe('server private key (PEM), with VF_TLS_CERT'),
   TLS_CA: z.string().optional().describe('CA bundle devices use to verify the server (reported to the simulator)'),

@@ -10,7 +10,7 @@ import { createAdminApi } from '../api/index.ts'
 import { createBroker, loadTls, startListeners } from '../broker/index.ts'
 import type { Config } from '../config/index.ts'
 import { ConsentIndex } from '../consent/index.ts'
-import { Registry } from '../registry/index.ts'
+import { CertificateAuthorities, Registry } from '../registry/index.ts'
 import { createStorage, loadSequences, type Storage } from '../storage/index.ts'
 import { createIngest } from './ingest.ts'
 import { loadOrCreateSecret } from './local-secrets.ts'
@@ -30,12 +30,15 @@ export interface IngestNode {
   config: Config
   mqtt: AddressInfo | null
   mqtts: AddressInfo
+  mqttsMutual: AddressInfo | null
   http: AddressInfo
   caPem: string | undefined
   adminToken: string
   registry: Registry
   storage: Storage
   metrics: IngestMetrics
+  /** Re-reads the server certificate and key (VF_TLS_CERT/KEY or the development pair) without a restart. */
+  reloadTls: () => void
   close: () => Promise<void>
 }
 
@@ -62,11 +65,16 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     },
   })
   const consent = new ConsentIndex()
-  const registry = await Registry.load(storage.conn, { masterKey, consent, secretCost: config.DEVICE_AUTH_COST })
+  const cas = new CertificateAuthorities(join(dataDir, 'tenant-ca'), masterKey)
+  let trustTenants: (() => void) | null = null
+  const registry = await Registry.load(storage.conn, {
+    masterKey, consent, secretCost: config.DEVICE_AUTH_COST, cas, onTenant: () => { trustTenants?.() },
+  })
   const ingest = createIngest({ consent, storage, metrics, stored: await loadSequences(storage.conn) })
 
   const broker = await createBroker({
     authenticate: (device, secret) => registry.authenticate(device, secret),
+    authenticateCertificate: (peer) => registry.deviceForCertificate(peer),
     ingest: ingest.ingest,
     reject: (r) => { ingest.reject({ ...r, reason: r.reason as Parameters<typeof ingest.reject>[0]['reason'] }) },
     limits: {
@@ -76,10 +84,13 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
   })
   broker.aedes.on('clientError', (_client, err) => { logger.debug({ err: err.message }, 'client error') })
 
-  const tls = loadTls({ dataDir, cert: config.TLS_CERT, key: config.TLS_KEY, ca: config.TLS_CA })
+  const tlsFiles = { dataDir, cert: config.TLS_CERT, key: config.TLS_KEY, ca: config.TLS_CA }
+  const tls = loadTls(tlsFiles)
+  const tenantCas = (): string[] => cas.bundle(registry.listTenants().map((t) => t.tenant))
   const listeners = await startListeners(broker.aedes, {
     tcp: config.MQTT_TCP ? { host: config.MQTT_HOST, port: config.MQTT_PORT } : null,
     tls: { host: config.MQTTS_HOST, port: config.MQTTS_PORT },
+    mtls: config.MQTTS_MTLS ? { host: config.MQTTS_HOST, port: config.MQTTS_MTLS_PORT, trust: tenantCas() } : null,
     material: tls,
     guard: { maxPacketBytes: config.MAX_PACKET_BYTES, maxConnectBytes: config.MAX_CONNECT_BYTES },
     maxConnections: config.MAX_CONNECTIONS,
@@ -87,6 +98,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
       ingest.reject({ reason, detail: reason === 'ING_ERR_SIZE' ? 'packet larger than the limit: connection dropped before buffering' : 'not an MQTT session', remoteAddress })
     },
   })
+  trustTenants = () => { listeners.setTrust(tenantCas()) }
   const caPem = tls.ca?.toString('utf8')
 
   const api = createAdminApi({
@@ -94,7 +106,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     storage,
     adminToken,
     stats: () => ({ ...metrics, connectedClients: broker.aedes.connectedClients, mode: storage.conn.mode }),
-    connectionInfo: () => ({ mqtt: listeners.tcp?.port ?? null, mqtts: listeners.tls.port, caPem }),
+    connectionInfo: () => ({ mqtt: listeners.tcp?.port ?? null, mqtts: listeners.tls.port, mqttsMutual: listeners.mtls?.port ?? null, caPem }),
   })
   await api.listen({ host: config.HTTP_HOST, port: config.HTTP_PORT })
   const http = api.server.address() as AddressInfo
@@ -104,12 +116,14 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     config,
     mqtt: listeners.tcp,
     mqtts: listeners.tls,
+    mqttsMutual: listeners.mtls,
     http,
     caPem,
     adminToken,
     registry,
     storage,
     metrics,
+    reloadTls: () => { listeners.setTls(loadTls(tlsFiles)) },
     close: () => {
       closing ??= (async () => {
         const stopped = listeners.close()

@@ -1,3 +1,5 @@
 export { Registry, RegistryError, FAMILIES } from './registry.ts'
 export type { DeviceKey, DeviceRecord, Enrollment, Family, RegistryOptions } from './registry.ts'
 export { hashSecret, verifySecret } from './secrets.ts'
+export { CertificateAuthorities } from './certificates.ts'
+export type { TenantCa } from './certificates.ts'

@@ -11,6 +11,7 @@ import type { Category, ConsentEvent, ConsentIndex, Purpose } from '../consent/i
 import { deviceId, patientId, tenantId, type DeviceId, type PatientId, type TenantId } from '../ids.ts'
 import type { StorageConnection } from '../storage/index.ts'
 import { hashSecret, newSecret, verifySecret } from './secrets.ts'
+import type { CertificateAuthorities } from './certificates.ts'
 
 export const FAMILIES = ['bracelet', 'cvitals', 'calarm'] as const
 export type Family = (typeof FAMILIES)[number]
@@ -46,7 +47,15 @@ export class RegistryError extends Error {
   }
 }
 
-export interface RegistryOptions { masterKey: Uint8Array; consent: ConsentIndex; secretCost: number }
+export interface RegistryOptions {
+  masterKey: Uint8Array
+  consent: ConsentIndex
+  secretCost: number
+  /** Tenant CAs for device client certificates (mutual TLS); optional. */
+  cas?: CertificateAuthorities
+  /** Called after a tenant is created (e.g. to trust its CA on the mutual-TLS listener). */
+  onTenant?: (tenant: TenantId) => void
+}
 
 export class Registry {
   private readonly tenantNames = new Map<TenantId, string>()
@@ -127,7 +136,12 @@ export class Registry {
     if (displayName.length > 200) throw new RegistryError('ING_ERR_INVALID', 'display name longer than 200 characters')
     if (this.tenantNames.get(tenant) === displayName) return tenant
     await this.insert('tenants', { tenant_id: tenant, display_name: displayName, created_at: Date.now() })
+    const isNew = !this.tenantNames.has(tenant)
     this.tenantNames.set(tenant, displayName)
+    if (isNew) {
+      this.opts.cas?.ensure(tenant)
+      this.opts.onTenant?.(tenant)
+    }
     return tenant
   }
 
@@ -187,6 +201,23 @@ export class Registry {
     }
     d.keys.set(keyId, { aead: prepareKey(key), notAfterMs: null })
     return { keyId, key: key.toString('base64url'), previousValidUntilMs: until }
+  }
+
+  /** Issues a client certificate (CN = device, O = tenant) signed by the tenant's CA. */
+  issueCertificate (tenantRaw: string, deviceRaw: string, csrPem?: string): { certPem: string; keyPem?: string; caPem: string } {
+    const tenant = this.requireTenant(tenantRaw)
+    const d = this.devices.get(deviceId(deviceRaw))
+    if (d === undefined || d.tenant !== tenant) throw new RegistryError('ING_ERR_NOT_FOUND', 'unknown device')
+    if (this.opts.cas === undefined) throw new RegistryError('ING_ERR_INVALID', 'no certificate authority configured')
+    return { ...this.opts.cas.issue(tenant, d.device, csrPem), caPem: this.opts.cas.ensure(tenant).certPem }
+  }
+
+  /** The device a verified client certificate speaks for, if it is enrolled under the tenant the certificate names. */
+  deviceForCertificate (peer: import('node:crypto').X509Certificate): DeviceRecord | null {
+    const id = this.opts.cas?.identify(peer)
+    if (id == null) return null
+    const d = this.devices.get(id.device as DeviceId)
+    return d !== undefined && d.tenant === id.tenant ? d : null
   }
 
   /** Checks a device's secret. Unknown devices cost the same scrypt work as known ones. */

@@ -18,7 +18,7 @@ export function tempDir (prefix = 'vf-test-'): { path: string; remove: () => voi
 
 export function testConfig (dataDir: string, overrides: Partial<Config> = {}): Config {
   return loadConfig({}, {
-    DATA_DIR: dataDir, LOG_LEVEL: 'silent', MQTT_PORT: 0, MQTTS_PORT: 0, MQTTS_HOST: '127.0.0.1', HTTP_PORT: 0,
+    DATA_DIR: dataDir, LOG_LEVEL: 'silent', MQTT_PORT: 0, MQTTS_PORT: 0, MQTTS_MTLS_PORT: 0, MQTTS_HOST: '127.0.0.1', HTTP_PORT: 0,
     BATCH_MAX_AGE_MS: 20, DEVICE_AUTH_COST: 10, ...overrides,
   })
 }

@@ -1,0 +1,97 @@
+/**
+ * Per-tenant certificate authorities and device client certificates for mutual
+ * TLS, made with the openssl CLI. A device certificate names its tenant in O
+ * and its device id in CN and is signed by that tenant's own CA. CA private keys
+ * are stored encrypted (AES-256) under a passphrase derived from the master key.
+ */
+import { createHmac, randomBytes, X509Certificate } from 'node:crypto'
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+export interface TenantCa { tenant: string; certPem: string; cert: X509Certificate }
+
+function openssl (args: string[], cwd: string, env: Record<string, string> = {}): void {
+  execFileSync('openssl', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } })
+}
+
+export class CertificateAuthorities {
+  private readonly cas = new Map<string, TenantCa>()
+
+  constructor (private readonly dir: string, private readonly masterKey: Uint8Array) {}
+
+  private passphrase (tenant: string): string {
+    return createHmac('sha256', this.masterKey).update(`vitalflow tenant CA\0${tenant}`).digest('base64url')
+  }
+
+  private paths (tenant: string): { dir: string; key: string; cert: string } {
+    const dir = join(this.dir, tenant)
+    return { dir, key: join(dir, 'ca.key'), cert: join(dir, 'ca.crt') }
+  }
+
+  /** The tenant's CA, created on first use. */
+  ensure (tenant: string): TenantCa {
+    const known = this.cas.get(tenant)
+    if (known !== undefined) return known
+    const p = this.paths(tenant)
+    if (!existsSync(p.cert)) {
+      mkdirSync(p.dir, { recursive: true, mode: 0o700 })
+      openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-passout', 'env:VF_CA_PASS',
+        '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '3650', '-subj', `/O=${tenant}/CN=vitalflow device CA ${tenant}`,
+        '-addext', 'basicConstraints=critical,CA:TRUE,pathlen:0', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], p.dir, { VF_CA_PASS: this.passphrase(tenant) })
+    }
+    const certPem = readFileSync(p.cert, 'utf8')
+    const ca = { tenant, certPem, cert: new X509Certificate(certPem) }
+    this.cas.set(tenant, ca)
+    return ca
+  }
+
+  /** Every tenant CA, for the mutual-TLS listener's trust store. */
+  bundle (tenants: Iterable<string>): string[] {
+    return [...tenants].map((t) => this.ensure(t).certPem)
+  }
+
+  /**
+   * Issues a client certificate for a device: from the device's own CSR if it
+   * sent one (its key never leaves it), otherwise with a key made here and
+   * returned once (development and provisioning stations).
+   */
+  issue (tenant: string, device: string, csrPem?: string): { certPem: string; keyPem?: string } {
+    const p = this.paths(tenant)
+    this.ensure(tenant)
+    const work = mkdtempSync(join(tmpdir(), 'vf-cert-'))
+    try {
+      let keyPem: string | undefined
+      if (csrPem === undefined) {
+        openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'device.key', '-out', 'device.csr',
+          '-subj', `/O=${tenant}/CN=${device}`], work)
+        keyPem = readFileSync(join(work, 'device.key'), 'utf8')
+      } else {
+        writeFileSync(join(work, 'device.csr'), csrPem)
+      }
+      writeFileSync(join(work, 'ext'), 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n')
+      // the subject is set here, not taken from the CSR: a device cannot name another tenant or device
+      openssl(['x509', '-req', '-in', 'device.csr', '-CA', p.cert, '-CAkey', p.key, '-passin', 'env:VF_CA_PASS', '-set_serial', `0x01${randomBytes(15).toString('hex')}`,
+        '-days', '397', '-extfile', 'ext', '-out', 'device.crt', '-subj', `/O=${tenant}/CN=${device}`], work, { VF_CA_PASS: this.passphrase(tenant) })
+      const certPem = readFileSync(join(work, 'device.crt'), 'utf8')
+      return keyPem === undefined ? { certPem } : { certPem, keyPem }
+    } finally {
+      rmSync(work, { recursive: true, force: true })
+    }
+  }
+
+  /**
+   * The (tenant, device) a verified peer certificate speaks for, or null. The
+   * certificate must be signed by the CA of the tenant it names: one tenant's
+   * CA cannot vouch for another tenant's devices.
+   */
+  identify (peer: X509Certificate): { tenant: string; device: string } | null {
+    const o = /(?:^|\n)O=([^\n]+)/.exec(peer.subject)?.[1]
+    const cn = /(?:^|\n)CN=([^\n]+)/.exec(peer.subject)?.[1]
+    if (o === undefined || cn === undefined) return null
+    const ca = this.cas.get(o)
+    if (ca === undefined || !peer.checkIssued(ca.cert) || !peer.verify(ca.cert.publicKey)) return null
+    return { tenant: o, device: cn }
+  }
+}
