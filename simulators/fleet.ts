@@ -9,7 +9,7 @@ import {
   DeviceSealer, createAlarmModel, createBraceletModel, createSpotModel, createStatusModel, expectedRows,
 } from '../devices/index.ts'
 import type { Stream } from '../src/decode/index.ts'
-import type { TableName } from '../src/storage/index.ts'
+import type { TelemetryTable } from '../src/storage/index.ts'
 import { inPool, type SimDevice } from './fleet-store.ts'
 
 export interface FleetOptions {
@@ -34,7 +34,7 @@ export interface FleetResult {
   elapsedSeconds: number
 }
 
-export type DataTable = Exclude<TableName, 'rejected_messages' | 'device_sequences'>
+export type DataTable = TelemetryTable
 const TABLE: Record<Stream, DataTable> = { vitals: 'vital_samples', spot: 'spot_measurements', alarm: 'alarm_events', status: 'device_status' }
 const MIN = 60_000
 

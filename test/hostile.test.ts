@@ -13,6 +13,7 @@ import { ConsentIndex } from '../src/consent/index.ts'
 import { decodeEnvelope } from '../src/decode/index.ts'
 import { createIngest, createMetrics, type IngestNode } from '../src/pipeline/index.ts'
 import type { Storage } from '../src/storage/index.ts'
+import { createAdminClient } from '../src/api/index.ts'
 import { createAlarmModel } from '../devices/index.ts'
 import { connack, connectPacket, publishPacket, rawSocket, varint } from './support/raw-mqtt.ts'
 import { connectTls, count, enrollAndConnect, startTestNode, tempDir, type TestDevice } from './support/node.ts'
@@ -237,5 +238,25 @@ describe('mutated envelopes', () => {
     }), { numRuns: 100 })
     await c.publishAsync('v1/care-a/cal-a2/alarm', randomBytes(10), { qos: 1 })
     expect(c.connected).toBe(true)
+  })
+})
+
+describe('security events', () => {
+  it('a burst of refusals from one source raises one event its tenant\'s administrator can list, and only that tenant', async () => {
+    const api = createAdminClient(`http://127.0.0.1:${node.http.port}`, node.adminToken)
+    const c = await connectTls(node, 'cal-b1', b1.enrollment.secret)
+    clients.push(c)
+    const before = await api.request<unknown[]>('GET', '/admin/tenants/care-b/security-events')
+    expect(before).toEqual([])
+    for (let i = 0; i < 25; i++) await c.publishAsync('v1/care-b/cal-b1/alarm', randomBytes(40), { qos: 1 })
+    const events = await api.request<Array<{ source: string; refusals: number; reasons: Record<string, number> }>>('GET', '/admin/tenants/care-b/security-events')
+    expect(events).toHaveLength(1)
+    expect(events[0]).toMatchObject({ source: 'cal-b1', refusals: 20 })
+    expect(Object.values(events[0]!.reasons).reduce((a, b) => a + b, 0)).toBe(20)
+    // care-a's devices misbehaved earlier in this file: their events are care-a's, never care-b's
+    const a = await api.request<Array<{ source: string }>>('GET', '/admin/tenants/care-a/security-events')
+    expect(a.map((e) => e.source)).toEqual(expect.arrayContaining(['cal-a1', 'cal-a2']))
+    expect(a.some((e) => e.source === 'cal-b1')).toBe(false)
+    await expect(api.request('GET', '/admin/tenants/care-b/security-events', undefined)).resolves.toHaveLength(1)
   })
 })

@@ -129,6 +129,22 @@ export function createAdminApi (deps: AdminApiDeps): FastifyInstance {
 
     admin.get('/stats', async () => deps.stats())
 
+    // security events (bursts of refused input) of one tenant, newest first
+    admin.get('/tenants/:tenant/security-events', async (req, reply) => {
+      const p = parse(TenantParams, req.params, reply)
+      const q = parse(SinceQuery, req.query, reply)
+      if (p === undefined || q === undefined) return reply
+      await deps.storage.flush()
+      const { client, table } = deps.storage.conn
+      const rs = await client.query({
+        query: `SELECT source, reasons, refusals, toUnixTimestamp64Milli(first_ts) AS firstMs, toUnixTimestamp64Milli(ts) AS lastMs
+          FROM ${table('security_events')} WHERE tenant_id = {tenant:String} AND ts >= fromUnixTimestamp64Milli({since:Int64}) ORDER BY ts DESC LIMIT 1000`,
+        query_params: { tenant: p.tenant, since: q.since },
+        format: 'JSONEachRow',
+      })
+      return (await rs.json<Record<string, unknown>>()).map((r) => ({ ...r, firstMs: Number(r['firstMs']), lastMs: Number(r['lastMs']) }))
+    })
+
     // rows stored per table for one tenant, optionally since an ingest time (ms)
     admin.get('/tenants/:tenant/rows', async (req, reply) => {
       const p = parse(TenantParams, req.params, reply)

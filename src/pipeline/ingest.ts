@@ -13,10 +13,11 @@ import { associatedData, open, ReplayWindow } from '../crypto/index.ts'
 import { decodeEnvelope, decodePayload, parseTopic, type Envelope, type Payload, type TelemetryTopic } from '../decode/index.ts'
 import type { DeviceRecord } from '../registry/index.ts'
 import {
-  alarmRows, rejectionRow, spotRows, statusRows, vitalRows, type Encoded, type RowContext, type Storage, type StoredSequences, type TableName,
+  alarmRows, rejectionRow, securityEventRow, spotRows, statusRows, vitalRows, type Encoded, type RowContext, type Storage, type StoredSequences, type TableName,
 } from '../storage/index.ts'
 import { bump, type IngestMetrics } from './metrics.ts'
 import { Reason } from './reasons.ts'
+import { BurstDetector, type BurstOptions, type SecurityEvent } from './security-events.ts'
 
 export interface Sender {
   record: DeviceRecord
@@ -42,6 +43,9 @@ export interface IngestDeps {
   now?: () => number
   /** Sequence numbers already stored, per device (from storage at start). */
   stored?: Map<string, StoredSequences>
+  /** Refusals from one source within a window that raise a security event. */
+  burst?: BurstOptions
+  onSecurityEvent?: (e: SecurityEvent) => void
 }
 
 export interface RejectionInput {
@@ -65,6 +69,11 @@ export function createIngest (deps: IngestDeps): Ingest {
   const { consent, storage, metrics } = deps
   const now = deps.now ?? Date.now
   const windows = new Map<string, ReplayWindow>()
+  const bursts = new BurstDetector(deps.burst ?? { threshold: 20, windowMs: 60_000 }, (e) => {
+    metrics.securityEvents++
+    void storage.write('security_events', securityEventRow(e), 1).catch(() => {})
+    deps.onSecurityEvent?.(e)
+  })
 
   function windowOf (device: string): ReplayWindow {
     let w = windows.get(device)
@@ -160,9 +169,11 @@ export function createIngest (deps: IngestDeps): Ingest {
 
   function reject (r: RejectionInput): void {
     bump(metrics.rejected, r.reason)
+    const nowMs = now()
+    bursts.note(r.tenant ?? '', r.device !== undefined && r.device !== '' ? r.device : `addr:${r.remoteAddress ?? ''}`, r.reason, nowMs)
     const row = rejectionRow({
       tenant: r.tenant ?? '', device: r.device ?? '', clientId: r.clientId ?? '', remoteAddress: r.remoteAddress ?? '',
-      topic: r.topic ?? '', bytes: r.bytes ?? 0, reason: r.reason, detail: r.detail, ts: now(),
+      topic: r.topic ?? '', bytes: r.bytes ?? 0, reason: r.reason, detail: r.detail, ts: nowMs,
     })
     void storage.write('rejected_messages', row, 1).catch(() => {})
   }

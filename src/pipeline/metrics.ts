@@ -7,10 +7,11 @@ export interface IngestMetrics {
   rowsFiltered: number
   flushes: number
   flushErrors: number
+  securityEvents: number
 }
 
 export function createMetrics (): IngestMetrics {
-  return { accepted: {}, rejected: {}, rowsQueued: {}, rowsStored: {}, rowsFiltered: 0, flushes: 0, flushErrors: 0 }
+  return { accepted: {}, rejected: {}, rowsQueued: {}, rowsStored: {}, rowsFiltered: 0, flushes: 0, flushErrors: 0, securityEvents: 0 }
 }
 
 export function bump (counter: Record<string, number>, key: string, by = 1): void {

@@ -31,10 +31,15 @@ export const COLUMNS = {
   device_status: ['tenant_id', 'device_id', 'patient_id', 'ts', 'model', 'firmware', 'serial_number', 'battery', 'last_sync',
     'diagnostics', 'seq', 'purpose', 'legal_basis', 'consent_version', 'ingested_at'],
   rejected_messages: ['tenant_id', 'device_id', 'client_id', 'remote_address', 'topic', 'bytes', 'reason', 'detail', 'ts'],
+  security_events: ['tenant_id', 'source', 'reasons', 'refusals', 'first_ts', 'ts'],
   /** Only for accepted messages that produced no rows (everything filtered); the others reach it through materialised views. */
   device_sequences: ['tenant_id', 'device_id', 'seq'],
 } as const
 export type TableName = keyof typeof COLUMNS
+
+/** The tables that hold what devices sent (as opposed to refusals, events and bookkeeping). */
+export const TELEMETRY_TABLES = ['vital_samples', 'spot_measurements', 'alarm_events', 'device_status'] as const satisfies readonly TableName[]
+export type TelemetryTable = (typeof TELEMETRY_TABLES)[number]
 
 function provenance (g: Grant, ingestedAt: number): string {
   return `\t${g.purpose}\t${g.basis}\t${g.version}\t${ingestedAt}\n`
@@ -144,6 +149,11 @@ export interface Rejection {
   reason: string
   detail: string
   ts: number
+}
+
+export function securityEventRow (e: { tenant: string; source: string; reasons: Record<string, number>; count: number; firstMs: number; lastMs: number }): string {
+  const reasons = Object.entries(e.reasons).map(([k, v]) => `'${tsvString(k)}':${v}`).join(',')
+  return `${tsvString(e.tenant)}\t${tsvString(e.source)}\t{${reasons}}\t${e.count}\t${e.firstMs}\t${e.lastMs}\n`
 }
 
 export function rejectionRow (r: Rejection): string {

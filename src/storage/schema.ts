@@ -151,6 +151,14 @@ ORDER BY (tenant_id, ts)`,
       // written in the same INSERT as the rows themselves: a stored message's sequence number is never missing here
       ...['vital_samples', 'spot_measurements', 'alarm_events', 'device_status'].map((t) =>
         `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${t}_sequences TO ${db}.device_sequences AS SELECT DISTINCT tenant_id, device_id, seq FROM ${db}.${t}`),
+      `CREATE TABLE IF NOT EXISTS ${db}.security_events (
+    tenant_id LowCardinality(String) COMMENT 'empty = platform level (source not attributable to a tenant)',
+    source String COMMENT 'device id, or remote address when no identity was established',
+    reasons Map(LowCardinality(String), UInt32),
+    refusals UInt32,
+    first_ts DateTime64(3, 'UTC'),
+    ts DateTime64(3, 'UTC')
+) ENGINE = MergeTree ORDER BY (tenant_id, ts)`,
       `ALTER TABLE ${db}.device_keys ADD COLUMN IF NOT EXISTS not_after Nullable(DateTime64(3, 'UTC')) COMMENT 'end of a rotated-out key''s overlap; NULL = current'`,
     ],
   },
