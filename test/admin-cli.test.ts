@@ -34,7 +34,7 @@ describe('admin CLI', () => {
     const e = await admin('device', 'enroll', 'care-cli', 'cal-1', '--family', 'calarm', '--patient', 'p-1') as { secret: string; key: string }
     expect(e.secret.length).toBeGreaterThan(20)
     expect(Buffer.from(e.key, 'base64url')).toHaveLength(32)
-    expect(await admin('device', 'list', 'care-cli')).toEqual([{ device: 'cal-1', family: 'calarm', patient: 'p-1', keyIds: [1] }])
+    expect(await admin('device', 'list', 'care-cli')).toEqual([{ device: 'cal-1', family: 'calarm', patient: 'p-1', gateway: null, keyIds: [1] }])
     const c = await connectTls(node, 'cal-1', e.secret)
     await c.endAsync()
     // the consent log holds both events, in order; the stored secret is a hash, not the secret

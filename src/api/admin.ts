@@ -25,7 +25,9 @@ export interface AdminApiDeps {
 const id = z.string().regex(ID_PATTERN)
 const TenantBody = z.object({ tenant: id, displayName: z.string().min(1).max(200) })
 const PatientBody = z.object({ patient: id })
-const DeviceBody = z.object({ device: id, family: z.enum(FAMILIES), patient: id.nullish() })
+const DeviceBody = z.object({ device: id, family: z.enum(FAMILIES), patient: id.nullish(), gateway: id.nullish() })
+const BindingBody = z.object({ patient: id.nullable(), validFromMs: z.number().int().min(0).optional() })
+const GatewayBody = z.object({ gateway: id.nullable() })
 const ConsentBody = z.object({
   patient: id,
   category: z.enum(CATEGORIES),
@@ -95,14 +97,30 @@ export function createAdminApi (deps: AdminApiDeps): FastifyInstance {
       const p = parse(TenantParams, req.params, reply)
       if (p === undefined) return reply
       if (!deps.registry.hasTenant(p.tenant)) return reply.code(404).send({ error: 'ING_ERR_NOT_FOUND' })
-      return deps.registry.listDevices(p.tenant).map((d) => ({ device: d.device, family: d.family, patient: d.patient, keyIds: [...d.keys.keys()] }))
+      return deps.registry.listDevices(p.tenant).map((d) => ({ device: d.device, family: d.family, patient: d.patient, gateway: d.gateway, keyIds: [...d.keys.keys()] }))
     })
 
     admin.post('/tenants/:tenant/devices', async (req, reply) => {
       const p = parse(TenantParams, req.params, reply)
       const b = parse(DeviceBody, req.body, reply)
       if (p === undefined || b === undefined) return reply
-      return reply.code(201).send(await deps.registry.enrollDevice({ tenant: p.tenant, device: b.device, family: b.family, patient: b.patient ?? null }))
+      return reply.code(201).send(await deps.registry.enrollDevice({ tenant: p.tenant, device: b.device, family: b.family, patient: b.patient ?? null, gateway: b.gateway ?? null }))
+    })
+
+    admin.post('/tenants/:tenant/devices/:device/binding', async (req, reply) => {
+      const p = parse(DeviceParams, req.params, reply)
+      const b = parse(BindingBody, req.body, reply)
+      if (p === undefined || b === undefined) return reply
+      await deps.registry.bindDevice(p.tenant, p.device, b.patient, b.validFromMs)
+      return reply.code(204).send()
+    })
+
+    admin.post('/tenants/:tenant/devices/:device/gateway', async (req, reply) => {
+      const p = parse(DeviceParams, req.params, reply)
+      const b = parse(GatewayBody, req.body, reply)
+      if (p === undefined || b === undefined) return reply
+      await deps.registry.setGateway(p.tenant, p.device, b.gateway)
+      return reply.code(204).send()
     })
 
     admin.post('/tenants/:tenant/devices/:device/keys', async (req, reply) => {

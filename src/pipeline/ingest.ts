@@ -38,6 +38,8 @@ function refuse (reason: Reason, detail: string, disconnect = false): Refusal {
 
 export interface IngestDeps {
   consent: ConsentIndex
+  /** Enrolled devices by id (for gateways publishing on a bound device's behalf) and their patient at a time. */
+  devices?: { device: (id: string) => DeviceRecord | undefined; patientAt: (d: DeviceRecord, t: number) => string | null }
   storage: Storage
   metrics: IngestMetrics
   now?: () => number
@@ -87,12 +89,26 @@ export function createIngest (deps: IngestDeps): Ingest {
 
   // ── steps ────────────────────────────────────────────────────────────────
 
-  function authorizeTopic (sender: Sender, topic: string): TelemetryTopic | Refusal {
+  /** The device the topic names: the sender itself, or a device bound to the sending gateway phone. */
+  function authorizeTopic (sender: Sender, topic: string): [TelemetryTopic, DeviceRecord] | Refusal {
     const t = parseTopic(topic)
     if (t === null) return refuse(Reason.topic, 'topic is not v1/{tenant}/{device}/{stream}', true)
     if (t.tenant !== sender.record.tenant) return refuse(Reason.tenant, 'topic names another tenant', true)
-    if (t.device !== sender.record.device) return refuse(Reason.device, 'topic names another device', true)
-    return t
+    if (t.device === sender.record.device) return [t, sender.record]
+    const target = deps.devices?.device(t.device)
+    if (target === undefined || target.tenant !== t.tenant || target.gateway !== sender.record.device) {
+      return refuse(Reason.device, 'topic names a device that is neither the sender nor bound to it', true)
+    }
+    return [t, target]
+  }
+
+  function messageTime (p: Payload): number {
+    switch (p.stream) {
+      case 'vitals': return p.msg.windowStartMs
+      case 'spot': return p.msg.measuredAtMs
+      case 'alarm': return p.msg.occurredAtMs
+      case 'status': return p.msg.reportedAtMs
+    }
   }
 
   function openEnvelope (t: TelemetryTopic, payload: Uint8Array): Envelope | Refusal {
@@ -148,19 +164,20 @@ export function createIngest (deps: IngestDeps): Ingest {
   // ── the path ─────────────────────────────────────────────────────────────
 
   function run (sender: Sender, topic: string, payload: Uint8Array): Outcome {
-    const t = authorizeTopic(sender, topic)
-    if ('kind' in t) return t
+    const addressed = authorizeTopic(sender, topic)
+    if ('kind' in addressed) return addressed
+    const [t, device] = addressed
     const env = openEnvelope(t, payload)
     if ('kind' in env) return env
     const w = windowOf(t.device)
     const replay = checkReplay(w, env)
     if (replay !== null) return replay
     const nowMs = now()
-    const plain = decrypt(sender.record, t, env, nowMs)
+    const plain = decrypt(device, t, env, nowMs)
     if ('kind' in plain) return plain
     const p = decode(t, plain, nowMs)
     if ('kind' in p) return p
-    const patient = sender.record.patient
+    const patient = deps.devices === undefined ? device.patient : deps.devices.patientAt(device, messageTime(p))
     const gate = consent.gate(t.tenant, patient)
     const ctx: RowContext = { tenant: t.tenant, patient: patient ?? '', device: t.device, seq: env.seq, ingestedAt: nowMs, gate }
     const [table, enc] = encodeRows(ctx, p)

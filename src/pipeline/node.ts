@@ -70,7 +70,10 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
   const registry = await Registry.load(storage.conn, {
     masterKey, consent, secretCost: config.DEVICE_AUTH_COST, cas, onTenant: () => { trustTenants?.() },
   })
-  const ingest = createIngest({ consent, storage, metrics, stored: await loadSequences(storage.conn) })
+  const ingest = createIngest({
+    consent, storage, metrics, stored: await loadSequences(storage.conn),
+    devices: { device: (id) => registry.device(id), patientAt: (d, t) => registry.patientAt(d, t) },
+  })
 
   const broker = await createBroker({
     authenticate: (device, secret) => registry.authenticate(device, secret),

@@ -12,8 +12,9 @@ import { deviceId, patientId, tenantId, type DeviceId, type PatientId, type Tena
 import type { StorageConnection } from '../storage/index.ts'
 import { hashSecret, newSecret, verifySecret } from './secrets.ts'
 import type { CertificateAuthorities } from './certificates.ts'
+import { patientAt, type Binding } from './bindings.ts'
 
-export const FAMILIES = ['bracelet', 'cvitals', 'calarm'] as const
+export const FAMILIES = ['bracelet', 'cvitals', 'calarm', 'gateway'] as const
 export type Family = (typeof FAMILIES)[number]
 
 /** A payload key; a rotated-out key stays valid until notAfterMs so messages sealed before the rotation still open. */
@@ -23,7 +24,12 @@ export interface DeviceRecord {
   readonly tenant: TenantId
   readonly device: DeviceId
   readonly family: Family
+  /** The current binding's patient (the last of `bindings`). */
   patient: PatientId | null
+  /** Patient bindings over time, oldest first: data is attributed by the binding valid at its time. */
+  bindings: Binding[]
+  /** The gateway phone allowed to publish on this device's behalf. */
+  gateway: DeviceId | null
   secretHash: string
   readonly keys: Map<number, DeviceKey>
 }
@@ -85,16 +91,27 @@ export class Registry {
     for (const row of await this.rows<{ tenant_id: string; patient_id: string }>(`SELECT tenant_id, patient_id FROM ${t('patients')} FINAL`)) {
       this.patients.add(`${row.tenant_id}\0${row.patient_id}`)
     }
-    type DeviceRow = { tenant_id: string; device_id: string; family: Family; patient_id: string; secret_hash: string }
-    for (const row of await this.rows<DeviceRow>(`SELECT tenant_id, device_id, family, patient_id, secret_hash FROM ${t('devices')} FINAL`)) {
+    type DeviceRow = { tenant_id: string; device_id: string; family: Family; patient_id: string; secret_hash: string; gateway_id: string }
+    for (const row of await this.rows<DeviceRow>(`SELECT tenant_id, device_id, family, patient_id, secret_hash, gateway_id FROM ${t('devices')} FINAL`)) {
+      const patient = row.patient_id === '' ? null : row.patient_id as PatientId
       this.devices.set(row.device_id as DeviceId, {
         tenant: row.tenant_id as TenantId,
         device: row.device_id as DeviceId,
         family: row.family,
-        patient: row.patient_id === '' ? null : row.patient_id as PatientId,
+        patient,
+        bindings: [],
+        gateway: row.gateway_id === '' ? null : row.gateway_id as DeviceId,
         secretHash: row.secret_hash,
         keys: new Map(),
       })
+    }
+    type BindingRow = { tenant_id: string; device_id: string; patient_id: string; from_ms: string }
+    for (const row of await this.rows<BindingRow>(`SELECT tenant_id, device_id, patient_id, toUnixTimestamp64Milli(valid_from) AS from_ms
+      FROM ${t('device_bindings')} ORDER BY tenant_id, device_id, valid_from, recorded_at`)) {
+      const d = this.devices.get(row.device_id as DeviceId)
+      if (d === undefined || d.tenant !== row.tenant_id) continue
+      d.bindings.push({ fromMs: Number(row.from_ms), patient: row.patient_id === '' ? null : row.patient_id as PatientId })
+      d.patient = d.bindings[d.bindings.length - 1]!.patient
     }
     type KeyRow = { tenant_id: string; device_id: string; key_id: number; wrapped_key: string; not_after: string | number | null }
     for (const row of await this.rows<KeyRow>(`SELECT tenant_id, device_id, key_id, wrapped_key, toUnixTimestamp64Milli(not_after) AS not_after
@@ -156,13 +173,14 @@ export class Registry {
   }
 
   /** Enrolls a new device: issues its secret and first payload key, binds it to a patient (or none). */
-  async enrollDevice (input: { tenant: string; device: string; family: Family; patient?: string | null }): Promise<Enrollment> {
+  async enrollDevice (input: { tenant: string; device: string; family: Family; patient?: string | null; gateway?: string | null }): Promise<Enrollment> {
     const tenant = this.requireTenant(input.tenant)
     const device = deviceId(input.device)
     if (!FAMILIES.includes(input.family)) throw new RegistryError('ING_ERR_INVALID', `family must be one of ${FAMILIES.join(', ')}`)
     if (this.devices.has(device)) throw new RegistryError('ING_ERR_CONFLICT', 'device id already enrolled')
     const patient = input.patient == null ? null : patientId(input.patient)
     if (patient !== null && !this.hasPatient(tenant, patient)) throw new RegistryError('ING_ERR_NOT_FOUND', 'patient not registered with this tenant')
+    const gateway = input.gateway == null ? null : this.requireGateway(tenant, input.gateway)
     const secret = newSecret()
     const secretHash = await hashSecret(secret, this.opts.secretCost)
     const key = randomBytes(32)
@@ -171,8 +189,15 @@ export class Registry {
     await this.insert('device_keys', {
       tenant_id: tenant, device_id: device, key_id: keyId, wrapped_key: wrapKey(this.opts.masterKey, tenant, device, keyId, key), created_at: now,
     })
-    await this.insert('devices', { tenant_id: tenant, device_id: device, family: input.family, patient_id: patient ?? '', secret_hash: secretHash, updated_at: now })
-    this.devices.set(device, { tenant, device, family: input.family, patient, secretHash, keys: new Map([[keyId, { aead: prepareKey(key), notAfterMs: null }]]) })
+    // the first binding covers the device's earlier data too (a backlog synced after enrollment)
+    await this.insert('device_bindings', { tenant_id: tenant, device_id: device, patient_id: patient ?? '', valid_from: 0, recorded_at: now })
+    await this.insert('devices', {
+      tenant_id: tenant, device_id: device, family: input.family, patient_id: patient ?? '', secret_hash: secretHash, gateway_id: gateway ?? '', updated_at: now,
+    })
+    this.devices.set(device, {
+      tenant, device, family: input.family, patient, bindings: [{ fromMs: 0, patient }], gateway, secretHash,
+      keys: new Map([[keyId, { aead: prepareKey(key), notAfterMs: null }]]),
+    })
     return { tenant, device, family: input.family, patient, secret, keyId, key: key.toString('base64url') }
   }
 
@@ -182,9 +207,8 @@ export class Registry {
    * that it is refused. Returns the new key, once.
    */
   async rotateKey (tenantRaw: string, deviceRaw: string, overlapMs: number): Promise<{ keyId: number; key: string; previousValidUntilMs: number }> {
-    const tenant = this.requireTenant(tenantRaw)
-    const d = this.devices.get(deviceId(deviceRaw))
-    if (d === undefined || d.tenant !== tenant) throw new RegistryError('ING_ERR_NOT_FOUND', 'unknown device')
+    const d = this.requireDevice(tenantRaw, deviceRaw)
+    const tenant = d.tenant
     if (!Number.isInteger(overlapMs) || overlapMs < 0 || overlapMs > 30 * 86_400_000) throw new RegistryError('ING_ERR_INVALID', 'overlap must be 0..30 days')
     const now = Date.now()
     const until = now + overlapMs
@@ -203,11 +227,62 @@ export class Registry {
     return { keyId, key: key.toString('base64url'), previousValidUntilMs: until }
   }
 
-  /** Issues a client certificate (CN = device, O = tenant) signed by the tenant's CA. */
-  issueCertificate (tenantRaw: string, deviceRaw: string, csrPem?: string): { certPem: string; keyPem?: string; caPem: string } {
+  /**
+   * Binds a device to another patient (or to nobody) from `validFromMs` on; data
+   * with an earlier time stays attributed to the earlier binding. History is
+   * append-only: a binding cannot start before the current one.
+   */
+  async bindDevice (tenantRaw: string, deviceRaw: string, patientRaw: string | null, validFromMs = Date.now()): Promise<void> {
+    const d = this.requireDevice(tenantRaw, deviceRaw)
+    const patient = patientRaw === null ? null : patientId(patientRaw)
+    if (patient !== null && !this.hasPatient(d.tenant, patient)) throw new RegistryError('ING_ERR_NOT_FOUND', 'patient not registered with this tenant')
+    const last = d.bindings[d.bindings.length - 1]
+    if (!Number.isSafeInteger(validFromMs) || (last !== undefined && validFromMs <= last.fromMs)) {
+      throw new RegistryError('ING_ERR_INVALID', 'a new binding must start after the current one')
+    }
+    await this.insert('device_bindings', { tenant_id: d.tenant, device_id: d.device, patient_id: patient ?? '', valid_from: validFromMs, recorded_at: Date.now() })
+    await this.persistDevice(d, { patient_id: patient ?? '' })
+    d.bindings.push({ fromMs: validFromMs, patient })
+    d.patient = patient
+  }
+
+  /** Lets a gateway phone of the same tenant publish on this device's behalf (null: no gateway). */
+  async setGateway (tenantRaw: string, deviceRaw: string, gatewayRaw: string | null): Promise<void> {
+    const d = this.requireDevice(tenantRaw, deviceRaw)
+    const gateway = gatewayRaw === null ? null : this.requireGateway(d.tenant, gatewayRaw)
+    await this.persistDevice(d, { gateway_id: gateway ?? '' })
+    d.gateway = gateway
+  }
+
+  /** The patient a device's data of time t belongs to. */
+  patientAt (d: DeviceRecord, t: number): PatientId | null {
+    return d.bindings.length === 1 ? d.bindings[0]!.patient : patientAt(d.bindings, t)
+  }
+
+  private async persistDevice (d: DeviceRecord, change: Record<string, unknown>): Promise<void> {
+    await this.insert('devices', {
+      tenant_id: d.tenant, device_id: d.device, family: d.family, patient_id: d.patient ?? '', secret_hash: d.secretHash,
+      gateway_id: d.gateway ?? '', updated_at: Date.now(), ...change,
+    })
+  }
+
+  private requireDevice (tenantRaw: string, deviceRaw: string): DeviceRecord {
     const tenant = this.requireTenant(tenantRaw)
     const d = this.devices.get(deviceId(deviceRaw))
     if (d === undefined || d.tenant !== tenant) throw new RegistryError('ING_ERR_NOT_FOUND', 'unknown device')
+    return d
+  }
+
+  private requireGateway (tenant: TenantId, raw: string): DeviceId {
+    const g = this.devices.get(deviceId(raw))
+    if (g === undefined || g.tenant !== tenant || g.family !== 'gateway') throw new RegistryError('ING_ERR_NOT_FOUND', 'no gateway with that id in this tenant')
+    return g.device
+  }
+
+  /** Issues a client certificate (CN = device, O = tenant) signed by the tenant's CA. */
+  issueCertificate (tenantRaw: string, deviceRaw: string, csrPem?: string): { certPem: string; keyPem?: string; caPem: string } {
+    const d = this.requireDevice(tenantRaw, deviceRaw)
+    const tenant = d.tenant
     if (this.opts.cas === undefined) throw new RegistryError('ING_ERR_INVALID', 'no certificate authority configured')
     return { ...this.opts.cas.issue(tenant, d.device, csrPem), caPem: this.opts.cas.ensure(tenant).certPem }
   }

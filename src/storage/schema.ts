@@ -162,4 +162,18 @@ ORDER BY (tenant_id, ts)`,
       `ALTER TABLE ${db}.device_keys ADD COLUMN IF NOT EXISTS not_after Nullable(DateTime64(3, 'UTC')) COMMENT 'end of a rotated-out key''s overlap; NULL = current'`,
     ],
   },
+  {
+    version: 4,
+    name: 'device bindings over time and gateway phones',
+    statements: (db) => [
+      `CREATE TABLE IF NOT EXISTS ${db}.device_bindings (
+    tenant_id String,
+    device_id String,
+    patient_id String COMMENT 'empty = bound to nobody from valid_from on',
+    valid_from DateTime64(3, 'UTC'),
+    recorded_at DateTime64(3, 'UTC')
+) ENGINE = MergeTree ORDER BY (tenant_id, device_id, valid_from)`,
+      `ALTER TABLE ${db}.devices ADD COLUMN IF NOT EXISTS gateway_id String DEFAULT '' COMMENT 'the gateway phone that may publish for this device; empty = none'`,
+    ],
+  },
 ]
