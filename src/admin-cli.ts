@@ -6,11 +6,11 @@
  *   tenant create <tenant> --name "Care organisation"
  *   tenant list
  *   patient create <tenant> <patient>
- *   device enroll <tenant> <device> --family bracelet|cvitals|calarm [--patient <patient>]
- *   device list <tenant>
+ *   device enroll|list|bind|gateway|cert|rotate-key ...   (see USAGE below)
  *   consent grant|withdraw <tenant> <patient> <category> --by <who> [--purpose care] [--source app|professional|paper_form|admin]
  *   stats
  */
+import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { adminClientFor } from './api/index.ts'
 import { loadConfig } from './config/index.ts'
@@ -19,15 +19,21 @@ const USAGE = `usage: npm run admin -- <command>
   tenant create <tenant> --name "Care organisation"
   tenant list
   patient create <tenant> <patient>
-  device enroll <tenant> <device> --family bracelet|cvitals|calarm [--patient <patient>]
+  device enroll <tenant> <device> --family bracelet|cvitals|calarm|gateway [--patient <patient>] [--gateway <gateway>]
   device list <tenant>
+  device bind <tenant> <device> <patient|none> [--from <ms since epoch>]
+  device gateway <tenant> <device> <gateway|none>
+  device cert <tenant> <device> [--csr <file.csr>]
+  device rotate-key <tenant> <device> [--overlap <seconds>]
+  security-events <tenant>
   consent grant|withdraw <tenant> <patient> <category> --by <who> [--purpose care] [--source app|professional|paper_form|admin]
   stats`
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
-    name: { type: 'string' }, family: { type: 'string' }, patient: { type: 'string' },
+    name: { type: 'string' }, family: { type: 'string' }, patient: { type: 'string' }, gateway: { type: 'string' },
+    from: { type: 'string' }, csr: { type: 'string' }, overlap: { type: 'string' },
     by: { type: 'string' }, purpose: { type: 'string' }, source: { type: 'string' }, help: { type: 'boolean', short: 'h' },
   },
 })
@@ -49,10 +55,35 @@ try {
     case 'tenant list': result = await api.request('GET', '/admin/tenants'); break
     case 'patient create': result = await api.request('POST', `/admin/tenants/${need(a, '<tenant>')}/patients`, { patient: need(b, '<patient>') }); break
     case 'device enroll':
-      result = await api.request('POST', `/admin/tenants/${need(a, '<tenant>')}/devices`, { device: need(b, '<device>'), family: need(values.family, '--family'), patient: values.patient ?? null })
+      result = await api.request('POST', `/admin/tenants/${need(a, '<tenant>')}/devices`, {
+        device: need(b, '<device>'), family: need(values.family, '--family'), patient: values.patient ?? null, gateway: values.gateway ?? null,
+      })
       process.stderr.write('the secret and key below are shown once: hand them to the device now\n')
       break
     case 'device list': result = await api.request('GET', `/admin/tenants/${need(a, '<tenant>')}/devices`); break
+    case 'device bind': {
+      const patient = need(c, '<patient|none>')
+      await api.request('POST', `/admin/tenants/${need(a, '<tenant>')}/devices/${need(b, '<device>')}/binding`, {
+        patient: patient === 'none' ? null : patient, ...(values.from === undefined ? {} : { validFromMs: Number(values.from) }),
+      })
+      result = { bound: patient }
+      break
+    }
+    case 'device gateway': {
+      const gateway = need(c, '<gateway|none>')
+      await api.request('POST', `/admin/tenants/${need(a, '<tenant>')}/devices/${need(b, '<device>')}/gateway`, { gateway: gateway === 'none' ? null : gateway })
+      result = { gateway }
+      break
+    }
+    case 'device cert':
+      result = await api.request('POST', `/admin/tenants/${need(a, '<tenant>')}/devices/${need(b, '<device>')}/certificate`,
+        values.csr === undefined ? {} : { csr: readFileSync(values.csr, 'utf8') })
+      break
+    case 'device rotate-key':
+      result = await api.request('POST', `/admin/tenants/${need(a, '<tenant>')}/devices/${need(b, '<device>')}/keys`,
+        values.overlap === undefined ? {} : { overlapSeconds: Number(values.overlap) })
+      process.stderr.write('the new key below is shown once: hand it to the device now\n')
+      break
     case 'consent grant':
     case 'consent withdraw':
       result = await api.request('POST', `/admin/tenants/${need(a, '<tenant>')}/consent`, {
@@ -61,6 +92,7 @@ try {
       })
       break
     case 'stats ': result = await api.request('GET', '/admin/stats'); break
+    case `security-events ${verb ?? ''}`: result = await api.request('GET', `/admin/tenants/${need(verb, '<tenant>')}/security-events`); break
     default: usage(`unknown command: ${positionals.join(' ')}`)
   }
 } catch (err) {

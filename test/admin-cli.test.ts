@@ -37,6 +37,11 @@ describe('admin CLI', () => {
     expect(await admin('device', 'list', 'care-cli')).toEqual([{ device: 'cal-1', family: 'calarm', patient: 'p-1', gateway: null, keyIds: [1] }])
     const c = await connectTls(node, 'cal-1', e.secret)
     await c.endAsync()
+    expect(await admin('device', 'bind', 'care-cli', 'cal-1', 'none')).toEqual({ bound: 'none' })
+    expect(node.registry.device('cal-1')?.patient).toBeNull()
+    expect(await admin('device', 'rotate-key', 'care-cli', 'cal-1', '--overlap', '60')).toMatchObject({ keyId: 2 })
+    expect(await admin('device', 'cert', 'care-cli', 'cal-1')).toMatchObject({ certPem: expect.stringContaining('BEGIN CERTIFICATE') })
+    expect(await admin('security-events', 'care-cli')).toEqual([])
     // the consent log holds both events, in order; the stored secret is a hash, not the secret
     expect(await count(node, 'consent_events', "tenant_id = 'care-cli' AND patient_id = 'p-1'")).toBe(2)
     expect(await count(node, 'devices', 'position(secret_hash, {s:String}) > 0', { s: e.secret })).toBe(0)
