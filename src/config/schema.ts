@@ -42,6 +42,10 @@ export const configSchema = z.object({
   PUBLISH_BURST: z.coerce.number().int().min(1).max(1_000_000).default(500).describe('publishes a client may burst above the sustained rate'),
   AUTH_FREE_FAILURES: z.coerce.number().int().min(1).max(1000).default(5).describe('failed logins per source address before exponential back-off'),
   AUTH_MAX_BACKOFF_S: z.coerce.number().int().min(1).max(86_400).default(300).describe('longest back-off after failed logins, seconds'),
+  WAL_SEGMENT_BYTES: z.coerce.number().int().min(4096).max(1024 ** 3).default(64 * 1024 ** 2).describe('write-ahead log segment size'),
+  WAL_BUDGET_BYTES: z.coerce.number().int().min(4096).max(1024 ** 4).default(1024 ** 3)
+    .describe('disk the write-ahead log may use while storage is behind; above it devices get no PUBACK (they keep the data and retry)'),
+  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000).describe('how long a stop may spend shipping the log before it leaves the rest for the next start'),
   DEVICE_AUTH_COST: z.coerce.number().int().min(10).max(20).default(14).describe('scrypt cost (log2 N) of new device secrets'),
 })
 

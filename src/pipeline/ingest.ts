@@ -154,8 +154,9 @@ export function createIngest (deps: IngestDeps): Ingest {
     return write.then(
       () => { bump(metrics.rowsStored, table, enc.rows) },
       (err: unknown) => {
-        // not stored, so not acknowledged: let the device's resend through
+        // not made durable, so not acknowledged: let the device's resend through
         w.forget(seq)
+        bump(metrics.unacknowledged, (err as { code?: string }).code ?? 'ING_ERR_STORAGE')
         throw err
       },
     )

@@ -5,13 +5,15 @@ export interface IngestMetrics {
   rowsQueued: Record<string, number>
   rowsStored: Record<string, number>
   rowsFiltered: number
+  /** Accepted messages that could not be made durable (no PUBACK), by code. */
+  unacknowledged: Record<string, number>
   flushes: number
   flushErrors: number
   securityEvents: number
 }
 
 export function createMetrics (): IngestMetrics {
-  return { accepted: {}, rejected: {}, rowsQueued: {}, rowsStored: {}, rowsFiltered: 0, flushes: 0, flushErrors: 0, securityEvents: 0 }
+  return { accepted: {}, rejected: {}, rowsQueued: {}, rowsStored: {}, rowsFiltered: 0, unacknowledged: {}, flushes: 0, flushErrors: 0, securityEvents: 0 }
 }
 
 export function bump (counter: Record<string, number>, key: string, by = 1): void {

@@ -55,12 +55,13 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     database: config.CLICKHOUSE_DATABASE,
     dataDir,
     batch: { maxRows: config.BATCH_MAX_ROWS, maxAgeMs: config.BATCH_MAX_AGE_MS },
+    wal: { segmentBytes: config.WAL_SEGMENT_BYTES, budgetBytes: config.WAL_BUDGET_BYTES },
     onFlush: (r) => {
       metrics.flushes++
       if (r.error !== undefined) {
         metrics.flushErrors++
         // ClickHouse parse errors quote the offending input, i.e. health values: log only the error's code and type
-        logger.error({ table: r.table, rows: r.rows, error: describeError(r.error) }, 'insert failed; affected messages are not acknowledged')
+        logger.error({ table: r.table, rows: r.rows, attempt: r.attempt, error: describeError(r.error) }, 'insert failed; acknowledged rows stay in the write-ahead log and are retried')
       }
     },
   })
@@ -133,7 +134,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
         await broker.close()
         await stopped
         await api.close()
-        await storage.close()
+        await storage.close(config.SHUTDOWN_TIMEOUT_MS)
       })()
       return closing
     },

@@ -3,81 +3,127 @@
  * TabSeparated text and are flushed by size or age, one insert in flight per
  * table: while an insert runs, the next batch grows (group commit), so slower
  * storage means bigger, fewer inserts rather than a queue of small ones.
- * add() resolves when the batch holding the rows is stored, and rejects if
- * that insert fails; the broker holds the PUBACK on it.
+ *
+ * Rows that came through the write-ahead log carry their LSN. Such a batch is
+ * announced in the log before it is inserted (so a restart re-inserts exactly
+ * it, under the same deduplication token), is retried with back-off until
+ * storage takes it, and is checkpointed afterwards. Rows without an LSN
+ * (refusals, security events) are inserted once; a failure is reported.
  */
 export interface BatcherOptions { maxRows: number; maxAgeMs: number }
-export interface FlushReport { table: string; rows: number; bytes: number; ms: number; error?: unknown }
+export interface FlushReport { table: string; rows: number; bytes: number; ms: number; error?: unknown; attempt?: number }
 
-type InsertFn = (body: string) => Promise<void>
+export interface BatchLog {
+  /** Makes the intent to insert first..last durable. */
+  intent: (table: string, first: number, last: number) => Promise<void>
+  /** first..last of this table are stored. */
+  checkpoint: (table: string, last: number) => void
+}
 
-interface Pending {
+export type InsertFn = (body: string, dedupToken: string | undefined) => Promise<void>
+
+interface Batch {
   chunks: string[]
   rows: number
   bytes: number
+  first: number
+  last: number
   promise: Promise<void>
   resolve: () => void
   reject: (e: unknown) => void
 }
 
-function newPending (): Pending {
+function newBatch (): Batch {
   let resolve!: () => void
   let reject!: (e: unknown) => void
   const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej })
-  promise.catch(() => {}) // rows nobody waits for (rejections) must not raise unhandled rejections
-  return { chunks: [], rows: 0, bytes: 0, promise, resolve, reject }
+  promise.catch(() => {}) // rows nobody waits for must not raise unhandled rejections
+  return { chunks: [], rows: 0, bytes: 0, first: 0, last: 0, promise, resolve, reject }
 }
 
+const RETRY_MIN_MS = 100
+const RETRY_MAX_MS = 5000
+
 export class TableBatcher {
-  private pending: Pending = newPending()
+  private pending: Batch = newBatch()
   private timer: NodeJS.Timeout | null = null
   private inflight: Promise<void> | null = null
   private flushWanted = false
+  private stopped = false
 
   constructor (
     readonly table: string,
     private readonly insert: InsertFn,
     private readonly opts: BatcherOptions,
     private readonly onFlush: (r: FlushReport) => void = () => {},
+    private readonly log: BatchLog | null = null,
   ) {}
 
   get queuedRows (): number { return this.pending.rows }
 
-  add (chunk: string, rows: number): Promise<void> {
+  /** Queues rows (with the LSN they have in the write-ahead log, if any); resolves once they are stored. */
+  add (chunk: string, rows: number, lsn = 0): Promise<void> {
     const p = this.pending
     p.chunks.push(chunk)
     p.rows += rows
     p.bytes += chunk.length
+    if (lsn > 0) {
+      if (p.first === 0) p.first = lsn
+      p.last = lsn
+    }
     if (p.rows >= this.opts.maxRows) this.flush()
     else if (this.timer === null) this.timer = setTimeout(() => { this.timer = null; this.flush() }, this.opts.maxAgeMs)
     return p.promise
   }
 
+  /** Inserts a batch recovered from the log exactly as it was announced before a restart. */
+  replay (chunks: string[], rows: number, first: number, last: number): Promise<void> {
+    const b = newBatch()
+    Object.assign(b, { chunks, rows, bytes: chunks.reduce((n, c) => n + c.length, 0), first, last })
+    const run = async (): Promise<void> => {
+      while (this.inflight !== null) await this.inflight
+      this.inflight = this.ship(b, true).finally(() => { this.inflight = null })
+      await this.inflight
+    }
+    return run()
+  }
+
   /** Starts an insert of everything queued, or marks one as wanted after the insert in flight. */
   flush (): void {
     if (this.timer !== null) { clearTimeout(this.timer); this.timer = null }
-    if (this.pending.rows === 0) return
+    if (this.pending.rows === 0 || this.stopped) return
     if (this.inflight !== null) { this.flushWanted = true; return }
     const batch = this.pending
-    this.pending = newPending()
-    const started = performance.now()
-    const body = batch.chunks.join('')
-    this.inflight = this.insert(body).then(
-      () => {
-        this.onFlush({ table: this.table, rows: batch.rows, bytes: batch.bytes, ms: performance.now() - started })
-        batch.resolve()
-      },
-      (error: unknown) => {
-        this.onFlush({ table: this.table, rows: batch.rows, bytes: batch.bytes, ms: performance.now() - started, error })
-        batch.reject(error)
-      },
-    ).finally(() => {
+    this.pending = newBatch()
+    this.inflight = this.ship(batch, false).finally(() => {
       this.inflight = null
       if (this.flushWanted || this.pending.rows >= this.opts.maxRows) { this.flushWanted = false; this.flush() }
     })
   }
 
-  /** Flushes until nothing is queued or in flight. Errors are reported through the batch promises. */
+  private async ship (batch: Batch, announced: boolean): Promise<void> {
+    const logged = this.log !== null && batch.first > 0
+    const token = logged ? `${this.table}:${batch.first}-${batch.last}` : undefined
+    const body = batch.chunks.join('')
+    for (let attempt = 1; ; attempt++) {
+      const started = performance.now()
+      try {
+        if (logged && !announced) { await this.log!.intent(this.table, batch.first, batch.last); announced = true }
+        await this.insert(body, token)
+        this.onFlush({ table: this.table, rows: batch.rows, bytes: batch.bytes, ms: performance.now() - started, attempt })
+        if (logged) this.log!.checkpoint(this.table, batch.last)
+        batch.resolve()
+        return
+      } catch (error) {
+        this.onFlush({ table: this.table, rows: batch.rows, bytes: batch.bytes, ms: performance.now() - started, error, attempt })
+        // logged rows were acknowledged: keep trying (a restart would replay them from the log anyway)
+        if (!logged || this.stopped) { batch.reject(error); return }
+        await new Promise((resolve) => setTimeout(resolve, Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** (attempt - 1))))
+      }
+    }
+  }
+
+  /** Flushes until nothing is queued or in flight. */
   async drain (): Promise<void> {
     for (;;) {
       this.flush()
@@ -86,4 +132,7 @@ export class TableBatcher {
       await inflight
     }
   }
+
+  /** Stops retrying: a batch that cannot be stored now stays in the log for the next start. */
+  stop (): void { this.stopped = true }
 }

@@ -176,4 +176,10 @@ ORDER BY (tenant_id, ts)`,
       `ALTER TABLE ${db}.devices ADD COLUMN IF NOT EXISTS gateway_id String DEFAULT '' COMMENT 'the gateway phone that may publish for this device; empty = none'`,
     ],
   },
+  {
+    version: 5,
+    name: 'insert deduplication: a batch re-inserted after a crash (same token) is stored once',
+    statements: (db) => ['vital_samples', 'spot_measurements', 'alarm_events', 'device_status', 'device_sequences'].map((t) =>
+      `ALTER TABLE ${db}.${t} MODIFY SETTING non_replicated_deduplication_window = 10000`),
+  },
 ]

@@ -1,58 +1,118 @@
+import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { connect, type StorageConnection, type StorageTarget } from './connection.ts'
 import { migrate } from './migrate.ts'
 import { TableBatcher, type BatcherOptions, type FlushReport } from './batcher.ts'
-import { COLUMNS, type TableName } from './rows.ts'
+import { COLUMNS, TELEMETRY_TABLES, type TableName } from './rows.ts'
+import { WriteAheadLog, type Recovered } from './wal.ts'
 
 export class StorageError extends Error {
-  readonly code = 'ING_ERR_STORAGE'
-  constructor (message: string, options?: ErrorOptions) {
+  constructor (readonly code: 'ING_ERR_STORAGE' | 'ING_ERR_BACKPRESSURE', message: string, options?: ErrorOptions) {
     super(message, options)
     this.name = 'StorageError'
   }
 }
 
+/** Tables whose rows were acknowledged to a device: they go through the write-ahead log. */
+const LOGGED: ReadonlySet<TableName> = new Set<TableName>([...TELEMETRY_TABLES, 'device_sequences'])
+
+export interface StorageStats { walBytes: number; walBudgetBytes: number; queuedRows: Record<string, number>; recoveredRows: number; discardedBytes: number }
+
 export interface Storage {
   readonly conn: StorageConnection
-  /** Queues TSV rows for a table; resolves when they are stored. */
+  /**
+   * Queues rows for a table. For acknowledged data it resolves once the rows
+   * are in the write-ahead log (fsync'd): that is when a PUBACK may go out. It
+   * rejects with ING_ERR_BACKPRESSURE when the log is over its disk budget.
+   */
   write: (table: TableName, chunk: string, rows: number) => Promise<void>
-  /** Flushes every table and waits for the inserts. */
+  /** Ships everything queued and waits for the inserts. */
   flush: () => Promise<void>
-  close: () => Promise<void>
+  stats: () => StorageStats
+  /** Ships what it can within `deadlineMs`; what is left stays in the log for the next start. */
+  close: (deadlineMs?: number) => Promise<void>
 }
 
 export interface StorageOptions extends StorageTarget {
   batch: BatcherOptions
+  wal: { segmentBytes: number; budgetBytes: number }
   onFlush?: (r: FlushReport) => void
 }
 
 export async function createStorage (opts: StorageOptions): Promise<Storage> {
   const conn = await connect(opts)
   await migrate(conn)
+  const { wal, recovered } = await WriteAheadLog.open(join(opts.dataDir, 'wal'), { segmentBytes: opts.wal.segmentBytes })
   const batchers = {} as Record<TableName, TableBatcher>
+  const log = { intent: (t: string, first: number, last: number) => wal.intent(t, first, last), checkpoint: (t: string, last: number) => { wal.checkpoint(t, last) } }
   for (const name of Object.keys(COLUMNS) as TableName[]) {
     const table = conn.table(name)
     const columns = [...COLUMNS[name]] as [string, ...string[]]
-    const insert = async (body: string): Promise<void> => {
+    const insert = async (body: string, token: string | undefined): Promise<void> => {
       try {
-        await conn.client.insert({ table, columns, format: 'TabSeparated', values: Readable.from([body], { objectMode: false }) })
+        await conn.client.insert({
+          table, columns, format: 'TabSeparated', values: Readable.from([body], { objectMode: false }),
+          ...(token === undefined ? {} : { clickhouse_settings: { insert_deduplication_token: token } }),
+        })
       } catch (cause) {
-        throw new StorageError(`insert into ${table} failed`, { cause })
+        throw new StorageError('ING_ERR_STORAGE', `insert into ${table} failed`, { cause })
       }
     }
-    batchers[name] = new TableBatcher(name, insert, opts.batch, opts.onFlush)
+    batchers[name] = new TableBatcher(name, insert, opts.batch, opts.onFlush, LOGGED.has(name) ? log : null)
   }
-  let closed = false
+  const recoveredRows = await shipRecovered(recovered, batchers)
+
   const flush = async (): Promise<void> => { await Promise.all(Object.values(batchers).map((b) => b.drain())) }
+  let closing: Promise<void> | null = null
   return {
     conn,
-    write: (table, chunk, rows) => batchers[table].add(chunk, rows),
+    write: (table, chunk, rows) => {
+      const b = batchers[table]
+      if (!LOGGED.has(table)) return b.add(chunk, rows)
+      if (wal.bytes > opts.wal.budgetBytes) {
+        return Promise.reject(new StorageError('ING_ERR_BACKPRESSURE', `write-ahead log over its budget of ${opts.wal.budgetBytes} bytes; storage is behind`))
+      }
+      return wal.append(table, rows, chunk).then((lsn) => { void b.add(chunk, rows, lsn) })
+    },
     flush,
-    close: async () => {
-      if (closed) return
-      closed = true
-      await flush()
-      await conn.client.close()
+    stats: () => ({
+      walBytes: wal.bytes,
+      walBudgetBytes: opts.wal.budgetBytes,
+      queuedRows: Object.fromEntries(Object.entries(batchers).map(([t, b]) => [t, b.queuedRows])),
+      recoveredRows,
+      discardedBytes: recovered.discardedBytes,
+    }),
+    close: (deadlineMs = 10_000) => {
+      closing ??= (async () => {
+        let timer: NodeJS.Timeout | undefined
+        await Promise.race([flush(), new Promise((resolve) => { timer = setTimeout(resolve, deadlineMs) })])
+        clearTimeout(timer)
+        for (const b of Object.values(batchers)) b.stop()
+        await wal.close()
+        await conn.client.close()
+      })()
+      return closing
     },
   }
+}
+
+/** Re-inserts what the log holds beyond the checkpoint: announced batches as they were, then the rest. */
+async function shipRecovered (recovered: Recovered, batchers: Record<TableName, TableBatcher>): Promise<number> {
+  let rows = 0
+  for (const [table, records] of recovered.records) {
+    const b = batchers[table as TableName]
+    if (b === undefined) continue
+    let rest = records
+    for (const intent of recovered.intents.get(table) ?? []) {
+      const inBatch = rest.filter((r) => r.lsn >= intent.first && r.lsn <= intent.last)
+      rest = rest.filter((r) => r.lsn > intent.last || r.lsn < intent.first)
+      if (inBatch.length === 0) continue
+      const n = inBatch.reduce((s, r) => s + r.rows, 0)
+      rows += n
+      await b.replay(inBatch.map((r) => r.chunk), n, intent.first, intent.last)
+    }
+    for (const r of rest) { rows += r.rows; void b.add(r.chunk, r.rows, r.lsn) }
+    await b.drain()
+  }
+  return rows
 }

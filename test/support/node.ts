@@ -47,7 +47,9 @@ export async function enrollAndConnect (node: IngestNode, tenant: string, device
   return { enrollment, sealer, client }
 }
 
+/** Reads after shipping: a PUBACK means "in the write-ahead log"; rows reach ClickHouse on the next flush. */
 export async function rowsOf<T = Record<string, unknown>> (node: IngestNode, sql: string, params: Record<string, unknown> = {}): Promise<T[]> {
+  await node.storage.flush()
   const rs = await node.storage.conn.client.query({ query: sql.replaceAll('{db}', node.storage.conn.database), query_params: params, format: 'JSONEachRow' })
   return await rs.json<T>()
 }

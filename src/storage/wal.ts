@@ -1,0 +1,256 @@
+/**
+ * Write-ahead log: accepted rows are appended here and fsync'd (group commit:
+ * every append waiting at the same moment shares one fdatasync) before the
+ * broker may PUBACK. The batcher ships from memory to ClickHouse and records
+ * what is stored in a checkpoint; on start, whatever the checkpoint does not
+ * cover is read back and shipped again.
+ *
+ * Segment files DATA_DIR/wal/<first lsn>.wal hold records:
+ *   u32 body length | u32 crc32(body) | body
+ *   body = u8 type | u48 lsn | u8 table name length | table name | rest
+ *   DATA   (1): rest = u32 rows | utf8 TabSeparated rows
+ *   INTENT (2): rest = u48 first lsn | u48 last lsn — a batch about to be inserted, so
+ *               a restart re-inserts exactly that batch under the same deduplication token
+ * A record whose length or checksum does not hold ends its segment: a torn
+ * tail from a crash was never acknowledged, so nothing acknowledged is lost.
+ */
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync, openSync, fsyncSync, closeSync } from 'node:fs'
+import { open, type FileHandle } from 'node:fs/promises'
+import { join } from 'node:path'
+import { crc32 } from 'node:zlib'
+
+const DATA = 1
+const INTENT = 2
+const HEAD = 8
+
+export interface WalRecord { lsn: number; table: string; rows: number; chunk: string }
+export interface WalIntent { lsn: number; table: string; first: number; last: number }
+
+export interface Recovered {
+  /** Per table, in LSN order: data records not yet covered by the checkpoint. */
+  records: Map<string, WalRecord[]>
+  /** Per table: batches that may have reached storage, to re-insert under the same token. */
+  intents: Map<string, WalIntent[]>
+  /** Bytes dropped from torn or corrupt tails. */
+  discardedBytes: number
+}
+
+export interface WalOptions { segmentBytes: number }
+
+interface Segment { path: string; bytes: number; maxByTable: Map<string, number> }
+
+function encode (type: number, lsn: number, table: string, rest: Buffer): Buffer {
+  const name = Buffer.from(table, 'latin1')
+  const body = Buffer.allocUnsafe(1 + 6 + 1 + name.length + rest.length)
+  body[0] = type
+  body.writeUIntLE(lsn, 1, 6)
+  body[7] = name.length
+  name.copy(body, 8)
+  rest.copy(body, 8 + name.length)
+  const head = Buffer.allocUnsafe(HEAD)
+  head.writeUInt32LE(body.length, 0)
+  head.writeUInt32LE(crc32(body), 4)
+  return Buffer.concat([head, body])
+}
+
+/** Parses a segment's bytes; returns the records and the length of the valid prefix. */
+export function parseSegment (buf: Buffer): { records: Array<WalRecord | (WalIntent & { type: 'intent' })>; valid: number } {
+  const records: Array<WalRecord | (WalIntent & { type: 'intent' })> = []
+  let o = 0
+  while (o + HEAD <= buf.length) {
+    const len = buf.readUInt32LE(o)
+    if (len < 8 || o + HEAD + len > buf.length) break
+    const body = buf.subarray(o + HEAD, o + HEAD + len)
+    if (crc32(body) !== buf.readUInt32LE(o + 4)) break
+    const type = body[0]
+    const lsn = body.readUIntLE(1, 6)
+    const nameLen = body[7]!
+    const table = body.toString('latin1', 8, 8 + nameLen)
+    const rest = body.subarray(8 + nameLen)
+    if (type === DATA && rest.length >= 4) records.push({ lsn, table, rows: rest.readUInt32LE(0), chunk: rest.toString('utf8', 4) })
+    else if (type === INTENT && rest.length === 12) records.push({ type: 'intent', lsn, table, first: rest.readUIntLE(0, 6), last: rest.readUIntLE(6, 6) })
+    else break
+    o += HEAD + len
+  }
+  return { records, valid: o }
+}
+
+export class WriteAheadLog {
+  private handle: FileHandle | null = null
+  private current: Segment | null = null
+  private readonly segments: Segment[] = []
+  private nextLsn = 1
+  private pending: Array<{ buf: Buffer; table: string | null; lsn: number }> = []
+  private pendingBytes = 0
+  private waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> = []
+  private flushing: Promise<void> | null = null
+  private closed = false
+  /** Set when a write or fsync failed: what follows might sit behind a torn record, so the log takes nothing more. */
+  private failed: unknown = null
+  readonly checkpoints = new Map<string, number>()
+
+  private constructor (private readonly dir: string, private readonly opts: WalOptions) {}
+
+  /** Opens the log, truncating torn tails, and returns what the checkpoint does not cover. */
+  static async open (dir: string, opts: WalOptions): Promise<{ wal: WriteAheadLog; recovered: Recovered }> {
+    mkdirSync(dir, { recursive: true, mode: 0o700 })
+    const wal = new WriteAheadLog(dir, opts)
+    try {
+      const cp = JSON.parse(readFileSync(join(dir, 'checkpoint.json'), 'utf8')) as Record<string, number>
+      for (const [t, lsn] of Object.entries(cp)) wal.checkpoints.set(t, lsn)
+    } catch { /* no checkpoint yet */ }
+    const recovered: Recovered = { records: new Map(), intents: new Map(), discardedBytes: 0 }
+    const files = readdirSync(dir).filter((f) => f.endsWith('.wal')).sort()
+    for (const f of files) {
+      const path = join(dir, f)
+      const buf = readFileSync(path)
+      const { records, valid } = parseSegment(buf)
+      if (valid < buf.length) {
+        recovered.discardedBytes += buf.length - valid
+        truncateSync(path, valid)
+      }
+      const seg: Segment = { path, bytes: valid, maxByTable: new Map() }
+      for (const r of records) {
+        wal.nextLsn = Math.max(wal.nextLsn, r.lsn + 1)
+        const done = wal.checkpoints.get(r.table) ?? 0
+        if ('type' in r) {
+          if (r.last > done) push(recovered.intents, r.table, { lsn: r.lsn, table: r.table, first: r.first, last: r.last })
+          continue
+        }
+        seg.maxByTable.set(r.table, r.lsn)
+        if (r.lsn > done) push(recovered.records, r.table, r)
+      }
+      wal.segments.push(seg)
+    }
+    wal.collect()
+    await wal.rotate()
+    return { wal, recovered }
+  }
+
+  /** Bytes of log on disk not yet released by checkpoints. */
+  get bytes (): number {
+    let n = this.pendingBytes
+    for (const s of this.segments) n += s.bytes
+    return n
+  }
+
+  /** Appends rows; resolves with their LSN once they are on disk (fdatasync). */
+  append (table: string, rows: number, chunk: string): Promise<number> {
+    const lsn = this.nextLsn++
+    const head = Buffer.allocUnsafe(4)
+    head.writeUInt32LE(rows, 0)
+    this.enqueue(encode(DATA, lsn, table, Buffer.concat([head, Buffer.from(chunk, 'utf8')])), table, lsn)
+    return this.sync().then(() => lsn)
+  }
+
+  /** Records that a batch (first..last of a table) is about to be inserted; durable when resolved. */
+  intent (table: string, first: number, last: number): Promise<void> {
+    const rest = Buffer.allocUnsafe(12)
+    rest.writeUIntLE(first, 0, 6)
+    rest.writeUIntLE(last, 6, 6)
+    this.enqueue(encode(INTENT, this.nextLsn++, table, rest), null, 0)
+    return this.sync()
+  }
+
+  /** Everything of `table` up to `lsn` is stored: persist that, and drop segments nobody needs. */
+  checkpoint (table: string, lsn: number): void {
+    if ((this.checkpoints.get(table) ?? 0) >= lsn) return
+    this.checkpoints.set(table, lsn)
+    const tmp = join(this.dir, 'checkpoint.json.tmp')
+    writeFileSync(tmp, JSON.stringify(Object.fromEntries(this.checkpoints)))
+    const fd = openSync(tmp, 'r')
+    fsyncSync(fd)
+    closeSync(fd)
+    renameSync(tmp, join(this.dir, 'checkpoint.json'))
+    this.collect()
+  }
+
+  async close (): Promise<void> {
+    this.closed = true
+    await this.sync()
+    await this.handle?.close()
+    this.handle = null
+  }
+
+  private enqueue (buf: Buffer, table: string | null, lsn: number): void {
+    if (this.closed) throw new Error('write-ahead log is closed')
+    if (this.failed !== null) throw new Error('write-ahead log failed; restart to recover', { cause: this.failed })
+    this.pending.push({ buf, table, lsn })
+    this.pendingBytes += buf.length
+  }
+
+  private sync (): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.waiters.push({ resolve, reject })
+      if (this.flushing === null) this.flushing = this.flushLoop()
+    })
+  }
+
+  private async flushLoop (): Promise<void> {
+    // let every append of this tick join the same fsync
+    await new Promise<void>((resolve) => setImmediate(resolve))
+    while (this.waiters.length > 0) {
+      const entries = this.pending
+      const waiters = this.waiters
+      const bytes = this.pendingBytes
+      this.pending = []
+      this.pendingBytes = 0
+      this.waiters = []
+      try {
+        if (entries.length > 0) {
+          const seg = this.current!
+          await this.handle!.write(Buffer.concat(entries.map((e) => e.buf), bytes))
+          await this.handle!.datasync()
+          seg.bytes += bytes
+          // the segment these records are in: what must be shipped before it may be deleted
+          for (const e of entries) if (e.table !== null) seg.maxByTable.set(e.table, e.lsn)
+        }
+        for (const w of waiters) w.resolve()
+      } catch (err) {
+        this.failed = err
+        for (const w of waiters) w.reject(err)
+        for (const w of this.waiters) w.reject(err)
+        this.waiters = []
+        this.pending = []
+        this.pendingBytes = 0
+      }
+      if (this.current!.bytes >= this.opts.segmentBytes && !this.closed) await this.rotate()
+    }
+    this.flushing = null
+  }
+
+  private async rotate (): Promise<void> {
+    await this.handle?.close()
+    const path = join(this.dir, `${String(this.nextLsn).padStart(16, '0')}.wal`)
+    this.handle = await open(path, 'a')
+    this.current = { path, bytes: 0, maxByTable: new Map() }
+    this.segments.push(this.current)
+    this.collect()
+  }
+
+  /** Deletes closed segments whose every table is covered by its checkpoint. */
+  private collect (): void {
+    for (let i = this.segments.length - 1; i >= 0; i--) {
+      const s = this.segments[i]!
+      if (s === this.current) continue
+      let done = true
+      for (const [t, max] of s.maxByTable) if ((this.checkpoints.get(t) ?? 0) < max) { done = false; break }
+      if (!done) continue
+      rmSync(s.path, { force: true })
+      this.segments.splice(i, 1)
+    }
+  }
+}
+
+function push<T> (m: Map<string, T[]>, k: string, v: T): void {
+  const a = m.get(k)
+  if (a === undefined) m.set(k, [v])
+  else a.push(v)
+}
+
+/** Size of the files in a log directory (for tests and metrics). */
+export function walDiskBytes (dir: string): number {
+  let n = 0
+  for (const f of readdirSync(dir)) if (f.endsWith('.wal')) n += statSync(join(dir, f)).size
+  return n
+}
