@@ -1,0 +1,84 @@
+/**
+ * PUBACK means durable: while ClickHouse refuses writes (the embedded engine
+ * with the table detached: a real refusal, not a mock) acknowledged messages
+ * wait in the write-ahead log and arrive exactly once when it comes back; past
+ * the log's disk budget devices get no PUBACK and keep their data instead.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { MqttClient } from 'mqtt'
+import type { IngestNode } from '../src/pipeline/index.ts'
+import { createAlarmModel } from '../devices/index.ts'
+import { connectTls, enrollAndConnect, rowsOf, startTestNode, tempDir, type TestDevice } from './support/node.ts'
+
+let dir: ReturnType<typeof tempDir>
+let node: IngestNode
+let d: TestDevice
+const alarms = createAlarmModel(6)
+const db = () => node.storage.conn.database
+const detach = () => node.storage.conn.client.command({ query: `DETACH TABLE ${db()}.alarm_events` })
+const attach = () => node.storage.conn.client.command({ query: `ATTACH TABLE ${db()}.alarm_events` })
+async function storedSeqs (device: string): Promise<number[]> {
+  const r = await rowsOf<{ s: string }>(node, 'SELECT toString(seq) AS s FROM {db}.alarm_events WHERE device_id = {d:String}', { d: device })
+  return r.map((x) => Number(x.s)).sort((a, b) => a - b)
+}
+
+/** Publishes at QoS 1; resolves true on PUBACK, false if the broker hangs up instead. */
+async function publish (c: MqttClient, topic: string, frame: Uint8Array): Promise<boolean> {
+  if (!c.connected) return false
+  return await Promise.race([
+    c.publishAsync(topic, Buffer.from(frame), { qos: 1 }).then(() => true, () => false),
+    new Promise<boolean>((resolve) => { c.once('close', () => { resolve(false) }) }),
+  ])
+}
+
+beforeAll(async () => {
+  dir = tempDir()
+  node = await startTestNode(dir.path, { WAL_SEGMENT_BYTES: 4096, WAL_BUDGET_BYTES: 12 * 1024 })
+  await node.registry.createTenant('care-d', 'D')
+  d = await enrollAndConnect(node, 'care-d', 'cal-d1', 'calarm', null)
+}, 60_000)
+afterAll(async () => {
+  await d?.client.endAsync(true).catch(() => {})
+  await node?.close()
+  dir?.remove()
+})
+
+describe('storage outage', () => {
+  it('keeps acknowledging into the log while storage refuses writes, then stores each message exactly once', async () => {
+    await detach()
+    const sent: number[] = []
+    for (let i = 0; i < 20; i++) {
+      const { topic, frame, seq } = d.sealer.seal('alarm', alarms.next(Date.now() - 1000))
+      expect(await publish(d.client, topic, frame)).toBe(true)
+      sent.push(seq)
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300)) // the batcher tries, fails, backs off
+    expect(node.metrics.flushErrors).toBeGreaterThan(0)
+    await attach()
+    expect(await storedSeqs('cal-d1')).toEqual(sent)
+  }, 30_000)
+
+  it('past the disk budget stops acknowledging instead of dropping, and the resent message is stored once', async () => {
+    await detach()
+    const acked: number[] = []
+    let refused: { topic: string; frame: Uint8Array; seq: number } | null = null
+    let c = d.client
+    for (let i = 0; i < 500 && refused === null; i++) {
+      const m = d.sealer.seal('alarm', alarms.next(Date.now() - 1000))
+      if (await publish(c, m.topic, m.frame)) acked.push(m.seq)
+      else refused = m
+    }
+    expect(refused).not.toBeNull()
+    expect(node.metrics.unacknowledged['ING_ERR_BACKPRESSURE']).toBeGreaterThanOrEqual(1)
+    expect(node.storage.stats().walBytes).toBeGreaterThan(12 * 1024)
+    await attach()
+    await node.storage.flush()
+    // the device still has the message: it reconnects and resends it
+    c = await connectTls(node, 'cal-d1', d.enrollment.secret)
+    d.client = c
+    expect(await publish(c, refused!.topic, refused!.frame)).toBe(true)
+    const stored = await storedSeqs('cal-d1')
+    for (const s of [...acked, refused!.seq]) expect(stored.filter((x) => x === s)).toHaveLength(1)
+    expect(node.storage.stats().walBytes).toBeLessThan(12 * 1024)
+  }, 60_000)
+})
