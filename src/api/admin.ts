@@ -6,6 +6,7 @@
  */
 import { timingSafeEqual } from 'node:crypto'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import type { Registry as MetricsRegistry } from 'prom-client'
 import { z } from 'zod'
 import { CATEGORIES, PURPOSES } from '../consent/index.ts'
 import { ID_PATTERN, InvalidIdError } from '../ids.ts'
@@ -20,6 +21,10 @@ export interface AdminApiDeps {
   stats: () => unknown
   /** What a device or the simulator needs to connect. */
   connectionInfo: () => unknown
+  /** Prometheus registry served at /metrics. */
+  metrics?: MetricsRegistry
+  /** False while the node starts or drains: load balancers should stop sending devices. */
+  ready?: () => boolean
 }
 
 const id = z.string().regex(ID_PATTERN)
@@ -68,6 +73,14 @@ export function createAdminApi (deps: AdminApiDeps): FastifyInstance {
   })
 
   app.get('/healthz', async () => ({ status: 'ok' }))
+  app.get('/readyz', async (_req, reply) => {
+    const ready = deps.ready?.() ?? true
+    return reply.code(ready ? 200 : 503).send({ ready })
+  })
+  app.get('/metrics', async (_req, reply) => {
+    if (deps.metrics === undefined) return reply.code(404).send()
+    return reply.type(deps.metrics.contentType).send(await deps.metrics.metrics())
+  })
 
   app.register(async (admin) => {
     admin.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {

@@ -6,7 +6,7 @@
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import pino, { type Logger } from 'pino'
-import { createAdminApi } from '../api/index.ts'
+import { createAdminApi, createPrometheus, type Prometheus } from '../api/index.ts'
 import { createBroker, loadTls, startListeners } from '../broker/index.ts'
 import type { Config } from '../config/index.ts'
 import { ConsentIndex } from '../consent/index.ts'
@@ -47,6 +47,8 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
   const masterKey = Buffer.from(config.MASTER_KEY ?? loadOrCreateSecret(join(dataDir, 'master.key'), 32), 'base64url')
   const adminToken = config.ADMIN_TOKEN ?? loadOrCreateSecret(join(dataDir, 'admin-token'), 32)
   const metrics = createMetrics()
+  let prometheus: Prometheus | null = null
+  let ready = false
 
   const storage = await createStorage({
     url: config.CLICKHOUSE_URL,
@@ -58,6 +60,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     wal: { segmentBytes: config.WAL_SEGMENT_BYTES, budgetBytes: config.WAL_BUDGET_BYTES },
     onFlush: (r) => {
       metrics.flushes++
+      prometheus?.observeFlush(r.table, r.rows, r.ms / 1000, r.error === undefined)
       if (r.error !== undefined) {
         metrics.flushErrors++
         // ClickHouse parse errors quote the offending input, i.e. health values: log only the error's code and type
@@ -105,7 +108,18 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
   trustTenants = () => { listeners.setTrust(tenantCas()) }
   const caPem = tls.ca?.toString('utf8')
 
+  prometheus = createPrometheus({
+    accepted: metrics.accepted, rejected: metrics.rejected, unacknowledged: metrics.unacknowledged, rowsStored: metrics.rowsStored,
+    get rowsFiltered () { return metrics.rowsFiltered },
+    get securityEvents () { return metrics.securityEvents },
+    walBytes: () => storage.stats().walBytes,
+    walBudgetBytes: config.WAL_BUDGET_BYTES,
+    queuedRows: () => storage.stats().queuedRows,
+    connections: () => broker.connections.snapshot(),
+  })
   const api = createAdminApi({
+    metrics: prometheus.registry,
+    ready: () => ready,
     registry,
     storage,
     adminToken,
@@ -114,6 +128,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
   })
   await api.listen({ host: config.HTTP_HOST, port: config.HTTP_PORT })
   const http = api.server.address() as AddressInfo
+  ready = true
 
   let closing: Promise<void> | null = null
   return {
@@ -130,6 +145,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     reloadTls: () => { listeners.setTls(loadTls(tlsFiles)) },
     close: () => {
       closing ??= (async () => {
+        ready = false
         const stopped = listeners.close()
         await broker.close()
         await stopped

@@ -1,0 +1,64 @@
+/**
+ * Prometheus exposition of the node's counters. Values are read from the
+ * ingest counters when scraped, so the hot path pays nothing for them. Labels
+ * carry tables, reason codes and tenant ids, never patient ids.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+
+export interface MetricsSource {
+  accepted: Record<string, number>
+  rejected: Record<string, number>
+  unacknowledged: Record<string, number>
+  rowsStored: Record<string, number>
+  rowsFiltered: number
+  securityEvents: number
+  walBytes: () => number
+  walBudgetBytes: number
+  queuedRows: () => Record<string, number>
+  connections: () => Record<string, number>
+}
+
+export interface Prometheus {
+  registry: Registry
+  observeFlush: (table: string, rows: number, seconds: number, ok: boolean) => void
+}
+
+function fromRecord (name: string, help: string, label: string, read: () => Record<string, number>, registry: Registry): void {
+  new Counter({
+    name, help, labelNames: [label], registers: [registry],
+    collect () {
+      this.reset()
+      for (const [k, v] of Object.entries(read())) this.inc({ [label]: k }, v)
+    },
+  })
+}
+
+export function createPrometheus (src: MetricsSource): Prometheus {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry, prefix: 'vitalflow_' })
+  fromRecord('vitalflow_messages_accepted_total', 'Messages accepted into the write-ahead log, by table', 'table', () => src.accepted, registry)
+  fromRecord('vitalflow_messages_rejected_total', 'Messages and connections refused, by reason code', 'reason', () => src.rejected, registry)
+  fromRecord('vitalflow_messages_unacknowledged_total', 'Accepted messages that could not be made durable (no PUBACK), by code', 'code', () => src.unacknowledged, registry)
+  fromRecord('vitalflow_rows_logged_total', 'Rows made durable in the write-ahead log, by table', 'table', () => src.rowsStored, registry)
+  new Counter({ name: 'vitalflow_rows_filtered_total', help: 'Values not stored because their category had no valid legal basis', registers: [registry], collect () { this.reset(); this.inc(src.rowsFiltered) } })
+  new Counter({ name: 'vitalflow_security_events_total', help: 'Bursts of refusals raised as security events', registers: [registry], collect () { this.reset(); this.inc(src.securityEvents) } })
+  new Gauge({ name: 'vitalflow_wal_bytes', help: 'Write-ahead log bytes not yet released by checkpoints', registers: [registry], collect () { this.set(src.walBytes()) } })
+  new Gauge({ name: 'vitalflow_wal_budget_bytes', help: 'Write-ahead log disk budget', registers: [registry], collect () { this.set(src.walBudgetBytes) } })
+  new Gauge({
+    name: 'vitalflow_batch_queued_rows', help: 'Rows waiting for the next insert, by table', labelNames: ['table'], registers: [registry],
+    collect () { for (const [t, n] of Object.entries(src.queuedRows())) this.set({ table: t }, n) },
+  })
+  new Gauge({
+    name: 'vitalflow_connections', help: 'Authenticated device connections, by tenant', labelNames: ['tenant'], registers: [registry],
+    collect () { this.reset(); for (const [t, n] of Object.entries(src.connections())) this.set({ tenant: t }, n) },
+  })
+  const rows = new Histogram({ name: 'vitalflow_insert_rows', help: 'Rows per ClickHouse insert', labelNames: ['table'], buckets: [1, 10, 100, 1000, 10_000, 100_000], registers: [registry] })
+  const seconds = new Histogram({ name: 'vitalflow_insert_seconds', help: 'ClickHouse insert latency', labelNames: ['table', 'outcome'], buckets: [0.001, 0.005, 0.02, 0.1, 0.5, 2, 10], registers: [registry] })
+  return {
+    registry,
+    observeFlush: (table, n, s, ok) => {
+      if (ok) rows.observe({ table }, n)
+      seconds.observe({ table, outcome: ok ? 'ok' : 'error' }, s)
+    },
+  }
+}

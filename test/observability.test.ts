@@ -1,0 +1,82 @@
+/** Metrics, health and readiness endpoints, and logs that never carry a patient id or a health value. */
+import { Writable } from 'node:stream'
+import pino from 'pino'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startNode, type IngestNode } from '../src/pipeline/index.ts'
+import type { BraceletBatch } from '../src/decode/index.ts'
+import { enrollAndConnect, testConfig, tempDir, type TestDevice } from './support/node.ts'
+
+let dir: ReturnType<typeof tempDir>
+let node: IngestNode
+let d: TestDevice
+const logs: string[] = []
+const PATIENT = 'patient-zz-7731'
+const HR = 187.25 // a value no log line has any business containing
+
+beforeAll(async () => {
+  dir = tempDir()
+  const sink = new Writable({ write (chunk, _enc, cb) { logs.push(String(chunk)); cb() } })
+  node = await startNode(testConfig(dir.path, { LOG_LEVEL: 'info' }), pino({ level: 'info' }, sink))
+  await node.registry.createTenant('care-o', 'O')
+  await node.registry.createPatient('care-o', PATIENT)
+  await node.registry.recordConsent({ tenant: 'care-o', patient: PATIENT, purpose: 'care', category: 'vitals', action: 'grant', recordedBy: 'x', source: 'app', validFromMs: 0 })
+  d = await enrollAndConnect(node, 'care-o', 'brc-o1', 'bracelet', PATIENT)
+}, 60_000)
+afterAll(async () => {
+  await d?.client.endAsync(true).catch(() => {})
+  await node?.close()
+  dir?.remove()
+})
+
+const get = async (path: string) => await fetch(`http://127.0.0.1:${node.http.port}${path}`)
+const batch = (start: number): BraceletBatch => ({
+  windowStartMs: start, windowMs: 60_000, heartRate: { offsetMs: 0, intervalMs: 1000, values: [HR, HR] }, heartRateQuality: [4, 4], sleep: [], batteryPercent: 50,
+})
+
+describe('observability', () => {
+  it('exposes Prometheus counters by outcome and reason, and liveness and readiness', async () => {
+    const { topic, frame } = d.sealer.seal('vitals', batch(Date.now() - 120_000))
+    await d.client.publishAsync(topic, Buffer.from(frame), { qos: 1 })
+    await d.client.publishAsync(topic, Buffer.from('garbage'), { qos: 1 })
+    await node.storage.flush()
+    const text = await (await get('/metrics')).text()
+    expect(text).toMatch(/vitalflow_messages_accepted_total\{table="vital_samples"\} 1\b/)
+    expect(text).toMatch(/vitalflow_messages_rejected_total\{reason="ING_ERR_ENVELOPE"\} 1\b/)
+    expect(text).toMatch(/vitalflow_rows_logged_total\{table="vital_samples"\} 3\b/)
+    expect(text).toMatch(/vitalflow_connections\{tenant="care-o"\} 1\b/)
+    expect(text).toMatch(/vitalflow_wal_bytes \d+/)
+    expect(text).toMatch(/vitalflow_insert_rows_count\{table="vital_samples"\} [1-9]/)
+    expect(text).not.toContain(PATIENT)
+    expect((await get('/healthz')).status).toBe(200)
+    expect(await (await get('/readyz')).json()).toEqual({ ready: true })
+  })
+
+  it('never logs a patient id or a health value at info level or above, also when things fail', async () => {
+    // a storage failure whose ClickHouse error quotes the row it could not parse (a column changed under us)
+    const db = node.storage.conn.database
+    const cmd = (query: string) => node.storage.conn.client.command({ query })
+    await cmd(`ALTER TABLE ${db}.spot_measurements MODIFY COLUMN meter_model Enum8('none' = 1)`)
+    const cv = await enrollAndConnect(node, 'care-o', 'cvk-o1', 'cvitals', PATIENT)
+    await node.registry.recordConsent({ tenant: 'care-o', patient: PATIENT, purpose: 'care', category: 'spot_measurements', action: 'grant', recordedBy: 'x', source: 'app', validFromMs: 0 })
+    const { topic, frame } = cv.sealer.seal('spot', { measuredAtMs: Date.now() - 1000, meterModel: 'meter', pulse: HR })
+    await cv.client.publishAsync(topic, Buffer.from(frame), { qos: 1 })
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    await cmd(`ALTER TABLE ${db}.spot_measurements MODIFY COLUMN meter_model LowCardinality(String)`)
+    await node.storage.flush()
+    await cv.client.endAsync()
+    expect(node.metrics.flushErrors).toBeGreaterThan(0)
+    expect(logs.some((l) => l.includes('insert failed'))).toBe(true)
+    for (const l of logs) {
+      expect(l).not.toContain(PATIENT)
+      expect(l).not.toContain(String(HR))
+    }
+  })
+
+  it('reports not ready while it drains', async () => {
+    const closing = node.close()
+    const r = await get('/readyz').catch(() => null)
+    // either the API already answered "not ready", or it was already gone: never "ready"
+    if (r !== null) expect(r.status).toBe(503)
+    await closing
+  })
+})
