@@ -4,7 +4,7 @@ import { createRng } from './rng.ts'
 
 export interface StatusModel { next: (reportedAtMs: number) => DeviceStatus }
 
-const MODELS = { bracelet: ['Corsano CardioWatch 287-2', '3.1.'], cvitals: ['cVitals hub', '1.8.'], calarm: ['cAlarm 3', '2.4.'], gateway: ['Corsano gateway app', '5.2.'] } as const
+const MODELS = { bracelet: ['Corsano CardioWatch 287-2', '3.1.'], cvitals: ['cVitals hub', '1.8.'], calarm: ['cAlarm 3', '2.4.'], gateway: ['Corsano gateway app', '5.2.'], responder: ['vitalflow responder app', '1.0.'] } as const
 const DIAGNOSTICS = ['ble reconnect after 3 retries', 'ppg sensor recalibrated', 'sync backlog flushed', 'watchdog reset', 'flash wear 12%']
 
 export function createStatusModel (seed: number, family: keyof typeof MODELS): StatusModel {

@@ -10,7 +10,9 @@ import type { Registry as MetricsRegistry } from 'prom-client'
 import { z } from 'zod'
 import { CATEGORIES, PURPOSES } from '../consent/index.ts'
 import { ID_PATTERN, InvalidIdError } from '../ids.ts'
-import { FAMILIES, RegistryError, type Registry } from '../registry/index.ts'
+import { FAMILIES, ROLES, RegistryError, UserError, type Registry } from '../registry/index.ts'
+import { registerClinicianApi, type ClinicianDeps } from './clinician.ts'
+import { openApiDocument } from './openapi.ts'
 import type { Storage, TableName } from '../storage/index.ts'
 
 export interface AdminApiDeps {
@@ -25,6 +27,8 @@ export interface AdminApiDeps {
   metrics?: MetricsRegistry
   /** False while the node starts or drains: load balancers should stop sending devices. */
   ready?: () => boolean
+  /** The clinician API (/api); absent = admin API only. */
+  clinician?: ClinicianDeps
 }
 
 const id = z.string().regex(ID_PATTERN)
@@ -43,6 +47,7 @@ const ConsentBody = z.object({
   validFromMs: z.number().int().min(0).optional(),
 })
 const TenantParams = z.object({ tenant: id })
+const UserBody = z.object({ tenant: id.or(z.literal('')), user: id, role: z.enum(ROLES), password: z.string().min(12).max(200) })
 const DeviceParams = z.object({ tenant: id, device: id })
 const RotateBody = z.object({ overlapSeconds: z.number().int().min(0).max(30 * 86_400).default(86_400) })
 const CertificateBody = z.object({ csr: z.string().startsWith('-----BEGIN CERTIFICATE REQUEST-----').max(8192).optional() })
@@ -68,9 +73,15 @@ export function createAdminApi (deps: AdminApiDeps): FastifyInstance {
   app.setErrorHandler((err, _req, reply) => {
     if (err instanceof RegistryError) return reply.code(STATUS[err.code]).send({ error: err.code, message: err.message })
     if (err instanceof InvalidIdError) return reply.code(400).send({ error: err.code, message: err.message })
+    if (err instanceof UserError) return reply.code(err.code === 'ING_ERR_CONFLICT' ? 409 : 400).send({ error: err.code, message: err.message })
     const status = (err as { statusCode?: number }).statusCode ?? 500
     return reply.code(status).send({ error: status >= 500 ? 'ING_ERR_INTERNAL' : 'ING_ERR_REQUEST', message: status >= 500 ? 'internal error' : (err as Error).message })
   })
+
+  if (deps.clinician !== undefined) {
+    const doc = openApiDocument(registerClinicianApi(app, deps.clinician))
+    app.get('/api/openapi.json', async () => doc)
+  }
 
   app.get('/healthz', async () => ({ status: 'ok' }))
   app.get('/readyz', async (_req, reply) => {
@@ -104,6 +115,15 @@ export function createAdminApi (deps: AdminApiDeps): FastifyInstance {
       const b = parse(PatientBody, req.body, reply)
       if (p === undefined || b === undefined) return reply
       return reply.code(201).send({ patient: await deps.registry.createPatient(p.tenant, b.patient) })
+    })
+
+    admin.post('/users', async (req, reply) => {
+      const b = parse(UserBody, req.body, reply)
+      if (b === undefined) return reply
+      if (b.tenant !== '' && !deps.registry.hasTenant(b.tenant)) return reply.code(404).send({ error: 'ING_ERR_NOT_FOUND', message: 'unknown tenant' })
+      if (deps.clinician === undefined) return reply.code(404).send({ error: 'ING_ERR_NOT_FOUND' })
+      const p = await deps.clinician.users.create(b.tenant, b.user, b.role, b.password)
+      return reply.code(201).send(p)
     })
 
     admin.get('/tenants/:tenant/devices', async (req, reply) => {

@@ -178,6 +178,8 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
       // devices may only listen to their own command topic; telemetry topics are never routable
       const own = sender === undefined ? null : `v1/${sender.record.tenant}/${sender.record.device}/cmd`
       if (own !== null && sub.topic === own) return callback(null, sub)
+      // a responder identity listens to its tenant's alarms
+      if (sender?.record.family === 'responder' && sub.topic === `v1/${sender.record.tenant}/alerts`) return callback(null, sub)
       deps.reject({
         reason: 'ING_ERR_SUBSCRIBE', detail: 'subscription outside the client\'s own topics', tenant: sender?.record.tenant ?? '',
         device: sender?.record.device ?? '', clientId: client.id, remoteAddress: remoteAddressOf(client), topic: sub.topic.slice(0, 200),

@@ -46,6 +46,11 @@ export const configSchema = z.object({
   WAL_BUDGET_BYTES: z.coerce.number().int().min(4096).max(1024 ** 4).default(1024 ** 3)
     .describe('disk the write-ahead log may use while storage is behind; above it devices get no PUBACK (they keep the data and retry)'),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000).describe('how long a stop may spend shipping the log before it leaves the rest for the next start'),
+  SESSION_IDLE_MS: z.coerce.number().int().min(1000).max(86_400_000).default(15 * 60_000).describe('a clinician session ends after this much inactivity'),
+  SESSION_MAX_MS: z.coerce.number().int().min(1000).max(7 * 86_400_000).default(8 * 3600_000).describe('and after this long in any case'),
+  LOGIN_MAX_FAILURES: z.coerce.number().int().min(1).max(100).default(5).describe('failed log-ins in a row before an account is locked'),
+  LOGIN_LOCK_MS: z.coerce.number().int().min(1000).max(86_400_000).default(15 * 60_000).describe('how long a locked account stays locked'),
+  RESEARCH_MIN_GROUP: z.coerce.number().int().min(2).max(1000).default(5).describe('smallest number of patients a research aggregate may describe'),
   DEVICE_AUTH_COST: z.coerce.number().int().min(10).max(20).default(14).describe('scrypt cost (log2 N) of new device secrets'),
 })
 

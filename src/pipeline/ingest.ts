@@ -8,9 +8,10 @@
  * A refusal is a result, not an exception: each step returns a typed refusal
  * with a reason code, which is counted and recorded without the payload.
  */
+import type { AlarmNotice } from '../api/index.ts'
 import type { ConsentIndex } from '../consent/index.ts'
 import { associatedData, open, ReplayWindow } from '../crypto/index.ts'
-import { decodeEnvelope, decodePayload, parseTopic, type Envelope, type Payload, type TelemetryTopic } from '../decode/index.ts'
+import { AlarmKind, decodeEnvelope, decodePayload, parseTopic, type Envelope, type Payload, type TelemetryTopic } from '../decode/index.ts'
 import type { DeviceRecord } from '../registry/index.ts'
 import {
   alarmRows, rejectionRow, securityEventRow, spotRows, statusRows, vitalRows, type Encoded, type RowContext, type Storage, type StoredSequences, type TableName,
@@ -48,7 +49,10 @@ export interface IngestDeps {
   /** Refusals from one source within a window that raise a security event. */
   burst?: BurstOptions
   onSecurityEvent?: (e: SecurityEvent) => void
+  /** Button presses and falls, the moment they are durable (never behind a telemetry batch). */
+  onAlarm?: (a: AlarmNotice) => void
 }
+
 
 export interface RejectionInput {
   reason: Reason
@@ -182,7 +186,18 @@ export function createIngest (deps: IngestDeps): Ingest {
     const gate = consent.gate(t.tenant, patient)
     const ctx: RowContext = { tenant: t.tenant, patient: patient ?? '', device: t.device, seq: env.seq, ingestedAt: nowMs, gate }
     const [table, enc] = encodeRows(ctx, p)
-    return { kind: 'stored', table, rows: enc.rows, filtered: enc.dropped, durable: batch(w, t, env.seq, table, enc) }
+    const durable = batch(w, t, env.seq, table, enc)
+    if (p.stream === 'alarm' && (p.msg.kind === AlarmKind.BUTTON_PRESS || p.msg.kind === AlarmKind.FALL_DETECTED) && deps.onAlarm !== undefined) {
+      const loc = p.msg.location
+      const located = loc != null && gate('location') !== null
+      const notice: AlarmNotice = {
+        tenant: t.tenant, device: t.device, seq: env.seq, patient, kind: p.msg.kind === AlarmKind.FALL_DETECTED ? 'fall_detected' : 'button_press',
+        occurredAtMs: p.msg.occurredAtMs, location: located ? { latitude: loc.latitude, longitude: loc.longitude, accuracyM: loc.accuracyM } : null,
+      }
+      const relay = deps.onAlarm
+      durable.then(() => { relay(notice) }, () => {})
+    }
+    return { kind: 'stored', table, rows: enc.rows, filtered: enc.dropped, durable }
   }
 
   function reject (r: RejectionInput): void {

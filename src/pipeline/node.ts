@@ -6,11 +6,11 @@
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import pino, { type Logger } from 'pino'
-import { createAdminApi, createPrometheus, type Prometheus } from '../api/index.ts'
+import { AlarmHub, Sessions, createAdminApi, createPrometheus, createQueries, type Prometheus } from '../api/index.ts'
 import { createBroker, loadTls, startListeners } from '../broker/index.ts'
 import type { Config } from '../config/index.ts'
 import { ConsentIndex } from '../consent/index.ts'
-import { CertificateAuthorities, Registry } from '../registry/index.ts'
+import { CertificateAuthorities, Registry, Users } from '../registry/index.ts'
 import { createStorage, loadSequences, type Storage } from '../storage/index.ts'
 import { createIngest } from './ingest.ts'
 import { loadOrCreateSecret } from './local-secrets.ts'
@@ -74,8 +74,12 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
   const registry = await Registry.load(storage.conn, {
     masterKey, consent, secretCost: config.DEVICE_AUTH_COST, cas, onTenant: () => { trustTenants?.() },
   })
+  const users = await Users.load(storage.conn, { maxFailures: config.LOGIN_MAX_FAILURES, lockMs: config.LOGIN_LOCK_MS }, config.DEVICE_AUTH_COST)
+  const alarms = new AlarmHub()
+  let relayToMqtt: ((a: Parameters<AlarmHub['publish']>[0]) => void) | null = null
   const ingest = createIngest({
     consent, storage, metrics, stored: await loadSequences(storage.conn),
+    onAlarm: (a) => { alarms.publish(a); relayToMqtt?.(a) },
     devices: { device: (id) => registry.device(id), patientAt: (d, t) => registry.patientAt(d, t) },
   })
 
@@ -90,6 +94,10 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     },
   })
   broker.aedes.on('clientError', (_client, err) => { logger.debug({ err: err.message }, 'client error') })
+  // responders subscribed to v1/{tenant}/alerts get each alarm at QoS 1; aedes routes it like any message
+  relayToMqtt = (a) => {
+    broker.aedes.publish({ cmd: 'publish', topic: `v1/${a.tenant}/alerts`, payload: Buffer.from(JSON.stringify(a)), qos: 1, retain: false, dup: false }, () => {})
+  }
 
   const tlsFiles = { dataDir, cert: config.TLS_CERT, key: config.TLS_KEY, ca: config.TLS_CA }
   const tls = loadTls(tlsFiles)
@@ -119,6 +127,10 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
   })
   const api = createAdminApi({
     metrics: prometheus.registry,
+    clinician: {
+      users, sessions: new Sessions({ idleMs: config.SESSION_IDLE_MS, absoluteMs: config.SESSION_MAX_MS }), queries: createQueries(storage.conn),
+      registry, consent, alarms, researchMinGroup: config.RESEARCH_MIN_GROUP,
+    },
     ready: () => ready,
     registry,
     storage,

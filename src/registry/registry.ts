@@ -14,7 +14,7 @@ import { hashSecret, newSecret, verifySecret } from './secrets.ts'
 import type { CertificateAuthorities } from './certificates.ts'
 import { patientAt, type Binding } from './bindings.ts'
 
-export const FAMILIES = ['bracelet', 'cvitals', 'calarm', 'gateway'] as const
+export const FAMILIES = ['bracelet', 'cvitals', 'calarm', 'gateway', 'responder'] as const
 export type Family = (typeof FAMILIES)[number]
 
 /** A payload key; a rotated-out key stays valid until notAfterMs so messages sealed before the rotation still open. */
@@ -142,6 +142,10 @@ export class Registry {
   device (id: string): DeviceRecord | undefined { return this.devices.get(id as DeviceId) }
   listTenants (): Array<{ tenant: TenantId; displayName: string }> {
     return [...this.tenantNames].map(([tenant, displayName]) => ({ tenant, displayName }))
+  }
+  listPatients (tenant: string): string[] {
+    const prefix = `${tenant}\0`
+    return [...this.patients].filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length))
   }
   listDevices (tenant: string): DeviceRecord[] {
     return [...this.devices.values()].filter((d) => d.tenant === tenant)

@@ -182,4 +182,25 @@ ORDER BY (tenant_id, ts)`,
     statements: (db) => ['vital_samples', 'spot_measurements', 'alarm_events', 'device_status', 'device_sequences'].map((t) =>
       `ALTER TABLE ${db}.${t} MODIFY SETTING non_replicated_deduplication_window = 10000`),
   },
+  {
+    version: 6,
+    name: 'personal accounts and alarm acknowledgements',
+    statements: (db) => [
+      `CREATE TABLE IF NOT EXISTS ${db}.users (
+    tenant_id String COMMENT 'empty for platform administrators',
+    user_id String,
+    role LowCardinality(String),
+    password_hash String COMMENT 'scrypt; never the password',
+    disabled UInt8,
+    updated_at DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree(updated_at) ORDER BY (tenant_id, user_id)`,
+      `CREATE TABLE IF NOT EXISTS ${db}.alarm_acks (
+    tenant_id LowCardinality(String),
+    device_id String,
+    seq UInt64,
+    acknowledged_by String,
+    ts DateTime64(3, 'UTC')
+) ENGINE = MergeTree ORDER BY (tenant_id, device_id, seq, ts)`,
+    ],
+  },
 ]

@@ -1,0 +1,170 @@
+/**
+ * The clinician HTTP API: personal log-in with lock-out, time-limited
+ * sessions, roles, and tenant-scoped reads. The tenant always comes from the
+ * session's principal. An id of another tenant gets exactly the answer an id
+ * that does not exist gets.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { z } from 'zod'
+import type { ConsentIndex } from '../consent/index.ts'
+import { ID_PATTERN } from '../ids.ts'
+import type { Principal, Registry, Role, Users } from '../registry/index.ts'
+import type { AlarmHub } from './alarm-hub.ts'
+import type { Queries } from './queries.ts'
+import type { Sessions } from './sessions.ts'
+
+export interface ClinicianDeps {
+  users: Users
+  sessions: Sessions
+  queries: Queries
+  registry: Registry
+  consent: ConsentIndex
+  alarms: AlarmHub
+  /** Smallest group of patients a researcher's aggregate may describe. */
+  researchMinGroup: number
+}
+
+const id = z.string().regex(ID_PATTERN)
+const METRICS = ['heart_rate', 'hrv_rmssd', 'spo2', 'respiration_rate', 'skin_temperature', 'steps', 'active_energy', 'sleep_stage'] as const
+const DAY = 86_400_000
+const Login = z.object({ tenant: id.or(z.literal('')), user: id, password: z.string().min(1).max(200) })
+const PatientParams = z.object({ patient: id })
+const Range = z.object({ from: z.coerce.number().int().min(0).optional(), to: z.coerce.number().int().min(0).optional() })
+const SeriesQuery = Range.extend({ metric: z.enum(METRICS), buckets: z.coerce.number().int().min(1).max(10_000).default(1000) })
+const ResearchQuery = Range.extend({ metric: z.enum(METRICS) })
+const Ack = z.object({ device: id, seq: z.coerce.number().int().min(0) })
+
+const READERS: Role[] = ['tenant_admin', 'clinician']
+const ALARM_READERS: Role[] = ['tenant_admin', 'clinician', 'responder']
+const NOT_FOUND = { error: 'ING_ERR_NOT_FOUND', message: 'not found' }
+
+export interface RouteDoc { method: string; path: string; summary: string; roles: Role[] | 'public'; params?: z.ZodType; query?: z.ZodType; body?: z.ZodType }
+
+declare module 'fastify' { interface FastifyRequest { principal?: Principal } }
+
+export function registerClinicianApi (app: FastifyInstance, deps: ClinicianDeps): RouteDoc[] {
+  const docs: RouteDoc[] = []
+
+  function range (q: { from?: number | undefined; to?: number | undefined }): { from: number; to: number } {
+    const to = q.to ?? Date.now() + 60_000
+    return { from: q.from ?? to - DAY, to }
+  }
+
+  function parse<T> (schema: z.ZodType<T>, value: unknown, reply: FastifyReply): T | undefined {
+    const r = schema.safeParse(value)
+    if (r.success) return r.data
+    void reply.code(400).send({ error: 'ING_ERR_INVALID', issues: r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`) })
+    return undefined
+  }
+
+  /** The principal's own patient, or undefined after answering 404 (foreign and unknown ids alike). */
+  function ownPatient (req: FastifyRequest, reply: FastifyReply): string | undefined {
+    const p = parse(PatientParams, req.params, reply)
+    if (p === undefined) return undefined
+    if (!deps.registry.hasPatient(req.principal!.tenant, p.patient)) { void reply.code(404).send(NOT_FOUND); return undefined }
+    return p.patient
+  }
+
+  function route (doc: RouteDoc, handler: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>): void {
+    docs.push(doc)
+    app.route({
+      method: doc.method as 'GET',
+      url: doc.path.replace(/\{(\w+)\}/g, ':$1'),
+      handler: async (req, reply) => {
+        if (doc.roles !== 'public') {
+          const h = req.headers.authorization ?? ''
+          const principal = h.startsWith('Bearer ') ? deps.sessions.check(h.slice(7)) : null
+          if (principal === null) return await reply.code(401).send({ error: 'ING_ERR_AUTH', message: 'log in first, or again' })
+          if (!doc.roles.includes(principal.role)) return await reply.code(403).send({ error: 'ING_ERR_ROLE', message: 'your role may not read this' })
+          req.principal = principal
+        }
+        return await handler(req, reply)
+      },
+    })
+  }
+
+  route({ method: 'POST', path: '/api/login', summary: 'Log in with a personal account; returns a time-limited bearer token', roles: 'public', body: Login }, async (req, reply) => {
+    const b = parse(Login, req.body, reply)
+    if (b === undefined) return reply
+    const r = await deps.users.login(b.tenant, b.user, b.password)
+    if (r.ok) return deps.sessions.open(r.principal)
+    if (r.reason === 'ING_ERR_LOCKED') return await reply.code(423).header('retry-after', String(Math.ceil((r.retryAfterMs ?? 0) / 1000))).send({ error: r.reason, message: 'account locked after repeated failures' })
+    return await reply.code(401).send({ error: r.reason, message: 'wrong tenant, user or password' })
+  })
+
+  route({ method: 'POST', path: '/api/logout', summary: 'End the session', roles: ['platform_admin', 'tenant_admin', 'clinician', 'researcher', 'responder'] }, async (req, reply) => {
+    deps.sessions.close((req.headers.authorization ?? '').slice(7))
+    return await reply.code(204).send()
+  })
+
+  route({ method: 'GET', path: '/api/patients', summary: 'Patients (pseudonymous ids) of the tenant', roles: READERS }, async (req) => await deps.queries.patients(req.principal!.tenant))
+
+  route({ method: 'GET', path: '/api/patients/{patient}/latest', summary: 'Latest value of every metric', roles: READERS, params: PatientParams }, async (req, reply) => {
+    const patient = ownPatient(req, reply)
+    return patient === undefined ? reply : await deps.queries.latest(req.principal!.tenant, patient)
+  })
+
+  route({ method: 'GET', path: '/api/patients/{patient}/series', summary: 'A metric as min/avg/max per time bucket (server-side downsampling, one query)', roles: READERS, params: PatientParams, query: SeriesQuery }, async (req, reply) => {
+    const patient = ownPatient(req, reply)
+    const q = patient === undefined ? undefined : parse(SeriesQuery, req.query, reply)
+    if (patient === undefined || q === undefined) return reply
+    const { from, to } = range(q)
+    return await deps.queries.series(req.principal!.tenant, patient, q.metric, from, to, q.buckets)
+  })
+
+  route({ method: 'GET', path: '/api/patients/{patient}/spot', summary: 'Spot measurements (cVitals)', roles: READERS, params: PatientParams, query: Range }, async (req, reply) => {
+    const patient = ownPatient(req, reply)
+    const q = patient === undefined ? undefined : parse(Range, req.query, reply)
+    if (patient === undefined || q === undefined) return reply
+    const { from, to } = range(q)
+    return await deps.queries.spot(req.principal!.tenant, patient, from, to)
+  })
+
+  route({ method: 'GET', path: '/api/patients/{patient}/alarms', summary: 'Alarm history of a patient, with acknowledgements', roles: ALARM_READERS, params: PatientParams, query: Range }, async (req, reply) => {
+    const patient = ownPatient(req, reply)
+    const q = patient === undefined ? undefined : parse(Range, req.query, reply)
+    if (patient === undefined || q === undefined) return reply
+    const { from, to } = range(q)
+    return await deps.queries.alarms(req.principal!.tenant, from, to, patient)
+  })
+
+  route({ method: 'GET', path: '/api/alarms', summary: 'Alarm history of the tenant, with acknowledgements', roles: ALARM_READERS, query: Range }, async (req, reply) => {
+    const q = parse(Range, req.query, reply)
+    if (q === undefined) return reply
+    const { from, to } = range(q)
+    return await deps.queries.alarms(req.principal!.tenant, from, to, null)
+  })
+
+  route({ method: 'POST', path: '/api/alarms/ack', summary: 'Acknowledge an alarm (who and when are stored)', roles: ALARM_READERS, body: Ack }, async (req, reply) => {
+    const b = parse(Ack, req.body, reply)
+    if (b === undefined) return reply
+    const tenant = req.principal!.tenant
+    if (!await deps.queries.alarmExists(tenant, b.device, b.seq)) return await reply.code(404).send(NOT_FOUND)
+    await deps.queries.acknowledge(tenant, b.device, b.seq, req.principal!.user)
+    return await reply.code(204).send()
+  })
+
+  route({ method: 'GET', path: '/api/alarms/stream', summary: 'Server-Sent Events: the tenant\'s alarms as they arrive', roles: ALARM_READERS }, async (req, reply) => {
+    reply.hijack()
+    const res = reply.raw
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' })
+    res.write(': connected\n\n')
+    const stop = deps.alarms.subscribe(req.principal!.tenant, (a) => { res.write(`event: alarm\ndata: ${JSON.stringify(a)}\n\n`) })
+    const ping = setInterval(() => { res.write(': ping\n\n') }, 15_000)
+    req.raw.on('close', () => { stop(); clearInterval(ping) })
+  })
+
+  route({ method: 'GET', path: '/api/devices', summary: 'Devices with their last status and when they were last seen', roles: READERS }, async (req) => await deps.queries.devices(req.principal!.tenant))
+
+  route({ method: 'GET', path: '/api/research/aggregate', summary: 'Daily aggregates over research-consented patients; small groups suppressed', roles: ['researcher'], query: ResearchQuery }, async (req, reply) => {
+    const q = parse(ResearchQuery, req.query, reply)
+    if (q === undefined) return reply
+    const tenant = req.principal!.tenant
+    const category = q.metric === 'steps' || q.metric === 'active_energy' ? 'activity' : q.metric === 'sleep_stage' ? 'sleep' : 'vitals'
+    const consented = deps.registry.listPatients(tenant).filter((p) => deps.consent.lookup(tenant, p, 'research', category) !== null)
+    const { from, to } = range({ from: q.from ?? Date.now() - 30 * DAY, to: q.to })
+    return await deps.queries.research(tenant, consented, q.metric, from, to, deps.researchMinGroup)
+  })
+
+  return docs
+}
