@@ -26,6 +26,8 @@ const USAGE = `usage: npm run admin -- <command>
   device cert <tenant> <device> [--csr <file.csr>]
   device rotate-key <tenant> <device> [--overlap <seconds>]
   security-events <tenant>
+  user create <tenant|-> <user> --role platform_admin|tenant_admin|clinician|researcher|responder --password <password>
+  tenant dashboard-user <tenant> [--password <password>]   (server mode: read-only ClickHouse user + row policies)
   consent grant|withdraw <tenant> <patient> <category> --by <who> [--purpose care] [--source app|professional|paper_form|admin]
   stats`
 
@@ -33,7 +35,7 @@ const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
     name: { type: 'string' }, family: { type: 'string' }, patient: { type: 'string' }, gateway: { type: 'string' },
-    from: { type: 'string' }, csr: { type: 'string' }, overlap: { type: 'string' },
+    from: { type: 'string' }, csr: { type: 'string' }, overlap: { type: 'string' }, role: { type: 'string' }, password: { type: 'string' },
     by: { type: 'string' }, purpose: { type: 'string' }, source: { type: 'string' }, help: { type: 'boolean', short: 'h' },
   },
 })
@@ -53,6 +55,14 @@ try {
   switch (`${noun} ${verb ?? ''}`) {
     case 'tenant create': result = await api.request('POST', '/admin/tenants', { tenant: need(a, '<tenant>'), displayName: values.name ?? need(a, '<tenant>') }); break
     case 'tenant list': result = await api.request('GET', '/admin/tenants'); break
+    case 'tenant dashboard-user':
+      result = await api.request('POST', `/admin/tenants/${need(a, '<tenant>')}/dashboard-user`, values.password === undefined ? {} : { password: values.password })
+      break
+    case 'user create':
+      result = await api.request('POST', '/admin/users', {
+        tenant: need(a, '<tenant|->') === '-' ? '' : a, user: need(b, '<user>'), role: need(values.role, '--role'), password: need(values.password, '--password'),
+      })
+      break
     case 'patient create': result = await api.request('POST', `/admin/tenants/${need(a, '<tenant>')}/patients`, { patient: need(b, '<patient>') }); break
     case 'device enroll':
       result = await api.request('POST', `/admin/tenants/${need(a, '<tenant>')}/devices`, {

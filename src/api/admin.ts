@@ -13,7 +13,8 @@ import { ID_PATTERN, InvalidIdError } from '../ids.ts'
 import { FAMILIES, ROLES, RegistryError, UserError, type Registry } from '../registry/index.ts'
 import { registerClinicianApi, type ClinicianDeps } from './clinician.ts'
 import { openApiDocument } from './openapi.ts'
-import type { Storage, TableName } from '../storage/index.ts'
+import { randomBytes } from 'node:crypto'
+import { tenantAccessDdl, type Storage, type TableName } from '../storage/index.ts'
 
 export interface AdminApiDeps {
   registry: Registry
@@ -27,6 +28,8 @@ export interface AdminApiDeps {
   metrics?: MetricsRegistry
   /** False while the node starts or drains: load balancers should stop sending devices. */
   ready?: () => boolean
+  /** ClickHouse user the node itself connects as (server mode), kept able to read every row. */
+  serviceUser?: string
   /** The clinician API (/api); absent = admin API only. */
   clinician?: ClinicianDeps
 }
@@ -47,6 +50,7 @@ const ConsentBody = z.object({
   validFromMs: z.number().int().min(0).optional(),
 })
 const TenantParams = z.object({ tenant: id })
+const DashboardBody = z.object({ password: z.string().min(16).max(200).optional() })
 const UserBody = z.object({ tenant: id.or(z.literal('')), user: id, role: z.enum(ROLES), password: z.string().min(12).max(200) })
 const DeviceParams = z.object({ tenant: id, device: id })
 const RotateBody = z.object({ overlapSeconds: z.number().int().min(0).max(30 * 86_400).default(86_400) })
@@ -115,6 +119,22 @@ export function createAdminApi (deps: AdminApiDeps): FastifyInstance {
       const b = parse(PatientBody, req.body, reply)
       if (p === undefined || b === undefined) return reply
       return reply.code(201).send({ patient: await deps.registry.createPatient(p.tenant, b.patient) })
+    })
+
+    // server mode: a read-only ClickHouse user, profile, quota and row policies for a tenant's dashboards
+    admin.post('/tenants/:tenant/dashboard-user', async (req, reply) => {
+      const p = parse(TenantParams, req.params, reply)
+      const b = parse(DashboardBody, req.body ?? {}, reply)
+      if (p === undefined || b === undefined) return reply
+      if (!deps.registry.hasTenant(p.tenant)) return reply.code(404).send({ error: 'ING_ERR_NOT_FOUND', message: 'unknown tenant' })
+      const password = b.password ?? randomBytes(24).toString('base64url')
+      const { conn } = deps.storage
+      const access = tenantAccessDdl(conn.database, p.tenant, password, deps.serviceUser ?? 'default')
+      if (conn.mode === 'server') for (const statement of access.statements) await conn.client.command({ query: statement })
+      return reply.code(201).send({
+        user: access.user, password, applied: conn.mode === 'server', statements: access.statements,
+        ...(conn.mode === 'server' ? {} : { message: 'embedded ClickHouse (chDB) has no users or row policies: apply these statements on a ClickHouse server' }),
+      })
     })
 
     admin.post('/users', async (req, reply) => {

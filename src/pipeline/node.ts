@@ -127,6 +127,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
   })
   const api = createAdminApi({
     metrics: prometheus.registry,
+    serviceUser: config.CLICKHOUSE_USER,
     clinician: {
       users, sessions: new Sessions({ idleMs: config.SESSION_IDLE_MS, absoluteMs: config.SESSION_MAX_MS }), queries: createQueries(storage.conn),
       registry, consent, alarms, researchMinGroup: config.RESEARCH_MIN_GROUP,
