@@ -112,21 +112,19 @@ export function registerClinicianApi (app: FastifyInstance, deps: ClinicianDeps)
     return await deps.queries.series(req.principal!.tenant, patient, q.metric, from, to, q.buckets)
   })
 
-  route({ method: 'GET', path: '/api/patients/{patient}/spot', summary: 'Spot measurements (cVitals)', roles: READERS, params: PatientParams, query: Range }, async (req, reply) => {
-    const patient = ownPatient(req, reply)
-    const q = patient === undefined ? undefined : parse(Range, req.query, reply)
-    if (patient === undefined || q === undefined) return reply
-    const { from, to } = range(q)
-    return await deps.queries.spot(req.principal!.tenant, patient, from, to)
-  })
-
-  route({ method: 'GET', path: '/api/patients/{patient}/alarms', summary: 'Alarm history of a patient, with acknowledgements', roles: ALARM_READERS, params: PatientParams, query: Range }, async (req, reply) => {
-    const patient = ownPatient(req, reply)
-    const q = patient === undefined ? undefined : parse(Range, req.query, reply)
-    if (patient === undefined || q === undefined) return reply
-    const { from, to } = range(q)
-    return await deps.queries.alarms(req.principal!.tenant, from, to, patient)
-  })
+  /** A route over one of the principal's patients and a time range. */
+  function patientRange (path: string, summary: string, roles: Role[], read: (tenant: string, patient: string, from: number, to: number) => Promise<unknown>): void {
+    route({ method: 'GET', path, summary, roles, params: PatientParams, query: Range }, async (req, reply) => {
+      const patient = ownPatient(req, reply)
+      const q = patient === undefined ? undefined : parse(Range, req.query, reply)
+      if (patient === undefined || q === undefined) return reply
+      const { from, to } = range(q)
+      return await read(req.principal!.tenant, patient, from, to)
+    })
+  }
+  patientRange('/api/patients/{patient}/spot', 'Spot measurements (cVitals)', READERS, deps.queries.spot)
+  patientRange('/api/patients/{patient}/alarms', 'Alarm history of a patient, with acknowledgements', ALARM_READERS,
+    async (tenant, patient, from, to) => await deps.queries.alarms(tenant, from, to, patient))
 
   route({ method: 'GET', path: '/api/alarms', summary: 'Alarm history of the tenant, with acknowledgements', roles: ALARM_READERS, query: Range }, async (req, reply) => {
     const q = parse(Range, req.query, reply)

@@ -32,6 +32,7 @@ const MIN_PASSWORD = 12
 export class Users {
   private readonly accounts = new Map<string, Account>()
   private readonly client: ClickHouseClient
+  private dummy: string | undefined
 
   private constructor (private readonly conn: StorageConnection, private readonly lockout: LockoutPolicy, private readonly cost: number) {
     this.client = conn.client
@@ -66,7 +67,9 @@ export class Users {
   async login (tenant: string, user: string, password: string, now = Date.now()): Promise<LoginResult> {
     const a = this.accounts.get(`${tenant}\0${user}`)
     if (a !== undefined && a.lockedUntil > now) return { ok: false, reason: 'ING_ERR_LOCKED', retryAfterMs: a.lockedUntil - now }
-    const ok = await verifySecret(password, a?.hash ?? DUMMY)
+    // an unknown user costs the same hash work as a known one
+    this.dummy ??= await hashSecret('not a password of anyone', this.cost)
+    const ok = await verifySecret(password, a?.hash ?? this.dummy)
     if (a === undefined) return { ok: false, reason: 'ING_ERR_AUTH' }
     if (!ok) {
       a.failures++
@@ -78,4 +81,3 @@ export class Users {
   }
 }
 
-const DUMMY = await hashSecret('not a password of anyone', 10)
