@@ -5,14 +5,16 @@
 import { describe, expect, it } from 'vitest'
 import { TableBatcher } from '../src/storage/index.ts'
 
+const B = (s: string): Buffer => Buffer.from(s, 'utf8')
+
 function controlledInsert () {
   const calls: Array<{ body: string; resolve: () => void; reject: (e: unknown) => void }> = []
   let inflight = 0
   let maxInflight = 0
-  const insert = (body: string): Promise<void> => new Promise<void>((resolve, reject) => {
+  const insert = (bytes: Buffer): Promise<void> => new Promise<void>((resolve, reject) => {
     inflight++
     maxInflight = Math.max(maxInflight, inflight)
-    calls.push({ body, resolve: () => { inflight--; resolve() }, reject: (e) => { inflight--; reject(e) } })
+    calls.push({ body: bytes.toString(), resolve: () => { inflight--; resolve() }, reject: (e) => { inflight--; reject(e) } })
   })
   return { calls, insert, maxInflight: () => maxInflight }
 }
@@ -24,11 +26,11 @@ describe('table batcher', () => {
     const c = controlledInsert()
     const b = new TableBatcher('t', c.insert, { maxRows: 1000, maxAgeMs: 5 })
     const settled: string[] = []
-    void b.add('a\n', 1).then(() => settled.push('a'))
-    void b.add('b\n', 1).then(() => settled.push('b'))
+    void b.add(B('a\n'), 1).then(() => settled.push('a'))
+    void b.add(B('b\n'), 1).then(() => settled.push('b'))
     await tick(20)
     expect(c.calls.map((x) => x.body)).toEqual(['a\nb\n'])
-    void b.add('c\n', 1).then(() => settled.push('c'))
+    void b.add(B('c\n'), 1).then(() => settled.push('c'))
     await tick(20)
     expect(c.calls).toHaveLength(1) // c waits for the insert in flight
     expect(settled).toEqual([])
@@ -45,12 +47,12 @@ describe('table batcher', () => {
   it('a failed insert rejects exactly its own rows; later batches still work', async () => {
     const c = controlledInsert()
     const b = new TableBatcher('t', c.insert, { maxRows: 2, maxAgeMs: 1000 })
-    const first = Promise.allSettled([b.add('a\n', 1), b.add('b\n', 1)]) // size flush, no waiting for age
+    const first = Promise.allSettled([b.add(B('a\n'), 1), b.add(B('b\n'), 1)]) // size flush, no waiting for age
     await tick()
     expect(c.calls).toHaveLength(1)
     c.calls[0]!.reject(new Error('storage down'))
     expect((await first).map((r) => r.status)).toEqual(['rejected', 'rejected'])
-    const second = b.add('c\n', 2)
+    const second = b.add(B('c\n'), 2)
     await tick()
     c.calls[1]!.resolve()
     await expect(second).resolves.toBeUndefined()
@@ -58,9 +60,9 @@ describe('table batcher', () => {
 
   it('drain() inserts every queued row, in order', async () => {
     const bodies: string[] = []
-    const b = new TableBatcher('t', async (body) => { bodies.push(body); await tick(1) }, { maxRows: 3, maxAgeMs: 10_000 })
+    const b = new TableBatcher('t', async (body) => { bodies.push(body.toString()); await tick(1) }, { maxRows: 3, maxAgeMs: 10_000 })
     const chunks = Array.from({ length: 20 }, (_, i) => `${i}\n`)
-    const adds = chunks.map((ch) => b.add(ch, 1))
+    const adds = chunks.map((ch) => b.add(B(ch), 1))
     await b.drain()
     await Promise.all(adds)
     expect(bodies.join('')).toBe(chunks.join(''))

@@ -9,6 +9,7 @@ import { tempDir } from './support/node.ts'
 let dirs: Array<ReturnType<typeof tempDir>> = []
 const fresh = () => { const d = tempDir('vf-wal-'); dirs.push(d); return d.path }
 afterEach(() => { for (const d of dirs) d.remove(); dirs = [] })
+const B = (s: string): Buffer => Buffer.from(s, 'utf8')
 const segments = (dir: string) => readdirSync(join(dir)).filter((f) => f.endsWith('.wal')).sort()
 
 describe('write-ahead log', () => {
@@ -16,14 +17,14 @@ describe('write-ahead log', () => {
     const dir = fresh()
     const { wal } = await WriteAheadLog.open(dir, { segmentBytes: 1024 })
     const lsns: number[] = []
-    for (let k = 0; k < 20; k++) lsns.push(...await Promise.all(Array.from({ length: 10 }, (_, j) => { const i = k * 10 + j; return wal.append(i % 2 === 0 ? 'a' : 'b', i, `row ${i}\tü\n`) })))
+    for (let k = 0; k < 20; k++) lsns.push(...await Promise.all(Array.from({ length: 10 }, (_, j) => { const i = k * 10 + j; return wal.append(i % 2 === 0 ? 'a' : 'b', i, B(`row ${i}\tü\n`)) })))
     expect(lsns).toEqual([...lsns].sort((x, y) => x - y))
     await wal.close()
     expect(segments(dir).length).toBeGreaterThan(3) // rotated
     const { wal: again, recovered } = await WriteAheadLog.open(dir, { segmentBytes: 1024 })
-    expect(recovered.records.get('a')!.map((r) => r.chunk)).toEqual(Array.from({ length: 100 }, (_, i) => `row ${2 * i}\tü\n`))
+    expect(recovered.records.get('a')!.map((r) => r.chunk.toString())).toEqual(Array.from({ length: 100 }, (_, i) => `row ${2 * i}\tü\n`))
     expect(recovered.records.get('b')!.map((r) => r.rows)).toEqual(Array.from({ length: 100 }, (_, i) => 2 * i + 1))
-    expect(await again.append('a', 1, 'x')).toBeGreaterThan(Math.max(...lsns))
+    expect(await again.append('a', 1, B('x'))).toBeGreaterThan(Math.max(...lsns))
     await again.close()
   })
 
@@ -31,7 +32,7 @@ describe('write-ahead log', () => {
     await fc.assert(fc.asyncProperty(fc.integer({ min: 1, max: 40 }), fc.nat(), fc.constantFrom('truncate', 'flip'), async (n, at, how) => {
       const dir = fresh()
       const { wal } = await WriteAheadLog.open(dir, { segmentBytes: 1 << 30 })
-      for (let i = 0; i < n; i++) await wal.append('t', 1, `record ${i}\n`)
+      for (let i = 0; i < n; i++) await wal.append('t', 1, B(`record ${i}\n`))
       await wal.close()
       const file = join(dir, segments(dir).filter((f) => statSync(join(dir, f)).size > 0).at(-1)!)
       const size = statSync(file).size
@@ -41,14 +42,14 @@ describe('write-ahead log', () => {
       if (how === 'truncate') truncateSync(file, pos)
       else { const b = readFileSync(file); b[pos]! ^= 0x40; writeFileSync(file, b) }
       const { wal: again, recovered } = await WriteAheadLog.open(dir, { segmentBytes: 1 << 30 })
-      const got = recovered.records.get('t')?.map((r) => r.chunk) ?? []
+      const got = recovered.records.get('t')?.map((r) => r.chunk.toString()) ?? []
       expect(got).toEqual(Array.from({ length: n - 1 }, (_, i) => `record ${i}\n`))
       expect(recovered.discardedBytes).toBeGreaterThan(0)
       // and the log goes on after the cut
-      await again.append('t', 1, 'after\n')
+      await again.append('t', 1, B('after\n'))
       await again.close()
       const { recovered: third, wal: w3 } = await WriteAheadLog.open(dir, { segmentBytes: 1 << 30 })
-      expect(third.records.get('t')!.map((r) => r.chunk).at(-1)).toBe('after\n')
+      expect(third.records.get('t')!.map((r) => r.chunk.toString()).at(-1)).toBe('after\n')
       await w3.close()
     }), { numRuns: 30 })
   })
@@ -56,8 +57,8 @@ describe('write-ahead log', () => {
   it('checkpoints hide shipped records and delete segments every table has shipped', async () => {
     const dir = fresh()
     const { wal } = await WriteAheadLog.open(dir, { segmentBytes: 256 })
-    const a = await Promise.all(Array.from({ length: 30 }, (_, i) => wal.append('a', 1, `a${i}\n`)))
-    const b = await wal.append('b', 1, 'b0\n')
+    const a = await Promise.all(Array.from({ length: 30 }, (_, i) => wal.append('a', 1, B(`a${i}\n`))))
+    const b = await wal.append('b', 1, B('b0\n'))
     const before = segments(dir).length
     wal.checkpoint('a', a.at(-1)!)
     // the segment holding b's record stays until b is shipped too
@@ -79,7 +80,7 @@ describe('write-ahead log', () => {
     const dir = fresh()
     const { wal } = await WriteAheadLog.open(dir, { segmentBytes: 1 << 30 })
     const settled: number[] = []
-    const all = Array.from({ length: 500 }, (_, i) => wal.append('t', 1, `${i}\n`).then(() => settled.push(i)))
+    const all = Array.from({ length: 500 }, (_, i) => wal.append('t', 1, B(`${i}\n`)).then(() => settled.push(i)))
     expect(settled).toEqual([]) // nothing is acknowledged before the write
     await Promise.all(all)
     expect(settled).toEqual(Array.from({ length: 500 }, (_, i) => i)) // and in order

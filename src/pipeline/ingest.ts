@@ -14,7 +14,7 @@ import { associatedData, open, ReplayWindow } from '../crypto/index.ts'
 import { AlarmKind, decodeEnvelope, decodePayload, parseTopic, type Envelope, type Payload, type TelemetryTopic } from '../decode/index.ts'
 import type { DeviceRecord } from '../registry/index.ts'
 import {
-  alarmRows, rejectionRow, securityEventRow, spotRows, statusRows, vitalRows, type Encoded, type RowContext, type Storage, type StoredSequences, type TableName,
+  alarmRows, rejectionRow, securityEventRow, sequenceRow, spotRows, statusRows, vitalRows, type Encoded, type RowContext, type Storage, type StoredSequences, type TableName,
 } from '../storage/index.ts'
 import { bump, type IngestMetrics } from './metrics.ts'
 import { Reason } from './reasons.ts'
@@ -152,7 +152,7 @@ export function createIngest (deps: IngestDeps): Ingest {
     w.accept(seq)
     // a message whose rows were all filtered still used up its sequence number
     const write = enc.rows === 0
-      ? storage.write('device_sequences', `${t.tenant}\t${t.device}\t${seq}\n`, 1)
+      ? storage.write('device_sequences', sequenceRow(t.tenant, t.device, seq), 1)
       : storage.write(table, enc.chunk, enc.rows)
     if (enc.rows > 0) bump(metrics.rowsQueued, table, enc.rows)
     return write.then(

@@ -1,6 +1,6 @@
 /**
  * The one place rows leave for ClickHouse. Rows accumulate per table as
- * TabSeparated text and are flushed by size or age, one insert in flight per
+ * RowBinary bytes and are flushed by size or age, one insert in flight per
  * table: while an insert runs, the next batch grows (group commit), so slower
  * storage means bigger, fewer inserts rather than a queue of small ones.
  *
@@ -20,10 +20,10 @@ export interface BatchLog {
   checkpoint: (table: string, last: number) => void
 }
 
-export type InsertFn = (body: string, dedupToken: string | undefined) => Promise<void>
+export type InsertFn = (body: Buffer, dedupToken: string | undefined) => Promise<void>
 
 interface Batch {
-  chunks: string[]
+  chunks: Buffer[]
   rows: number
   bytes: number
   first: number
@@ -62,7 +62,7 @@ export class TableBatcher {
   get queuedRows (): number { return this.pending.rows }
 
   /** Queues rows (with the LSN they have in the write-ahead log, if any); resolves once they are stored. */
-  add (chunk: string, rows: number, lsn = 0): Promise<void> {
+  add (chunk: Buffer, rows: number, lsn = 0): Promise<void> {
     const p = this.pending
     p.chunks.push(chunk)
     p.rows += rows
@@ -77,7 +77,7 @@ export class TableBatcher {
   }
 
   /** Inserts a batch recovered from the log exactly as it was announced before a restart. */
-  replay (chunks: string[], rows: number, first: number, last: number): Promise<void> {
+  replay (chunks: Buffer[], rows: number, first: number, last: number): Promise<void> {
     const b = newBatch()
     Object.assign(b, { chunks, rows, bytes: chunks.reduce((n, c) => n + c.length, 0), first, last })
     const run = async (): Promise<void> => {
@@ -104,7 +104,7 @@ export class TableBatcher {
   private async ship (batch: Batch, announced: boolean): Promise<void> {
     const logged = this.log !== null && batch.first > 0
     const token = logged ? `${this.table}:${batch.first}-${batch.last}` : undefined
-    const body = batch.chunks.join('')
+    const body = batch.chunks.length === 1 ? batch.chunks[0]! : Buffer.concat(batch.chunks, batch.bytes)
     for (let attempt = 1; ; attempt++) {
       const started = performance.now()
       try {

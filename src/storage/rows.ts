@@ -1,13 +1,13 @@
 /**
- * Turns decoded messages into TabSeparated rows for the batcher, straight from
- * the protobuf objects (no per-sample objects). The gate decides per category
+ * Turns decoded messages into RowBinary rows for the batcher, straight from
+ * the protobuf objects (no per-sample objects, no number-to-text). The gate decides per category
  * whether, and under which grant, a value may be stored: a row is written only
  * with the purpose, legal basis and consent version it was admitted under.
  */
 import type { Category, Gate, Grant, Metric } from '../consent/index.ts'
 import { METRIC_CATEGORY } from '../consent/index.ts'
 import type { AlarmEvent, BraceletBatch, DeviceStatus, Series, SpotMeasurement } from '../decode/index.ts'
-import { NULL, tsvNullable, tsvString, tsvStringArray } from './tsv.ts'
+import { RowWriter } from './row-binary.ts'
 
 export interface RowContext {
   tenant: string
@@ -19,8 +19,9 @@ export interface RowContext {
   gate: Gate
 }
 
-export interface Encoded { chunk: string; rows: number; dropped: number }
+export interface Encoded { chunk: Buffer; rows: number; dropped: number }
 
+/** Column order of every table's RowBinary rows; the types come from the table itself. */
 export const COLUMNS = {
   vital_samples: ['tenant_id', 'patient_id', 'device_id', 'metric', 'category', 'ts', 'value', 'duration_ms', 'quality', 'seq', 'idx',
     'purpose', 'legal_basis', 'consent_version', 'ingested_at'],
@@ -41,8 +42,20 @@ export type TableName = keyof typeof COLUMNS
 export const TELEMETRY_TABLES = ['vital_samples', 'spot_measurements', 'alarm_events', 'device_status'] as const satisfies readonly TableName[]
 export type TelemetryTable = (typeof TELEMETRY_TABLES)[number]
 
-function provenance (g: Grant, ingestedAt: number): string {
-  return `\t${g.purpose}\t${g.basis}\t${g.version}\t${ingestedAt}\n`
+// encoding is synchronous and the process single-threaded: one writer serves every call
+const w = new RowWriter()
+
+function provenance (g: Grant, ingestedAt: number): void {
+  w.string(g.purpose)
+  w.string(g.basis)
+  w.u32(g.version)
+  w.time(ingestedAt)
+}
+
+function ids (a: string, b: string, c: string): void {
+  w.string(a)
+  w.string(b)
+  w.string(c)
 }
 
 const SERIES: ReadonlyArray<readonly [keyof BraceletBatch, Metric, boolean]> = [
@@ -57,13 +70,24 @@ const SERIES: ReadonlyArray<readonly [keyof BraceletBatch, Metric, boolean]> = [
 ]
 
 export function vitalRows (ctx: RowContext, m: BraceletBatch): Encoded {
-  const head = `${ctx.tenant}\t${ctx.patient}\t${ctx.device}\t`
-  const seq = String(ctx.seq) // once per message, not per row
+  w.reset()
   const start = m.windowStartMs
-  let chunk = ''
   let rows = 0
   let dropped = 0
   let idx = 0
+  const sample = (metric: string, category: Category, ts: number, value: number, duration: number, quality: number, g: Grant): void => {
+    ids(ctx.tenant, ctx.patient, ctx.device)
+    w.string(metric)
+    w.string(category)
+    w.time(ts)
+    w.f32(value)
+    w.u32(duration)
+    w.u8(quality)
+    w.u64(ctx.seq)
+    w.u16(idx)
+    provenance(g, ctx.ingestedAt)
+    rows++
+  }
   for (const [field, metric, isCount] of SERIES) {
     const s = m[field] as Series | null | undefined
     const n = s?.values.length ?? 0
@@ -71,72 +95,83 @@ export function vitalRows (ctx: RowContext, m: BraceletBatch): Encoded {
     const category: Category = METRIC_CATEGORY[metric]
     const g = ctx.gate(category)
     if (g === null) { dropped += n; idx += n; continue }
-    const mid = `${metric}\t${category}\t`
-    const tail = provenance(g, ctx.ingestedAt)
     const duration = isCount ? s.intervalMs : 0
     const quality = metric === 'heart_rate' ? m.heartRateQuality : null
     const t0 = start + s.offsetMs
     for (let i = 0; i < n; i++, idx++) {
       const ts = t0 + i * s.intervalMs
       if (ts < g.fromMs) { dropped++; continue }
-      const q = quality !== null && quality.length > i ? quality[i]! : 255
-      chunk += `${head}${mid}${ts}\t${s.values[i]!}\t${duration}\t${q}\t${seq}\t${idx}${tail}`
-      rows++
+      sample(metric, category, ts, s.values[i]!, duration, quality !== null && quality.length > i ? quality[i]! : 255, g)
     }
   }
   if (m.sleep.length > 0) {
     const g = ctx.gate('sleep')
-    const tail = g === null ? '' : provenance(g, ctx.ingestedAt)
     for (const e of m.sleep) {
       const ts = start + e.offsetMs
-      if (g === null || ts < g.fromMs) { dropped++; idx++; continue }
-      chunk += `${head}sleep_stage\tsleep\t${ts}\t${e.stage}\t${e.durationMs}\t255\t${seq}\t${idx++}${tail}`
-      rows++
+      if (g === null || ts < g.fromMs) dropped++
+      else sample('sleep_stage', 'sleep', ts, e.stage, e.durationMs, 255, g)
+      idx++
     }
   }
   const g = ctx.gate('device_diagnostics')
-  if (g !== null) {
-    chunk += `${head}battery\tdevice_diagnostics\t${start + m.windowMs}\t${m.batteryPercent}\t0\t255\t${seq}\t${idx}${provenance(g, ctx.ingestedAt)}`
-    rows++
-  } else {
-    dropped++
-  }
-  return { chunk, rows, dropped }
+  if (g !== null) sample('battery', 'device_diagnostics', start + m.windowMs, m.batteryPercent, 0, 255, g)
+  else dropped++
+  return { chunk: w.take(), rows, dropped }
 }
+
+const NONE: Encoded = { chunk: Buffer.alloc(0), rows: 0, dropped: 1 }
 
 export function spotRows (ctx: RowContext, m: SpotMeasurement): Encoded {
   const g = ctx.gate('spot_measurements')
-  if (g === null || m.measuredAtMs < g.fromMs) return { chunk: '', rows: 0, dropped: 1 }
-  const chunk = `${ctx.tenant}\t${ctx.patient}\t${ctx.device}\t${m.measuredAtMs}\t${tsvString(m.meterModel)}\t` +
-    `${tsvNullable(m.systolic)}\t${tsvNullable(m.diastolic)}\t${tsvNullable(m.pulse)}\t${tsvNullable(m.spo2)}\t` +
-    `${tsvNullable(m.temperature)}\t${tsvNullable(m.glucose)}\t${tsvNullable(m.weight)}\t${ctx.seq}${provenance(g, ctx.ingestedAt)}`
-  return { chunk, rows: 1, dropped: 0 }
+  if (g === null || m.measuredAtMs < g.fromMs) return NONE
+  w.reset()
+  ids(ctx.tenant, ctx.patient, ctx.device)
+  w.time(m.measuredAtMs)
+  w.string(m.meterModel)
+  for (const v of [m.systolic, m.diastolic, m.pulse, m.spo2, m.temperature, m.glucose, m.weight]) w.nullableF32(v)
+  w.u64(ctx.seq)
+  provenance(g, ctx.ingestedAt)
+  return { chunk: w.take(), rows: 1, dropped: 0 }
 }
 
 const ALARM_KIND = ['unspecified', 'button_press', 'fall_detected', 'low_battery', 'heartbeat'] as const
 
 export function alarmRows (ctx: RowContext, m: AlarmEvent): Encoded {
   const g = ctx.gate('alarm_events')
-  if (g === null) return { chunk: '', rows: 0, dropped: 1 }
+  if (g === null) return NONE
   // the alarm itself rides on the contract; where it happened needs location consent
   const loc = m.location
   const lg = loc == null ? null : ctx.gate('location')
   const located = loc != null && lg !== null && m.occurredAtMs >= lg.fromMs
-  const where = located
-    ? `${loc.latitude}\t${loc.longitude}\t${loc.accuracyM}\t${lg.version}`
-    : `${NULL}\t${NULL}\t${NULL}\t0`
-  const chunk = `${ctx.tenant}\t${ctx.patient}\t${ctx.device}\t${m.occurredAtMs}\t${ALARM_KIND[m.kind] ?? 'unspecified'}\t` +
-    `${m.batteryPercent}\t${where}\t${ctx.seq}${provenance(g, ctx.ingestedAt)}`
-  return { chunk, rows: 1, dropped: loc != null && !located ? 1 : 0 }
+  w.reset()
+  ids(ctx.tenant, ctx.patient, ctx.device)
+  w.time(m.occurredAtMs)
+  w.string(ALARM_KIND[m.kind] ?? 'unspecified')
+  w.u8(m.batteryPercent)
+  w.nullableF64(located ? loc.latitude : null)
+  w.nullableF64(located ? loc.longitude : null)
+  w.nullableF32(located ? loc.accuracyM : null)
+  w.u32(located ? lg.version : 0)
+  w.u64(ctx.seq)
+  provenance(g, ctx.ingestedAt)
+  return { chunk: w.take(), rows: 1, dropped: loc != null && !located ? 1 : 0 }
 }
 
 export function statusRows (ctx: RowContext, m: DeviceStatus): Encoded {
   const g = ctx.gate('device_diagnostics')
-  if (g === null) return { chunk: '', rows: 0, dropped: 1 }
-  const chunk = `${ctx.tenant}\t${ctx.device}\t${ctx.patient}\t${m.reportedAtMs}\t${tsvString(m.model)}\t${tsvString(m.firmware)}\t` +
-    `${tsvString(m.serialNumber)}\t${m.batteryPercent}\t${m.lastSyncMs === 0 ? NULL : m.lastSyncMs}\t` +
-    `${tsvStringArray(m.diagnostics)}\t${ctx.seq}${provenance(g, ctx.ingestedAt)}`
-  return { chunk, rows: 1, dropped: 0 }
+  if (g === null) return NONE
+  w.reset()
+  ids(ctx.tenant, ctx.device, ctx.patient)
+  w.time(m.reportedAtMs)
+  w.string(m.model)
+  w.string(m.firmware)
+  w.string(m.serialNumber)
+  w.u8(m.batteryPercent)
+  w.nullableTime(m.lastSyncMs === 0 ? null : m.lastSyncMs)
+  w.strings(m.diagnostics)
+  w.u64(ctx.seq)
+  provenance(g, ctx.ingestedAt)
+  return { chunk: w.take(), rows: 1, dropped: 0 }
 }
 
 export interface Rejection {
@@ -151,12 +186,31 @@ export interface Rejection {
   ts: number
 }
 
-export function securityEventRow (e: { tenant: string; source: string; reasons: Record<string, number>; count: number; firstMs: number; lastMs: number }): string {
-  const reasons = Object.entries(e.reasons).map(([k, v]) => `'${tsvString(k)}':${v}`).join(',')
-  return `${tsvString(e.tenant)}\t${tsvString(e.source)}\t{${reasons}}\t${e.count}\t${e.firstMs}\t${e.lastMs}\n`
+export function rejectionRow (r: Rejection): Buffer {
+  w.reset()
+  for (const s of [r.tenant, r.device, r.clientId, r.remoteAddress, r.topic.slice(0, 200)]) w.string(s)
+  w.u32(r.bytes)
+  w.string(r.reason)
+  w.string(r.detail)
+  w.time(r.ts)
+  return w.take()
 }
 
-export function rejectionRow (r: Rejection): string {
-  return `${tsvString(r.tenant)}\t${tsvString(r.device)}\t${tsvString(r.clientId)}\t${tsvString(r.remoteAddress)}\t` +
-    `${tsvString(r.topic)}\t${r.bytes}\t${r.reason}\t${tsvString(r.detail)}\t${r.ts}\n`
+export function securityEventRow (e: { tenant: string; source: string; reasons: Record<string, number>; count: number; firstMs: number; lastMs: number }): Buffer {
+  w.reset()
+  w.string(e.tenant)
+  w.string(e.source)
+  w.countMap(e.reasons)
+  w.u32(e.count)
+  w.time(e.firstMs)
+  w.time(e.lastMs)
+  return w.take()
+}
+
+export function sequenceRow (tenant: string, device: string, seq: number): Buffer {
+  w.reset()
+  w.string(tenant)
+  w.string(device)
+  w.u64(seq)
+  return w.take()
 }

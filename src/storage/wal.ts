@@ -8,7 +8,7 @@
  * Segment files DATA_DIR/wal/<first lsn>.wal hold records:
  *   u32 body length | u32 crc32(body) | body
  *   body = u8 type | u48 lsn | u8 table name length | table name | rest
- *   DATA   (1): rest = u32 rows | utf8 TabSeparated rows
+ *   DATA   (1): rest = u32 rows | RowBinary rows
  *   INTENT (2): rest = u48 first lsn | u48 last lsn — a batch about to be inserted, so
  *               a restart re-inserts exactly that batch under the same deduplication token
  * A record whose length or checksum does not hold ends its segment: a torn
@@ -23,7 +23,7 @@ const DATA = 1
 const INTENT = 2
 const HEAD = 8
 
-export interface WalRecord { lsn: number; table: string; rows: number; chunk: string }
+export interface WalRecord { lsn: number; table: string; rows: number; chunk: Buffer }
 export interface WalIntent { lsn: number; table: string; first: number; last: number }
 
 export interface Recovered {
@@ -67,7 +67,7 @@ export function parseSegment (buf: Buffer): { records: Array<WalRecord | (WalInt
     const nameLen = body[7]!
     const table = body.toString('latin1', 8, 8 + nameLen)
     const rest = body.subarray(8 + nameLen)
-    if (type === DATA && rest.length >= 4) records.push({ lsn, table, rows: rest.readUInt32LE(0), chunk: rest.toString('utf8', 4) })
+    if (type === DATA && rest.length >= 4) records.push({ lsn, table, rows: rest.readUInt32LE(0), chunk: Buffer.from(rest.subarray(4)) })
     else if (type === INTENT && rest.length === 12) records.push({ type: 'intent', lsn, table, first: rest.readUIntLE(0, 6), last: rest.readUIntLE(6, 6) })
     else break
     o += HEAD + len
@@ -135,11 +135,11 @@ export class WriteAheadLog {
   }
 
   /** Appends rows; resolves with their LSN once they are on disk (fdatasync). */
-  append (table: string, rows: number, chunk: string): Promise<number> {
+  append (table: string, rows: number, chunk: Buffer): Promise<number> {
     const lsn = this.nextLsn++
     const head = Buffer.allocUnsafe(4)
     head.writeUInt32LE(rows, 0)
-    this.enqueue(encode(DATA, lsn, table, Buffer.concat([head, Buffer.from(chunk, 'utf8')])), table, lsn)
+    this.enqueue(encode(DATA, lsn, table, Buffer.concat([head, chunk])), table, lsn)
     return this.sync().then(() => lsn)
   }
 
