@@ -26,7 +26,7 @@ for (const category of ['vitals', 'sleep', 'activity', 'location'] as const) {
   consent.apply({ tenant, patient, purpose: 'care', category, action: 'grant', version: 1, recordedBy: 'bench', source: 'app', recordedAtMs: 0, validFromMs: 0 })
 }
 let sunk = 0
-const sink = { write: (_t: string, chunk: string, rows: number) => { sunk += rows + (chunk.length > 0 ? 0 : 1); return Promise.resolve() } } as unknown as Storage
+const sink = { write: (_t: string, chunk: Buffer, rows: number) => { sunk += rows + (chunk.length > 0 ? 0 : 1); return Promise.resolve() } } as unknown as Storage
 const newIngest = (): ReturnType<typeof createIngest> => createIngest({ consent, storage: sink, metrics: createMetrics() })
 const sender = { record, clientId: device, remoteAddress: '127.0.0.1' }
 const sealer = new DeviceSealer({ tenant, device, keyId: 1, key })

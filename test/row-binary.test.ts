@@ -52,16 +52,16 @@ describe('RowBinary writer', () => {
                 FROM file({file:String}, RowBinary, {structure:String})`,
         query_params: { file, structure: STRUCTURE }, format: 'JSONEachRow',
         clickhouse_settings: { output_format_json_quote_64bit_integers: 0 },
-      })).json<Record<string, unknown>>()
+      })).json<{ s: string; u8: number; u16: number; u32: number; u64: string; t: number; f32: number; f64: number; nf: number | null; nt: number | null; arr: string[]; m: Record<string, number> }>()
       expect(got).toHaveLength(rows.length)
       rows.forEach((r, i) => {
         const g = got[i]!
         expect(g.s).toBe(Buffer.from(r.s, 'utf8').toString('utf8')) // lone surrogates become U+FFFD in UTF-8, both sides
         expect([g.u8, g.u16, g.u32, g.u64, Number(g.t)]).toEqual([r.u8, r.u16, r.u32, String(r.u64), r.t])
         // Float32 prints as its shortest decimal: compare as Float32 again
-        expect(Math.fround(g.f32 as number)).toBe(Math.fround(r.f32))
+        expect(Math.fround(g.f32)).toBe(Math.fround(r.f32))
         expect(g.f64).toBe(r.f64)
-        expect(g.nf === null ? null : Math.fround(g.nf as number)).toBe(r.nf === null ? null : Math.fround(r.nf))
+        expect(g.nf === null ? null : Math.fround(g.nf)).toBe(r.nf === null ? null : Math.fround(r.nf))
         expect(g.nt === null ? null : Number(g.nt)).toBe(r.nt)
         expect(g.arr).toEqual(r.arr.map((x) => Buffer.from(x, 'utf8').toString('utf8')))
         expect(g.m).toEqual(Object.fromEntries(Object.entries(r.m).map(([k, v]) => [Buffer.from(k, 'utf8').toString('utf8'), v])))

@@ -5,19 +5,28 @@
  * the caller takes a copy of what a message wrote.
  */
 export class RowWriter {
-  private buf = Buffer.allocUnsafe(64 * 1024)
+  private buf: Buffer
+  // DataView writes are inlined by V8; Buffer.write*LE validate their arguments on every call
+  private dv: DataView
   private o = 0
+
+  constructor (initialBytes = 64 * 1024) {
+    this.buf = Buffer.allocUnsafe(initialBytes)
+    this.dv = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.length)
+  }
 
   reset (): void { this.o = 0 }
   get length (): number { return this.o }
   /** A copy of everything written since reset(). */
   take (): Buffer { return Buffer.from(this.buf.subarray(0, this.o)) }
 
-  private room (n: number): void {
+  /** Makes room for n more bytes. */
+  room (n: number): void {
     if (this.o + n <= this.buf.length) return
     const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.o + n))
     this.buf.copy(next, 0, 0, this.o)
     this.buf = next
+    this.dv = new DataView(next.buffer, next.byteOffset, next.length)
   }
 
   private varint (n: number): void {
@@ -33,20 +42,32 @@ export class RowWriter {
     this.o += this.buf.write(s, this.o, 'utf8')
   }
 
+  /** Bytes encoded earlier (a run of fields that repeats row after row). */
+  raw (b: Uint8Array): void {
+    const n = b.length
+    this.room(n)
+    const buf = this.buf
+    let o = this.o
+    // short runs: a plain loop beats the native copy's call overhead
+    if (n < 64) for (let i = 0; i < n; i++) buf[o++] = b[i]!
+    else o += buf.set(b, o) ?? n
+    this.o = o
+  }
+
   u8 (v: number): void { this.room(1); this.buf[this.o++] = v }
-  u16 (v: number): void { this.room(2); this.o = this.buf.writeUInt16LE(v, this.o) }
-  u32 (v: number): void { this.room(4); this.o = this.buf.writeUInt32LE(v >>> 0, this.o) }
+  u16 (v: number): void { this.room(2); this.dv.setUint16(this.o, v, true); this.o += 2 }
+  u32 (v: number): void { this.room(4); this.dv.setUint32(this.o, v >>> 0, true); this.o += 4 }
   /** UInt64 / Int64 from a safe integer (sequence numbers, millisecond times). */
   u64 (v: number): void {
     this.room(8)
-    this.buf.writeUInt32LE(v % 0x1_0000_0000 >>> 0, this.o)
-    this.buf.writeUInt32LE(Math.floor(v / 0x1_0000_0000) >>> 0, this.o + 4)
+    this.dv.setUint32(this.o, v % 0x1_0000_0000 >>> 0, true)
+    this.dv.setUint32(this.o + 4, Math.floor(v / 0x1_0000_0000) >>> 0, true)
     this.o += 8
   }
   /** DateTime64(3): Int64 milliseconds since the epoch. */
   time (ms: number): void { this.u64(ms) }
-  f32 (v: number): void { this.room(4); this.o = this.buf.writeFloatLE(v, this.o) }
-  f64 (v: number): void { this.room(8); this.o = this.buf.writeDoubleLE(v, this.o) }
+  f32 (v: number): void { this.room(4); this.dv.setFloat32(this.o, v, true); this.o += 4 }
+  f64 (v: number): void { this.room(8); this.dv.setFloat64(this.o, v, true); this.o += 8 }
 
   nullableF32 (v: number | null | undefined): void { if (v == null) this.u8(1); else { this.u8(0); this.f32(v) } }
   nullableF64 (v: number | null | undefined): void { if (v == null) this.u8(1); else { this.u8(0); this.f64(v) } }
@@ -63,4 +84,12 @@ export class RowWriter {
     this.varint(entries.length)
     for (const [k, v] of entries) { this.string(k); this.u32(v) }
   }
+}
+
+/** The RowBinary encoding of a run of string fields, to repeat with RowWriter.raw(). */
+const scratch = new RowWriter(1024)
+export function encodeStrings (...items: string[]): Buffer {
+  scratch.reset()
+  for (const s of items) scratch.string(s)
+  return scratch.take()
 }

@@ -7,7 +7,7 @@
 import type { Category, Gate, Grant, Metric } from '../consent/index.ts'
 import { METRIC_CATEGORY } from '../consent/index.ts'
 import type { AlarmEvent, BraceletBatch, DeviceStatus, Series, SpotMeasurement } from '../decode/index.ts'
-import { RowWriter } from './row-binary.ts'
+import { RowWriter, encodeStrings } from './row-binary.ts'
 
 export interface RowContext {
   tenant: string
@@ -69,23 +69,45 @@ const SERIES: ReadonlyArray<readonly [keyof BraceletBatch, Metric, boolean]> = [
   ['activeEnergy', 'active_energy', true],
 ]
 
+const LABELS = new Map<string, Buffer>()
+/** metric + category, encoded once per process. */
+function labels (metric: string, category: Category): Buffer {
+  let b = LABELS.get(metric)
+  if (b === undefined) { b = encodeStrings(metric, category); LABELS.set(metric, b) }
+  return b
+}
+
+const t = new RowWriter(1024)
+function provenanceBytes (g: Grant, ingestedAt: number): Buffer {
+  t.reset()
+  t.string(g.purpose)
+  t.string(g.basis)
+  t.u32(g.version)
+  t.time(ingestedAt)
+  return t.take()
+}
+
 export function vitalRows (ctx: RowContext, m: BraceletBatch): Encoded {
   w.reset()
   const start = m.windowStartMs
+  // every row repeats the ids, its metric and its provenance: encode those once
+  const who = encodeStrings(ctx.tenant, ctx.patient, ctx.device)
   let rows = 0
   let dropped = 0
   let idx = 0
+  let tailGrant: Grant | null = null
+  let tail = who
   const sample = (metric: string, category: Category, ts: number, value: number, duration: number, quality: number, g: Grant): void => {
-    ids(ctx.tenant, ctx.patient, ctx.device)
-    w.string(metric)
-    w.string(category)
+    if (g !== tailGrant) { tail = provenanceBytes(g, ctx.ingestedAt); tailGrant = g }
+    w.raw(who)
+    w.raw(labels(metric, category))
     w.time(ts)
     w.f32(value)
     w.u32(duration)
     w.u8(quality)
     w.u64(ctx.seq)
     w.u16(idx)
-    provenance(g, ctx.ingestedAt)
+    w.raw(tail)
     rows++
   }
   for (const [field, metric, isCount] of SERIES) {
