@@ -8,6 +8,7 @@
  *   patient create <tenant> <patient>
  *   device enroll|list|bind|gateway|cert|rotate-key ...   (see USAGE below)
  *   consent grant|withdraw <tenant> <patient> <category> --by <who> [--purpose care] [--source app|professional|paper_form|admin]
+ *   rights register|receipts|report|export|erase|hold|unhold|restrict|unrestrict|rectify|retention ...
  *   stats
  */
 import { readFileSync } from 'node:fs'
@@ -29,6 +30,15 @@ const USAGE = `usage: npm run admin -- <command>
   user create <tenant|-> <user> --role platform_admin|tenant_admin|clinician|researcher|responder --password <password>
   tenant dashboard-user <tenant> [--password <password>]   (server mode: read-only ClickHouse user + row policies)
   consent grant|withdraw <tenant> <patient> <category> --by <who> [--purpose care] [--source app|professional|paper_form|admin]
+  rights register <tenant>                      register of processing activities
+  rights receipts <tenant>                      erasure receipts
+  rights report <tenant> <patient>              access report (what is held, why, for whom, how long, who looked)
+  rights export <tenant> <patient> [--format fhir|ndjson|csv]   streamed to stdout
+  rights erase <tenant> <patient> [--categories vitals,sleep]
+  rights hold|unhold <tenant> <patient> --reason <case>
+  rights restrict|unrestrict <tenant> <patient> --reason <text>
+  rights rectify <tenant> <patient> --target vital_samples.value --device <d> --seq <n> [--idx <i>] --value <v> --reason <text>
+  rights retention <tenant> <category> <days>
   stats`
 
 const { values, positionals } = parseArgs({
@@ -37,6 +47,8 @@ const { values, positionals } = parseArgs({
     name: { type: 'string' }, family: { type: 'string' }, patient: { type: 'string' }, gateway: { type: 'string' },
     from: { type: 'string' }, csr: { type: 'string' }, overlap: { type: 'string' }, role: { type: 'string' }, password: { type: 'string' },
     by: { type: 'string' }, purpose: { type: 'string' }, source: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+    format: { type: 'string' }, categories: { type: 'string' }, reason: { type: 'string' }, target: { type: 'string' }, device: { type: 'string' },
+    seq: { type: 'string' }, idx: { type: 'string' }, value: { type: 'string' },
   },
 })
 
@@ -51,6 +63,7 @@ if (values.help === true || noun === undefined) usage()
 const api = adminClientFor(loadConfig())
 const need = (v: string | undefined, what: string): string => v ?? usage(`missing ${what}`)
 let result: unknown
+const patientPath = (): string => `/admin/tenants/${need(a, '<tenant>')}/patients/${need(b, '<patient>')}`
 try {
   switch (`${noun} ${verb ?? ''}`) {
     case 'tenant create': result = await api.request('POST', '/admin/tenants', { tenant: need(a, '<tenant>'), displayName: values.name ?? need(a, '<tenant>') }); break
@@ -100,6 +113,33 @@ try {
         patient: need(b, '<patient>'), category: need(c, '<category>'), action: verb, recordedBy: need(values.by, '--by'),
         ...(values.purpose === undefined ? {} : { purpose: values.purpose }), ...(values.source === undefined ? {} : { source: values.source }),
       })
+      break
+    case 'rights register': result = await api.request('GET', `/admin/tenants/${need(a, '<tenant>')}/register`); break
+    case 'rights receipts': result = await api.request('GET', `/admin/tenants/${need(a, '<tenant>')}/erasure-receipts`); break
+    case 'rights report': result = await api.request('GET', `${patientPath()}/access-report`); break
+    case 'rights export':
+      await api.download(`${patientPath()}/export?format=${values.format ?? 'fhir'}`, process.stdout)
+      process.exit(0)
+      break
+    case 'rights erase':
+      result = await api.request('POST', `${patientPath()}/erasure`, values.categories === undefined ? {} : { categories: values.categories.split(',') })
+      break
+    case 'rights hold':
+    case 'rights unhold':
+      result = await api.request('POST', `${patientPath()}/hold`, { hold: verb === 'hold', reason: need(values.reason, '--reason') })
+      break
+    case 'rights restrict':
+    case 'rights unrestrict':
+      result = await api.request('POST', `${patientPath()}/restriction`, { restrict: verb === 'restrict', reason: need(values.reason, '--reason') })
+      break
+    case 'rights rectify':
+      result = await api.request('POST', `${patientPath()}/rectifications`, {
+        target: need(values.target, '--target'), device: need(values.device, '--device'), seq: Number(need(values.seq, '--seq')),
+        ...(values.idx === undefined ? {} : { idx: Number(values.idx) }), corrected: Number(need(values.value, '--value')), reason: need(values.reason, '--reason'),
+      })
+      break
+    case 'rights retention':
+      result = await api.request('PUT', `/admin/tenants/${need(a, '<tenant>')}/retention/${need(b, '<category>')}`, { days: Number(need(c, '<days>')) })
       break
     case 'stats ': result = await api.request('GET', '/admin/stats'); break
     case `security-events ${verb ?? ''}`: result = await api.request('GET', `/admin/tenants/${need(verb, '<tenant>')}/security-events`); break

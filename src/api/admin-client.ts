@@ -12,13 +12,15 @@ export class AdminApiError extends Error {
 
 export interface AdminClient {
   baseUrl: string
-  request: <T = unknown>(method: 'GET' | 'POST', path: string, body?: unknown) => Promise<T>
+  request: <T = unknown>(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown) => Promise<T>
+  /** A streamed answer (exports), piped to `out` as it arrives. */
+  download: (path: string, out: NodeJS.WritableStream) => Promise<void>
 }
 
 export function createAdminClient (baseUrl: string, token: string): AdminClient {
   return {
     baseUrl,
-    async request<T> (method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    async request<T> (method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<T> {
       let res: Response
       try {
         res = await fetch(baseUrl + path, {
@@ -33,6 +35,13 @@ export function createAdminClient (baseUrl: string, token: string): AdminClient 
       const parsed: unknown = text === '' ? null : JSON.parse(text)
       if (!res.ok) throw new AdminApiError(res.status, parsed)
       return parsed as T
+    },
+    async download (path, out) {
+      const res = await fetch(baseUrl + path, { headers: { authorization: `Bearer ${token}` } })
+      if (!res.ok || res.body === null) throw new AdminApiError(res.status, await res.text())
+      const { Readable } = await import('node:stream')
+      const { pipeline } = await import('node:stream/promises')
+      await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), out, { end: false })
     },
   }
 }

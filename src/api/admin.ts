@@ -12,6 +12,7 @@ import { CATEGORIES, PURPOSES } from '../consent/index.ts'
 import { ID_PATTERN, InvalidIdError } from '../ids.ts'
 import { FAMILIES, ROLES, RegistryError, UserError, type Registry } from '../registry/index.ts'
 import { registerClinicianApi, type ClinicianDeps } from './clinician.ts'
+import { rightsRoutes } from './rights-routes.ts'
 import { openApiDocument } from './openapi.ts'
 import { randomBytes } from 'node:crypto'
 import { tenantAccessDdl, type Storage, type TableName } from '../storage/index.ts'
@@ -199,6 +200,23 @@ export function createAdminApi (deps: AdminApiDeps): FastifyInstance {
     })
 
     admin.get('/stats', async () => deps.stats())
+
+    // the data-subject rights, for the platform administrator and the admin CLI
+    const rights = deps.clinician?.rights
+    if (rights !== undefined) {
+      for (const r of rightsRoutes({ rights, registry: deps.registry, storage: deps.storage })) {
+        admin.route({
+          method: r.method,
+          url: `/tenants/:tenant${r.path.replace(/\{(\w+)\}/g, ':$1')}`,
+          handler: async (req, reply) => {
+            const p = parse(TenantParams, req.params, reply)
+            if (p === undefined) return reply
+            if (!deps.registry.hasTenant(p.tenant)) return await reply.code(404).send({ error: 'ING_ERR_NOT_FOUND', message: 'unknown tenant' })
+            return await r.handler(p.tenant, { user: 'platform-admin', role: 'platform_admin', remoteAddress: req.ip }, { params: req.params, query: req.query, body: req.body }, reply)
+          },
+        })
+      }
+    }
 
     // security events (bursts of refused input) of one tenant, newest first
     admin.get('/tenants/:tenant/security-events', async (req, reply) => {

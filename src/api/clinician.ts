@@ -9,7 +9,10 @@ import { z } from 'zod'
 import type { ConsentIndex } from '../consent/index.ts'
 import { ID_PATTERN } from '../ids.ts'
 import type { Principal, Registry, Role, Users } from '../registry/index.ts'
+import type { Rights } from '../rights/index.ts'
+import type { Storage } from '../storage/index.ts'
 import type { AlarmHub } from './alarm-hub.ts'
+import { rightsRoutes } from './rights-routes.ts'
 import type { Queries } from './queries.ts'
 import type { Sessions } from './sessions.ts'
 
@@ -20,6 +23,8 @@ export interface ClinicianDeps {
   registry: Registry
   consent: ConsentIndex
   alarms: AlarmHub
+  rights: Rights
+  storage: Storage
   /** Smallest group of patients a researcher's aggregate may describe. */
   researchMinGroup: number
 }
@@ -38,7 +43,11 @@ const READERS: Role[] = ['tenant_admin', 'clinician']
 const ALARM_READERS: Role[] = ['tenant_admin', 'clinician', 'responder']
 const NOT_FOUND = { error: 'ING_ERR_NOT_FOUND', message: 'not found' }
 
-export interface RouteDoc { method: string; path: string; summary: string; roles: Role[] | 'public'; params?: z.ZodType; query?: z.ZodType; body?: z.ZodType }
+export interface RouteDoc {
+  method: string; path: string; summary: string; roles: Role[] | 'public'; params?: z.ZodType; query?: z.ZodType; body?: z.ZodType
+  /** A read of personal data: logged in the access log (NEN 7513) before it is answered. */
+  audit?: boolean
+}
 
 declare module 'fastify' { interface FastifyRequest { principal?: Principal } }
 
@@ -57,11 +66,16 @@ export function registerClinicianApi (app: FastifyInstance, deps: ClinicianDeps)
     return undefined
   }
 
-  /** The principal's own patient, or undefined after answering 404 (foreign and unknown ids alike). */
+  /**
+   * The principal's own patient, or undefined after answering 404: foreign and
+   * unknown ids alike, and a patient whose processing is restricted (their
+   * data is kept but shown to no read path but the rights export).
+   */
   function ownPatient (req: FastifyRequest, reply: FastifyReply): string | undefined {
     const p = parse(PatientParams, req.params, reply)
     if (p === undefined) return undefined
-    if (!deps.registry.hasPatient(req.principal!.tenant, p.patient)) { void reply.code(404).send(NOT_FOUND); return undefined }
+    const tenant = req.principal!.tenant
+    if (!deps.registry.hasPatient(tenant, p.patient) || deps.rights.isRestricted(tenant, p.patient)) { void reply.code(404).send(NOT_FOUND); return undefined }
     return p.patient
   }
 
@@ -77,6 +91,11 @@ export function registerClinicianApi (app: FastifyInstance, deps: ClinicianDeps)
           if (principal === null) return await reply.code(401).send({ error: 'ING_ERR_AUTH', message: 'log in first, or again' })
           if (!doc.roles.includes(principal.role)) return await reply.code(403).send({ error: 'ING_ERR_ROLE', message: 'your role may not read this' })
           req.principal = principal
+          if (doc.audit === true) {
+            const patient = (req.params as { patient?: unknown }).patient
+            await deps.rights.audit(principal.tenant, { user: principal.user, role: principal.role, remoteAddress: req.ip },
+              typeof patient === 'string' ? patient : '', `${doc.method} ${doc.path}`, JSON.stringify(req.query ?? {}))
+          }
         }
         return await handler(req, reply)
       },
@@ -97,14 +116,18 @@ export function registerClinicianApi (app: FastifyInstance, deps: ClinicianDeps)
     return await reply.code(204).send()
   })
 
-  route({ method: 'GET', path: '/api/patients', summary: 'Patients (pseudonymous ids) of the tenant', roles: READERS }, async (req) => await deps.queries.patients(req.principal!.tenant))
+  route({ method: 'GET', path: '/api/patients', summary: 'Patients (pseudonymous ids) of the tenant', roles: READERS, audit: true }, async (req) => {
+    const tenant = req.principal!.tenant
+    const hidden = new Set(deps.rights.restrictedPatients(tenant))
+    return (await deps.queries.patients(tenant)).filter((p) => !hidden.has(p.patient))
+  })
 
-  route({ method: 'GET', path: '/api/patients/{patient}/latest', summary: 'Latest value of every metric', roles: READERS, params: PatientParams }, async (req, reply) => {
+  route({ method: 'GET', path: '/api/patients/{patient}/latest', summary: 'Latest value of every metric', roles: READERS, params: PatientParams, audit: true }, async (req, reply) => {
     const patient = ownPatient(req, reply)
     return patient === undefined ? reply : await deps.queries.latest(req.principal!.tenant, patient)
   })
 
-  route({ method: 'GET', path: '/api/patients/{patient}/series', summary: 'A metric as min/avg/max per time bucket (server-side downsampling, one query)', roles: READERS, params: PatientParams, query: SeriesQuery }, async (req, reply) => {
+  route({ method: 'GET', path: '/api/patients/{patient}/series', summary: 'A metric as min/avg/max per time bucket (server-side downsampling, one query)', roles: READERS, params: PatientParams, query: SeriesQuery, audit: true }, async (req, reply) => {
     const patient = ownPatient(req, reply)
     const q = patient === undefined ? undefined : parse(SeriesQuery, req.query, reply)
     if (patient === undefined || q === undefined) return reply
@@ -114,7 +137,7 @@ export function registerClinicianApi (app: FastifyInstance, deps: ClinicianDeps)
 
   /** A route over one of the principal's patients and a time range. */
   function patientRange (path: string, summary: string, roles: Role[], read: (tenant: string, patient: string, from: number, to: number) => Promise<unknown>): void {
-    route({ method: 'GET', path, summary, roles, params: PatientParams, query: Range }, async (req, reply) => {
+    route({ method: 'GET', path, summary, roles, params: PatientParams, query: Range, audit: true }, async (req, reply) => {
       const patient = ownPatient(req, reply)
       const q = patient === undefined ? undefined : parse(Range, req.query, reply)
       if (patient === undefined || q === undefined) return reply
@@ -126,11 +149,13 @@ export function registerClinicianApi (app: FastifyInstance, deps: ClinicianDeps)
   patientRange('/api/patients/{patient}/alarms', 'Alarm history of a patient, with acknowledgements', ALARM_READERS,
     async (tenant, patient, from, to) => await deps.queries.alarms(tenant, from, to, patient))
 
-  route({ method: 'GET', path: '/api/alarms', summary: 'Alarm history of the tenant, with acknowledgements', roles: ALARM_READERS, query: Range }, async (req, reply) => {
+  route({ method: 'GET', path: '/api/alarms', summary: 'Alarm history of the tenant, with acknowledgements', roles: ALARM_READERS, query: Range, audit: true }, async (req, reply) => {
     const q = parse(Range, req.query, reply)
     if (q === undefined) return reply
     const { from, to } = range(q)
-    return await deps.queries.alarms(req.principal!.tenant, from, to, null)
+    const tenant = req.principal!.tenant
+    const hidden = new Set(deps.rights.restrictedPatients(tenant))
+    return (await deps.queries.alarms(tenant, from, to, null)).filter((a) => !hidden.has(a['patient'] as string))
   })
 
   route({ method: 'POST', path: '/api/alarms/ack', summary: 'Acknowledge an alarm (who and when are stored)', roles: ALARM_READERS, body: Ack }, async (req, reply) => {
@@ -159,10 +184,22 @@ export function registerClinicianApi (app: FastifyInstance, deps: ClinicianDeps)
     if (q === undefined) return reply
     const tenant = req.principal!.tenant
     const category = q.metric === 'steps' || q.metric === 'active_energy' ? 'activity' : q.metric === 'sleep_stage' ? 'sleep' : 'vitals'
-    const consented = deps.registry.listPatients(tenant).filter((p) => deps.consent.lookup(tenant, p, 'research', category) !== null)
+    const consented = deps.registry.listPatients(tenant).filter((p) => deps.consent.lookup(tenant, p, 'research', category) !== null && !deps.rights.isRestricted(tenant, p))
     const { from, to } = range({ from: q.from ?? Date.now() - 30 * DAY, to: q.to })
     return await deps.queries.research(tenant, consented, q.metric, from, to, deps.researchMinGroup)
   })
+
+  // the data-subject rights, for the tenant's own administrator (tenant from the session)
+  for (const r of rightsRoutes({ rights: deps.rights, registry: deps.registry, storage: deps.storage })) {
+    const doc: RouteDoc = { method: r.method, path: `/api${r.path}`, summary: r.summary, roles: r.roles }
+    if (r.params !== undefined) doc.params = r.params
+    if (r.query !== undefined) doc.query = r.query
+    if (r.body !== undefined) doc.body = r.body
+    route(doc, async (req, reply) => {
+      const p = req.principal!
+      return await r.handler(p.tenant, { user: p.user, role: p.role, remoteAddress: req.ip }, { params: req.params, query: req.query, body: req.body }, reply)
+    })
+  }
 
   return docs
 }

@@ -9,7 +9,8 @@ import pino, { type Logger } from 'pino'
 import { AlarmHub, Sessions, createAdminApi, createPrometheus, createQueries, type Prometheus } from '../api/index.ts'
 import { createBroker, loadTls, startListeners } from '../broker/index.ts'
 import type { Config } from '../config/index.ts'
-import { ConsentIndex } from '../consent/index.ts'
+import { ConsentIndex, POLICY, type Policy } from '../consent/index.ts'
+import { Rights } from '../rights/index.ts'
 import { CertificateAuthorities, Registry, Users } from '../registry/index.ts'
 import { createStorage, loadSequences, type Storage } from '../storage/index.ts'
 import { createIngest } from './ingest.ts'
@@ -35,6 +36,7 @@ export interface IngestNode {
   caPem: string | undefined
   adminToken: string
   registry: Registry
+  rights: Rights
   storage: Storage
   metrics: IngestMetrics
   /** Re-reads the server certificate and key (VF_TLS_CERT/KEY or the development pair) without a restart. */
@@ -42,7 +44,7 @@ export interface IngestNode {
   close: () => Promise<void>
 }
 
-export async function startNode (config: Config, logger: Logger = pino({ level: config.LOG_LEVEL })): Promise<IngestNode> {
+export async function startNode (config: Config, logger: Logger = pino({ level: config.LOG_LEVEL }), policy: Policy = POLICY): Promise<IngestNode> {
   const dataDir = config.DATA_DIR
   const masterKey = Buffer.from(config.MASTER_KEY ?? loadOrCreateSecret(join(dataDir, 'master.key'), 32), 'base64url')
   const adminToken = config.ADMIN_TOKEN ?? loadOrCreateSecret(join(dataDir, 'admin-token'), 32)
@@ -68,12 +70,13 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
       }
     },
   })
-  const consent = new ConsentIndex()
+  const consent = new ConsentIndex(policy)
   const cas = new CertificateAuthorities(join(dataDir, 'tenant-ca'), masterKey)
   let trustTenants: (() => void) | null = null
   const registry = await Registry.load(storage.conn, {
     masterKey, consent, secretCost: config.DEVICE_AUTH_COST, cas, onTenant: () => { trustTenants?.() },
   })
+  const rights = await Rights.load({ storage, registry, consent, policy })
   const users = await Users.load(storage.conn, { maxFailures: config.LOGIN_MAX_FAILURES, lockMs: config.LOGIN_LOCK_MS }, config.DEVICE_AUTH_COST)
   const alarms = new AlarmHub()
   let relayToMqtt: ((a: Parameters<AlarmHub['publish']>[0]) => void) | null = null
@@ -130,7 +133,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     serviceUser: config.CLICKHOUSE_USER,
     clinician: {
       users, sessions: new Sessions({ idleMs: config.SESSION_IDLE_MS, absoluteMs: config.SESSION_MAX_MS }), queries: createQueries(storage.conn),
-      registry, consent, alarms, researchMinGroup: config.RESEARCH_MIN_GROUP,
+      registry, consent, alarms, rights, storage, researchMinGroup: config.RESEARCH_MIN_GROUP,
     },
     ready: () => ready,
     registry,
@@ -153,6 +156,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     caPem,
     adminToken,
     registry,
+    rights,
     storage,
     metrics,
     reloadTls: () => { listeners.setTls(loadTls(tlsFiles)) },

@@ -65,7 +65,10 @@ export interface RegistryOptions {
 
 export class Registry {
   private readonly tenantNames = new Map<TenantId, string>()
+  private readonly tenantMinAge = new Map<TenantId, number>()
   private readonly patients = new Set<string>()
+  /** tenant\0patient → birth date (YYYY-MM-DD), only where the controller gave one, for the minimum-age rule. */
+  private readonly birthDates = new Map<string, string>()
   private readonly devices = new Map<DeviceId, DeviceRecord>()
   private readonly client: ClickHouseClient
   /** A well-formed hash of a random secret at the configured cost, so a lookup miss does the same work as a hit. */
@@ -87,11 +90,13 @@ export class Registry {
 
   private async loadAll (): Promise<void> {
     const t = this.conn.table
-    for (const row of await this.rows<{ tenant_id: string; display_name: string }>(`SELECT tenant_id, display_name FROM ${t('tenants')} FINAL`)) {
+    for (const row of await this.rows<{ tenant_id: string; display_name: string; min_age: number }>(`SELECT tenant_id, display_name, min_age FROM ${t('tenants')} FINAL`)) {
       this.tenantNames.set(row.tenant_id as TenantId, row.display_name)
+      this.tenantMinAge.set(row.tenant_id as TenantId, Number(row.min_age))
     }
-    for (const row of await this.rows<{ tenant_id: string; patient_id: string }>(`SELECT tenant_id, patient_id FROM ${t('patients')} FINAL`)) {
+    for (const row of await this.rows<{ tenant_id: string; patient_id: string; birth_date: string | null }>(`SELECT tenant_id, patient_id, birth_date FROM ${t('patients')} FINAL`)) {
       this.patients.add(`${row.tenant_id}\0${row.patient_id}`)
+      if (row.birth_date !== null) this.setBirthDate(row.tenant_id as TenantId, row.patient_id, row.birth_date)
     }
     type DeviceRow = { tenant_id: string; device_id: string; family: Family; patient_id: string; secret_hash: string; gateway_id: string }
     for (const row of await this.rows<DeviceRow>(`SELECT tenant_id, device_id, family, patient_id, secret_hash, gateway_id FROM ${t('devices')} FINAL`)) {
@@ -153,14 +158,17 @@ export class Registry {
     return [...this.devices.values()].filter((d) => d.tenant === tenant)
   }
 
-  /** Creates a tenant; idempotent for the same id. */
-  async createTenant (id: string, displayName: string): Promise<TenantId> {
+  /** Creates a tenant (or changes its name or minimum age); idempotent for the same values. */
+  async createTenant (id: string, displayName: string, minAge = this.tenantMinAge.get(id as TenantId) ?? 16): Promise<TenantId> {
     const tenant = tenantId(id)
     if (displayName.length > 200) throw new RegistryError('ING_ERR_INVALID', 'display name longer than 200 characters')
-    if (this.tenantNames.get(tenant) === displayName) return tenant
-    await this.insert('tenants', { tenant_id: tenant, display_name: displayName, created_at: Date.now() })
+    if (!Number.isInteger(minAge) || minAge < 0 || minAge > 25) throw new RegistryError('ING_ERR_INVALID', 'minimum age must be a whole number of years from 0 to 25')
+    if (this.tenantNames.get(tenant) === displayName && this.tenantMinAge.get(tenant) === minAge) return tenant
+    await this.insert('tenants', { tenant_id: tenant, display_name: displayName, min_age: minAge, created_at: Date.now() })
     const isNew = !this.tenantNames.has(tenant)
     this.tenantNames.set(tenant, displayName)
+    this.tenantMinAge.set(tenant, minAge)
+    for (const [k, birth] of this.birthDates) if (k.startsWith(`${tenant}\0`)) this.setBirthDate(tenant, k.slice(tenant.length + 1), birth)
     if (isNew) {
       this.opts.cas?.ensure(tenant)
       this.opts.onTenant?.(tenant)
@@ -168,15 +176,53 @@ export class Registry {
     return tenant
   }
 
-  /** Registers a pseudonymous patient id under a tenant; idempotent. */
-  async createPatient (tenantRaw: string, patientRaw: string): Promise<PatientId> {
+  /**
+   * Registers a pseudonymous patient id under a tenant; idempotent. A birth
+   * date (YYYY-MM-DD), when the controller gives one, only serves the
+   * minimum-age rule: below the tenant's minimum age, consent-based data
+   * needs a guardian's grant.
+   */
+  async createPatient (tenantRaw: string, patientRaw: string, birthDate?: string): Promise<PatientId> {
     const tenant = this.requireTenant(tenantRaw)
     const patient = patientId(patientRaw)
-    if (this.hasPatient(tenant, patient)) return patient
-    await this.insert('patients', { tenant_id: tenant, patient_id: patient, created_at: Date.now() })
-    this.patients.add(`${tenant}\0${patient}`)
+    if (birthDate !== undefined && (!/^\d{4}-\d{2}-\d{2}$/.test(birthDate) || Number.isNaN(Date.parse(`${birthDate}T00:00:00Z`)) || Date.parse(`${birthDate}T00:00:00Z`) > Date.now())) {
+      throw new RegistryError('ING_ERR_INVALID', 'birth date must be a past date as YYYY-MM-DD')
+    }
+    const k = `${tenant}\0${patient}`
+    if (this.hasPatient(tenant, patient) && this.birthDates.get(k) === birthDate) return patient
+    await this.insert('patients', { tenant_id: tenant, patient_id: patient, birth_date: birthDate ?? null, created_at: Date.now() })
+    this.patients.add(k)
+    if (birthDate !== undefined) this.setBirthDate(tenant, patient, birthDate)
     return patient
   }
+
+  private setBirthDate (tenant: TenantId, patient: string, birthDate: string): void {
+    this.birthDates.set(`${tenant}\0${patient}`, birthDate)
+    const adult = new Date(`${birthDate}T00:00:00Z`)
+    adult.setUTCFullYear(adult.getUTCFullYear() + (this.tenantMinAge.get(tenant) ?? 16))
+    this.opts.consent.setMinorUntil(tenant, patient, adult.getTime())
+  }
+
+  /**
+   * Forgets a patient after erasure: unbinds their devices from now on, maps
+   * their past bindings to nobody (so late data of that time is stored under
+   * no patient), drops their consent state. The rows themselves are removed
+   * by the erasure.
+   */
+  async forgetPatient (tenantRaw: string, patientRaw: string): Promise<void> {
+    const tenant = this.requireTenant(tenantRaw)
+    const patient = patientId(patientRaw)
+    for (const d of this.devices.values()) {
+      if (d.tenant !== tenant || !d.bindings.some((b) => b.patient === patient)) continue
+      if (d.patient === patient) await this.bindDevice(tenant, d.device, null, Math.max(Date.now(), (d.bindings.at(-1)?.fromMs ?? 0) + 1))
+      d.bindings = d.bindings.map((b) => b.patient === patient ? { ...b, patient: null } : b)
+    }
+    this.patients.delete(`${tenant}\0${patient}`)
+    this.birthDates.delete(`${tenant}\0${patient}`)
+    this.opts.consent.forget(tenant, patient)
+  }
+
+  tenantName (tenant: string): string | undefined { return this.tenantNames.get(tenant as TenantId) }
 
   /** Enrolls a new device: issues its secret and first payload key, binds it to a patient (or none). */
   async enrollDevice (input: { tenant: string; device: string; family: Family; patient?: string | null; gateway?: string | null }): Promise<Enrollment> {
@@ -325,11 +371,14 @@ export class Registry {
       tenant, patient, purpose: input.purpose, category: input.category, action: input.action,
       version: this.opts.consent.nextVersion(tenant, patient), recordedBy: input.recordedBy, source: input.source, recordedAtMs: now, validFromMs,
     }
+    // a withdrawal stops collection before it is even written down (the very next message, also one already
+    // in the pipeline); a grant starts only once it is in the log. Either way the log and the index agree after.
+    if (event.action === 'withdraw') this.opts.consent.apply(event)
     await this.insert('consent_events', {
       tenant_id: tenant, patient_id: patient, purpose: event.purpose, category: event.category, action: event.action, version: event.version,
       recorded_by: event.recordedBy, source: event.source, recorded_at: event.recordedAtMs, valid_from: event.validFromMs,
     })
-    this.opts.consent.apply(event)
+    if (event.action === 'grant') this.opts.consent.apply(event)
     return event
   }
 

@@ -203,4 +203,70 @@ ORDER BY (tenant_id, ts)`,
 ) ENGINE = MergeTree ORDER BY (tenant_id, device_id, seq, ts)`,
     ],
   },
+  {
+    version: 7,
+    name: 'data-subject rights: age, retention choices, legal holds, restrictions, rectifications, erasure receipts, access audit',
+    statements: (db) => [
+      `ALTER TABLE ${db}.patients ADD COLUMN IF NOT EXISTS birth_date Nullable(Date) COMMENT 'only for the minimum-age rule; kept out of telemetry'`,
+      `ALTER TABLE ${db}.tenants ADD COLUMN IF NOT EXISTS min_age UInt8 DEFAULT 16 COMMENT 'below it, consent must come from a guardian'`,
+      `CREATE TABLE IF NOT EXISTS ${db}.tenant_retention (
+    tenant_id String,
+    category LowCardinality(String),
+    days UInt32,
+    recorded_by String,
+    updated_at DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree(updated_at) ORDER BY (tenant_id, category)`,
+      `CREATE TABLE IF NOT EXISTS ${db}.legal_holds (
+    tenant_id String,
+    patient_id String,
+    action Enum8('hold' = 1, 'lift' = 2),
+    reason String COMMENT 'a case reference, not health data',
+    recorded_by String,
+    ts DateTime64(3, 'UTC')
+) ENGINE = MergeTree ORDER BY (tenant_id, patient_id, ts)`,
+      `CREATE TABLE IF NOT EXISTS ${db}.restrictions (
+    tenant_id String,
+    patient_id String,
+    action Enum8('restrict' = 1, 'lift' = 2),
+    reason String,
+    recorded_by String,
+    ts DateTime64(3, 'UTC')
+) ENGINE = MergeTree ORDER BY (tenant_id, patient_id, ts)`,
+      `CREATE TABLE IF NOT EXISTS ${db}.rectifications (
+    tenant_id String,
+    patient_id String,
+    target LowCardinality(String) COMMENT 'table.column the value lives in',
+    device_id String,
+    seq UInt64,
+    idx UInt16,
+    original Float64,
+    corrected Float64,
+    reason String,
+    recorded_by String,
+    ts DateTime64(3, 'UTC')
+) ENGINE = MergeTree ORDER BY (tenant_id, patient_id, device_id, seq, idx, ts)`,
+      `CREATE TABLE IF NOT EXISTS ${db}.erasure_receipts (
+    receipt_id String,
+    tenant_id String,
+    subject_hash String COMMENT 'sha256(salt, tenant, patient): proves which patient to whoever knows the id, names nobody',
+    salt String,
+    scope String COMMENT 'all, or the categories erased on a withdrawal',
+    requested_by String,
+    requested_at DateTime64(3, 'UTC'),
+    row_counts Map(String, UInt64),
+    hidden_at DateTime64(3, 'UTC') COMMENT 'lightweight delete done: invisible to every read',
+    purged_at Nullable(DateTime64(3, 'UTC')) COMMENT 'forced merge done: physically removed'
+) ENGINE = ReplacingMergeTree ORDER BY (tenant_id, receipt_id)`,
+      `CREATE TABLE IF NOT EXISTS ${db}.access_log (
+    tenant_id String,
+    user_id String,
+    role LowCardinality(String),
+    patient_id String COMMENT 'empty for reads over the whole tenant',
+    action LowCardinality(String),
+    detail String COMMENT 'route and parameters; never values',
+    remote_address String,
+    ts DateTime64(3, 'UTC')
+) ENGINE = MergeTree ORDER BY (tenant_id, ts)`,
+    ],
+  },
 ]

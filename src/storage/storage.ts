@@ -31,6 +31,8 @@ export interface Storage {
   /** Ships everything queued and waits for the inserts. */
   flush: () => Promise<void>
   stats: () => StorageStats
+  /** Ships everything and starts a new log segment, so the log keeps nothing written before this call once it is stored. */
+  sealLog: () => Promise<void>
   /** Ships what it can within `deadlineMs`; what is left stays in the log for the next start. */
   close: (deadlineMs?: number) => Promise<void>
 }
@@ -66,6 +68,11 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
       return wal.append(table, rows, chunk).then((lsn) => { void b.add(chunk, rows, lsn) })
     },
     flush,
+    sealLog: async () => {
+      await flush()
+      await wal.startSegment()
+      await flush() // checkpoints (and the switch itself) delete every segment that is fully shipped
+    },
     stats: () => ({
       walBytes: wal.bytes,
       walBudgetBytes: opts.wal.budgetBytes,

@@ -88,6 +88,7 @@ export class WriteAheadLog {
   /** Set when a write or fsync failed: what follows might sit behind a torn record, so the log takes nothing more. */
   private failed: unknown = null
   readonly checkpoints = new Map<string, number>()
+  private rotations: Array<() => void> = []
 
   private constructor (private readonly dir: string, private readonly opts: WalOptions) {}
 
@@ -165,6 +166,18 @@ export class WriteAheadLog {
     this.collect()
   }
 
+  /**
+   * Closes the current segment and starts a new one, so everything written so
+   * far can be deleted once shipped (erasure: nothing of an erased patient
+   * may stay on disk). Resolves after the switch.
+   */
+  startSegment (): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.rotations.push(resolve)
+      this.sync().catch(reject)
+    })
+  }
+
   async close (): Promise<void> {
     this.closed = true
     await this.sync()
@@ -214,7 +227,10 @@ export class WriteAheadLog {
         this.pending = []
         this.pendingBytes = 0
       }
-      if (this.current!.bytes >= this.opts.segmentBytes && !this.closed) await this.rotate()
+      const wanted = this.rotations
+      this.rotations = []
+      if ((this.current!.bytes >= this.opts.segmentBytes || wanted.length > 0) && !this.closed) await this.rotate()
+      for (const r of wanted) r()
     }
     this.flushing = null
   }
