@@ -47,6 +47,25 @@ describe('admin CLI', () => {
     expect(await count(node, 'devices', 'position(secret_hash, {s:String}) > 0', { s: e.secret })).toBe(0)
   }, 60_000)
 
+  it('exercises the data-subject rights: register, retention, hold, report, export, erasure with receipt', async () => {
+    await admin('patient', 'create', 'care-cli', 'p-2')
+    const register = await admin('rights', 'register', 'care-cli') as Array<{ purpose: string; categories: Array<{ category: string; basis: string }> }>
+    expect(register.find((a) => a.purpose === 'care')!.categories).toContainEqual(expect.objectContaining({ category: 'alarm_events', basis: 'contract' }))
+    expect(await admin('rights', 'retention', 'care-cli', 'device_diagnostics', '400')).toEqual({ category: 'device_diagnostics', days: 400 })
+    await expect(admin('rights', 'retention', 'care-cli', 'device_diagnostics', '1')).rejects.toThrow(/400/)
+    expect(await admin('rights', 'hold', 'care-cli', 'p-2', '--reason', 'case 7')).toEqual({ legalHold: true })
+    await expect(admin('rights', 'erase', 'care-cli', 'p-2')).rejects.toThrow(/409.*ING_ERR_HELD/)
+    expect(await admin('rights', 'unhold', 'care-cli', 'p-2', '--reason', 'closed')).toEqual({ legalHold: false })
+    expect(await admin('rights', 'report', 'care-cli', 'p-2')).toMatchObject({ patient: 'p-2', legalHold: false, accessedBy: expect.arrayContaining([expect.objectContaining({ user: 'platform-admin', action: 'legal_hold' })]) })
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', 'src/admin-cli.ts', 'rights', 'export', 'care-cli', 'p-2', '--format', 'fhir'], {
+      env: { ...process.env, VF_DATA_DIR: dir.path, VF_HTTP_PORT: String(node.http.port) },
+    })
+    expect(JSON.parse(stdout)).toMatchObject({ resourceType: 'Bundle', type: 'collection' })
+    const receipt = await admin('rights', 'erase', 'care-cli', 'p-2') as { receiptId: string }
+    expect(await admin('rights', 'receipts', 'care-cli')).toContainEqual(expect.objectContaining({ receipt_id: receipt.receiptId }))
+    expect(node.registry.hasPatient('care-cli', 'p-2')).toBe(false)
+  }, 60_000)
+
   it('fails with a clear message for an unknown tenant', async () => {
     await expect(admin('patient', 'create', 'nope', 'p-1')).rejects.toThrow(/404/)
   })
