@@ -1,17 +1,21 @@
 /**
  * `npm run sim -- --devices 300 --seconds 30`: a demo fleet against the
  * running node (same VF_* settings as `npm start`). Creates or reuses demo
- * tenants, patients and devices of all three families through the admin API,
- * publishes over TLS at QoS 1, then reads back from ClickHouse what was stored
- * and prints a report; loss must be 0.
+ * tenants, patients and devices of all three families (bracelets with their
+ * gateway phones) and a responder per tenant through the admin API, publishes
+ * over TLS at QoS 1, then reads back from ClickHouse what was stored and
+ * prints a report; loss must be 0. `--workers N` spreads the fleet over N
+ * processes.
  */
+import { fork } from 'node:child_process'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { adminClientFor } from '../src/api/index.ts'
 import { loadConfig } from '../src/config/index.ts'
-import { ensureFleet } from './fleet-store.ts'
-import { runFleet } from './fleet.ts'
+import { ensureFleetWithResponders } from './fleet-store.ts'
+import { DEFAULT_BEHAVIOUR, percentiles, runFleet, type FleetOptions, type FleetResult } from './fleet.ts'
 import { buildReport } from './report.ts'
+import type { WorkerInput } from './worker.ts'
 
 const { values } = parseArgs({
   options: {
@@ -19,12 +23,19 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '30' },
     tenants: { type: 'string', default: '2' },
     speed: { type: 'string', default: '60' },
+    workers: { type: 'string', default: '1' },
+    ramp: { type: 'string', default: String(DEFAULT_BEHAVIOUR.rampSeconds) },
+    window: { type: 'string', default: String(DEFAULT_BEHAVIOUR.inflightWindow) },
+    skew: { type: 'string', default: String(DEFAULT_BEHAVIOUR.clockSkewMs) },
+    duplicates: { type: 'string', default: String(DEFAULT_BEHAVIOUR.duplicateRate) },
+    outages: { type: 'string', default: String(DEFAULT_BEHAVIOUR.gatewayOutagePerHour) },
     json: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h' },
   },
 })
 if (values.help === true) {
-  process.stdout.write('usage: npm run sim -- [--devices 300] [--seconds 30] [--tenants 2] [--speed 60 (simulated s per real s)] [--json]\n')
+  process.stdout.write(`usage: npm run sim -- [--devices 300] [--seconds 30] [--tenants 2] [--speed 60 (simulated s per real s)] [--workers 1]
+    [--ramp 2 (s)] [--window 16 (in-flight per connection)] [--skew 90000 (ms)] [--duplicates 0.002] [--outages 0.1 (per gateway per sim hour)] [--json]\n`)
   process.exit(0)
 }
 const num = (name: string, v: string, min: number, max: number): number => {
@@ -36,20 +47,55 @@ const devices = num('devices', values.devices, 1, 100_000)
 const seconds = num('seconds', values.seconds, 1, 86_400)
 const tenants = num('tenants', values.tenants, 1, 1000)
 const speed = num('speed', values.speed, 1, 100_000)
+const workers = num('workers', values.workers, 1, 64)
+const rate = (name: string, v: string, max: number): number => {
+  const n = Number(v)
+  if (!Number.isFinite(n) || n < 0 || n > max) { process.stderr.write(`--${name} must be a number in 0..${max}\n`); process.exit(2) }
+  return n
+}
+const behaviour = {
+  rampSeconds: rate('ramp', values.ramp, 3600), inflightWindow: num('window', values.window, 1, 1000), clockSkewMs: rate('skew', values.skew, 3_600_000),
+  duplicateRate: rate('duplicates', values.duplicates, 1), gatewayOutagePerHour: rate('outages', values.outages, 60),
+}
 const log = (s: string): void => { if (!values.json) process.stderr.write(`sim: ${s}\n`) }
+
+/** Runs slices of the fleet in child processes and merges their results. */
+async function inWorkers (base: Omit<FleetOptions, 'log' | 'api'>, admin: WorkerInput['admin']): Promise<FleetResult> {
+  const slices = Array.from({ length: workers }, (_, w) => base.fleet.filter((_, i) => i % workers === w))
+  const results = await Promise.all(slices.map((fleet, w) => new Promise<FleetResult>((resolve, reject) => {
+    const child = fork(new URL('./worker.ts', import.meta.url).pathname, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    const input: WorkerInput = { ...base, fleet, admin, ...(w === 0 && base.responders !== undefined ? { responders: base.responders } : { responders: [] }) }
+    child.once('message', (m) => { resolve(m as FleetResult) })
+    child.once('exit', (code) => { if (code !== 0) reject(new Error(`worker ${w} exited with ${code}`)) })
+    child.send(input)
+  })))
+  const sum = (k: keyof FleetResult): number => results.reduce((n, r) => n + (r[k] as number), 0)
+  const samples = { ack: results.flatMap((r) => r.samples.ack), queryable: results.flatMap((r) => r.samples.queryable), alarm: results.flatMap((r) => r.samples.alarm) }
+  const expected = { ...results[0]!.expected }
+  for (const r of results.slice(1)) for (const [t, n] of Object.entries(r.expected)) expected[t as keyof typeof expected] += n
+  return {
+    sent: sum('sent'), acked: sum('acked'), failed: sum('failed'), duplicatesSent: sum('duplicatesSent'), connectFailures: sum('connectFailures'),
+    reconnects: sum('reconnects'), gatewayOutages: sum('gatewayOutages'), backfilled: sum('backfilled'), expected,
+    ackLatencyMs: percentiles(samples.ack), queryableLatencyMs: admin === null ? null : percentiles(samples.queryable),
+    alarmToResponderMs: percentiles(samples.alarm), elapsedSeconds: Math.max(...results.map((r) => r.elapsedSeconds)), samples,
+  }
+}
 
 const config = loadConfig()
 const api = adminClientFor(config)
 try {
   const conn = await api.request<{ mqtts: number; caPem: string | null }>('GET', '/admin/connection')
   const before = await api.request<{ rejected: Record<string, number> }>('GET', '/admin/stats')
-  const fleet = await ensureFleet(api, join(config.DATA_DIR, 'sim', 'fleet.json'), { devices, tenants, log })
+  const { fleet, responders } = await ensureFleetWithResponders(api, join(config.DATA_DIR, 'sim', 'fleet.json'), { devices, tenants, log })
   const since = Date.now()
-  log(`publishing for ${seconds} s at ${speed}x simulated time over mqtts://127.0.0.1:${conn.mqtts}`)
-  const result = await runFleet({ host: '127.0.0.1', port: conn.mqtts, ca: conn.caPem ?? undefined, fleet, seconds, speed, log })
+  log(`publishing for ${seconds} s at ${speed}x simulated time over mqtts://127.0.0.1:${conn.mqtts}${workers > 1 ? ` from ${workers} processes` : ''}`)
+  const base = { host: '127.0.0.1', port: conn.mqtts, ca: conn.caPem ?? undefined, fleet, responders, seconds, speed, behaviour, seqBase: Date.now() * 1000 }
+  const result = workers === 1
+    ? await runFleet({ ...base, api, log })
+    : await inWorkers(base, { baseUrl: api.baseUrl, token: config.ADMIN_TOKEN ?? (await import('node:fs')).readFileSync(join(config.DATA_DIR, 'admin-token'), 'utf8').trim() })
   const report = await buildReport(api, { fleet, result, since, rejectedBefore: before.rejected, speed })
   process.stdout.write(JSON.stringify(report, null, 2) + '\n')
-  if (report.loss !== 0 || report.messages.acked === 0) process.exitCode = 1
+  if (report.loss !== 0 || report.duplicates.storedTwice !== 0 || report.messages.acked === 0) process.exitCode = 1
 } catch (err) {
   process.stderr.write(`sim: ${(err as Error).message}\n`)
   process.exit(1)

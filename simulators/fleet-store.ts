@@ -18,7 +18,12 @@ export interface SimDevice {
   secret: string
   keyId: number
   key: string
+  /** Bracelets reach us through the patient's phone: the gateway identity that connects and publishes for them. */
+  gateway?: { device: string; secret: string }
 }
+
+/** One responder identity per tenant: the alarm centre's app, subscribed to the tenant's alerts. */
+export interface SimResponder { tenant: string; device: string; secret: string }
 
 const CONSENTED = ['vitals', 'sleep', 'activity', 'spot_measurements', 'location'] as const
 const MIX: readonly Family[] = ['bracelet', 'bracelet', 'cvitals', 'calarm']
@@ -26,13 +31,24 @@ const MIX: readonly Family[] = ['bracelet', 'bracelet', 'cvitals', 'calarm']
 function familyOf (i: number): Family { return MIX[i % MIX.length]! }
 
 export async function ensureFleet (api: AdminClient, file: string, opts: { devices: number; tenants: number; log: (s: string) => void }): Promise<SimDevice[]> {
-  const saved: SimDevice[] = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { devices: SimDevice[] }).devices : []
+  return (await ensureFleetWithResponders(api, file, opts)).fleet
+}
+
+export async function ensureFleetWithResponders (api: AdminClient, file: string, opts: { devices: number; tenants: number; log: (s: string) => void }): Promise<{ fleet: SimDevice[]; responders: SimResponder[] }> {
+  const stored = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) as { devices: SimDevice[]; responders?: SimResponder[] } : { devices: [] }
+  const saved = stored.devices
+  const savedResponders = stored.responders ?? []
   const byId = new Map(saved.map((d) => [d.device, d]))
   const tenants = Array.from({ length: opts.tenants }, (_, t) => `demo-care-${t + 1}`)
   const known = new Set<string>()
   for (const [t, tenant] of tenants.entries()) {
     await api.request('POST', '/admin/tenants', { tenant, displayName: `Demo care organisation ${t + 1}` })
     for (const d of await api.request<Array<{ device: string }>>('GET', `/admin/tenants/${tenant}/devices`)) known.add(d.device)
+    if (!savedResponders.some((r) => r.tenant === tenant && known.has(r.device))) {
+      const device = `sim-responder-${tenant}-${Date.now().toString(36)}`
+      const e = await api.request<{ secret: string }>('POST', `/admin/tenants/${tenant}/devices`, { device, family: 'responder', patient: null })
+      savedResponders.splice(0, savedResponders.length, ...savedResponders.filter((r) => r.tenant !== tenant), { tenant, device, secret: e.secret })
+    }
   }
   const fleet: SimDevice[] = new Array(opts.devices)
   let enrolled = 0
@@ -41,7 +57,7 @@ export async function ensureFleet (api: AdminClient, file: string, opts: { devic
     const tenant = tenants[i % tenants.length]!
     const device = `sim-${family}-${String(i).padStart(5, '0')}`
     const prior = byId.get(device)
-    if (prior !== undefined && known.has(device) && prior.tenant === tenant) { fleet[i] = prior; return }
+    if (prior !== undefined && known.has(device) && prior.tenant === tenant && (family !== 'bracelet' || prior.gateway !== undefined)) { fleet[i] = prior; return }
     const patient = `sim-patient-${String(i).padStart(5, '0')}`
     const consent = i % 10 !== 9
     await api.request('POST', `/admin/tenants/${tenant}/patients`, { patient })
@@ -56,13 +72,20 @@ export async function ensureFleet (api: AdminClient, file: string, opts: { devic
     const fresh = known.has(device) ? `${device}-r${Date.now().toString(36)}` : device
     const e = await api.request<{ secret: string; keyId: number; key: string }>('POST', `/admin/tenants/${tenant}/devices`, { device: fresh, family, patient })
     fleet[i] = { tenant, device: fresh, family, patient, consent, secret: e.secret, keyId: e.keyId, key: e.key }
+    if (family === 'bracelet') {
+      // the patient's phone: enrolled as a gateway, then allowed to publish for this bracelet
+      const phone = `${fresh}-phone`
+      const g = await api.request<{ secret: string }>('POST', `/admin/tenants/${tenant}/devices`, { device: phone, family: 'gateway', patient: null })
+      await api.request('POST', `/admin/tenants/${tenant}/devices/${fresh}/gateway`, { gateway: phone })
+      fleet[i]!.gateway = { device: phone, secret: g.secret }
+    }
     enrolled++
   })
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 })
   const keep = new Map([...saved, ...fleet].map((d) => [d.device, d]))
-  writeFileSync(file, JSON.stringify({ devices: [...keep.values()] }, null, 1), { mode: 0o600 })
+  writeFileSync(file, JSON.stringify({ devices: [...keep.values()], responders: savedResponders }, null, 1), { mode: 0o600 })
   opts.log(`fleet: ${fleet.length} devices over ${tenants.length} tenants (${enrolled} newly enrolled, ${fleet.length - enrolled} reused)`)
-  return fleet
+  return { fleet, responders: tenants.map((t) => savedResponders.find((r) => r.tenant === t)!) }
 }
 
 /** Runs task(0..n-1) with at most `width` in flight. */

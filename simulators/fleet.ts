@@ -1,135 +1,341 @@
 /**
- * Runs a fleet of virtual devices against an ingest node: one MQTT/TLS
- * connection and identity per device, QoS 1, a time-compressed clock, and the
- * signal models in devices/. Counts what was sent and acknowledged, and what
- * each acknowledged message must have produced in storage.
+ * Runs a fleet of virtual devices against an ingest node, the way real ones
+ * behave: each device its own identity and MQTT/TLS connection (bracelets
+ * through their patient's gateway phone), a connection ramp with jitter,
+ * reconnects with exponential back-off, QoS 1 with a bounded in-flight window
+ * per connection, device clocks that drift, gateways that go offline and come
+ * back with a backfill burst, and duplicate resends. Time is compressed: a
+ * simulated minute passes in 60/speed real seconds.
+ *
+ * It counts what was offered and acknowledged, what the acknowledged messages
+ * must have produced in storage, and measures three latencies: PUBACK, device
+ * send → queryable in ClickHouse (polling the highest stored sequence number
+ * per device), and alarm → responder (a responder identity subscribed to the
+ * tenant's alerts).
  */
 import mqtt, { type MqttClient } from 'mqtt'
 import {
-  DeviceSealer, createAlarmModel, createBraceletModel, createSpotModel, createStatusModel, expectedRows,
+  DeviceSealer, createAlarmModel, createBraceletModel, createRng, createSpotModel, createStatusModel, expectedRows,
 } from '../devices/index.ts'
+import type { AdminClient } from '../src/api/index.ts'
 import type { Stream } from '../src/decode/index.ts'
 import type { TelemetryTable } from '../src/storage/index.ts'
-import { inPool, type SimDevice } from './fleet-store.ts'
+import { inPool, type SimDevice, type SimResponder } from './fleet-store.ts'
+
+export interface Behaviour {
+  /** Connections are opened over this many seconds, each at a random moment. */
+  rampSeconds: number
+  /** Unacknowledged QoS 1 messages per connection; more wait in the device's queue. */
+  inflightWindow: number
+  /** Each device's clock is off by up to ± this many ms. */
+  clockSkewMs: number
+  /** Probability that a device resends a message it already had acknowledged (same sequence number). */
+  duplicateRate: number
+  /** Probability per simulated hour that a gateway phone goes offline, and for how many simulated minutes. */
+  gatewayOutagePerHour: number
+  gatewayOutageMinutes: number
+}
+
+export const DEFAULT_BEHAVIOUR: Behaviour = {
+  rampSeconds: 2, inflightWindow: 16, clockSkewMs: 90_000, duplicateRate: 0.002, gatewayOutagePerHour: 0.1, gatewayOutageMinutes: 20,
+}
 
 export interface FleetOptions {
   host: string
   port: number
   ca: string | undefined
   fleet: SimDevice[]
+  /** Responder identities (one per tenant) for the alarm → responder latency; optional. */
+  responders?: SimResponder[]
+  /** The admin API, for polling what is queryable; without it, device → queryable latency is not measured. */
+  api?: AdminClient
   seconds: number
   /** Simulated seconds per real second. */
   speed: number
+  behaviour?: Partial<Behaviour>
+  /** Sequence numbers start above this (distinct per run and per worker). */
+  seqBase?: number
   log: (s: string) => void
 }
+
+export interface Percentiles { p50: number; p99: number; max: number; n: number }
 
 export interface FleetResult {
   sent: number
   acked: number
   failed: number
+  duplicatesSent: number
   connectFailures: number
+  reconnects: number
+  gatewayOutages: number
+  backfilled: number
   /** Rows the acknowledged messages must have produced, per table. */
   expected: Record<DataTable, number>
-  ackLatencyMs: { p50: number; p99: number; max: number }
+  ackLatencyMs: Percentiles
+  /** Device send → the message's rows are queryable (resolution: the poll interval). */
+  queryableLatencyMs: Percentiles | null
+  alarmToResponderMs: Percentiles | null
   elapsedSeconds: number
+  /** Raw latency samples (capped), so workers' results can be merged. */
+  samples: { ack: number[]; queryable: number[]; alarm: number[] }
 }
 
 export type DataTable = TelemetryTable
 const TABLE: Record<Stream, DataTable> = { vitals: 'vital_samples', spot: 'spot_measurements', alarm: 'alarm_events', status: 'device_status' }
 const MIN = 60_000
+const POLL_MS = 200
+const SAMPLE_CAP = 200_000
 
 /** Simulated periods: a bracelet batch per minute, a spot measurement every 10 min, an alarm heartbeat every 5 min, status every 30 min. */
 const PERIOD_SIM_MS = { bracelet: MIN, cvitals: 10 * MIN, calarm: 5 * MIN, status: 30 * MIN } as const
 
-interface Running {
-  dev: SimDevice
-  client: MqttClient
-  sealer: DeviceSealer
-  timers: NodeJS.Timeout[]
+interface Frame { topic: string; frame: Buffer; seq: number; table: DataTable; rows: number; alarm: boolean }
+
+/** One MQTT connection: a device's own, or a gateway phone's carrying its bracelet. */
+interface Link {
+  id: string
+  client: MqttClient | null
+  inflight: number
+  /** Frames published and not yet acknowledged: resent after the connection is replaced. */
+  unacked: Set<Frame>
+  /** Bumped when the connection is replaced; answers for an older connection are ignored. */
+  generation: number
+  queue: Frame[]
+  offline: boolean
+  backoffMs: number
+}
+
+export function percentiles (xs: number[]): Percentiles {
+  const s = [...xs].sort((a, b) => a - b)
+  const at = (q: number): number => s.length === 0 ? 0 : Math.round(s[Math.min(s.length - 1, Math.floor(q * s.length))]! * 10) / 10
+  return { p50: at(0.5), p99: at(0.99), max: at(1), n: s.length }
 }
 
 export async function runFleet (opts: FleetOptions): Promise<FleetResult> {
+  const b: Behaviour = { ...DEFAULT_BEHAVIOUR, ...opts.behaviour }
   const expected: Record<DataTable, number> = { vital_samples: 0, spot_measurements: 0, alarm_events: 0, device_status: 0 }
-  const latencies: number[] = []
-  let sent = 0; let acked = 0; let failed = 0; let connectFailures = 0
-  const inflight = new Set<Promise<void>>()
+  const samples = { ack: [] as number[], queryable: [] as number[], alarm: [] as number[] }
+  const keep = (xs: number[], v: number): void => { if (xs.length < SAMPLE_CAP) xs.push(v) }
+  const r = { sent: 0, acked: 0, failed: 0, duplicatesSent: 0, connectFailures: 0, reconnects: 0, gatewayOutages: 0, backfilled: 0 }
+  const rng = createRng(opts.fleet.length * 31 + (opts.seqBase ?? 0) % 1000)
   // the simulated clock ends at "now": data is in the past, as a gateway's backlog would be
   const realStart = Date.now()
   const simStart = realStart - opts.seconds * opts.speed * 1000
   const simNow = (): number => simStart + (Date.now() - realStart) * opts.speed
-  const seqBase = Date.now() * 1000 // above any earlier run's sequence numbers
+  const seqBase = opts.seqBase ?? Date.now() * 1000 // above any earlier run's sequence numbers
+  const idle = new Set<() => void>()
+  const settled = (): void => { for (const f of idle) f() }
+  /** device → sequence numbers acknowledged but not yet seen queryable, with their send time. */
+  const awaitingQuery = new Map<string, Array<{ seq: number; at: number }>>()
+  /** `${device}/${seq}` → send time of alarms that reach responders. */
+  const awaitingResponder = new Map<string, number>()
 
-  const running: Running[] = []
-  await inPool(opts.fleet.length, 32, async (i) => {
-    const dev = opts.fleet[i]!
-    try {
-      const client = await mqtt.connectAsync({
-        protocol: 'mqtts', host: opts.host, port: opts.port, ca: opts.ca, servername: 'localhost',
-        clientId: dev.device, username: dev.device, password: dev.secret, clean: true, reconnectPeriod: 1000, connectTimeout: 10_000,
+  function connect (link: Link, username: string, password: string): Promise<MqttClient> {
+    return mqtt.connectAsync({
+      protocol: 'mqtts', host: opts.host, port: opts.port, ca: opts.ca, servername: 'localhost',
+      clientId: link.id, username, password, clean: true, reconnectPeriod: 1000, connectTimeout: 10_000,
+    }).then((client) => {
+      // exponential back-off with jitter, reset once connected again
+      client.on('close', () => {
+        if (link.offline) return
+        link.backoffMs = Math.min(30_000, link.backoffMs * 2)
+        client.options.reconnectPeriod = Math.round(link.backoffMs * (0.5 + rng.next()))
       })
+      client.on('connect', () => { if (link.backoffMs > 1000) r.reconnects++; link.backoffMs = 1000 })
+      return client
+    })
+  }
+
+  function pump (link: Link): void {
+    while (link.client !== null && !link.offline && link.inflight < b.inflightWindow && link.queue.length > 0) {
+      const f = link.queue.shift()!
+      link.inflight++
+      link.unacked.add(f)
+      const generation = link.generation
+      const started = performance.now()
+      const sentAt = Date.now()
+      if (f.alarm) awaitingResponder.set(`${f.topic.split('/')[2]!}/${f.seq}`, sentAt)
+      link.client.publishAsync(f.topic, f.frame, { qos: 1 }).then(() => {
+        if (generation !== link.generation) return
+        link.unacked.delete(f)
+        r.acked++
+        expected[f.table] += f.rows
+        keep(samples.ack, performance.now() - started)
+        const device = f.topic.split('/')[2]!
+        if (opts.api !== undefined && f.rows > 0) {
+          let list = awaitingQuery.get(device)
+          if (list === undefined) awaitingQuery.set(device, list = [])
+          list.push({ seq: f.seq, at: sentAt })
+        }
+        // now and then a device did not see the PUBACK in time and resends: same frame, same sequence number
+        if (b.duplicateRate > 0 && rng.chance(b.duplicateRate)) {
+          r.duplicatesSent++
+          void link.client?.publishAsync(f.topic, f.frame, { qos: 1, dup: true }).catch(() => {})
+        }
+      }, () => { if (generation === link.generation) { link.unacked.delete(f); r.failed++ } }).finally(() => {
+        if (generation !== link.generation) return
+        link.inflight--
+        pump(link)
+        settled()
+      })
+    }
+  }
+
+  // ── connections ────────────────────────────────────────────────────────
+  interface Running { dev: SimDevice; link: Link; sealer: DeviceSealer; skewMs: number; timers: NodeJS.Timeout[] }
+  const running: Running[] = []
+  // each device comes online at a random moment of the ramp; at most 64 TLS handshakes at once
+  const order = opts.fleet.map((dev) => ({ dev, at: realStart + rng.next() * b.rampSeconds * 1000 })).sort((x, y) => x.at - y.at)
+  await inPool(order.length, 64, async (i) => {
+    const { dev, at } = order[i]!
+    if (at > Date.now()) await new Promise((resolve) => setTimeout(resolve, at - Date.now()))
+    const via = dev.gateway ?? { device: dev.device, secret: dev.secret }
+    const link: Link = { id: via.device, client: null, inflight: 0, unacked: new Set(), generation: 0, queue: [], offline: false, backoffMs: 1000 }
+    try {
+      link.client = await connect(link, via.device, via.secret)
       const sealer = new DeviceSealer({ tenant: dev.tenant, device: dev.device, keyId: dev.keyId, key: Buffer.from(dev.key, 'base64url') }, seqBase)
-      running.push({ dev, client, sealer, timers: [] })
+      running.push({ dev, link, sealer, skewMs: Math.round((rng.next() * 2 - 1) * b.clockSkewMs), timers: [] })
     } catch {
-      connectFailures++
+      r.connectFailures++
     }
   })
   opts.log(`connected ${running.length}/${opts.fleet.length} devices over TLS in ${((Date.now() - realStart) / 1000).toFixed(1)} s`)
 
-  const t0 = Date.now()
-  function send (r: Running, stream: Stream, msg: never, rows: number): void {
-    const { topic, frame } = r.sealer.seal(stream, msg)
-    const started = performance.now()
-    sent++
-    const p = r.client.publishAsync(topic, Buffer.from(frame), { qos: 1 }).then(() => {
-      acked++
-      expected[TABLE[stream]] += rows
-      latencies.push(performance.now() - started)
-    }, () => { failed++ }).finally(() => { inflight.delete(p) })
-    inflight.add(p)
+  // responders: the tenant's alarm centre, measuring alarm → responder
+  const responders: MqttClient[] = []
+  for (const resp of opts.responders ?? []) {
+    try {
+      const c = await mqtt.connectAsync({ protocol: 'mqtts', host: opts.host, port: opts.port, ca: opts.ca, servername: 'localhost', clientId: resp.device, username: resp.device, password: resp.secret, clean: true, reconnectPeriod: 1000 })
+      await c.subscribeAsync(`v1/${resp.tenant}/alerts`, { qos: 1 })
+      c.on('message', (_topic, payload) => {
+        const a = JSON.parse(payload.toString()) as { device: string; seq: number }
+        const at = awaitingResponder.get(`${a.device}/${a.seq}`)
+        if (at !== undefined) { keep(samples.alarm, Date.now() - at); awaitingResponder.delete(`${a.device}/${a.seq}`) }
+      })
+      responders.push(c)
+    } catch {
+      r.connectFailures++
+    }
   }
 
-  function every (r: Running, simPeriodMs: number, seed: number, tick: () => void): void {
+  // what is queryable: the highest stored sequence number per device, polled
+  let polling = true
+  let stoppedAt = 0
+  const tenants = [...new Set(opts.fleet.map((d) => d.tenant))]
+  const poller = (async () => {
+    if (opts.api === undefined) return
+    while (polling || [...awaitingQuery.values()].some((l) => l.length > 0)) {
+      const pollStart = Date.now()
+      for (const t of tenants) {
+        const rows = await opts.api.request<Array<{ device: string; seq: number }>>('GET', `/admin/tenants/${t}/sequences?since=${seqBase}`).catch((e: unknown) => { opts.log(`polling stored sequences: ${(e as Error).message}`); return [] })
+        const now = Date.now()
+        for (const { device, seq } of rows) {
+          const list = awaitingQuery.get(device)
+          if (list === undefined) continue
+          let k = 0
+          while (k < list.length && list[k]!.seq <= seq) keep(samples.queryable, now - list[k++]!.at)
+          if (k > 0) list.splice(0, k)
+        }
+      }
+      // what has not shown up 10 s after the end will not: stop waiting (it counts as loss in the report)
+      if (!polling && Date.now() - stoppedAt > 10_000) break
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, POLL_MS - (Date.now() - pollStart))))
+    }
+  })()
+
+  // ── behaviour ──────────────────────────────────────────────────────────
+  const t0 = Date.now()
+  function send (run: Running, stream: Stream, msg: never, rows: number, alarm = false): void {
+    const s = run.sealer.seal(stream, msg)
+    r.sent++
+    run.link.queue.push({ topic: s.topic, frame: Buffer.from(s.frame), seq: s.seq, table: TABLE[stream], rows, alarm })
+    if (run.link.offline) r.backfilled++
+    pump(run.link)
+  }
+
+  function every (run: Running, simPeriodMs: number, seed: number, tick: () => void): void {
     const realPeriod = Math.max(5, simPeriodMs / opts.speed)
     const first = setTimeout(() => {
       tick()
-      r.timers.push(setInterval(tick, realPeriod))
+      run.timers.push(setInterval(tick, realPeriod))
     }, (seed % 1000) / 1000 * realPeriod)
-    r.timers.push(first)
+    run.timers.push(first)
   }
 
-  for (const [i, r] of running.entries()) {
+  /** The gateway phone drops off the network; the bracelet keeps measuring; on return the backlog goes out as a burst. */
+  function outage (run: Running): void {
+    const link = run.link
+    if (link.offline || link.client === null) return
+    r.gatewayOutages++
+    link.offline = true
+    const client = link.client
+    link.client = null
+    // what was in flight was never acknowledged: it goes out again, first, once the phone is back
+    link.generation++
+    link.queue.unshift(...link.unacked)
+    link.unacked.clear()
+    link.inflight = 0
+    void client.endAsync(true).catch(() => {})
+    setTimeout(() => {
+      const via = run.dev.gateway!
+      connect(link, via.device, via.secret).then((c) => {
+        link.client = c
+        link.offline = false
+        pump(link)
+      }, () => { r.connectFailures++; link.offline = false; link.client = null })
+    }, b.gatewayOutageMinutes * MIN / opts.speed)
+  }
+
+  for (const [i, run] of running.entries()) {
     const seed = i * 7919 + 17
-    const { family, consent } = r.dev
+    const { family, consent } = run.dev
+    const clock = (): number => simNow() + run.skewMs
     if (family === 'bracelet') {
       const model = createBraceletModel(seed)
-      let windowStart = simNow() - MIN
-      every(r, PERIOD_SIM_MS.bracelet, seed, () => {
+      let windowStart = clock() - MIN
+      const outagePerTick = b.gatewayOutagePerHour / 60
+      every(run, PERIOD_SIM_MS.bracelet, seed, () => {
         const msg = model.nextBatch(windowStart, MIN)
         windowStart += MIN
-        send(r, 'vitals', msg as never, consent ? expectedRows('vitals', msg) : 1 /* battery only: diagnostics */)
+        send(run, 'vitals', msg as never, consent ? expectedRows('vitals', msg) : 1 /* battery only: diagnostics */)
+        if (run.dev.gateway !== undefined && rng.chance(outagePerTick)) outage(run)
       })
     } else if (family === 'cvitals') {
       const model = createSpotModel(seed)
-      every(r, PERIOD_SIM_MS.cvitals, seed, () => { send(r, 'spot', model.next(simNow()) as never, consent ? 1 : 0) })
+      every(run, PERIOD_SIM_MS.cvitals, seed, () => { send(run, 'spot', model.next(clock()) as never, consent ? 1 : 0) })
     } else {
       const model = createAlarmModel(seed)
-      every(r, PERIOD_SIM_MS.calarm, seed, () => { send(r, 'alarm', model.next(simNow()) as never, 1) })
+      every(run, PERIOD_SIM_MS.calarm, seed, () => {
+        const a = model.next(clock())
+        send(run, 'alarm', a as never, 1, a.kind === 1 || a.kind === 2)
+      })
     }
-    const status = createStatusModel(seed, family)
-    every(r, PERIOD_SIM_MS.status, seed + 1, () => { send(r, 'status', status.next(simNow()) as never, 1) })
+    const status = createStatusModel(seed, family === 'gateway' || family === 'responder' ? 'bracelet' : family)
+    every(run, PERIOD_SIM_MS.status, seed + 1, () => { send(run, 'status', status.next(clock()) as never, 1) })
   }
 
   await new Promise((resolve) => setTimeout(resolve, opts.seconds * 1000))
-  for (const r of running) for (const t of r.timers) clearTimeout(t)
+  for (const run of running) for (const t of run.timers) clearTimeout(t)
   const elapsedSeconds = (Date.now() - t0) / 1000
-  const deadline = Date.now() + 30_000
-  while (inflight.size > 0 && Date.now() < deadline) await Promise.race([...inflight, new Promise((resolve) => setTimeout(resolve, 1000))])
-  await Promise.all(running.map((r) => r.client.endAsync().catch(() => {})))
+  // let queues, backlogs of gateways still offline and in-flight messages drain
+  const deadline = Date.now() + 30_000 + b.gatewayOutageMinutes * MIN / opts.speed
+  const busy = (): boolean => running.some((run) => run.link.inflight > 0 || run.link.queue.length > 0)
+  while (busy() && Date.now() < deadline) await new Promise<void>((resolve) => { idle.add(resolve); setTimeout(() => { idle.delete(resolve); resolve() }, 250) })
+  const unsent = running.reduce((n, run) => n + run.link.queue.length + run.link.inflight, 0)
+  polling = false
+  stoppedAt = Date.now()
+  await poller
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  await Promise.all([...running.map((run) => run.link.client?.endAsync().catch(() => {})), ...responders.map((c) => c.endAsync().catch(() => {}))])
 
-  latencies.sort((a, b) => a - b)
-  const pct = (q: number): number => latencies.length === 0 ? 0 : Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]! * 10) / 10
   return {
-    sent, acked, failed: failed + inflight.size, connectFailures, expected,
-    ackLatencyMs: { p50: pct(0.5), p99: pct(0.99), max: pct(1) }, elapsedSeconds,
+    ...r,
+    failed: r.failed + unsent,
+    expected,
+    ackLatencyMs: percentiles(samples.ack),
+    queryableLatencyMs: opts.api === undefined ? null : percentiles(samples.queryable),
+    alarmToResponderMs: opts.responders === undefined ? null : percentiles(samples.alarm),
+    elapsedSeconds,
+    samples,
   }
 }

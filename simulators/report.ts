@@ -7,13 +7,17 @@ export interface SimReport {
   devices: Record<string, number>
   seconds: number
   speed: number
-  messages: { sent: number; acked: number; failed: number; perSecond: number }
+  messages: { offered: number; acked: number; failed: number; offeredPerSecond: number; ackedPerSecond: number }
   rows: Record<string, { expected: number; stored: number }>
-  rowsPerSecond: number
+  /** Rows stored per second of the run (samples, measurements, alarms, status). */
+  storedRowsPerSecond: number
+  /** Expected rows minus stored rows, over all tables: must be 0. */
   loss: number
+  /** Resends of acknowledged messages (same sequence number): the node must store them once. */
+  duplicates: { sent: number; storedTwice: number }
   rejectedByNode: Record<string, number>
-  ackLatencyMs: FleetResult['ackLatencyMs']
-  connectFailures: number
+  connections: { failures: number; reconnects: number; gatewayOutages: number; backfilledMessages: number }
+  latencyMs: { puback: FleetResult['ackLatencyMs']; deviceToQueryable: FleetResult['queryableLatencyMs']; alarmToResponder: FleetResult['alarmToResponderMs'] }
 }
 
 const TABLES: DataTable[] = ['vital_samples', 'spot_measurements', 'alarm_events', 'device_status']
@@ -42,17 +46,25 @@ export async function buildReport (api: AdminClient, input: {
     total += stored[t] ?? 0
   }
   const devices: Record<string, number> = {}
-  for (const d of fleet) devices[d.family] = (devices[d.family] ?? 0) + 1
+  for (const d of fleet) {
+    devices[d.family] = (devices[d.family] ?? 0) + 1
+    if (d.gateway !== undefined) devices['gateway'] = (devices['gateway'] ?? 0) + 1
+  }
+  const storedTwice = TABLES.reduce((n, t) => n + Math.max(0, (stored[t] ?? 0) - result.expected[t]), 0)
   return {
     devices,
     seconds: Math.round(result.elapsedSeconds * 10) / 10,
     speed: input.speed,
-    messages: { sent: result.sent, acked: result.acked, failed: result.failed, perSecond: Math.round(result.acked / result.elapsedSeconds) },
+    messages: {
+      offered: result.sent, acked: result.acked, failed: result.failed,
+      offeredPerSecond: Math.round(result.sent / result.elapsedSeconds), ackedPerSecond: Math.round(result.acked / result.elapsedSeconds),
+    },
     rows,
-    rowsPerSecond: Math.round(total / result.elapsedSeconds),
+    storedRowsPerSecond: Math.round(total / result.elapsedSeconds),
     loss,
+    duplicates: { sent: result.duplicatesSent, storedTwice },
     rejectedByNode: rejected,
-    ackLatencyMs: result.ackLatencyMs,
-    connectFailures: result.connectFailures,
+    connections: { failures: result.connectFailures, reconnects: result.reconnects, gatewayOutages: result.gatewayOutages, backfilledMessages: result.backfilled },
+    latencyMs: { puback: result.ackLatencyMs, deviceToQueryable: result.queryableLatencyMs, alarmToResponder: result.alarmToResponderMs },
   }
 }

@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createAdminClient } from '../src/api/index.ts'
 import type { IngestNode } from '../src/pipeline/index.ts'
-import { ensureFleet } from '../simulators/fleet-store.ts'
+import { ensureFleet, ensureFleetWithResponders } from '../simulators/fleet-store.ts'
 import { runFleet } from '../simulators/fleet.ts'
 import { buildReport } from '../simulators/report.ts'
 import { startTestNode, tempDir } from './support/node.ts'
@@ -28,28 +28,43 @@ describe('device-fleet simulator', () => {
   it('enrolls a mixed fleet through the admin API, publishes, and stores every acknowledged row', async () => {
     const api = createAdminClient(`http://127.0.0.1:${node.http.port}`, node.adminToken)
     const fleetFile = join(dir.path, 'sim', 'fleet.json')
-    const fleet = await ensureFleet(api, fleetFile, { devices: 12, tenants: 2, log: () => {} })
+    const { fleet, responders } = await ensureFleetWithResponders(api, fleetFile, { devices: 12, tenants: 2, log: () => {} })
     expect(new Set(fleet.map((d) => d.family))).toEqual(new Set(['bracelet', 'cvitals', 'calarm']))
     expect(fleet.some((d) => !d.consent)).toBe(true)
+    // bracelets reach us through their patient's phone, enrolled as a gateway
+    for (const d of fleet.filter((x) => x.family === 'bracelet')) expect(node.registry.device(d.device)!.gateway).toBe(d.gateway!.device)
+    expect(responders.map((r) => r.tenant).sort()).toEqual(['demo-care-1', 'demo-care-2'])
 
     const since = Date.now()
-    const result = await runFleet({ host: '127.0.0.1', port: node.mqtts.port, ca: node.caPem, fleet, seconds: 3, speed: 600, log: () => {} })
-    const report = await buildReport(api, { fleet, result, since, rejectedBefore: {}, speed: 600 })
+    const rejectedBefore = { ...node.metrics.rejected }
+    const result = await runFleet({
+      host: '127.0.0.1', port: node.mqtts.port, ca: node.caPem, fleet, responders, api, seconds: 3, speed: 600, log: () => {},
+      // rough weather: resends, gateways dropping out (6 per simulated hour), clocks two minutes off
+      behaviour: { duplicateRate: 0.05, gatewayOutagePerHour: 6, gatewayOutageMinutes: 5, clockSkewMs: 120_000, inflightWindow: 4, rampSeconds: 0.5 },
+    })
+    const report = await buildReport(api, { fleet, result, since, rejectedBefore, speed: 600 })
     expect(result.connectFailures).toBe(0)
-    expect(report.messages.sent).toBeGreaterThan(50)
-    expect(report.messages.acked).toBe(report.messages.sent)
+    expect(report.messages.offered).toBeGreaterThan(50)
+    expect(report.messages.acked).toBe(report.messages.offered)
     for (const t of ['vital_samples', 'spot_measurements', 'alarm_events', 'device_status']) {
       expect(report.rows[t]!.stored, t).toBe(report.rows[t]!.expected)
       expect(report.rows[t]!.expected, t).toBeGreaterThan(0)
     }
     expect(report.loss).toBe(0)
-    expect(report.rejectedByNode).toEqual({})
+    expect(report.duplicates.sent).toBeGreaterThan(0)
+    expect(report.duplicates.storedTwice).toBe(0)
+    // a duplicate is refused as a replay (and acknowledged); nothing else is refused
+    expect(Object.keys(report.rejectedByNode).filter((r) => r !== 'ING_ERR_REPLAY')).toEqual([])
+    expect(report.connections.gatewayOutages).toBeGreaterThan(0)
+    expect(report.connections.backfilledMessages).toBeGreaterThan(0)
+    expect(report.latencyMs.deviceToQueryable!.n).toBeGreaterThan(0)
+    expect(report.latencyMs.deviceToQueryable!.p50).toBeGreaterThan(0)
 
     // a second run reuses the enrolled devices (their credentials were kept) and continues their sequence numbers
     const again = await ensureFleet(api, fleetFile, { devices: 12, tenants: 2, log: () => {} })
     expect(again.map((d) => d.device)).toEqual(fleet.map((d) => d.device))
     const second = await runFleet({ host: '127.0.0.1', port: node.mqtts.port, ca: node.caPem, fleet: again, seconds: 1, speed: 600, log: () => {} })
     expect(second.acked).toBe(second.sent)
-    expect(node.metrics.rejected).toEqual({})
+    expect(Object.keys(node.metrics.rejected).filter((r) => r !== 'ING_ERR_REPLAY')).toEqual([])
   }, 60_000)
 })

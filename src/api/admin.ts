@@ -234,6 +234,20 @@ export function createAdminApi (deps: AdminApiDeps): FastifyInstance {
       return (await rs.json<Record<string, unknown>>()).map((r) => ({ ...r, firstMs: Number(r['firstMs']), lastMs: Number(r['lastMs']) }))
     })
 
+    // the highest stored sequence number per device of a tenant (from `since` on): when a device's message became queryable
+    admin.get('/tenants/:tenant/sequences', async (req, reply) => {
+      const p = parse(TenantParams, req.params, reply)
+      const q = parse(SinceQuery, req.query, reply)
+      if (p === undefined || q === undefined) return reply
+      const { client, table } = deps.storage.conn
+      const rs = await client.query({
+        // (no alias named like a column: ClickHouse would read it in WHERE)
+        query: `SELECT device_id AS device, toString(max(seq)) AS top FROM ${table('device_sequences')} WHERE tenant_id = {tenant:String} AND seq >= {since:UInt64} GROUP BY device_id`,
+        query_params: { tenant: p.tenant, since: q.since }, format: 'JSONEachRow',
+      })
+      return (await rs.json<{ device: string; top: string }>()).map((r) => ({ device: r.device, seq: Number(r.top) }))
+    })
+
     // rows stored per table for one tenant, optionally since an ingest time (ms)
     admin.get('/tenants/:tenant/rows', async (req, reply) => {
       const p = parse(TenantParams, req.params, reply)
