@@ -11,7 +11,8 @@ import { connectTls, count, rowsOf, startTestNode, tempDir } from './support/nod
 describe('withdrawal while a device streams', () => {
   it('stores no row of the withdrawn category with a device time after the withdrawal, at QoS 1 over TLS', async () => {
     const d = tempDir('vf-withdraw-')
-    const node = await startTestNode(d.path)
+    // a fast publisher: lift the per-client rate limit, which would otherwise refuse it
+    const node = await startTestNode(d.path, { PUBLISH_RATE: 100_000, PUBLISH_BURST: 100_000 })
     try {
       await node.registry.createTenant('wd', 'wd')
       await node.registry.createPatient('wd', 'wd-p')
@@ -25,7 +26,7 @@ describe('withdrawal while a device streams', () => {
       let stop = false
       let sent = 0
       const streaming = Promise.all(Array.from({ length: 4 }, async () => {
-        while (!stop) {
+        while (!stop && client.connected) {
           const f = sealer.seal('vitals', model.nextBatch(Date.now(), 1000))
           await client.publishAsync(f.topic, Buffer.from(f.frame), { qos: 1 })
           sent++
