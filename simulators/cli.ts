@@ -29,13 +29,14 @@ const { values } = parseArgs({
     skew: { type: 'string', default: String(DEFAULT_BEHAVIOUR.clockSkewMs) },
     duplicates: { type: 'string', default: String(DEFAULT_BEHAVIOUR.duplicateRate) },
     outages: { type: 'string', default: String(DEFAULT_BEHAVIOUR.gatewayOutagePerHour) },
+    alarms: { type: 'string', default: String(DEFAULT_BEHAVIOUR.alarmProbability) },
     json: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h' },
   },
 })
 if (values.help === true) {
   process.stdout.write(`usage: npm run sim -- [--devices 300] [--seconds 30] [--tenants 2] [--speed 60 (simulated s per real s)] [--workers 1]
-    [--ramp 2 (s)] [--window 16 (in-flight per connection)] [--skew 90000 (ms)] [--duplicates 0.002] [--outages 0.1 (per gateway per sim hour)] [--json]\n`)
+    [--ramp 2 (s)] [--window 16 (in-flight per connection)] [--skew 90000 (ms)] [--duplicates 0.002] [--outages 0.1 (per gateway per sim hour)] [--alarms 0.02 (share of alarm messages that are presses or falls)] [--json]\n`)
   process.exit(0)
 }
 const num = (name: string, v: string, min: number, max: number): number => {
@@ -56,12 +57,15 @@ const rate = (name: string, v: string, max: number): number => {
 const behaviour = {
   rampSeconds: rate('ramp', values.ramp, 3600), inflightWindow: num('window', values.window, 1, 1000), clockSkewMs: rate('skew', values.skew, 3_600_000),
   duplicateRate: rate('duplicates', values.duplicates, 1), gatewayOutagePerHour: rate('outages', values.outages, 60),
+  alarmProbability: rate('alarms', values.alarms, 1),
 }
 const log = (s: string): void => { if (!values.json) process.stderr.write(`sim: ${s}\n`) }
 
 /** Runs slices of the fleet in child processes and merges their results. */
 async function inWorkers (base: Omit<FleetOptions, 'log' | 'api'>, admin: WorkerInput['admin']): Promise<FleetResult> {
-  const slices = Array.from({ length: workers }, (_, w) => base.fleet.filter((_, i) => i % workers === w))
+  // whole groups of four (the family mix) per worker, so every worker runs every family; the responders (one
+  // connection each) run in worker 0, which measures alarm → responder for its own alarm units
+  const slices = Array.from({ length: workers }, (_, w) => base.fleet.filter((_, i) => Math.floor(i / 4) % workers === w))
   const results = await Promise.all(slices.map((fleet, w) => new Promise<FleetResult>((resolve, reject) => {
     const child = fork(new URL('./worker.ts', import.meta.url).pathname, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     const input: WorkerInput = { ...base, fleet, admin, ...(w === 0 && base.responders !== undefined ? { responders: base.responders } : { responders: [] }) }

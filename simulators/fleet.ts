@@ -34,10 +34,12 @@ export interface Behaviour {
   /** Probability per simulated hour that a gateway phone goes offline, and for how many simulated minutes. */
   gatewayOutagePerHour: number
   gatewayOutageMinutes: number
+  /** Probability that an alarm unit's message is a button press or a fall (else a heartbeat). */
+  alarmProbability: number
 }
 
 export const DEFAULT_BEHAVIOUR: Behaviour = {
-  rampSeconds: 2, inflightWindow: 16, clockSkewMs: 90_000, duplicateRate: 0.002, gatewayOutagePerHour: 0.1, gatewayOutageMinutes: 20,
+  rampSeconds: 2, inflightWindow: 16, clockSkewMs: 90_000, duplicateRate: 0.002, gatewayOutagePerHour: 0.1, gatewayOutageMinutes: 20, alarmProbability: 0.02,
 }
 
 export interface FleetOptions {
@@ -304,7 +306,7 @@ export async function runFleet (opts: FleetOptions): Promise<FleetResult> {
       const model = createSpotModel(seed)
       every(run, PERIOD_SIM_MS.cvitals, seed, () => { send(run, 'spot', model.next(clock()) as never, consent ? 1 : 0) })
     } else {
-      const model = createAlarmModel(seed)
+      const model = createAlarmModel(seed, { pressProbability: b.alarmProbability / 2, fallProbability: b.alarmProbability / 2 })
       every(run, PERIOD_SIM_MS.calarm, seed, () => {
         const a = model.next(clock())
         send(run, 'alarm', a as never, 1, a.kind === 1 || a.kind === 2)

@@ -40,7 +40,7 @@ describe('device-fleet simulator', () => {
     const result = await runFleet({
       host: '127.0.0.1', port: node.mqtts.port, ca: node.caPem, fleet, responders, api, seconds: 3, speed: 600, log: () => {},
       // rough weather: resends, gateways dropping out (6 per simulated hour), clocks two minutes off
-      behaviour: { duplicateRate: 0.05, gatewayOutagePerHour: 6, gatewayOutageMinutes: 5, clockSkewMs: 120_000, inflightWindow: 4, rampSeconds: 0.5 },
+      behaviour: { duplicateRate: 0.05, gatewayOutagePerHour: 6, gatewayOutageMinutes: 5, clockSkewMs: 120_000, inflightWindow: 4, rampSeconds: 0.5, alarmProbability: 0.5 },
     })
     const report = await buildReport(api, { fleet, result, since, rejectedBefore, speed: 600 })
     expect(result.connectFailures).toBe(0)
@@ -59,6 +59,8 @@ describe('device-fleet simulator', () => {
     expect(report.connections.backfilledMessages).toBeGreaterThan(0)
     expect(report.latencyMs.deviceToQueryable!.n).toBeGreaterThan(0)
     expect(report.latencyMs.deviceToQueryable!.p50).toBeGreaterThan(0)
+    // presses and falls reach the tenant's responder identity over MQTT
+    expect(report.latencyMs.alarmToResponder!.n).toBeGreaterThan(0)
 
     // a second run reuses the enrolled devices (their credentials were kept) and continues their sequence numbers
     const again = await ensureFleet(api, fleetFile, { devices: 12, tenants: 2, log: () => {} })
