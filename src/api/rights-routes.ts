@@ -84,6 +84,14 @@ export function rightsRoutes (deps: RightsDeps): RightsRoute[] {
     if (!registry.hasPatient(tenant, p.patient)) { void reply.code(404).send({ error: 'ING_ERR_NOT_FOUND', message: 'not found' }); return undefined }
     return p.patient
   }
+  /** A handler over the path's patient and a validated body. */
+  const withPatient = <T>(schema: z.ZodType<T>, run: (tenant: string, actor: Actor, patient: string, body: T, reply: FastifyReply) => Promise<unknown>): Handler =>
+    async (tenant, actor, i, reply) => {
+      const patient = patientOf(tenant, i.params, reply)
+      const b = patient === undefined ? undefined : parse(schema, i.body ?? {}, reply)
+      if (patient === undefined || b === undefined) return reply
+      return await run(tenant, actor, patient, b, reply)
+    }
   return [
     {
       method: 'GET', path: '/register', summary: 'Register of processing activities of the tenant, generated from the policy', roles: ADMIN,
@@ -138,53 +146,31 @@ export function rightsRoutes (deps: RightsDeps): RightsRoute[] {
     {
       method: 'POST', path: '/patients/{patient}/erasure', summary: 'Erase the patient (or, with categories, their consent-based data of those categories); returns the receipt', roles: ADMIN,
       params: S.patient, body: S.erasure,
-      handler: async (tenant, actor, i, reply) => {
-        const patient = patientOf(tenant, i.params, reply)
-        const b = patient === undefined ? undefined : parse(S.erasure, i.body ?? {}, reply)
-        if (patient === undefined || b === undefined) return reply
-        return await answer(reply, async () => await rights.erase(tenant, patient, actor, b.categories as Category[] | undefined))
-      },
+      handler: withPatient(S.erasure, async (tenant, actor, patient, b, reply) =>
+        await answer(reply, async () => await rights.erase(tenant, patient, actor, b.categories as Category[] | undefined))),
     },
     {
       method: 'POST', path: '/patients/{patient}/hold', summary: 'Place or lift a legal hold (blocks erasure and retention deletion)', roles: ADMIN,
       params: S.patient, body: S.hold,
-      handler: async (tenant, actor, i, reply) => {
-        const patient = patientOf(tenant, i.params, reply)
-        const b = patient === undefined ? undefined : parse(S.hold, i.body, reply)
-        if (patient === undefined || b === undefined) return reply
-        await rights.setHold(tenant, patient, b.hold, actor, b.reason)
-        return { legalHold: b.hold }
-      },
+      handler: withPatient(S.hold, async (tenant, actor, patient, b) => { await rights.setHold(tenant, patient, b.hold, actor, b.reason); return { legalHold: b.hold } }),
     },
     {
       method: 'POST', path: '/patients/{patient}/restriction', summary: 'Restrict processing (data kept, hidden from every read but the export) or lift it', roles: ADMIN,
       params: S.patient, body: S.restriction,
-      handler: async (tenant, actor, i, reply) => {
-        const patient = patientOf(tenant, i.params, reply)
-        const b = patient === undefined ? undefined : parse(S.restriction, i.body, reply)
-        if (patient === undefined || b === undefined) return reply
-        await rights.setRestriction(tenant, patient, b.restrict, actor, b.reason)
-        return { restricted: b.restrict }
-      },
+      handler: withPatient(S.restriction, async (tenant, actor, patient, b) => { await rights.setRestriction(tenant, patient, b.restrict, actor, b.reason); return { restricted: b.restrict } }),
     },
     {
       method: 'POST', path: '/patients/{patient}/rectifications', summary: 'Mark a stored value as erroneous with its correction', roles: ['tenant_admin', 'clinician'],
       params: S.patient, body: S.rectification,
-      handler: async (tenant, actor, i, reply) => {
-        const patient = patientOf(tenant, i.params, reply)
-        const b = patient === undefined ? undefined : parse(S.rectification, i.body, reply)
-        if (patient === undefined || b === undefined) return reply
+      handler: withPatient(S.rectification, async (tenant, actor, patient, b, reply) => {
         if (rights.isRestricted(tenant, patient)) return await reply.code(404).send({ error: 'ING_ERR_NOT_FOUND', message: 'not found' })
         return await answer(reply, async () => await rights.rectify(tenant, patient, b, actor))
-      },
+      }),
     },
     {
       method: 'POST', path: '/patients/{patient}/consent', summary: 'Record a consent grant or withdrawal (a withdrawal with erase=true also erases the category)', roles: ADMIN,
       params: S.patient, body: S.consent,
-      handler: async (tenant, actor, i, reply) => {
-        const patient = patientOf(tenant, i.params, reply)
-        const b = patient === undefined ? undefined : parse(S.consent, i.body, reply)
-        if (patient === undefined || b === undefined) return reply
+      handler: withPatient(S.consent, async (tenant, actor, patient, b, reply) => {
         if (b.erase && (b.action !== 'withdraw' || !(CONSENT_CATEGORIES as readonly string[]).includes(b.category))) {
           return await reply.code(400).send({ error: 'ING_ERR_INVALID', message: 'erase goes with the withdrawal of a consent-based category' })
         }
@@ -193,7 +179,7 @@ export function rightsRoutes (deps: RightsDeps): RightsRoute[] {
         const receipt = b.erase ? await answer(reply, async () => await rights.erase(tenant, patient, actor, [b.category])) : null
         if (reply.sent) return reply
         return await reply.code(201).send({ version: e.version, recordedAtMs: e.recordedAtMs, erasure: receipt })
-      },
+      }),
     },
   ]
 }

@@ -76,6 +76,12 @@ const TELEMETRY: ReadonlyArray<{ table: string; category: string }> = [
 
 const SYNC = { mutations_sync: '2' } as const
 
+/** The two per-patient flags kept as event logs. */
+const FLAGS = {
+  hold: { table: 'legal_holds', on: 'hold', audit: 'legal_hold' },
+  restriction: { table: 'restrictions', on: 'restrict', audit: 'restriction' },
+} as const
+
 export interface RightsOptions { storage: Storage; registry: Registry; consent: ConsentIndex; policy: Policy }
 
 export class Rights {
@@ -146,27 +152,26 @@ export class Rights {
 
   /** Places or lifts a legal hold: a held patient's data survives erasure requests and retention. */
   async setHold (tenant: string, patient: string, hold: boolean, actor: Actor, reason: string): Promise<void> {
-    this.requirePatient(tenant, patient)
-    await this.conn.client.insert({
-      table: this.conn.table('legal_holds'), format: 'JSONEachRow',
-      values: [{ tenant_id: tenant, patient_id: patient, action: hold ? 'hold' : 'lift', reason: reason.slice(0, 200), recorded_by: actor.user, ts: Date.now() }],
-    })
-    if (hold) this.held.add(key(tenant, patient))
-    else this.held.delete(key(tenant, patient))
+    await this.flag(FLAGS.hold, this.held, tenant, patient, hold, actor, reason)
     await this.applyRetention()
-    await this.audit(tenant, actor, patient, hold ? 'legal_hold' : 'legal_hold_lift', reason.slice(0, 200))
   }
 
   /** Restricts processing (data kept, hidden from every read but the rights export) or lifts it. */
   async setRestriction (tenant: string, patient: string, restrict: boolean, actor: Actor, reason: string): Promise<void> {
+    await this.flag(FLAGS.restriction, this.restricted, tenant, patient, restrict, actor, reason)
+  }
+
+  /** Appends a set/lift event to the flag's log, updates the in-memory set and the access log. */
+  private async flag (f: (typeof FLAGS)[keyof typeof FLAGS], set: Set<string>, tenant: string, patient: string, on: boolean, actor: Actor, reason: string): Promise<void> {
     this.requirePatient(tenant, patient)
+    const why = reason.slice(0, 200)
     await this.conn.client.insert({
-      table: this.conn.table('restrictions'), format: 'JSONEachRow',
-      values: [{ tenant_id: tenant, patient_id: patient, action: restrict ? 'restrict' : 'lift', reason: reason.slice(0, 200), recorded_by: actor.user, ts: Date.now() }],
+      table: this.conn.table(f.table), format: 'JSONEachRow',
+      values: [{ tenant_id: tenant, patient_id: patient, action: on ? f.on : 'lift', reason: why, recorded_by: actor.user, ts: Date.now() }],
     })
-    if (restrict) this.restricted.add(key(tenant, patient))
-    else this.restricted.delete(key(tenant, patient))
-    await this.audit(tenant, actor, patient, restrict ? 'restriction' : 'restriction_lift', reason.slice(0, 200))
+    if (on) set.add(key(tenant, patient))
+    else set.delete(key(tenant, patient))
+    await this.audit(tenant, actor, patient, on ? f.audit : `${f.audit}_lift`, why)
   }
 
   // ---- retention and the register ----------------------------------------------------------
