@@ -106,16 +106,7 @@ export class Rights {
     }
     await r.applyRetention()
     // an erasure interrupted between hiding and purging is purged now
-    const pending = await r.rows<{ receipt_id: string; tenant_id: string }>(`SELECT receipt_id, tenant_id FROM ${t('erasure_receipts')} FINAL WHERE purged_at IS NULL`)
-    if (pending.length > 0) {
-      await r.purge(await r.patientTables())
-      for (const p of pending) {
-        await r.conn.client.command({
-          query: `ALTER TABLE ${t('erasure_receipts')} UPDATE purged_at = now64(3) WHERE receipt_id = {id:String} AND tenant_id = {tenant:String}`,
-          query_params: { id: p.receipt_id, tenant: p.tenant_id }, clickhouse_settings: SYNC,
-        })
-      }
-    }
+    await r.purgePending()
     return r
   }
 
@@ -251,7 +242,7 @@ export class Rights {
    * write-ahead log is switched to a new segment so no file keeps them. A
    * receipt records who, when, what and how many rows, without the data.
    */
-  async erase (tenant: string, patient: string, actor: Actor, categories?: Category[]): Promise<ErasureReceipt> {
+  async erase (tenant: string, patient: string, actor: Actor, categories?: Category[], opts: { purge: boolean } = { purge: true }): Promise<ErasureReceipt> {
     this.requirePatient(tenant, patient)
     if (this.isHeld(tenant, patient)) throw new RightsError('ING_ERR_HELD', 'the patient is under legal hold; lift the hold first')
     if (categories !== undefined) {
@@ -305,12 +296,27 @@ export class Rights {
       rowCounts, hiddenAtMs: Date.now(), purgedAtMs: null,
     }
     await this.writeReceipt(receipt)
-    await this.purge([...touched])
-    receipt.purgedAtMs = Date.now()
-    await this.writeReceipt(receipt)
+    if (opts.purge) {
+      await this.purge([...touched])
+      receipt.purgedAtMs = Date.now()
+      await this.writeReceipt(receipt)
+    }
     // the audit entry names the subject by hash: the erased id must not come back through the log
     await this.audit(tenant, actor, categories === undefined ? subjectHash : patient, 'erasure', `receipt ${receipt.receiptId}`)
     return receipt
+  }
+
+  /** Purges what erasures hid but did not yet remove physically (after a crash, or erasures run with purge: false). */
+  async purgePending (): Promise<number> {
+    const t = this.conn.table
+    const pending = await this.rows<{ receipt_id: string; tenant_id: string }>(`SELECT receipt_id, tenant_id FROM ${t('erasure_receipts')} FINAL WHERE purged_at IS NULL`)
+    if (pending.length === 0) return 0
+    await this.purge(await this.patientTables())
+    for (const p of pending) {
+      await this.command(`ALTER TABLE ${t('erasure_receipts')} UPDATE purged_at = now64(3) WHERE receipt_id = {id:String} AND tenant_id = {tenant:String}`,
+        { id: p.receipt_id, tenant: p.tenant_id }, SYNC)
+    }
+    return pending.length
   }
 
   private async purge (tables: string[]): Promise<void> {
