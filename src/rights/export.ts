@@ -39,8 +39,8 @@ export class ExportError extends Error {
 }
 
 /** Rows held per table, pages in flight included; a stream never pages by fewer than MIN_PAGE (each query costs ~8 ms before its first row). */
-const PAGE_ROWS = 36_000
-const MIN_PAGE = 4_000
+const PAGE_ROWS = 16_000
+const MIN_PAGE = 2_000
 /** Output goes to `out` in strings of about this many characters. */
 const CHUNK = 64 * 1024
 
