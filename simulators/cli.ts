@@ -81,7 +81,7 @@ async function inWorkers (base: Omit<FleetOptions, 'log' | 'api'>, admin: Worker
     sent: sum('sent'), acked: sum('acked'), failed: sum('failed'), duplicatesSent: sum('duplicatesSent'), connectFailures: sum('connectFailures'),
     reconnects: sum('reconnects'), gatewayOutages: sum('gatewayOutages'), backfilled: sum('backfilled'), expected,
     ackLatencyMs: percentiles(samples.ack), queryableLatencyMs: admin === null ? null : percentiles(samples.queryable),
-    alarmToResponderMs: percentiles(samples.alarm), elapsedSeconds: Math.max(...results.map((r) => r.elapsedSeconds)), samples,
+    alarmToResponderMs: percentiles(samples.alarm), nodeRssMB: results[0]!.nodeRssMB, elapsedSeconds: Math.max(...results.map((r) => r.elapsedSeconds)), samples,
   }
 }
 

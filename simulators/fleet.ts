@@ -77,6 +77,8 @@ export interface FleetResult {
   /** Device send → the message's rows are queryable (resolution: the poll interval). */
   queryableLatencyMs: Percentiles | null
   alarmToResponderMs: Percentiles | null
+  /** The node's resident memory over the run (from its /metrics), when the admin API is given. */
+  nodeRssMB: { first: number; max: number; last: number; /** least-squares slope over the run */ mbPerMinute: number; samples: number } | null
   elapsedSeconds: number
   /** Raw latency samples (capped), so workers' results can be merged. */
   samples: { ack: number[]; queryable: number[]; alarm: number[] }
@@ -245,6 +247,17 @@ export async function runFleet (opts: FleetOptions): Promise<FleetResult> {
     }
   })()
 
+  // the node's memory, every 5 s: a soak must show no upward trend
+  const rss: Array<[number, number]> = []
+  const sampleRss = async (): Promise<void> => {
+    if (opts.api === undefined) return
+    const text = await fetch(`${opts.api.baseUrl}/metrics`).then((res) => res.text(), () => '')
+    const m = /^vitalflow_process_resident_memory_bytes (\d+(?:\.\d+)?(?:e\+\d+)?)$/m.exec(text)
+    if (m !== null) rss.push([Date.now(), Number(m[1]) / 1048576])
+  }
+  await sampleRss()
+  const rssTimer = setInterval(() => { void sampleRss() }, 5000)
+
   // ── behaviour ──────────────────────────────────────────────────────────
   const t0 = Date.now()
   function send (run: Running, stream: Stream, msg: never, rows: number, alarm = false): void {
@@ -324,6 +337,8 @@ export async function runFleet (opts: FleetOptions): Promise<FleetResult> {
   const busy = (): boolean => running.some((run) => run.link.inflight > 0 || run.link.queue.length > 0)
   while (busy() && Date.now() < deadline) await new Promise<void>((resolve) => { idle.add(resolve); setTimeout(() => { idle.delete(resolve); resolve() }, 250) })
   const unsent = running.reduce((n, run) => n + run.link.queue.length + run.link.inflight, 0)
+  clearInterval(rssTimer)
+  await sampleRss()
   polling = false
   stoppedAt = Date.now()
   await poller
@@ -337,7 +352,19 @@ export async function runFleet (opts: FleetOptions): Promise<FleetResult> {
     ackLatencyMs: percentiles(samples.ack),
     queryableLatencyMs: opts.api === undefined ? null : percentiles(samples.queryable),
     alarmToResponderMs: opts.responders === undefined ? null : percentiles(samples.alarm),
+    nodeRssMB: rssTrend(rss),
     elapsedSeconds,
     samples,
   }
+}
+
+function rssTrend (xs: Array<[number, number]>): FleetResult['nodeRssMB'] {
+  if (xs.length === 0) return null
+  const n = xs.length
+  const mx = xs.reduce((a, [t]) => a + t, 0) / n
+  const my = xs.reduce((a, [, v]) => a + v, 0) / n
+  const sxx = xs.reduce((a, [t]) => a + (t - mx) ** 2, 0)
+  const slope = sxx === 0 ? 0 : xs.reduce((a, [t, v]) => a + (t - mx) * (v - my), 0) / sxx
+  const r = (v: number): number => Math.round(v * 10) / 10
+  return { first: r(xs[0]![1]), max: r(Math.max(...xs.map(([, v]) => v))), last: r(xs[n - 1]![1]), mbPerMinute: r(slope * 60_000), samples: n }
 }

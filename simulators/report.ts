@@ -18,6 +18,7 @@ export interface SimReport {
   rejectedByNode: Record<string, number>
   connections: { failures: number; reconnects: number; gatewayOutages: number; backfilledMessages: number }
   latencyMs: { puback: FleetResult['ackLatencyMs']; deviceToQueryable: FleetResult['queryableLatencyMs']; alarmToResponder: FleetResult['alarmToResponderMs'] }
+  nodeRssMB: FleetResult['nodeRssMB']
 }
 
 const TABLES: DataTable[] = ['vital_samples', 'spot_measurements', 'alarm_events', 'device_status']
@@ -66,5 +67,6 @@ export async function buildReport (api: AdminClient, input: {
     rejectedByNode: rejected,
     connections: { failures: result.connectFailures, reconnects: result.reconnects, gatewayOutages: result.gatewayOutages, backfilledMessages: result.backfilled },
     latencyMs: { puback: result.ackLatencyMs, deviceToQueryable: result.queryableLatencyMs, alarmToResponder: result.alarmToResponderMs },
+    nodeRssMB: result.nodeRssMB,
   }
 }

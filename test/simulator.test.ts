@@ -61,6 +61,9 @@ describe('device-fleet simulator', () => {
     expect(report.latencyMs.deviceToQueryable!.p50).toBeGreaterThan(0)
     // presses and falls reach the tenant's responder identity over MQTT
     expect(report.latencyMs.alarmToResponder!.n).toBeGreaterThan(0)
+    // the node's memory, read from its /metrics while the fleet ran
+    expect(report.nodeRssMB!.samples).toBeGreaterThanOrEqual(2)
+    expect(report.nodeRssMB!.max).toBeGreaterThan(50)
 
     // a second run reuses the enrolled devices (their credentials were kept) and continues their sequence numbers
     const again = await ensureFleet(api, fleetFile, { devices: 12, tenants: 2, log: () => {} })
