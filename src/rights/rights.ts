@@ -185,12 +185,23 @@ export class Rights {
     await this.applyRetention()
   }
 
-  /** Writes the TTL of every retention table from the policy, the tenants' choices and the holds. */
+  /**
+   * Writes the TTL of every retention table from the policy, the tenants' choices and the holds.
+   * MODIFY TTL makes ClickHouse re-evaluate every part of the table, so a table whose clauses
+   * are unchanged since the last write (kept in retention_applied) is left alone.
+   */
   async applyRetention (): Promise<void> {
     const holds = [...this.held].map((k) => { const [tenant, patient] = k.split('\0') as [string, string]; return { tenant, patient } })
     const ttls = retentionTtls({ policy: this.opts.policy, overrides: this.retention, holds })
+    const applied = new Map((await this.rows<{ table_name: string; ttl: string }>(`SELECT table_name, ttl FROM ${this.conn.table('retention_applied')} FINAL`))
+      .map((r) => [r.table_name, r.ttl]))
     for (const table of Object.keys(RETENTION_TABLES)) {
-      await this.command(`ALTER TABLE ${this.conn.table(table)} MODIFY TTL ${ttls[table]!}`)
+      const ttl = ttls[table]!
+      // a digest, not the text: the clauses name held patients, and this table is not erased
+      const digest = createHash('sha256').update(ttl).digest('hex')
+      if (applied.get(table) === digest) continue
+      await this.command(`ALTER TABLE ${this.conn.table(table)} MODIFY TTL ${ttl}`)
+      await this.conn.client.insert({ table: this.conn.table('retention_applied'), format: 'JSONEachRow', values: [{ table_name: table, ttl: digest, applied_at: Date.now() }] })
     }
   }
 

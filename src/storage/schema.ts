@@ -269,4 +269,15 @@ ORDER BY (tenant_id, ts)`,
 ) ENGINE = MergeTree ORDER BY (tenant_id, ts)`,
     ],
   },
+  {
+    version: 8,
+    name: 'the TTL last written per table, so a start does not rewrite every part for an unchanged retention',
+    statements: (db) => [
+      `CREATE TABLE IF NOT EXISTS ${db}.retention_applied (
+    table_name String,
+    ttl String COMMENT 'sha256 of the clauses written',
+    applied_at DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree(applied_at) ORDER BY table_name`,
+    ],
+  },
 ]
