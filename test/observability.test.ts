@@ -46,6 +46,7 @@ describe('observability', () => {
     expect(text).toMatch(/vitalflow_connections\{tenant="care-o"\} 1\b/)
     expect(text).toMatch(/vitalflow_wal_bytes \d+/)
     expect(text).toMatch(/vitalflow_insert_rows_count\{table="vital_samples"\} [1-9]/)
+    expect(text).toMatch(/vitalflow_wal_sync_seconds_count [1-9]/)
     expect(text).not.toContain(PATIENT)
     expect((await get('/healthz')).status).toBe(200)
     expect(await (await get('/readyz')).json()).toEqual({ ready: true })

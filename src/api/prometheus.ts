@@ -21,6 +21,8 @@ export interface MetricsSource {
 export interface Prometheus {
   registry: Registry
   observeFlush: (table: string, rows: number, seconds: number, ok: boolean) => void
+  /** A write-ahead log group commit: what every PUBACK (and alarm relay) waits for. */
+  observeWalSync: (seconds: number) => void
 }
 
 function fromRecord (name: string, help: string, label: string, read: () => Record<string, number>, registry: Registry): void {
@@ -54,8 +56,10 @@ export function createPrometheus (src: MetricsSource): Prometheus {
   })
   const rows = new Histogram({ name: 'vitalflow_insert_rows', help: 'Rows per ClickHouse insert', labelNames: ['table'], buckets: [1, 10, 100, 1000, 10_000, 100_000], registers: [registry] })
   const seconds = new Histogram({ name: 'vitalflow_insert_seconds', help: 'ClickHouse insert latency', labelNames: ['table', 'outcome'], buckets: [0.001, 0.005, 0.02, 0.1, 0.5, 2, 10], registers: [registry] })
+  const walSync = new Histogram({ name: 'vitalflow_wal_sync_seconds', help: 'Write-ahead log group commit (write + fdatasync); PUBACKs wait for it', buckets: [0.001, 0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2], registers: [registry] })
   return {
     registry,
+    observeWalSync: (s) => { walSync.observe(s) },
     observeFlush: (table, n, s, ok) => {
       if (ok) rows.observe({ table }, n)
       seconds.observe({ table, outcome: ok ? 'ok' : 'error' }, s)

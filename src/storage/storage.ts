@@ -41,12 +41,16 @@ export interface StorageOptions extends StorageTarget {
   batch: BatcherOptions
   wal: { segmentBytes: number; budgetBytes: number }
   onFlush?: (r: FlushReport) => void
+  /** Each write-ahead log group commit: seconds (write + fdatasync), bytes, appends. */
+  onWalSync?: (seconds: number, bytes: number, appends: number) => void
 }
 
 export async function createStorage (opts: StorageOptions): Promise<Storage> {
   const conn = await connect(opts)
   await migrate(conn)
-  const { wal, recovered } = await WriteAheadLog.open(join(opts.dataDir, 'wal'), { segmentBytes: opts.wal.segmentBytes })
+  const { wal, recovered } = await WriteAheadLog.open(join(opts.dataDir, 'wal'), {
+    segmentBytes: opts.wal.segmentBytes, ...(opts.onWalSync === undefined ? {} : { onSync: opts.onWalSync }),
+  })
   const batchers = {} as Record<TableName, TableBatcher>
   const log = { intent: (t: string, first: number, last: number) => wal.intent(t, first, last), checkpoint: (t: string, last: number) => { wal.checkpoint(t, last) } }
   const insertInto = await rowBinaryInserter(conn, join(opts.dataDir, 'spool'))

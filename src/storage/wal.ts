@@ -35,7 +35,11 @@ export interface Recovered {
   discardedBytes: number
 }
 
-export interface WalOptions { segmentBytes: number }
+export interface WalOptions {
+  segmentBytes: number
+  /** Called after each group commit: seconds for write + fdatasync, bytes written, appends it covered. */
+  onSync?: (seconds: number, bytes: number, appends: number) => void
+}
 
 interface Segment { path: string; bytes: number; maxByTable: Map<string, number> }
 
@@ -212,8 +216,10 @@ export class WriteAheadLog {
       try {
         if (entries.length > 0) {
           const seg = this.current!
+          const started = performance.now()
           await this.handle!.write(Buffer.concat(entries.map((e) => e.buf), bytes))
           await this.handle!.datasync()
+          this.opts.onSync?.((performance.now() - started) / 1000, bytes, entries.length)
           seg.bytes += bytes
           // the segment these records are in: what must be shipped before it may be deleted
           for (const e of entries) if (e.table !== null) seg.maxByTable.set(e.table, e.lsn)
