@@ -81,7 +81,9 @@ async function inWorkers (base: Omit<FleetOptions, 'log' | 'api'>, admin: Worker
     sent: sum('sent'), acked: sum('acked'), failed: sum('failed'), duplicatesSent: sum('duplicatesSent'), connectFailures: sum('connectFailures'),
     reconnects: sum('reconnects'), gatewayOutages: sum('gatewayOutages'), backfilled: sum('backfilled'), expected,
     ackLatencyMs: percentiles(samples.ack), queryableLatencyMs: admin === null ? null : percentiles(samples.queryable),
-    alarmToResponderMs: percentiles(samples.alarm), nodeRssMB: results[0]!.nodeRssMB, elapsedSeconds: Math.max(...results.map((r) => r.elapsedSeconds)), samples,
+    alarmToResponderMs: percentiles(samples.alarm), nodeRssMB: results[0]!.nodeRssMB,
+    simEventLoopDelayMs: { p50: Math.max(...results.map((r) => r.simEventLoopDelayMs.p50)), p99: Math.max(...results.map((r) => r.simEventLoopDelayMs.p99)), max: Math.max(...results.map((r) => r.simEventLoopDelayMs.max)) },
+    elapsedSeconds: Math.max(...results.map((r) => r.elapsedSeconds)), samples,
   }
 }
 

@@ -13,6 +13,7 @@
  * per device), and alarm → responder (a responder identity subscribed to the
  * tenant's alerts).
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import mqtt, { type MqttClient } from 'mqtt'
 import {
   DeviceSealer, createAlarmModel, createBraceletModel, createRng, createSpotModel, createStatusModel, expectedRows,
@@ -79,6 +80,11 @@ export interface FleetResult {
   alarmToResponderMs: Percentiles | null
   /** The node's resident memory over the run (from its /metrics), when the admin API is given. */
   nodeRssMB: { first: number; max: number; last: number; /** least-squares slope over the run */ mbPerMinute: number; samples: number } | null
+  /**
+   * The simulator's own event-loop delay while it published. Every latency above is measured
+   * from this process: when this is high, the load generator, not the node, sets the tail.
+   */
+  simEventLoopDelayMs: { p50: number; p99: number; max: number }
   elapsedSeconds: number
   /** Raw latency samples (capped), so workers' results can be merged. */
   samples: { ack: number[]; queryable: number[]; alarm: number[] }
@@ -258,6 +264,9 @@ export async function runFleet (opts: FleetOptions): Promise<FleetResult> {
   await sampleRss()
   const rssTimer = setInterval(() => { void sampleRss() }, 5000)
 
+  const loop = monitorEventLoopDelay({ resolution: 10 })
+  loop.enable()
+
   // ── behaviour ──────────────────────────────────────────────────────────
   const t0 = Date.now()
   function send (run: Running, stream: Stream, msg: never, rows: number, alarm = false): void {
@@ -338,6 +347,7 @@ export async function runFleet (opts: FleetOptions): Promise<FleetResult> {
   while (busy() && Date.now() < deadline) await new Promise<void>((resolve) => { idle.add(resolve); setTimeout(() => { idle.delete(resolve); resolve() }, 250) })
   const unsent = running.reduce((n, run) => n + run.link.queue.length + run.link.inflight, 0)
   clearInterval(rssTimer)
+  loop.disable()
   await sampleRss()
   polling = false
   stoppedAt = Date.now()
@@ -353,6 +363,7 @@ export async function runFleet (opts: FleetOptions): Promise<FleetResult> {
     queryableLatencyMs: opts.api === undefined ? null : percentiles(samples.queryable),
     alarmToResponderMs: opts.responders === undefined ? null : percentiles(samples.alarm),
     nodeRssMB: rssTrend(rss),
+    simEventLoopDelayMs: { p50: Math.round(loop.percentile(50) / 1e5) / 10, p99: Math.round(loop.percentile(99) / 1e5) / 10, max: Math.round(loop.max / 1e5) / 10 },
     elapsedSeconds,
     samples,
   }

@@ -19,6 +19,7 @@ export interface SimReport {
   connections: { failures: number; reconnects: number; gatewayOutages: number; backfilledMessages: number }
   latencyMs: { puback: FleetResult['ackLatencyMs']; deviceToQueryable: FleetResult['queryableLatencyMs']; alarmToResponder: FleetResult['alarmToResponderMs'] }
   nodeRssMB: FleetResult['nodeRssMB']
+  simEventLoopDelayMs: FleetResult['simEventLoopDelayMs']
 }
 
 const TABLES: DataTable[] = ['vital_samples', 'spot_measurements', 'alarm_events', 'device_status']
@@ -68,5 +69,6 @@ export async function buildReport (api: AdminClient, input: {
     connections: { failures: result.connectFailures, reconnects: result.reconnects, gatewayOutages: result.gatewayOutages, backfilledMessages: result.backfilled },
     latencyMs: { puback: result.ackLatencyMs, deviceToQueryable: result.queryableLatencyMs, alarmToResponder: result.alarmToResponderMs },
     nodeRssMB: result.nodeRssMB,
+    simEventLoopDelayMs: result.simEventLoopDelayMs,
   }
 }
