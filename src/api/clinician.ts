@@ -118,8 +118,7 @@ export function registerClinicianApi (app: FastifyInstance, deps: ClinicianDeps)
 
   route({ method: 'GET', path: '/api/patients', summary: 'Patients (pseudonymous ids) of the tenant', roles: READERS, audit: true }, async (req) => {
     const tenant = req.principal!.tenant
-    const hidden = new Set(deps.rights.restrictedPatients(tenant))
-    return (await deps.queries.patients(tenant)).filter((p) => !hidden.has(p.patient))
+    return (await deps.queries.patients(tenant)).filter((p) => !deps.rights.isRestricted(tenant, p.patient))
   })
 
   route({ method: 'GET', path: '/api/patients/{patient}/latest', summary: 'Latest value of every metric', roles: READERS, params: PatientParams, audit: true }, async (req, reply) => {
@@ -154,8 +153,7 @@ export function registerClinicianApi (app: FastifyInstance, deps: ClinicianDeps)
     if (q === undefined) return reply
     const { from, to } = range(q)
     const tenant = req.principal!.tenant
-    const hidden = new Set(deps.rights.restrictedPatients(tenant))
-    return (await deps.queries.alarms(tenant, from, to, null)).filter((a) => !hidden.has(a['patient'] as string))
+    return (await deps.queries.alarms(tenant, from, to, null)).filter((a) => !deps.rights.isRestricted(tenant, a['patient'] as string))
   })
 
   route({ method: 'POST', path: '/api/alarms/ack', summary: 'Acknowledge an alarm (who and when are stored)', roles: ALARM_READERS, body: Ack }, async (req, reply) => {

@@ -91,9 +91,12 @@ export class ConsentIndex {
   /** The grant in force for a use, taking the age rule into account. */
   lookup (tenant: string, patient: string, purpose: Purpose, category: Category, nowMs = Date.now()): Grant | null {
     const g = this.grants.get(key(tenant, patient, purpose, category)) ?? null
-    if (g === null || g.guardian === true) return g
-    const minorUntil = this.minorUntil.get(`${tenant}\0${patient}`)
-    return minorUntil !== undefined && nowMs < minorUntil ? null : g
+    return g !== null && g.guardian !== true && this.isMinor(tenant, patient, nowMs) ? null : g
+  }
+
+  private isMinor (tenant: string, patient: string, nowMs: number): boolean {
+    const until = this.minorUntil.get(`${tenant}\0${patient}`)
+    return until !== undefined && nowMs < until
   }
 
   /**
@@ -107,8 +110,7 @@ export class ConsentIndex {
     if (patient === null) return this.deny
     const own = this.ownBasis
     const collection = this.policy.collection
-    const minorUntil = this.minorUntil.get(`${tenant}\0${patient}`)
-    const minor = minorUntil !== undefined && nowMs < minorUntil
+    const minor = this.isMinor(tenant, patient, nowMs)
     return (category) => {
       const o = own[category]
       if (o !== undefined) return o

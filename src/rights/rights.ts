@@ -136,10 +136,6 @@ export class Rights {
 
   isHeld (tenant: string, patient: string): boolean { return this.held.has(key(tenant, patient)) }
   isRestricted (tenant: string, patient: string): boolean { return this.restricted.has(key(tenant, patient)) }
-  restrictedPatients (tenant: string): string[] {
-    const prefix = `${tenant}\0`
-    return [...this.restricted].filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length))
-  }
 
   /** Places or lifts a legal hold: a held patient's data survives erasure requests and retention. */
   async setHold (tenant: string, patient: string, hold: boolean, actor: Actor, reason: string): Promise<void> {

@@ -45,11 +45,11 @@ export type TelemetryTable = (typeof TELEMETRY_TABLES)[number]
 // encoding is synchronous and the process single-threaded: one writer serves every call
 const w = new RowWriter()
 
-function provenance (g: Grant, ingestedAt: number): void {
-  w.string(g.purpose)
-  w.string(g.basis)
-  w.u32(g.version)
-  w.time(ingestedAt)
+function provenance (g: Grant, ingestedAt: number, out: RowWriter = w): void {
+  out.string(g.purpose)
+  out.string(g.basis)
+  out.u32(g.version)
+  out.time(ingestedAt)
 }
 
 function ids (a: string, b: string, c: string): void {
@@ -69,6 +69,7 @@ const SERIES: ReadonlyArray<readonly [keyof BraceletBatch, Metric, boolean]> = [
   ['activeEnergy', 'active_energy', true],
 ]
 
+const EMPTY: Buffer = Buffer.alloc(0)
 const LABELS = new Map<string, Buffer>()
 /** metric + category, encoded once per process. */
 function labels (metric: string, category: Category): Buffer {
@@ -77,14 +78,11 @@ function labels (metric: string, category: Category): Buffer {
   return b
 }
 
-const t = new RowWriter(1024)
+const scratch = new RowWriter(1024)
 function provenanceBytes (g: Grant, ingestedAt: number): Buffer {
-  t.reset()
-  t.string(g.purpose)
-  t.string(g.basis)
-  t.u32(g.version)
-  t.time(ingestedAt)
-  return t.take()
+  scratch.reset()
+  provenance(g, ingestedAt, scratch)
+  return scratch.take()
 }
 
 export function vitalRows (ctx: RowContext, m: BraceletBatch): Encoded {
@@ -96,7 +94,7 @@ export function vitalRows (ctx: RowContext, m: BraceletBatch): Encoded {
   let dropped = 0
   let idx = 0
   let tailGrant: Grant | null = null
-  let tail = who
+  let tail: Buffer = EMPTY
   const sample = (metric: string, category: Category, ts: number, value: number, duration: number, quality: number, g: Grant): void => {
     if (g !== tailGrant) { tail = provenanceBytes(g, ctx.ingestedAt); tailGrant = g }
     w.raw(who)
@@ -141,7 +139,7 @@ export function vitalRows (ctx: RowContext, m: BraceletBatch): Encoded {
   return { chunk: w.take(), rows, dropped }
 }
 
-const NONE: Encoded = { chunk: Buffer.alloc(0), rows: 0, dropped: 1 }
+const NONE: Encoded = { chunk: EMPTY, rows: 0, dropped: 1 }
 
 export function spotRows (ctx: RowContext, m: SpotMeasurement): Encoded {
   const g = ctx.gate('spot_measurements')

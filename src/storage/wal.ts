@@ -43,18 +43,19 @@ export interface WalOptions {
 
 interface Segment { path: string; bytes: number; maxByTable: Map<string, number> }
 
-function encode (type: number, lsn: number, table: string, rest: Buffer): Buffer {
-  const name = Buffer.from(table, 'latin1')
-  const body = Buffer.allocUnsafe(1 + 6 + 1 + name.length + rest.length)
-  body[0] = type
-  body.writeUIntLE(lsn, 1, 6)
-  body[7] = name.length
-  name.copy(body, 8)
-  rest.copy(body, 8 + name.length)
-  const head = Buffer.allocUnsafe(HEAD)
-  head.writeUInt32LE(body.length, 0)
-  head.writeUInt32LE(crc32(body), 4)
-  return Buffer.concat([head, body])
+/** One record, written into a single buffer (the chunk is copied once). */
+function encode (type: number, lsn: number, table: string, ...rest: Buffer[]): Buffer {
+  const nameLen = Buffer.byteLength(table, 'latin1')
+  const bodyLen = 1 + 6 + 1 + nameLen + rest.reduce((n, r) => n + r.length, 0)
+  const out = Buffer.allocUnsafe(HEAD + bodyLen)
+  out.writeUInt32LE(bodyLen, 0)
+  out[HEAD] = type
+  out.writeUIntLE(lsn, HEAD + 1, 6)
+  out[HEAD + 7] = nameLen
+  let o = HEAD + 8 + out.write(table, HEAD + 8, 'latin1')
+  for (const r of rest) o += r.copy(out, o)
+  out.writeUInt32LE(crc32(out.subarray(HEAD)), 4)
+  return out
 }
 
 /** Parses a segment's bytes; returns the records and the length of the valid prefix. */
@@ -144,7 +145,7 @@ export class WriteAheadLog {
     const lsn = this.nextLsn++
     const head = Buffer.allocUnsafe(4)
     head.writeUInt32LE(rows, 0)
-    this.enqueue(encode(DATA, lsn, table, Buffer.concat([head, chunk])), table, lsn)
+    this.enqueue(encode(DATA, lsn, table, head, chunk), table, lsn)
     return this.sync().then(() => lsn)
   }
 
