@@ -20,13 +20,32 @@ const devicesN = Number(process.argv[2] ?? 50)
 const seconds = Number(process.argv[3] ?? 10)
 const window = Number(process.argv[4] ?? 20)
 
-async function generate (port: number, ca: string, stream: 'alarm' | 'vitals', devices: unknown[]): Promise<{ acked: number; seconds: number }> {
+interface Generated { acked: number; seconds: number; startedAt: number; exhausted: number; cores: number }
+
+/** Frames each device gets ready before the clock starts: more than it can send in `seconds` at this machine's rates. */
+const FRAMES_PER_SECOND = { alarm: 60_000, vitals: 12_000 }
+
+async function generate (port: number, ca: string, stream: 'alarm' | 'vitals', devices: unknown[]): Promise<Generated> {
   return await new Promise((resolve, reject) => {
     const child = execFile(process.execPath, ['--import', 'tsx', 'bench/load-generator.ts'], { maxBuffer: 1 << 20 }, (err, stdout) => {
-      if (err) reject(err); else resolve(JSON.parse(stdout) as { acked: number; seconds: number })
+      if (err) { reject(err); return }
+      const g = JSON.parse(stdout) as Generated
+      if (g.exhausted > 0) reject(new Error(`${g.exhausted} devices ran out of prepared frames: raise FRAMES_PER_SECOND.${stream}`)); else resolve(g)
     })
-    child.stdin!.end(JSON.stringify({ port, ca, seconds, window, stream, devices }))
+    const frames = Math.ceil(seconds * FRAMES_PER_SECOND[stream] / devices.length)
+    child.stdin!.end(JSON.stringify({ port, ca, seconds, window, stream, frames, devices }))
   })
+}
+
+// this process's CPU (node, TLS, aedes, chDB's threads) sampled every 100 ms, to read off what it used while a generator published
+const cpuSamples: Array<[number, number]> = []
+const cpuTimer = setInterval(() => { const u = process.cpuUsage(); cpuSamples.push([Date.now(), u.user + u.system]) }, 100)
+function nodeCores (from: number, to: number): number {
+  const inside = cpuSamples.filter(([t]) => t >= from && t <= to)
+  if (inside.length < 2) return NaN
+  const [ta, ua] = inside[0]!
+  const [tb, ub] = inside[inside.length - 1]!
+  return Math.round((ub - ua) / 1000 / (tb - ta) * 100) / 100
 }
 
 async function enroll (node: IngestNode, family: 'calarm' | 'bracelet', n: number): Promise<unknown[]> {
@@ -63,10 +82,10 @@ await node.storage.flush()
 
 // 2. bracelet batches: stored rows/s, then chDB's RowBinary ceiling on the same rows
 const rowsBefore = await count()
-const t0 = performance.now()
 const vfBatches = await generate(node.mqtts.port, ca, 'vitals', braceletDevices)
 await node.storage.flush()
-const storedSeconds = (performance.now() - t0) / 1000
+// from the generator's first publish until the last row is stored (not its start-up or frame preparation)
+const storedSeconds = (Date.now() - vfBatches.startedAt) / 1000
 const stored = (await count()) - rowsBefore
 const { client, database } = node.storage.conn
 const file = join(dir.path, 'rows.bin')
@@ -78,8 +97,11 @@ const structure = (await (await client.query({
   query_params: { db: database }, format: 'JSONEachRow',
 })).json<{ s: string }>())[0]!.s
 const c0 = performance.now()
+const u0 = process.cpuUsage()
 await client.command({ query: `INSERT INTO ${database}.ceiling SELECT * FROM file({file:String}, RowBinary, {structure:String})`, query_params: { file, structure } })
 const ceilingSeconds = (performance.now() - c0) / 1000
+const u1 = process.cpuUsage(u0)
+const ceilingCores = Math.round((u1.user + u1.system) / 1e6 / ceilingSeconds * 100) / 100
 const ceilingRows = Number((await (await client.query({ query: `SELECT count() AS n FROM ${database}.ceiling`, format: 'JSONEachRow' })).json<{ n: string }>())[0]!.n)
 
 async function count (): Promise<number> {
@@ -87,16 +109,21 @@ async function count (): Promise<number> {
   return Number(r[0]!.n)
 }
 
+clearInterval(cpuTimer)
 const smallBare = Math.round(bareRun.acked / bareRun.seconds)
 const smallVf = Math.round(vfSmall.acked / vfSmall.seconds)
 const storedPerSec = Math.round(stored / storedSeconds)
 const ceilingPerSec = Math.round(ceilingRows / ceilingSeconds)
 process.stdout.write(JSON.stringify({
   benchmark: 'ingest-e2e', machine: machine(), devices: devicesN, seconds, inflightPerConnection: window,
-  smallMessages: { bareAedesMsgsPerSec: smallBare, vitalflowMsgsPerSec: smallVf, ratio: Math.round(smallVf / smallBare * 100) / 100, target: 0.6 },
+  smallMessages: {
+    bareAedesMsgsPerSec: smallBare, vitalflowMsgsPerSec: smallVf, ratio: Math.round(smallVf / smallBare * 100) / 100, target: 0.6,
+    cores: { bareAedes: nodeCores(bareRun.startedAt, bareRun.startedAt + bareRun.seconds * 1000), vitalflow: nodeCores(vfSmall.startedAt, vfSmall.startedAt + vfSmall.seconds * 1000), generatorWithBare: bareRun.cores, generatorWithVitalflow: vfSmall.cores },
+  },
   braceletBatches: {
     batchesAckedPerSec: Math.round(vfBatches.acked / vfBatches.seconds), storedSamplesPerSec: storedPerSec, storedSamples: stored,
     chdbRowBinaryCeilingRowsPerSec: ceilingPerSec, ceilingRows, ratio: Math.round(storedPerSec / ceilingPerSec * 100) / 100, target: 0.75,
+    cores: { vitalflowWhilePublishing: nodeCores(vfBatches.startedAt, vfBatches.startedAt + vfBatches.seconds * 1000), vitalflowUntilStored: nodeCores(vfBatches.startedAt, vfBatches.startedAt + storedSeconds * 1000), generator: vfBatches.cores, chdbCeiling: ceilingCores },
   },
 }, null, 2) + '\n')
 await node.close()

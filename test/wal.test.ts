@@ -61,8 +61,13 @@ describe('write-ahead log', () => {
     const b = await wal.append('b', 1, B('b0\n'))
     const before = segments(dir).length
     wal.checkpoint('a', a.at(-1)!)
+    // nothing is deleted before the checkpoint that releases it is on disk
+    expect(segments(dir).length).toBe(before)
+    await wal.checkpointsWritten()
+    expect(JSON.parse(readFileSync(join(dir, 'checkpoint.json'), 'utf8'))).toEqual({ a: a.at(-1) })
     // the segment holding b's record stays until b is shipped too
     expect(segments(dir).length).toBeLessThan(before)
+    expect(segments(dir).length).toBeGreaterThan(0)
     await wal.close()
     const { wal: again, recovered } = await WriteAheadLog.open(dir, { segmentBytes: 256 })
     expect(recovered.records.get('a')).toBeUndefined()

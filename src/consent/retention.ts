@@ -5,6 +5,7 @@
  * hold patient data, so nothing of theirs expires until the hold is lifted.
  */
 import type { Category, Policy } from './policy.ts'
+import { sqlString } from '../storage/sql.ts'
 
 export interface RetentionInputs {
   policy: Policy
@@ -31,9 +32,6 @@ export const RETENTION_TABLES: Readonly<Record<string, TableRetention>> = {
   access_log: { time: 'toDateTime(ts)', category: 'access_logs', patientColumn: 'patient_id' },
 }
 
-function quote (s: string): string {
-  return `'${s.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`
-}
 
 /** The TTL clause list of every table (for ALTER TABLE ... MODIFY TTL). */
 export function retentionTtls (inputs: RetentionInputs): Record<string, string> {
@@ -41,16 +39,16 @@ export function retentionTtls (inputs: RetentionInputs): Record<string, string> 
   for (const [table, r] of Object.entries(RETENTION_TABLES)) {
     const held = r.patientColumn === null || inputs.holds.length === 0
       ? null
-      : `(tenant_id, ${r.patientColumn}) NOT IN (${inputs.holds.map((h) => `(${quote(h.tenant)}, ${quote(h.patient)})`).join(', ')})`
+      : `(tenant_id, ${r.patientColumn}) NOT IN (${inputs.holds.map((h) => `(${sqlString(h.tenant)}, ${sqlString(h.patient)})`).join(', ')})`
     const categories = typeof r.category === 'string' ? [r.category] : r.category.values
     const clauses: string[] = []
     for (const c of categories) {
-      const byCategory = typeof r.category === 'string' ? null : `${r.category.column} = ${quote(c)}`
+      const byCategory = typeof r.category === 'string' ? null : `${r.category.column} = ${sqlString(c)}`
       const defaultDays = inputs.policy.retention[c].defaultDays
       const own = [...inputs.overrides].filter(([, o]) => o[c] !== undefined && o[c] !== defaultDays).map(([t, o]) => [t, o[c]!] as const)
-      const rest = own.length === 0 ? null : `tenant_id NOT IN (${own.map(([t]) => quote(t)).join(', ')})`
+      const rest = own.length === 0 ? null : `tenant_id NOT IN (${own.map(([t]) => sqlString(t)).join(', ')})`
       clauses.push(clause(r.time, defaultDays, [byCategory, rest, held]))
-      for (const [t, days] of own) clauses.push(clause(r.time, days, [byCategory, `tenant_id = ${quote(t)}`, held]))
+      for (const [t, days] of own) clauses.push(clause(r.time, days, [byCategory, `tenant_id = ${sqlString(t)}`, held]))
     }
     out[table] = clauses.join(',\n    ')
   }

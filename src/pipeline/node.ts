@@ -61,6 +61,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     batch: { maxRows: config.BATCH_MAX_ROWS, maxAgeMs: config.BATCH_MAX_AGE_MS },
     wal: { segmentBytes: config.WAL_SEGMENT_BYTES, budgetBytes: config.WAL_BUDGET_BYTES },
     onWalSync: (s) => { prometheus?.observeWalSync(s) },
+    onCheckpointError: (err) => { logger.error({ error: describeError(err) }, 'write-ahead log checkpoint not written; its segments are kept and the next checkpoint retries') },
     onFlush: (r) => {
       metrics.flushes++
       prometheus?.observeFlush(r.table, r.rows, r.ms / 1000, r.error === undefined)

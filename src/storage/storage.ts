@@ -7,6 +7,7 @@ import { migrate } from './migrate.ts'
 import { TableBatcher, type BatcherOptions, type FlushReport, type InsertFn } from './batcher.ts'
 import { COLUMNS, TELEMETRY_TABLES, type TableName } from './rows.ts'
 import { WriteAheadLog, type Recovered } from './wal.ts'
+import { sqlString } from './sql.ts'
 
 export class StorageError extends Error {
   constructor (readonly code: 'ING_ERR_STORAGE' | 'ING_ERR_BACKPRESSURE', message: string, options?: ErrorOptions) {
@@ -41,15 +42,19 @@ export interface StorageOptions extends StorageTarget {
   batch: BatcherOptions
   wal: { segmentBytes: number; budgetBytes: number }
   onFlush?: (r: FlushReport) => void
-  /** Each write-ahead log group commit: seconds (write + fdatasync), bytes, appends. */
+  /** Each write-ahead log group commit: seconds (the O_DSYNC write), bytes, appends. */
   onWalSync?: (seconds: number, bytes: number, appends: number) => void
+  /** A write-ahead log checkpoint could not be written; the log keeps its segments, so nothing is lost. */
+  onCheckpointError?: (err: unknown) => void
 }
 
 export async function createStorage (opts: StorageOptions): Promise<Storage> {
   const conn = await connect(opts)
   await migrate(conn)
   const { wal, recovered } = await WriteAheadLog.open(join(opts.dataDir, 'wal'), {
-    segmentBytes: opts.wal.segmentBytes, ...(opts.onWalSync === undefined ? {} : { onSync: opts.onWalSync }),
+    segmentBytes: opts.wal.segmentBytes,
+    ...(opts.onWalSync === undefined ? {} : { onSync: opts.onWalSync }),
+    ...(opts.onCheckpointError === undefined ? {} : { onCheckpointError: opts.onCheckpointError }),
   })
   const batchers = {} as Record<TableName, TableBatcher>
   const log = { intent: (t: string, first: number, last: number) => wal.intent(t, first, last), checkpoint: (t: string, last: number) => { wal.checkpoint(t, last) } }
@@ -59,7 +64,10 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
   }
   const recoveredRows = await shipRecovered(recovered, batchers)
 
-  const flush = async (): Promise<void> => { await Promise.all(Object.values(batchers).map((b) => b.drain())) }
+  const flush = async (): Promise<void> => {
+    await Promise.all(Object.values(batchers).map((b) => b.drain()))
+    await wal.checkpointsWritten()
+  }
   let closing: Promise<void> | null = null
   return {
     conn,
@@ -155,10 +163,10 @@ async function rowBinaryInserter (conn: StorageConnection, spool: string): Promi
         const file = join(spool, `${name}-${++serial}.bin`)
         await writeFile(file, body)
         try {
-          await conn.client.command({
-            query: `INSERT INTO ${target} SELECT * FROM file({file:String}, RowBinary, {structure:String})`,
-            query_params: { file, structure }, ...settings,
-          })
+          // literals, not query parameters: chDB runs parameterised queries one at a time process-wide
+          // (chdb-node serialises them, see runExclusiveParam), which would queue every table's insert
+          // behind every other query; plain queries run concurrently
+          await conn.client.command({ query: `INSERT INTO ${target} SELECT * FROM file(${sqlString(file)}, RowBinary, ${sqlString(structure)})`, ...settings })
         } finally {
           await unlink(file).catch(() => {})
         }

@@ -13,9 +13,17 @@
  *               a restart re-inserts exactly that batch under the same deduplication token
  * A record whose length or checksum does not hold ends its segment: a torn
  * tail from a crash was never acknowledged, so nothing acknowledged is lost.
+ *
+ * Segments are opened O_DSYNC, so a group commit is one write that returns
+ * once the data is on disk: one trip through libuv's thread pool instead of a
+ * write and then an fdatasync, each of which waits for the event loop to come
+ * round again under load (measured: 11.5 + 8.4 ms per commit at 15k msgs/s,
+ * against 0.5 ms for the fdatasync itself). The checkpoint is written off the
+ * event loop too, and segments are deleted only once a durable checkpoint
+ * covers them.
  */
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, truncateSync, writeFileSync, openSync, fsyncSync, closeSync } from 'node:fs'
-import { open, type FileHandle } from 'node:fs/promises'
+import { constants, mkdirSync, readdirSync, readFileSync, rmSync, statSync, truncateSync } from 'node:fs'
+import { open, rename, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { crc32 } from 'node:zlib'
 
@@ -37,8 +45,10 @@ export interface Recovered {
 
 export interface WalOptions {
   segmentBytes: number
-  /** Called after each group commit: seconds for write + fdatasync, bytes written, appends it covered. */
+  /** Called after each group commit: seconds for the (O_DSYNC) write, bytes written, appends it covered. */
   onSync?: (seconds: number, bytes: number, appends: number) => void
+  /** A checkpoint could not be written (the log keeps its segments; nothing acknowledged is lost). */
+  onCheckpointError?: (err: unknown) => void
 }
 
 interface Segment { path: string; bytes: number; maxByTable: Map<string, number> }
@@ -92,7 +102,12 @@ export class WriteAheadLog {
   private closed = false
   /** Set when a write or fsync failed: what follows might sit behind a torn record, so the log takes nothing more. */
   private failed: unknown = null
+  /** Per table, the highest LSN stored in ClickHouse. */
   readonly checkpoints = new Map<string, number>()
+  /** What checkpoint.json on disk says: only this releases segments. */
+  private durable = new Map<string, number>()
+  private checkpointWrite: Promise<void> | null = null
+  private checkpointDirty = false
   private rotations: Array<() => void> = []
 
   private constructor (private readonly dir: string, private readonly opts: WalOptions) {}
@@ -104,6 +119,7 @@ export class WriteAheadLog {
     try {
       const cp = JSON.parse(readFileSync(join(dir, 'checkpoint.json'), 'utf8')) as Record<string, number>
       for (const [t, lsn] of Object.entries(cp)) wal.checkpoints.set(t, lsn)
+      wal.durable = new Map(wal.checkpoints)
     } catch { /* no checkpoint yet */ }
     const recovered: Recovered = { records: new Map(), intents: new Map(), discardedBytes: 0 }
     const files = readdirSync(dir).filter((f) => f.endsWith('.wal')).sort()
@@ -162,13 +178,38 @@ export class WriteAheadLog {
   checkpoint (table: string, lsn: number): void {
     if ((this.checkpoints.get(table) ?? 0) >= lsn) return
     this.checkpoints.set(table, lsn)
-    const tmp = join(this.dir, 'checkpoint.json.tmp')
-    writeFileSync(tmp, JSON.stringify(Object.fromEntries(this.checkpoints)))
-    const fd = openSync(tmp, 'r')
-    fsyncSync(fd)
-    closeSync(fd)
-    renameSync(tmp, join(this.dir, 'checkpoint.json'))
-    this.collect()
+    if (this.checkpointWrite !== null) { this.checkpointDirty = true; return }
+    this.checkpointWrite = this.writeCheckpoints().finally(() => { this.checkpointWrite = null })
+  }
+
+  /** Resolves once every checkpoint given so far is on disk and the segments it releases are deleted. */
+  async checkpointsWritten (): Promise<void> {
+    while (this.checkpointWrite !== null) await this.checkpointWrite
+  }
+
+  /** Writes the checkpoints (temp file, fsync, rename, directory fsync) until no newer ones came in meanwhile. */
+  private async writeCheckpoints (): Promise<void> {
+    do {
+      this.checkpointDirty = false
+      const snapshot = new Map(this.checkpoints)
+      try {
+        const tmp = join(this.dir, 'checkpoint.json.tmp')
+        const f = await open(tmp, 'w', 0o600)
+        try {
+          await f.writeFile(JSON.stringify(Object.fromEntries(snapshot)))
+          await f.sync()
+        } finally {
+          await f.close()
+        }
+        await rename(tmp, join(this.dir, 'checkpoint.json'))
+        await syncDir(this.dir)
+        this.durable = snapshot
+        this.collect()
+      } catch (err) {
+        // the log stays (nothing is deleted without a durable checkpoint); a restart re-ships under the same dedup tokens
+        this.opts.onCheckpointError?.(err)
+      }
+    } while (this.checkpointDirty)
   }
 
   /**
@@ -186,6 +227,7 @@ export class WriteAheadLog {
   async close (): Promise<void> {
     this.closed = true
     await this.sync()
+    await this.checkpointsWritten()
     await this.handle?.close()
     this.handle = null
   }
@@ -218,8 +260,9 @@ export class WriteAheadLog {
         if (entries.length > 0) {
           const seg = this.current!
           const started = performance.now()
-          await this.handle!.write(Buffer.concat(entries.map((e) => e.buf), bytes))
-          await this.handle!.datasync()
+          // O_DSYNC: on disk when the write returns
+          const { bytesWritten } = await this.handle!.write(Buffer.concat(entries.map((e) => e.buf), bytes))
+          if (bytesWritten !== bytes) throw new Error(`short write to the write-ahead log (${bytesWritten} of ${bytes} bytes)`)
           this.opts.onSync?.((performance.now() - started) / 1000, bytes, entries.length)
           seg.bytes += bytes
           // the segment these records are in: what must be shipped before it may be deleted
@@ -245,7 +288,8 @@ export class WriteAheadLog {
   private async rotate (): Promise<void> {
     await this.handle?.close()
     const path = join(this.dir, `${String(this.nextLsn).padStart(16, '0')}.wal`)
-    this.handle = await open(path, 'a')
+    this.handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | constants.O_DSYNC, 0o600)
+    await syncDir(this.dir) // the new file's directory entry, before anything in it is acknowledged
     this.current = { path, bytes: 0, maxByTable: new Map() }
     this.segments.push(this.current)
     this.collect()
@@ -257,12 +301,17 @@ export class WriteAheadLog {
       const s = this.segments[i]!
       if (s === this.current) continue
       let done = true
-      for (const [t, max] of s.maxByTable) if ((this.checkpoints.get(t) ?? 0) < max) { done = false; break }
+      for (const [t, max] of s.maxByTable) if ((this.durable.get(t) ?? 0) < max) { done = false; break }
       if (!done) continue
       rmSync(s.path, { force: true })
       this.segments.splice(i, 1)
     }
   }
+}
+
+async function syncDir (dir: string): Promise<void> {
+  const d = await open(dir, 'r')
+  try { await d.sync() } finally { await d.close() }
 }
 
 function push<T> (m: Map<string, T[]>, k: string, v: T): void {
