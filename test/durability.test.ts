@@ -82,3 +82,17 @@ describe('storage outage', () => {
     expect(node.storage.stats().walBytes).toBeLessThan(12 * 1024)
   }, 60_000)
 })
+
+describe('parts on disk', () => {
+  it('every table fsyncs inserted and merged parts, so a log segment is deleted only after its rows are on disk', async () => {
+    // a power cut cannot be staged here; what can be checked is that ClickHouse was told to fsync, on every table
+    const tables = await rowsOf<{ name: string; q: string }>(node,
+      "SELECT name, create_table_query AS q FROM system.tables WHERE database = {db:String} AND engine LIKE '%MergeTree'", { db: db() })
+    expect(tables.map((t) => t.name)).toEqual(expect.arrayContaining(['vital_samples', 'alarm_events', 'consent_events', 'device_sequences', 'schema_migrations']))
+    for (const t of tables) {
+      for (const setting of ['fsync_after_insert = 1', 'fsync_part_directory = 1', 'min_rows_to_fsync_after_merge = 1']) {
+        expect(t.q, `${t.name}: ${setting}`).toContain(setting)
+      }
+    }
+  })
+})

@@ -280,4 +280,23 @@ ORDER BY (tenant_id, ts)`,
 ) ENGINE = ReplacingMergeTree(applied_at) ORDER BY table_name`,
     ],
   },
+  {
+    version: 9,
+    name: 'parts on disk before an insert returns',
+    // ClickHouse does not fsync a part by default; the write-ahead log deletes a segment once its
+    // rows' insert returned, and consent, registry and receipt rows have no other copy, so a power
+    // cut could lose acknowledged rows. Inserted and merged parts are fsync'd with their directory
+    // (chDB keeps no old parts after a merge: old_parts_lifetime is 0 there).
+    statements: (db) => DURABLE_TABLES.map((t) => `ALTER TABLE ${db}.${t} MODIFY SETTING ${DURABLE_PART_SETTINGS}`),
+  },
 ]
+
+/** Every table the migrations create, and their own bookkeeping. */
+export const DURABLE_TABLES = [
+  'schema_migrations',
+  'vital_samples', 'spot_measurements', 'alarm_events', 'device_status', 'rejected_messages', 'tenants', 'patients', 'devices',
+  'device_keys', 'consent_events', 'device_sequences', 'security_events', 'device_bindings', 'users', 'alarm_acks',
+  'tenant_retention', 'legal_holds', 'restrictions', 'rectifications', 'erasure_receipts', 'access_log', 'retention_applied',
+] as const
+
+export const DURABLE_PART_SETTINGS = 'fsync_after_insert = 1, fsync_part_directory = 1, min_rows_to_fsync_after_merge = 1'
