@@ -121,7 +121,7 @@ describe('mutual TLS with device certificates', () => {
 
   it('admits a device by its certificate and refuses no certificate, a foreign CA and a certificate for another tenant\'s device', async () => {
     const ca = execFileSync('cat', [rsa.cert]).toString()
-    const issued = node.registry.issueCertificate('care-t', 'cal-t1')
+    const issued = await node.registry.issueCertificate('care-t', 'cal-t1')
     expect(issued.certPem).toMatch(/BEGIN CERTIFICATE/)
     const before = await count(node, 'alarm_events', "device_id = 'cal-t1'")
     expect(await publishOnce({ ca, key: issued.keyPem!, cert: issued.certPem, clientId: 'cal-t1' })).toBe('stored')
@@ -134,20 +134,35 @@ describe('mutual TLS with device certificates', () => {
     expect(await publishOnce({ ca, key: execFileSync('cat', [join(dir.path, 'rogue.key')]).toString(), cert: execFileSync('cat', [join(dir.path, 'rogue.crt')]).toString(), clientId: 'cal-t1' }))
       .not.toBe('stored')
     // care-t's CA vouching for care-u's device (O=care-t, CN=cal-u1): a valid chain, but no such device in care-t
-    expect(() => node.registry.issueCertificate('care-t', 'cal-u1')).toThrow(/unknown device/)
+    await expect(node.registry.issueCertificate('care-t', 'cal-u1')).rejects.toThrow(/unknown device/)
     const masterKey = Buffer.from(readFileSync(join(dir.path, 'node', 'master.key'), 'utf8').trim(), 'base64url')
-    const crossed = new CertificateAuthorities(join(dir.path, 'node', 'tenant-ca'), masterKey).issue('care-t', 'cal-u1')
+    const crossed = await new CertificateAuthorities(join(dir.path, 'node', 'tenant-ca'), masterKey).issue('care-t', 'cal-u1')
     expect(await publishOnce({ ca, key: crossed.keyPem!, cert: crossed.certPem, clientId: 'cal-u1' })).toMatch(/Not authorized/i)
     // and care-u's own certificate for it does identify it
-    expect(node.registry.deviceForCertificate(new X509Certificate(node.registry.issueCertificate('care-u', 'cal-u1').certPem))?.tenant).toBe('care-u')
+    expect(node.registry.deviceForCertificate(new X509Certificate((await node.registry.issueCertificate('care-u', 'cal-u1')).certPem))?.tenant).toBe('care-u')
     // the right certificate with another device's client id
     expect(await publishOnce({ ca, key: issued.keyPem!, cert: issued.certPem, clientId: 'cal-u1' })).toMatch(/Identifier rejected/i)
     expect(await count(node, 'alarm_events', "device_id = 'cal-t1'")).toBe(before + 1)
     expect(other.device).toBe('cal-u1')
   }, 30_000)
 
+  it('signs a device\'s own CSR with the subject it is enrolled under, whatever the CSR asks for; the key never leaves the device', async () => {
+    // the device's CSR claims another tenant's device and CA rights
+    execFileSync('openssl', ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'own.key', '-out', 'own.csr',
+      '-subj', '/O=care-u/CN=cal-u1', '-addext', 'basicConstraints=critical,CA:TRUE'], { cwd: dir.path, stdio: 'ignore' })
+    const issued = await node.registry.issueCertificate('care-t', 'cal-t1', readFileSync(join(dir.path, 'own.csr'), 'utf8'))
+    expect(issued.keyPem).toBeUndefined()
+    const cert = new X509Certificate(issued.certPem)
+    expect(cert.subject).toBe('O=care-t\nCN=cal-t1')
+    expect(cert.ca).toBe(false)
+    expect(node.registry.deviceForCertificate(cert)?.device).toBe('cal-t1')
+    const key = readFileSync(join(dir.path, 'own.key'), 'utf8')
+    expect(cert.checkPrivateKey((await import('node:crypto')).createPrivateKey(key))).toBe(true)
+    expect(await publishOnce({ ca: execFileSync('cat', [rsa.cert]).toString(), key, cert: issued.certPem, clientId: 'cal-t1' })).toBe('stored')
+  })
+
   it('a client we did not write, mosquitto_pub, publishes a sealed payload with the device certificate and it is stored', async () => {
-    const issued = node.registry.issueCertificate('care-t', 'cal-t1')
+    const issued = await node.registry.issueCertificate('care-t', 'cal-t1')
     writeFileSync(join(dir.path, 'dev.crt'), issued.certPem)
     writeFileSync(join(dir.path, 'dev.key'), issued.keyPem!, { mode: 0o600 })
     const sealer = new DeviceSealer({ tenant: 'care-t', device: 'cal-t1', keyId: 1, key: Buffer.from(dev.key, 'base64url') }, Date.now() * 10)

@@ -188,7 +188,7 @@ export function createAdminApi (deps: AdminApiDeps): FastifyInstance {
       const p = parse(DeviceParams, req.params, reply)
       const b = parse(CertificateBody, req.body ?? {}, reply)
       if (p === undefined || b === undefined) return reply
-      return reply.code(201).send(deps.registry.issueCertificate(p.tenant, p.device, b.csr))
+      return reply.code(201).send(await deps.registry.issueCertificate(p.tenant, p.device, b.csr))
     })
 
     admin.post('/tenants/:tenant/consent', async (req, reply) => {

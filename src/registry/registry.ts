@@ -332,11 +332,11 @@ export class Registry {
   }
 
   /** Issues a client certificate (CN = device, O = tenant) signed by the tenant's CA. */
-  issueCertificate (tenantRaw: string, deviceRaw: string, csrPem?: string): { certPem: string; keyPem?: string; caPem: string } {
+  async issueCertificate (tenantRaw: string, deviceRaw: string, csrPem?: string): Promise<{ certPem: string; keyPem?: string; caPem: string }> {
     const d = this.requireDevice(tenantRaw, deviceRaw)
     const tenant = d.tenant
     if (this.opts.cas === undefined) throw new RegistryError('ING_ERR_INVALID', 'no certificate authority configured')
-    return { ...this.opts.cas.issue(tenant, d.device, csrPem), caPem: this.opts.cas.ensure(tenant).certPem }
+    return { ...await this.opts.cas.issue(tenant, d.device, csrPem), caPem: this.opts.cas.ensure(tenant).certPem }
   }
 
   /** The device a verified client certificate speaks for, if it is enrolled under the tenant the certificate names. */
