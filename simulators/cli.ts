@@ -30,13 +30,15 @@ const { values } = parseArgs({
     duplicates: { type: 'string', default: String(DEFAULT_BEHAVIOUR.duplicateRate) },
     outages: { type: 'string', default: String(DEFAULT_BEHAVIOUR.gatewayOutagePerHour) },
     alarms: { type: 'string', default: String(DEFAULT_BEHAVIOUR.alarmProbability) },
+    mtls: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h' },
   },
 })
 if (values.help === true) {
   process.stdout.write(`usage: npm run sim -- [--devices 300] [--seconds 30] [--tenants 2] [--speed 60 (simulated s per real s)] [--workers 1]
-    [--ramp 2 (s)] [--window 16 (in-flight per connection)] [--skew 90000 (ms)] [--duplicates 0.002] [--outages 0.1 (per gateway per sim hour)] [--alarms 0.02 (share of alarm messages that are presses or falls)] [--json]\n`)
+    [--ramp 2 (s)] [--window 16 (in-flight per connection)] [--skew 90000 (ms)] [--duplicates 0.002] [--outages 0.1 (per gateway per sim hour)] [--alarms 0.02 (share of alarm messages that are presses or falls)]
+    [--mtls (devices connect with client certificates on the mutual-TLS listener: no scrypt per connect)] [--json]\n`)
   process.exit(0)
 }
 const num = (name: string, v: string, min: number, max: number): number => {
@@ -79,6 +81,7 @@ async function inWorkers (base: Omit<FleetOptions, 'log' | 'api'>, admin: Worker
   for (const r of results.slice(1)) for (const [t, n] of Object.entries(r.expected)) expected[t as keyof typeof expected] += n
   return {
     sent: sum('sent'), acked: sum('acked'), failed: sum('failed'), duplicatesSent: sum('duplicatesSent'), connectFailures: sum('connectFailures'),
+    connected: sum('connected'), connectSeconds: Math.max(...results.map((r) => r.connectSeconds)), transport: results[0]!.transport,
     reconnects: sum('reconnects'), gatewayOutages: sum('gatewayOutages'), backfilled: sum('backfilled'), expected,
     ackLatencyMs: percentiles(samples.ack), queryableLatencyMs: admin === null ? null : percentiles(samples.queryable),
     alarmToResponderMs: percentiles(samples.alarm), nodeRssMB: results[0]!.nodeRssMB,
@@ -90,12 +93,13 @@ async function inWorkers (base: Omit<FleetOptions, 'log' | 'api'>, admin: Worker
 const config = loadConfig()
 const api = adminClientFor(config)
 try {
-  const conn = await api.request<{ mqtts: number; caPem: string | null }>('GET', '/admin/connection')
+  const conn = await api.request<{ mqtts: number; mqttsMutual: number | null; caPem: string | null }>('GET', '/admin/connection')
+  if (values.mtls && conn.mqttsMutual === null) throw new Error('--mtls: the node runs no mutual-TLS listener (VF_MQTTS_MTLS=false)')
   const before = await api.request<{ rejected: Record<string, number> }>('GET', '/admin/stats')
-  const { fleet, responders } = await ensureFleetWithResponders(api, join(config.DATA_DIR, 'sim', 'fleet.json'), { devices, tenants, log })
+  const { fleet, responders } = await ensureFleetWithResponders(api, join(config.DATA_DIR, 'sim', 'fleet.json'), { devices, tenants, certificates: values.mtls, log })
   const since = Date.now()
-  log(`publishing for ${seconds} s at ${speed}x simulated time over mqtts://127.0.0.1:${conn.mqtts}${workers > 1 ? ` from ${workers} processes` : ''}`)
-  const base = { host: '127.0.0.1', port: conn.mqtts, ca: conn.caPem ?? undefined, fleet, responders, seconds, speed, behaviour, seqBase: Date.now() * 1000 }
+  log(`publishing for ${seconds} s at ${speed}x simulated time over mqtts://127.0.0.1:${values.mtls ? `${conn.mqttsMutual!} (client certificates)` : conn.mqtts}${workers > 1 ? ` from ${workers} processes` : ''}`)
+  const base = { host: '127.0.0.1', port: conn.mqtts, ...(values.mtls ? { mtlsPort: conn.mqttsMutual! } : {}), ca: conn.caPem ?? undefined, fleet, responders, seconds, speed, behaviour, seqBase: Date.now() * 1000 }
   const result = workers === 1
     ? await runFleet({ ...base, api, log })
     : await inWorkers(base, { baseUrl: api.baseUrl, token: config.ADMIN_TOKEN ?? (await import('node:fs')).readFileSync(join(config.DATA_DIR, 'admin-token'), 'utf8').trim() })

@@ -5,7 +5,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
-import type { AdminClient } from '../src/api/index.ts'
+import { AdminApiError, type AdminClient } from '../src/api/index.ts'
 import type { Family } from '../src/registry/index.ts'
 
 export interface SimDevice {
@@ -18,8 +18,20 @@ export interface SimDevice {
   secret: string
   keyId: number
   key: string
+  /** A client certificate for mutual TLS (when the fleet was made with certificates), issued through the admin API. */
+  certificate?: SimCertificate
   /** Bracelets reach us through the patient's phone: the gateway identity that connects and publishes for them. */
-  gateway?: { device: string; secret: string }
+  gateway?: { device: string; secret: string; certificate?: SimCertificate }
+}
+
+export interface SimCertificate { certPem: string; keyPem: string }
+
+export interface FleetStoreOptions {
+  devices: number
+  tenants: number
+  /** Also issue every connecting identity (gateway phones, cVitals, cAlarms) a client certificate for the mutual-TLS listener. */
+  certificates?: boolean
+  log: (s: string) => void
 }
 
 /** One responder identity per tenant: the alarm centre's app, subscribed to the tenant's alerts. */
@@ -30,15 +42,16 @@ const MIX: readonly Family[] = ['bracelet', 'bracelet', 'cvitals', 'calarm']
 
 function familyOf (i: number): Family { return MIX[i % MIX.length]! }
 
-export async function ensureFleet (api: AdminClient, file: string, opts: { devices: number; tenants: number; log: (s: string) => void }): Promise<SimDevice[]> {
+export async function ensureFleet (api: AdminClient, file: string, opts: FleetStoreOptions): Promise<SimDevice[]> {
   return (await ensureFleetWithResponders(api, file, opts)).fleet
 }
 
-export async function ensureFleetWithResponders (api: AdminClient, file: string, opts: { devices: number; tenants: number; log: (s: string) => void }): Promise<{ fleet: SimDevice[]; responders: SimResponder[] }> {
+export async function ensureFleetWithResponders (api: AdminClient, file: string, opts: FleetStoreOptions): Promise<{ fleet: SimDevice[]; responders: SimResponder[] }> {
   const stored = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) as { devices: SimDevice[]; responders?: SimResponder[] } : { devices: [] }
   const saved = stored.devices
   const savedResponders = stored.responders ?? []
-  const byId = new Map(saved.map((d) => [d.device, d]))
+  // by the fleet slot's base id: a device enrolled under a suffixed id (the base one was taken) is found again
+  const byId = new Map(saved.map((d) => [d.device.replace(/-r[0-9a-z]+$/, ''), d]))
   const tenants = Array.from({ length: opts.tenants }, (_, t) => `demo-care-${t + 1}`)
   const known = new Set<string>()
   for (const [t, tenant] of tenants.entries()) {
@@ -57,7 +70,7 @@ export async function ensureFleetWithResponders (api: AdminClient, file: string,
     const tenant = tenants[i % tenants.length]!
     const device = `sim-${family}-${String(i).padStart(5, '0')}`
     const prior = byId.get(device)
-    if (prior !== undefined && known.has(device) && prior.tenant === tenant && (family !== 'bracelet' || prior.gateway !== undefined)) { fleet[i] = prior; return }
+    if (prior !== undefined && known.has(prior.device) && prior.tenant === tenant && (family !== 'bracelet' || prior.gateway !== undefined)) { fleet[i] = prior; return }
     const patient = `sim-patient-${String(i).padStart(5, '0')}`
     const consent = i % 10 !== 9
     await api.request('POST', `/admin/tenants/${tenant}/patients`, { patient })
@@ -69,8 +82,15 @@ export async function ensureFleetWithResponders (api: AdminClient, file: string,
         })
       }
     }
-    const fresh = known.has(device) ? `${device}-r${Date.now().toString(36)}` : device
-    const e = await api.request<{ secret: string; keyId: number; key: string }>('POST', `/admin/tenants/${tenant}/devices`, { device: fresh, family, patient })
+    // device ids are unique across tenants: one taken here or by another tenant gets a fresh suffix
+    const enroll = async (id: string): Promise<{ secret: string; keyId: number; key: string }> =>
+      await api.request('POST', `/admin/tenants/${tenant}/devices`, { device: id, family, patient })
+    const suffixed = (): string => `${device}-r${Date.now().toString(36)}${i.toString(36)}`
+    let fresh = known.has(device) ? suffixed() : device
+    const e = await enroll(fresh).catch(async (err: unknown) => {
+      if (!(err instanceof AdminApiError) || err.status !== 409) throw err
+      return await enroll(fresh = suffixed())
+    })
     fleet[i] = { tenant, device: fresh, family, patient, consent, secret: e.secret, keyId: e.keyId, key: e.key }
     if (family === 'bracelet') {
       // the patient's phone: enrolled as a gateway, then allowed to publish for this bracelet
@@ -81,10 +101,21 @@ export async function ensureFleetWithResponders (api: AdminClient, file: string,
     }
     enrolled++
   })
+  let issued = 0
+  if (opts.certificates === true) {
+    // the identity that connects: the gateway phone for a bracelet, else the device itself; kept with the fleet for later runs
+    await inPool(fleet.length, 8, async (i) => {
+      const d = fleet[i]!
+      const holder: { device: string; certificate?: SimCertificate } = d.gateway ?? d
+      if (holder.certificate !== undefined) return
+      holder.certificate = await api.request<SimCertificate>('POST', `/admin/tenants/${d.tenant}/devices/${holder.device}/certificate`, {})
+      issued++
+    })
+  }
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 })
   const keep = new Map([...saved, ...fleet].map((d) => [d.device, d]))
   writeFileSync(file, JSON.stringify({ devices: [...keep.values()], responders: savedResponders }, null, 1), { mode: 0o600 })
-  opts.log(`fleet: ${fleet.length} devices over ${tenants.length} tenants (${enrolled} newly enrolled, ${fleet.length - enrolled} reused)`)
+  opts.log(`fleet: ${fleet.length} devices over ${tenants.length} tenants (${enrolled} newly enrolled, ${fleet.length - enrolled} reused${opts.certificates === true ? `, ${issued} certificates issued` : ''})`)
   return { fleet, responders: tenants.map((t) => savedResponders.find((r) => r.tenant === t)!) }
 }
 

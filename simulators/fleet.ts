@@ -21,7 +21,7 @@ import {
 import type { AdminClient } from '../src/api/index.ts'
 import type { Stream } from '../src/decode/index.ts'
 import type { TelemetryTable } from '../src/storage/index.ts'
-import { inPool, type SimDevice, type SimResponder } from './fleet-store.ts'
+import { inPool, type SimCertificate, type SimDevice, type SimResponder } from './fleet-store.ts'
 
 export interface Behaviour {
   /** Connections are opened over this many seconds, each at a random moment. */
@@ -46,6 +46,8 @@ export const DEFAULT_BEHAVIOUR: Behaviour = {
 export interface FleetOptions {
   host: string
   port: number
+  /** The node's mutual-TLS port: identities with a client certificate connect there, with no password (and no scrypt). */
+  mtlsPort?: number
   ca: string | undefined
   fleet: SimDevice[]
   /** Responder identities (one per tenant) for the alarm → responder latency; optional. */
@@ -69,6 +71,10 @@ export interface FleetResult {
   failed: number
   duplicatesSent: number
   connectFailures: number
+  /** Device connections open after the ramp, and how long the ramp took (TLS handshakes and authentication). */
+  connected: number
+  connectSeconds: number
+  transport: 'tls+password' | 'mutual-tls'
   reconnects: number
   gatewayOutages: number
   backfilled: number
@@ -79,7 +85,14 @@ export interface FleetResult {
   queryableLatencyMs: Percentiles | null
   alarmToResponderMs: Percentiles | null
   /** The node's resident memory over the run (from its /metrics), when the admin API is given. */
-  nodeRssMB: { first: number; max: number; last: number; /** least-squares slope over the run */ mbPerMinute: number; samples: number } | null
+  nodeRssMB: {
+    first: number; max: number; last: number
+    /** least-squares slope over the run, and over its second half (after warm-up) */
+    mbPerMinute: number; secondHalfMbPerMinute: number
+    /** RSS at each whole minute of the run */
+    byMinute: number[]
+    samples: number
+  } | null
   /**
    * The simulator's own event-loop delay while it published. Every latency above is measured
    * from this process: when this is high, the load generator, not the node, sets the tail.
@@ -140,10 +153,14 @@ export async function runFleet (opts: FleetOptions): Promise<FleetResult> {
   /** `${device}/${seq}` → send time of alarms that reach responders. */
   const awaitingResponder = new Map<string, number>()
 
-  function connect (link: Link, username: string, password: string): Promise<MqttClient> {
+  /** The identity's own credential: its client certificate on the mutual-TLS port when it has one (and the port is given), else its secret. */
+  function connect (link: Link, via: { device: string; secret: string; certificate?: SimCertificate }): Promise<MqttClient> {
+    const credential = opts.mtlsPort !== undefined && via.certificate !== undefined
+      ? { port: opts.mtlsPort, cert: via.certificate.certPem, key: via.certificate.keyPem }
+      : { port: opts.port, username: via.device, password: via.secret }
     return mqtt.connectAsync({
-      protocol: 'mqtts', host: opts.host, port: opts.port, ca: opts.ca, servername: 'localhost',
-      clientId: link.id, username, password, clean: true, reconnectPeriod: 1000, connectTimeout: 10_000,
+      protocol: 'mqtts', host: opts.host, ca: opts.ca, servername: 'localhost',
+      clientId: link.id, ...credential, clean: true, reconnectPeriod: 1000, connectTimeout: 10_000,
     }).then((client) => {
       // exponential back-off with jitter, reset once connected again
       client.on('close', () => {
@@ -199,17 +216,19 @@ export async function runFleet (opts: FleetOptions): Promise<FleetResult> {
   await inPool(order.length, 64, async (i) => {
     const { dev, at } = order[i]!
     if (at > Date.now()) await new Promise((resolve) => setTimeout(resolve, at - Date.now()))
-    const via = dev.gateway ?? { device: dev.device, secret: dev.secret }
+    const via = dev.gateway ?? dev
     const link: Link = { id: via.device, client: null, inflight: 0, unacked: new Set(), generation: 0, queue: [], offline: false, backoffMs: 1000 }
     try {
-      link.client = await connect(link, via.device, via.secret)
+      link.client = await connect(link, via)
       const sealer = new DeviceSealer({ tenant: dev.tenant, device: dev.device, keyId: dev.keyId, key: Buffer.from(dev.key, 'base64url') }, seqBase)
       running.push({ dev, link, sealer, skewMs: Math.round((rng.next() * 2 - 1) * b.clockSkewMs), timers: [] })
     } catch {
       r.connectFailures++
     }
   })
-  opts.log(`connected ${running.length}/${opts.fleet.length} devices over TLS in ${((Date.now() - realStart) / 1000).toFixed(1)} s`)
+  const connectSeconds = (Date.now() - realStart) / 1000
+  const transport = opts.mtlsPort !== undefined && opts.fleet.every((d) => (d.gateway ?? d).certificate !== undefined) ? 'mutual-tls' : 'tls+password'
+  opts.log(`connected ${running.length}/${opts.fleet.length} devices over ${transport} in ${connectSeconds.toFixed(1)} s`)
 
   // responders: the tenant's alarm centre, measuring alarm → responder
   const responders: MqttClient[] = []
@@ -301,8 +320,7 @@ export async function runFleet (opts: FleetOptions): Promise<FleetResult> {
     link.inflight = 0
     void client.endAsync(true).catch(() => {})
     setTimeout(() => {
-      const via = run.dev.gateway!
-      connect(link, via.device, via.secret).then((c) => {
+      connect(link, run.dev.gateway!).then((c) => {
         link.client = c
         link.offline = false
         pump(link)
@@ -357,6 +375,9 @@ export async function runFleet (opts: FleetOptions): Promise<FleetResult> {
 
   return {
     ...r,
+    connected: running.length,
+    connectSeconds: Math.round(connectSeconds * 10) / 10,
+    transport,
     failed: r.failed + unsent,
     expected,
     ackLatencyMs: percentiles(samples.ack),
@@ -372,10 +393,21 @@ export async function runFleet (opts: FleetOptions): Promise<FleetResult> {
 function rssTrend (xs: Array<[number, number]>): FleetResult['nodeRssMB'] {
   if (xs.length === 0) return null
   const n = xs.length
+  const r = (v: number): number => Math.round(v * 10) / 10
+  const byMinute: number[] = []
+  for (const [t, v] of xs) if (t - xs[0]![0] >= byMinute.length * 60_000) byMinute.push(r(v))
+  return {
+    first: r(xs[0]![1]), max: r(Math.max(...xs.map(([, v]) => v))), last: r(xs[n - 1]![1]),
+    mbPerMinute: r(slope(xs) * 60_000), secondHalfMbPerMinute: r(slope(xs.slice(Math.floor(n / 2))) * 60_000), byMinute, samples: n,
+  }
+}
+
+/** Least-squares slope of v over t. */
+function slope (xs: Array<[number, number]>): number {
+  const n = xs.length
+  if (n < 2) return 0
   const mx = xs.reduce((a, [t]) => a + t, 0) / n
   const my = xs.reduce((a, [, v]) => a + v, 0) / n
   const sxx = xs.reduce((a, [t]) => a + (t - mx) ** 2, 0)
-  const slope = sxx === 0 ? 0 : xs.reduce((a, [t, v]) => a + (t - mx) * (v - my), 0) / sxx
-  const r = (v: number): number => Math.round(v * 10) / 10
-  return { first: r(xs[0]![1]), max: r(Math.max(...xs.map(([, v]) => v))), last: r(xs[n - 1]![1]), mbPerMinute: r(slope * 60_000), samples: n }
+  return sxx === 0 ? 0 : xs.reduce((a, [t, v]) => a + (t - mx) * (v - my), 0) / sxx
 }

@@ -16,7 +16,10 @@ export interface SimReport {
   /** Resends of acknowledged messages (same sequence number): the node must store them once. */
   duplicates: { sent: number; storedTwice: number }
   rejectedByNode: Record<string, number>
-  connections: { failures: number; reconnects: number; gatewayOutages: number; backfilledMessages: number }
+  connections: {
+    transport: FleetResult['transport']; connected: number; connectSeconds: number
+    failures: number; reconnects: number; gatewayOutages: number; backfilledMessages: number
+  }
   latencyMs: { puback: FleetResult['ackLatencyMs']; deviceToQueryable: FleetResult['queryableLatencyMs']; alarmToResponder: FleetResult['alarmToResponderMs'] }
   nodeRssMB: FleetResult['nodeRssMB']
   simEventLoopDelayMs: FleetResult['simEventLoopDelayMs']
@@ -66,7 +69,10 @@ export async function buildReport (api: AdminClient, input: {
     loss,
     duplicates: { sent: result.duplicatesSent, storedTwice },
     rejectedByNode: rejected,
-    connections: { failures: result.connectFailures, reconnects: result.reconnects, gatewayOutages: result.gatewayOutages, backfilledMessages: result.backfilled },
+    connections: {
+      transport: result.transport, connected: result.connected, connectSeconds: result.connectSeconds,
+      failures: result.connectFailures, reconnects: result.reconnects, gatewayOutages: result.gatewayOutages, backfilledMessages: result.backfilled,
+    },
     latencyMs: { puback: result.ackLatencyMs, deviceToQueryable: result.queryableLatencyMs, alarmToResponder: result.alarmToResponderMs },
     nodeRssMB: result.nodeRssMB,
     simEventLoopDelayMs: result.simEventLoopDelayMs,

@@ -3,6 +3,7 @@
  * admin HTTP API, publishing over TLS at QoS 1, and its report read back from
  * ClickHouse. Loss must be 0 and every acknowledged message accounted for.
  */
+import { X509Certificate } from 'node:crypto'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createAdminClient } from '../src/api/index.ts'
@@ -71,5 +72,33 @@ describe('device-fleet simulator', () => {
     const second = await runFleet({ host: '127.0.0.1', port: node.mqtts.port, ca: node.caPem, fleet: again, seconds: 1, speed: 600, log: () => {} })
     expect(second.acked).toBe(second.sent)
     expect(Object.keys(node.metrics.rejected).filter((r) => r !== 'ING_ERR_REPLAY')).toEqual([])
+  }, 60_000)
+
+  it('with --mtls, every connecting identity gets a client certificate through the admin API and connects with it, no secret sent', async () => {
+    const api = createAdminClient(`http://127.0.0.1:${node.http.port}`, node.adminToken)
+    const fleetFile = join(dir.path, 'sim', 'fleet-mtls.json')
+    const fleet = await ensureFleet(api, fleetFile, { devices: 8, tenants: 1, certificates: true, log: () => {} })
+    for (const d of fleet) {
+      const holder = d.gateway ?? d
+      // a bracelet's certificate belongs to the phone that connects for it
+      expect(new X509Certificate(holder.certificate!.certPem).subject).toBe(`O=${d.tenant}\nCN=${holder.device}`)
+    }
+    // a password-less fleet: any connection that fell back to the password listener would fail to authenticate
+    const certOnly = fleet.map((d) => d.gateway === undefined ? { ...d, secret: 'not-the-secret' } : { ...d, gateway: { ...d.gateway, secret: 'not-the-secret' } })
+    const since = Date.now()
+    const result = await runFleet({
+      host: '127.0.0.1', port: node.mqtts.port, mtlsPort: node.mqttsMutual!.port, ca: node.caPem, fleet: certOnly, api, seconds: 2, speed: 600, log: () => {},
+      behaviour: { gatewayOutagePerHour: 6, gatewayOutageMinutes: 5, rampSeconds: 0.2 },
+    })
+    expect(result.transport).toBe('mutual-tls')
+    expect(result.connected).toBe(8)
+    expect(result.connectFailures).toBe(0)
+    const report = await buildReport(api, { fleet, result, since, rejectedBefore: {}, speed: 600 })
+    expect(report.messages.acked).toBe(report.messages.offered)
+    expect(report.rows['vital_samples']!.expected).toBeGreaterThan(0)
+    expect(report.loss).toBe(0)
+    // the certificates were kept: a second run issues none
+    const again = await ensureFleet(api, fleetFile, { devices: 8, tenants: 1, certificates: true, log: () => {} })
+    expect(again.map((d) => (d.gateway ?? d).certificate!.certPem)).toEqual(fleet.map((d) => (d.gateway ?? d).certificate!.certPem))
   }, 60_000)
 })
