@@ -32,6 +32,16 @@ afterAll(async () => {
   dir?.remove()
 })
 
+describe('enrolment', () => {
+  it('two enrolments of the same device id at once: one gets the credentials, the other a conflict, and the stored secret is the winner\'s', async () => {
+    const tries = await Promise.allSettled([0, 1, 2].map(async () => await node.registry.enrollDevice({ tenant: 'care-g', device: 'twin-1', family: 'calarm', patient: 'p1' })))
+    const won = tries.filter((t): t is PromiseFulfilledResult<Enrollment> => t.status === 'fulfilled')
+    expect(won).toHaveLength(1)
+    for (const t of tries) if (t.status === 'rejected') expect((t.reason as { code: string }).code).toBe('ING_ERR_CONFLICT')
+    expect(await node.registry.authenticate('twin-1', won[0]!.value.secret)).not.toBeNull()
+  })
+})
+
 describe('bindings over time', () => {
   it('attributes data by the binding valid at the data\'s time, also after a restart', async () => {
     const e = await node.registry.enrollDevice({ tenant: 'care-g', device: 'brc-1', family: 'bracelet', patient: 'p1' })

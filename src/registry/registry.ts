@@ -70,6 +70,8 @@ export class Registry {
   /** tenant\0patient → birth date (YYYY-MM-DD), only where the controller gave one, for the minimum-age rule. */
   private readonly birthDates = new Map<string, string>()
   private readonly devices = new Map<DeviceId, DeviceRecord>()
+  /** Device ids whose enrolment is under way (between the check and the insert): a second enrolment of the same id is a conflict. */
+  private readonly enrolling = new Set<DeviceId>()
   private readonly client: ClickHouseClient
   /** A well-formed hash of a random secret at the configured cost, so a lookup miss does the same work as a hit. */
   private dummyHash: string | undefined
@@ -229,10 +231,19 @@ export class Registry {
     const tenant = this.requireTenant(input.tenant)
     const device = deviceId(input.device)
     if (!FAMILIES.includes(input.family)) throw new RegistryError('ING_ERR_INVALID', `family must be one of ${FAMILIES.join(', ')}`)
-    if (this.devices.has(device)) throw new RegistryError('ING_ERR_CONFLICT', 'device id already enrolled')
+    if (this.devices.has(device) || this.enrolling.has(device)) throw new RegistryError('ING_ERR_CONFLICT', 'device id already enrolled')
     const patient = input.patient == null ? null : patientId(input.patient)
     if (patient !== null && !this.hasPatient(tenant, patient)) throw new RegistryError('ING_ERR_NOT_FOUND', 'patient not registered with this tenant')
     const gateway = input.gateway == null ? null : this.requireGateway(tenant, input.gateway)
+    this.enrolling.add(device)
+    try {
+      return await this.enrollReserved(tenant, device, input.family, patient, gateway)
+    } finally {
+      this.enrolling.delete(device)
+    }
+  }
+
+  private async enrollReserved (tenant: TenantId, device: DeviceId, family: Family, patient: PatientId | null, gateway: DeviceId | null): Promise<Enrollment> {
     const secret = newSecret()
     const secretHash = await hashSecret(secret, this.opts.secretCost)
     const key = randomBytes(32)
@@ -244,13 +255,13 @@ export class Registry {
     // the first binding covers the device's earlier data too (a backlog synced after enrollment)
     await this.insert('device_bindings', { tenant_id: tenant, device_id: device, patient_id: patient ?? '', valid_from: 0, recorded_at: now })
     await this.insert('devices', {
-      tenant_id: tenant, device_id: device, family: input.family, patient_id: patient ?? '', secret_hash: secretHash, gateway_id: gateway ?? '', updated_at: now,
+      tenant_id: tenant, device_id: device, family, patient_id: patient ?? '', secret_hash: secretHash, gateway_id: gateway ?? '', updated_at: now,
     })
     this.devices.set(device, {
-      tenant, device, family: input.family, patient, bindings: [{ fromMs: 0, patient }], gateway, secretHash,
+      tenant, device, family, patient, bindings: [{ fromMs: 0, patient }], gateway, secretHash,
       keys: new Map([[keyId, { aead: prepareKey(key), notAfterMs: null }]]),
     })
-    return { tenant, device, family: input.family, patient, secret, keyId, key: key.toString('base64url') }
+    return { tenant, device, family, patient, secret, keyId, key: key.toString('base64url') }
   }
 
   /**
