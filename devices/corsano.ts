@@ -10,7 +10,7 @@ import { clamp, createRng, round1 } from './rng.ts'
 const MIN = 60_000
 const EPOCH = 30_000
 
-function asleepAt (t: number): boolean {
+function nightUtc (t: number): boolean {
   const h = new Date(t).getUTCHours()
   return h >= 23 || h < 7
 }
@@ -29,7 +29,13 @@ export interface BraceletModel {
   nextBatch: (windowStartMs: number, windowMs?: number) => BraceletBatch
 }
 
-export function createBraceletModel (seed: number): BraceletModel {
+export interface BraceletModelOptions {
+  /** Whether the wearer sleeps in the window starting at this time; by default 23:00–07:00 UTC. */
+  asleep?: (windowStartMs: number) => boolean
+}
+
+export function createBraceletModel (seed: number, options: BraceletModelOptions = {}): BraceletModel {
+  const asleepAt = options.asleep ?? nightUtc
   const rng = createRng(seed)
   const restingHr = rng.uniform(55, 80)
   const cycleOffset = rng.uniform(0, 90)

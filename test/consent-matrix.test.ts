@@ -66,7 +66,8 @@ describe('consent matrix', () => {
       const granted = [new Set<Category>(), new Set<Category>()]
       const holds = (p: number, c: Category): boolean => policy.collection[c].basis !== 'consent' || granted[p]!.has(c)
       const expected = new Map<string, number>() // `${device}/${seq}/${category}` → rows
-      const bracelet = createBraceletModel(run)
+      // asleep every other minute: sleep epochs in half the batches, whatever the hour the test runs at
+      const bracelet = createBraceletModel(run, { asleep: (w) => Math.floor(w / 60_000) % 2 === 0 })
       const spot = createSpotModel(run)
       const alarm = createAlarmModel(run, { pressProbability: 1 })
       let version = 0

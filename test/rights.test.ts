@@ -46,7 +46,8 @@ async function publish (device: string, stream: 'vitals' | 'spot' | 'alarm', n: 
   const c = await connectTls(node, device, e.secret)
   // one sealer per device for the whole file: sequence numbers keep rising across calls
   const s = sealers[device] ??= new DeviceSealer({ tenant: T, device, keyId: e.keyId, key: Buffer.from(e.key, 'base64url') })
-  const bracelet = createBraceletModel(device.length)
+  // always asleep, so every batch has sleep epochs whatever the hour the test runs at
+  const bracelet = createBraceletModel(device.length, { asleep: () => true })
   const spot = createSpotModel(device.length)
   const alarm = createAlarmModel(device.length, { pressProbability: 1 })
   await Promise.all(Array.from({ length: n }, (_, i) => {
