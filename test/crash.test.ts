@@ -15,7 +15,7 @@ import { createClient } from '@clickhouse/client'
 import { createAdminClient } from '../src/api/index.ts'
 import { createAlarmModel, DeviceSealer } from '../devices/index.ts'
 import type { Enrollment } from '../src/registry/index.ts'
-import { tempDir } from './support/node.ts'
+import { publishAcked, tempDir } from './support/node.ts'
 
 const dir = tempDir('vf-crash-')
 const TOKEN = 'crash-test-admin-token-0123456789'
@@ -56,11 +56,7 @@ async function startPublishers (ports: Ports, ca: string, fleet: Enrollment[], s
     p.done = (async () => {
       while (!p.stop && client.connected) {
         const { topic, frame, seq } = p.sealer.seal('alarm', alarms.next(Date.now() - 1000))
-        const ok = await Promise.race([
-          client.publishAsync(topic, Buffer.from(frame), { qos: 1 }).then(() => true, () => false),
-          new Promise<boolean>((resolve) => { client.once('close', () => { resolve(false) }) }),
-        ])
-        if (ok) p.acked.push(seq)
+        if (await publishAcked(client, topic, frame)) p.acked.push(seq)
       }
     })()
     return p

@@ -5,10 +5,9 @@
  * the log's disk budget devices get no PUBACK and keep their data instead.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { MqttClient } from 'mqtt'
 import type { IngestNode } from '../src/pipeline/index.ts'
 import { createAlarmModel } from '../devices/index.ts'
-import { connectTls, enrollAndConnect, rowsOf, startTestNode, tempDir, type TestDevice } from './support/node.ts'
+import { connectTls, enrollAndConnect, publishAcked, rowsOf, startTestNode, tempDir, type TestDevice } from './support/node.ts'
 
 let dir: ReturnType<typeof tempDir>
 let node: IngestNode
@@ -22,14 +21,6 @@ async function storedSeqs (device: string): Promise<number[]> {
   return r.map((x) => Number(x.s)).sort((a, b) => a - b)
 }
 
-/** Publishes at QoS 1; resolves true on PUBACK, false if the broker hangs up instead. */
-async function publish (c: MqttClient, topic: string, frame: Uint8Array): Promise<boolean> {
-  if (!c.connected) return false
-  return await Promise.race([
-    c.publishAsync(topic, Buffer.from(frame), { qos: 1 }).then(() => true, () => false),
-    new Promise<boolean>((resolve) => { c.once('close', () => { resolve(false) }) }),
-  ])
-}
 
 beforeAll(async () => {
   dir = tempDir()
@@ -49,7 +40,7 @@ describe('storage outage', () => {
     const sent: number[] = []
     for (let i = 0; i < 20; i++) {
       const { topic, frame, seq } = d.sealer.seal('alarm', alarms.next(Date.now() - 1000))
-      expect(await publish(d.client, topic, frame)).toBe(true)
+      expect(await publishAcked(d.client, topic, frame)).toBe(true)
       sent.push(seq)
     }
     await new Promise((resolve) => setTimeout(resolve, 300)) // the batcher tries, fails, backs off
@@ -65,7 +56,7 @@ describe('storage outage', () => {
     let c = d.client
     for (let i = 0; i < 500 && refused === null; i++) {
       const m = d.sealer.seal('alarm', alarms.next(Date.now() - 1000))
-      if (await publish(c, m.topic, m.frame)) acked.push(m.seq)
+      if (await publishAcked(c, m.topic, m.frame)) acked.push(m.seq)
       else refused = m
     }
     expect(refused).not.toBeNull()
@@ -76,7 +67,7 @@ describe('storage outage', () => {
     // the device still has the message: it reconnects and resends it
     c = await connectTls(node, 'cal-d1', d.enrollment.secret)
     d.client = c
-    expect(await publish(c, refused!.topic, refused!.frame)).toBe(true)
+    expect(await publishAcked(c, refused!.topic, refused!.frame)).toBe(true)
     const stored = await storedSeqs('cal-d1')
     for (const s of [...acked, refused!.seq]) expect(stored.filter((x) => x === s)).toHaveLength(1)
     expect(node.storage.stats().walBytes).toBeLessThan(12 * 1024)

@@ -50,9 +50,12 @@ describe('network faults between devices and the broker', () => {
       if (r < 0.4) { proxy.resetAll(); resets++ } else if (r < 0.6) { proxy.faults.stalled = true; setTimeout(() => { proxy.faults.stalled = false }, 80) } else proxy.faults.latencyMs = Math.floor(Math.random() * 30)
     }, 60)
     // device firmware: keep each sealed frame until it is acknowledged, and send it again after a reconnect
+    // every frame waiting for the reconnect shares one listener
+    let reconnected: Promise<void> | null = null
+    const nextConnect = (): Promise<void> => reconnected ??= new Promise((resolve) => { client.once('connect', () => { reconnected = null; resolve() }) })
     const deliver = async (topic: string, frame: Buffer): Promise<void> => {
       for (;;) {
-        if (!client.connected) { await new Promise((resolve) => client.once('connect', resolve)); continue }
+        if (!client.connected) { await nextConnect(); continue }
         try { await client.publishAsync(topic, frame, { qos: 1 }); return } catch { /* connection lost before the PUBACK: resend */ }
       }
     }

@@ -58,3 +58,18 @@ export async function count (node: IngestNode, table: string, where = '1', param
   const r = await rowsOf<{ n: string }>(node, `SELECT count() AS n FROM {db}.${table} WHERE ${where}`, params)
   return Number(r[0]?.n ?? 0)
 }
+
+const closedOf = new WeakMap<MqttClient, Promise<false>>()
+/**
+ * Publishes at QoS 1; resolves true on the PUBACK, false if the connection
+ * closes first. One close listener per client, however many publishes wait.
+ */
+export async function publishAcked (c: MqttClient, topic: string, frame: Uint8Array): Promise<boolean> {
+  if (!c.connected) return false
+  let closed = closedOf.get(c)
+  if (closed === undefined) {
+    closed = new Promise<false>((resolve) => { c.once('close', () => { resolve(false) }) })
+    closedOf.set(c, closed)
+  }
+  return await Promise.race([c.publishAsync(topic, Buffer.from(frame), { qos: 1 }).then(() => true, () => false), closed])
+}
