@@ -146,6 +146,8 @@ export async function runFleet (opts: FleetOptions): Promise<FleetResult> {
   const simStart = realStart - opts.seconds * opts.speed * 1000
   const simNow = (): number => simStart + (Date.now() - realStart) * opts.speed
   const seqBase = opts.seqBase ?? Date.now() * 1000 // above any earlier run's sequence numbers
+  /** Set once the run has drained: gateways still offline stop trying to come back. */
+  let stopped = false
   const idle = new Set<() => void>()
   const settled = (): void => { for (const f of idle) f() }
   /** device → sequence numbers acknowledged but not yet seen queryable, with their send time. */
@@ -218,12 +220,17 @@ export async function runFleet (opts: FleetOptions): Promise<FleetResult> {
     if (at > Date.now()) await new Promise((resolve) => setTimeout(resolve, at - Date.now()))
     const via = dev.gateway ?? dev
     const link: Link = { id: via.device, client: null, inflight: 0, unacked: new Set(), generation: 0, queue: [], offline: false, backoffMs: 1000 }
-    try {
-      link.client = await connect(link, via)
+    // a refused attempt is counted and tried again with back-off, three attempts in all
+    for (let attempt = 1; link.client === null && attempt <= 3; attempt++) {
+      link.client = await connect(link, via).catch(async () => {
+        r.connectFailures++
+        if (attempt < 3) await new Promise((resolve) => setTimeout(resolve, Math.round(1000 * 2 ** attempt * (0.5 + rng.next()))))
+        return null
+      })
+    }
+    if (link.client !== null) {
       const sealer = new DeviceSealer({ tenant: dev.tenant, device: dev.device, keyId: dev.keyId, key: Buffer.from(dev.key, 'base64url') }, seqBase)
       running.push({ dev, link, sealer, skewMs: Math.round((rng.next() * 2 - 1) * b.clockSkewMs), timers: [] })
-    } catch {
-      r.connectFailures++
     }
   })
   const connectSeconds = (Date.now() - realStart) / 1000
@@ -319,13 +326,22 @@ export async function runFleet (opts: FleetOptions): Promise<FleetResult> {
     link.unacked.clear()
     link.inflight = 0
     void client.endAsync(true).catch(() => {})
-    setTimeout(() => {
+    // a phone back on the network keeps trying until the broker takes it: every refused
+    // attempt is counted and retried with back-off; the backlog waits in the queue
+    const reconnect = (): void => {
       connect(link, run.dev.gateway!).then((c) => {
         link.client = c
         link.offline = false
+        link.backoffMs = 1000
         pump(link)
-      }, () => { r.connectFailures++; link.offline = false; link.client = null })
-    }, b.gatewayOutageMinutes * MIN / opts.speed)
+      }, () => {
+        r.connectFailures++
+        if (stopped) return
+        link.backoffMs = Math.min(30_000, link.backoffMs * 2)
+        setTimeout(reconnect, Math.round(link.backoffMs * (0.5 + rng.next())))
+      })
+    }
+    setTimeout(reconnect, b.gatewayOutageMinutes * MIN / opts.speed)
   }
 
   for (const [i, run] of running.entries()) {
@@ -363,6 +379,7 @@ export async function runFleet (opts: FleetOptions): Promise<FleetResult> {
   const deadline = Date.now() + 30_000 + b.gatewayOutageMinutes * MIN / opts.speed
   const busy = (): boolean => running.some((run) => run.link.inflight > 0 || run.link.queue.length > 0)
   while (busy() && Date.now() < deadline) await new Promise<void>((resolve) => { idle.add(resolve); setTimeout(() => { idle.delete(resolve); resolve() }, 250) })
+  stopped = true
   const unsent = running.reduce((n, run) => n + run.link.queue.length + run.link.inflight, 0)
   clearInterval(rssTimer)
   loop.disable()
