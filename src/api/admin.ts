@@ -242,7 +242,8 @@ export function createAdminApi (deps: AdminApiDeps): FastifyInstance {
       const { client, table } = deps.storage.conn
       const rs = await client.query({
         // (no alias named like a column: ClickHouse would read it in WHERE)
-        query: `SELECT device_id AS device, toString(max(seq)) AS top FROM ${table('device_sequences')} WHERE tenant_id = {tenant:String} AND seq >= {since:UInt64} GROUP BY device_id`,
+        // device_heads: a row per device and unmerged part, not per message
+        query: `SELECT device_id AS device, toString(max(seq)) AS top FROM ${table('device_heads')} WHERE tenant_id = {tenant:String} AND seq >= {since:UInt64} GROUP BY device_id`,
         query_params: { tenant: p.tenant, since: q.since }, format: 'JSONEachRow',
       })
       return (await rs.json<{ device: string; top: string }>()).map((r) => ({ device: r.device, seq: Number(r.top) }))

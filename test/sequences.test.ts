@@ -1,0 +1,86 @@
+/**
+ * GET /admin/tenants/:t/sequences, what the simulator polls to time "device →
+ * queryable": per device of the tenant, the highest stored sequence number,
+ * read from device_heads (written by the same INSERT as the rows, through
+ * device_sequences' views) so the read does not grow with every message.
+ * Real node (aedes over TLS, chDB in a temp dir). Own file: one chDB data
+ * directory per process.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createAdminClient } from '../src/api/index.ts'
+import type { IngestNode } from '../src/pipeline/index.ts'
+import { createAlarmModel, createBraceletModel, createSpotModel } from '../devices/index.ts'
+import { count, enrollAndConnect, rowsOf, startTestNode, tempDir, type TestDevice } from './support/node.ts'
+
+let dir: ReturnType<typeof tempDir>
+let node: IngestNode
+const devices: Record<string, TestDevice> = {}
+const sent: Record<string, number[]> = {}
+
+async function publish (d: TestDevice, family: string, at: number): Promise<void> {
+  const f = family === 'bracelet' ? d.sealer.seal('vitals', createBraceletModel(1).nextBatch(at))
+    : family === 'cvitals' ? d.sealer.seal('spot', createSpotModel(1).next(at))
+      : d.sealer.seal('alarm', createAlarmModel(1).next(at))
+  await d.client.publishAsync(f.topic, Buffer.from(f.frame), { qos: 1 })
+  ;(sent[d.enrollment.device] ??= []).push(f.seq)
+}
+
+beforeAll(async () => {
+  dir = tempDir('vf-seq-')
+  node = await startTestNode(dir.path)
+  for (const t of ['seq-a', 'seq-b']) {
+    await node.registry.createTenant(t, t)
+    await node.registry.createPatient(t, `${t}-p`)
+    await node.registry.recordConsent({ tenant: t, patient: `${t}-p`, purpose: 'care', category: 'vitals', action: 'grant', recordedBy: 'x', source: 'app', validFromMs: 0 })
+  }
+  devices['a-brc'] = await enrollAndConnect(node, 'seq-a', 'a-brc', 'bracelet', 'seq-a-p')
+  devices['a-cal'] = await enrollAndConnect(node, 'seq-a', 'a-cal', 'calarm', 'seq-a-p')
+  devices['b-brc'] = await enrollAndConnect(node, 'seq-b', 'b-brc', 'bracelet', 'seq-b-p')
+  // a cVitals kit of a patient without any consent: every measurement is filtered, no row is stored,
+  // yet the sequence number is used up (written to device_sequences alone)
+  await node.registry.createPatient('seq-a', 'seq-a-none')
+  devices['a-none'] = await enrollAndConnect(node, 'seq-a', 'a-none', 'cvitals', 'seq-a-none')
+}, 60_000)
+afterAll(async () => {
+  for (const d of Object.values(devices)) if (d.client.connected) await d.client.endAsync()
+  await node?.close()
+  dir?.remove()
+})
+
+describe('stored sequence numbers per device', () => {
+  it('returns each device\'s highest stored sequence number, only the tenant\'s own, and merges down to one row per device', async () => {
+    const t = Date.now() - 3_600_000
+    for (let round = 0; round < 4; round++) {
+      for (const d of Object.values(devices)) await publish(d, d.enrollment.family, t + round * 60_000)
+      await node.storage.flush() // one insert, hence one part, per round
+    }
+    const api = createAdminClient(`http://127.0.0.1:${node.http.port}`, node.adminToken)
+    const heads = async (tenant: string, since = 0): Promise<Record<string, number>> =>
+      Object.fromEntries((await api.request<Array<{ device: string; seq: number }>>('GET', `/admin/tenants/${tenant}/sequences?since=${since}`)).map((r) => [r.device, r.seq]))
+    const top = (d: string): number => Math.max(...sent[d]!)
+    expect(await heads('seq-a')).toEqual({ 'a-brc': top('a-brc'), 'a-cal': top('a-cal'), 'a-none': top('a-none') })
+    expect(await heads('seq-b')).toEqual({ 'b-brc': top('b-brc') })
+    // `since` leaves out devices with nothing stored from there on
+    expect(await heads('seq-a', top('a-brc') + 1)).toEqual(Object.fromEntries(['a-cal', 'a-none'].filter((d) => top(d) > top('a-brc')).map((d) => [d, top(d)])))
+    expect(await count(node, 'spot_measurements', "device_id = 'a-none'")).toBe(0)
+    // the sequence log keeps a row per message; the heads one per device once merged
+    expect(await count(node, 'device_sequences')).toBe(16)
+    await rowsOf(node, 'OPTIMIZE TABLE {db}.device_heads FINAL')
+    expect(await count(node, 'device_heads')).toBe(4)
+    expect(await heads('seq-a')).toEqual({ 'a-brc': top('a-brc'), 'a-cal': top('a-cal'), 'a-none': top('a-none') })
+  })
+
+  it('a node started on a store from before the heads existed fills them from the sequence log', async () => {
+    const before = await rowsOf<{ device_id: string; seq: string }>(node, 'SELECT device_id, toString(max(seq)) AS seq FROM {db}.device_heads GROUP BY device_id ORDER BY device_id')
+    // undo migration 10 as an older version would have left the store, then start again
+    await rowsOf(node, 'DROP TABLE {db}.device_sequences_heads')
+    await rowsOf(node, 'DROP TABLE {db}.device_heads')
+    await rowsOf(node, 'ALTER TABLE {db}.schema_migrations DELETE WHERE version = 10 SETTINGS mutations_sync = 2')
+    for (const d of Object.values(devices)) await d.client.endAsync()
+    await node.close()
+    node = await startTestNode(dir.path)
+    const after = await rowsOf<{ device_id: string; seq: string }>(node, 'SELECT device_id, toString(max(seq)) AS seq FROM {db}.device_heads GROUP BY device_id ORDER BY device_id')
+    expect(after).toEqual(before)
+    expect(after).toHaveLength(4)
+  })
+})
