@@ -330,6 +330,7 @@ export async function runFleet (opts: FleetOptions): Promise<FleetResult> {
     // attempt is counted and retried with back-off; the backlog waits in the queue
     const reconnect = (): void => {
       connect(link, run.dev.gateway!).then((c) => {
+        if (stopped) { void c.endAsync(true).catch(() => {}); return }
         link.client = c
         link.offline = false
         link.backoffMs = 1000

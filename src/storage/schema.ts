@@ -295,7 +295,8 @@ ORDER BY (tenant_id, ts)`,
     // device_sequences holds a row per message; "what has this device got stored" read from it costs a
     // scan that grows with every message (20 ms per tenant after a 10-minute soak, and embedded chDB runs
     // one query at a time, so inserts waited behind it). The head is written by the same INSERT
-    // (cascading from device_sequences' own views) and merges down to one row per device.
+    // (a view on device_sequences, which the telemetry tables' views and the ingest path's direct
+    // writes feed) and merges down to one row per device.
     statements: (db) => [
       `CREATE TABLE IF NOT EXISTS ${db}.device_heads (
     tenant_id LowCardinality(String),
