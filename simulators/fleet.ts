@@ -155,6 +155,12 @@ export async function runFleet (opts: FleetOptions): Promise<FleetResult> {
   /** `${device}/${seq}` → send time of alarms that reach responders. */
   const awaitingResponder = new Map<string, number>()
 
+  /** Doubles the link's back-off (up to 30 s) and returns the next wait, with jitter. */
+  function backOff (link: Link): number {
+    link.backoffMs = Math.min(30_000, link.backoffMs * 2)
+    return Math.round(link.backoffMs * (0.5 + rng.next()))
+  }
+
   /** The identity's own credential: its client certificate on the mutual-TLS port when it has one (and the port is given), else its secret. */
   function connect (link: Link, via: { device: string; secret: string; certificate?: SimCertificate }): Promise<MqttClient> {
     const credential = opts.mtlsPort !== undefined && via.certificate !== undefined
@@ -167,10 +173,10 @@ export async function runFleet (opts: FleetOptions): Promise<FleetResult> {
       // exponential back-off with jitter, reset once connected again
       client.on('close', () => {
         if (link.offline) return
-        link.backoffMs = Math.min(30_000, link.backoffMs * 2)
-        client.options.reconnectPeriod = Math.round(link.backoffMs * (0.5 + rng.next()))
+        client.options.reconnectPeriod = backOff(link)
       })
       client.on('connect', () => { if (link.backoffMs > 1000) r.reconnects++; link.backoffMs = 1000 })
+      link.backoffMs = 1000
       return client
     })
   }
@@ -224,7 +230,7 @@ export async function runFleet (opts: FleetOptions): Promise<FleetResult> {
     for (let attempt = 1; link.client === null && attempt <= 3; attempt++) {
       link.client = await connect(link, via).catch(async () => {
         r.connectFailures++
-        if (attempt < 3) await new Promise((resolve) => setTimeout(resolve, Math.round(1000 * 2 ** attempt * (0.5 + rng.next()))))
+        if (attempt < 3) await new Promise((resolve) => setTimeout(resolve, backOff(link)))
         return null
       })
     }
@@ -333,13 +339,10 @@ export async function runFleet (opts: FleetOptions): Promise<FleetResult> {
         if (stopped) { void c.endAsync(true).catch(() => {}); return }
         link.client = c
         link.offline = false
-        link.backoffMs = 1000
         pump(link)
       }, () => {
         r.connectFailures++
-        if (stopped) return
-        link.backoffMs = Math.min(30_000, link.backoffMs * 2)
-        setTimeout(reconnect, Math.round(link.backoffMs * (0.5 + rng.next())))
+        if (!stopped) setTimeout(reconnect, backOff(link))
       })
     }
     setTimeout(reconnect, b.gatewayOutageMinutes * MIN / opts.speed)

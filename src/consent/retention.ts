@@ -32,7 +32,6 @@ export const RETENTION_TABLES: Readonly<Record<string, TableRetention>> = {
   access_log: { time: 'toDateTime(ts)', category: 'access_logs', patientColumn: 'patient_id' },
 }
 
-
 /** The TTL clause list of every table (for ALTER TABLE ... MODIFY TTL). */
 export function retentionTtls (inputs: RetentionInputs): Record<string, string> {
   const out: Record<string, string> = {}

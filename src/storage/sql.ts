@@ -1,7 +1,7 @@
 /**
  * A ClickHouse string literal. Only for text the node itself produced (spool
- * file paths, column types read from system.columns, tenant ids checked by the
- * registry); anything from outside goes in as a query parameter.
+ * file paths, column types read from system.columns, tenant and patient ids
+ * checked by the registry); anything from outside goes in as a query parameter.
  */
 export function sqlString (s: string): string {
   return `'${s.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`

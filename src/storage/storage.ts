@@ -163,9 +163,9 @@ async function rowBinaryInserter (conn: StorageConnection, spool: string): Promi
         const file = join(spool, `${name}-${++serial}.bin`)
         await writeFile(file, body)
         try {
-          // literals, not query parameters: chDB runs parameterised queries one at a time process-wide
-          // (chdb-node serialises them, see runExclusiveParam), which would queue every table's insert
-          // behind every other query; plain queries run concurrently
+          // literals, not query parameters: chdb-node serialises parameterised queries under a lock of its
+          // own (runExclusiveParam). The embedded session still runs one statement at a time (measured in
+          // bench/RESULTS.md, fleet soak), so inserts queue there; in server mode they run concurrently
           await conn.client.command({ query: `INSERT INTO ${target} SELECT * FROM file(${sqlString(file)}, RowBinary, ${sqlString(structure)})`, ...settings })
         } finally {
           await unlink(file).catch(() => {})
