@@ -91,4 +91,26 @@ describe('write-ahead log', () => {
     expect(settled).toEqual(Array.from({ length: 500 }, (_, i) => i)) // and in order
     await wal.close()
   })
+
+  it('LSNs keep rising across any number of idle reopens, even with every segment shipped and deleted', async () => {
+    await fc.assert(fc.asyncProperty(fc.array(fc.integer({ min: 0, max: 5 }), { minLength: 1, maxLength: 6 }), async (appends) => {
+      const dir = fresh()
+      let high = 0
+      for (const n of appends) {
+        const { wal } = await WriteAheadLog.open(dir, { segmentBytes: 256 })
+        for (let i = 0; i < n; i++) {
+          const lsn = await wal.append('t', 1, B(`r${i}\n`))
+          expect(lsn).toBeGreaterThan(high)
+          high = lsn
+          await wal.intent('t', lsn, lsn)
+          wal.checkpoint('t', lsn) // shipped at once: the segments holding it may all go
+        }
+        await wal.close()
+      }
+      // a reopen after all of that still starts above everything ever handed out
+      const { wal } = await WriteAheadLog.open(dir, { segmentBytes: 256 })
+      expect(await wal.append('t', 1, B('last\n'))).toBeGreaterThan(high)
+      await wal.close()
+    }), { numRuns: 25 })
+  })
 })

@@ -30,6 +30,7 @@ import { crc32 } from 'node:zlib'
 const DATA = 1
 const INTENT = 2
 const HEAD = 8
+const SEGMENT_NAME = /^\d{16}\.wal$/
 
 export interface WalRecord { lsn: number; table: string; rows: number; chunk: Buffer }
 export interface WalIntent { lsn: number; table: string; first: number; last: number }
@@ -122,14 +123,25 @@ export class WriteAheadLog {
       wal.durable = new Map(wal.checkpoints)
     } catch { /* no checkpoint yet */ }
     const recovered: Recovered = { records: new Map(), intents: new Map(), discardedBytes: 0 }
-    const files = readdirSync(dir).filter((f) => f.endsWith('.wal')).sort()
+    // LSNs never repeat over the life of a data directory: a batch's deduplication token is its LSN
+    // range, and the checkpoint compares LSNs. Besides the records themselves, the floor comes from
+    // the checkpoint (every record it covers is below it) and from segment names (a segment is
+    // named by the next LSN when it was opened, so an empty one left by an idle run still counts).
+    for (const lsn of wal.checkpoints.values()) wal.nextLsn = Math.max(wal.nextLsn, lsn + 1)
+    const files = readdirSync(dir).filter((f) => SEGMENT_NAME.test(f)).sort()
     for (const f of files) {
+      wal.nextLsn = Math.max(wal.nextLsn, Number.parseInt(f, 10))
       const path = join(dir, f)
       const buf = readFileSync(path)
       const { records, valid } = parseSegment(buf)
       if (valid < buf.length) {
         recovered.discardedBytes += buf.length - valid
         truncateSync(path, valid)
+      }
+      if (records.length === 0) {
+        // holds nothing (an idle run's segment): its name is counted above, and the new segment may take it
+        rmSync(path, { force: true })
+        continue
       }
       const seg: Segment = { path, bytes: valid, maxByTable: new Map() }
       for (const r of records) {
@@ -144,7 +156,7 @@ export class WriteAheadLog {
       }
       wal.segments.push(seg)
     }
-    wal.collect()
+    // the new segment (named by the next LSN) exists before any shipped one is deleted
     await wal.rotate()
     return { wal, recovered }
   }
