@@ -19,4 +19,15 @@ describe('configuration', () => {
     expect(() => loadConfig({ [key]: value })).toThrow(ConfigError)
     expect(() => loadConfig({ [key]: value })).toThrow(key)
   })
+
+  it('refuses a write-ahead log budget that the segment being written could fill alone (it would stop every PUBACK for good)', () => {
+    for (const [segment, budget] of [['65536', '8192'], ['65536', '65536'], ['65536', '131071']]) {
+      const env = { VF_WAL_SEGMENT_BYTES: segment, VF_WAL_BUDGET_BYTES: budget }
+      expect(() => loadConfig(env)).toThrow(ConfigError)
+      expect(() => loadConfig(env)).toThrow(/VF_WAL_BUDGET_BYTES.*VF_WAL_SEGMENT_BYTES/)
+    }
+    expect(loadConfig({ VF_WAL_SEGMENT_BYTES: '65536', VF_WAL_BUDGET_BYTES: '131072' })).toMatchObject({ WAL_BUDGET_BYTES: 131072 })
+    // the same rule holds for configuration built in code
+    expect(() => loadConfig({}, { WAL_SEGMENT_BYTES: 1 << 20, WAL_BUDGET_BYTES: 1 << 19 })).toThrow(ConfigError)
+  })
 })

@@ -62,6 +62,8 @@ describe('storage outage', () => {
     expect(refused).not.toBeNull()
     expect(node.metrics.unacknowledged['ING_ERR_BACKPRESSURE']).toBeGreaterThanOrEqual(1)
     expect(node.storage.stats().walBytes).toBeGreaterThan(12 * 1024)
+    // a node that cannot acknowledge is not ready, so a load balancer sends devices elsewhere
+    expect((await fetch(`http://127.0.0.1:${node.http.port}/readyz`)).status).toBe(503)
     await attach()
     await node.storage.flush()
     // the device still has the message: it reconnects and resends it
@@ -71,6 +73,7 @@ describe('storage outage', () => {
     const stored = await storedSeqs('cal-d1')
     for (const s of [...acked, refused!.seq]) expect(stored.filter((x) => x === s)).toHaveLength(1)
     expect(node.storage.stats().walBytes).toBeLessThan(12 * 1024)
+    expect((await fetch(`http://127.0.0.1:${node.http.port}/readyz`)).status).toBe(200)
   }, 60_000)
 })
 

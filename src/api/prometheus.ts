@@ -14,6 +14,8 @@ export interface MetricsSource {
   securityEvents: number
   walBytes: () => number
   walBudgetBytes: number
+  /** Null while PUBACKs can go out; else the code devices' messages are refused with (full disk, log budget). */
+  notAcknowledging: () => string | null
   queuedRows: () => Record<string, number>
   connections: () => Record<string, number>
 }
@@ -45,6 +47,11 @@ export function createPrometheus (src: MetricsSource): Prometheus {
   new Counter({ name: 'vitalflow_rows_filtered_total', help: 'Values not stored because their category had no valid legal basis', registers: [registry], collect () { this.reset(); this.inc(src.rowsFiltered) } })
   new Counter({ name: 'vitalflow_security_events_total', help: 'Bursts of refusals raised as security events', registers: [registry], collect () { this.reset(); this.inc(src.securityEvents) } })
   new Gauge({ name: 'vitalflow_wal_bytes', help: 'Write-ahead log bytes not yet released by checkpoints', registers: [registry], collect () { this.set(src.walBytes()) } })
+  new Gauge({
+    name: 'vitalflow_acknowledging', help: '1 while PUBACKs can go out; 0 with the reason (ING_ERR_DISK_FULL, ING_ERR_WAL_IO, ING_ERR_BACKPRESSURE) while they cannot',
+    labelNames: ['reason'], registers: [registry],
+    collect () { this.reset(); const r = src.notAcknowledging(); if (r === null) this.set({ reason: '' }, 1); else this.set({ reason: r }, 0) },
+  })
   new Gauge({ name: 'vitalflow_wal_budget_bytes', help: 'Write-ahead log disk budget', registers: [registry], collect () { this.set(src.walBudgetBytes) } })
   new Gauge({
     name: 'vitalflow_batch_queued_rows', help: 'Rows waiting for the next insert, by table', labelNames: ['table'], registers: [registry],

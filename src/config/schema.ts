@@ -43,8 +43,10 @@ export const configSchema = z.object({
   AUTH_FREE_FAILURES: z.coerce.number().int().min(1).max(1000).default(5).describe('failed logins per source address before exponential back-off'),
   AUTH_MAX_BACKOFF_S: z.coerce.number().int().min(1).max(86_400).default(300).describe('longest back-off after failed logins, seconds'),
   WAL_SEGMENT_BYTES: z.coerce.number().int().min(4096).max(1024 ** 3).default(64 * 1024 ** 2).describe('write-ahead log segment size'),
-  WAL_BUDGET_BYTES: z.coerce.number().int().min(4096).max(1024 ** 4).default(1024 ** 3)
-    .describe('disk the write-ahead log may use while storage is behind; above it devices get no PUBACK (they keep the data and retry)'),
+  WAL_BUDGET_BYTES: z.coerce.number().int().min(8192).max(1024 ** 4).default(1024 ** 3)
+    .describe('disk the write-ahead log may use while storage is behind; above it devices get no PUBACK (they keep the data and retry); at least twice VF_WAL_SEGMENT_BYTES'),
+  DISK_RESERVE_BYTES: z.coerce.number().int().min(0).max(1024 ** 4).default(64 * 1024 ** 2)
+    .describe('free disk under VF_DATA_DIR below which devices get no PUBACK (the room left ships the log and serves ClickHouse); 0 = only a failing write stops acknowledgements'),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000).describe('how long a stop may spend shipping the log before it leaves the rest for the next start'),
   SESSION_IDLE_MS: z.coerce.number().int().min(1000).max(86_400_000).default(15 * 60_000).describe('a clinician session ends after this much inactivity'),
   SESSION_MAX_MS: z.coerce.number().int().min(1000).max(7 * 86_400_000).default(8 * 3600_000).describe('and after this long in any case'),
@@ -78,7 +80,20 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     const lines = parsed.error.issues.map((i) => `${ENV_PREFIX}${i.path.join('.')}: ${i.message}`)
     throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`)
   }
-  return { ...parsed.data, ...overrides }
+  const config = { ...parsed.data, ...overrides }
+  const conflicts = crossCheck(config)
+  if (conflicts.length > 0) throw new ConfigError(`invalid configuration:\n  ${conflicts.join('\n  ')}`)
+  return config
+}
+
+/** Rules between keys, which no single key's schema can state. */
+function crossCheck (c: Config): string[] {
+  const out: string[] = []
+  if (c.WAL_BUDGET_BYTES < 2 * c.WAL_SEGMENT_BYTES) {
+    // the segment being written is never released: a budget it alone can exceed stops every PUBACK for good
+    out.push(`${ENV_PREFIX}WAL_BUDGET_BYTES: ${c.WAL_BUDGET_BYTES} is less than twice ${ENV_PREFIX}WAL_SEGMENT_BYTES (${c.WAL_SEGMENT_BYTES}); it must be at least ${2 * c.WAL_SEGMENT_BYTES}`)
+  }
+  return out
 }
 
 /** One row per key for the README's configuration table. */

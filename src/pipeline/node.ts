@@ -59,7 +59,11 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     database: config.CLICKHOUSE_DATABASE,
     dataDir,
     batch: { maxRows: config.BATCH_MAX_ROWS, maxAgeMs: config.BATCH_MAX_AGE_MS },
-    wal: { segmentBytes: config.WAL_SEGMENT_BYTES, budgetBytes: config.WAL_BUDGET_BYTES },
+    wal: { segmentBytes: config.WAL_SEGMENT_BYTES, budgetBytes: config.WAL_BUDGET_BYTES, reserveBytes: config.DISK_RESERVE_BYTES },
+    onWalState: (state) => {
+      if (state.writable) logger.info('write-ahead log takes data again: PUBACKs resume')
+      else logger.error({ code: state.code }, 'write-ahead log takes no data (devices get no PUBACK and keep their messages); it resumes by itself when the disk has room')
+    },
     onWalSync: (s) => { prometheus?.observeWalSync(s) },
     onCheckpointError: (err) => { logger.error({ error: describeError(err) }, 'write-ahead log checkpoint not written; its segments are kept and the next checkpoint retries') },
     onFlush: (r) => {
@@ -127,6 +131,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     get securityEvents () { return metrics.securityEvents },
     walBytes: () => storage.stats().walBytes,
     walBudgetBytes: config.WAL_BUDGET_BYTES,
+    notAcknowledging: () => { const a = storage.acknowledging(); return a.ok ? null : a.code },
     queuedRows: () => storage.stats().queuedRows,
     connections: () => broker.connections.snapshot(),
   })
@@ -137,7 +142,8 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
       users, sessions: new Sessions({ idleMs: config.SESSION_IDLE_MS, absoluteMs: config.SESSION_MAX_MS }), queries: createQueries(storage.conn),
       registry, consent, alarms, rights, storage, researchMinGroup: config.RESEARCH_MIN_GROUP,
     },
-    ready: () => ready,
+    // ready only while the node can acknowledge: a load balancer sends devices elsewhere otherwise
+    ready: () => ready && storage.acknowledging().ok,
     registry,
     storage,
     adminToken,

@@ -6,7 +6,7 @@ import { connect, type StorageConnection, type StorageTarget } from './connectio
 import { migrate } from './migrate.ts'
 import { TableBatcher, type BatcherOptions, type FlushReport, type InsertFn } from './batcher.ts'
 import { COLUMNS, TELEMETRY_TABLES, type TableName } from './rows.ts'
-import { WriteAheadLog, type Recovered } from './wal.ts'
+import { WriteAheadLog, type Recovered, type WalErrorCode, type WalState } from './wal.ts'
 import { sqlString } from './sql.ts'
 
 export class StorageError extends Error {
@@ -21,6 +21,9 @@ const LOGGED: ReadonlySet<TableName> = new Set<TableName>([...TELEMETRY_TABLES, 
 
 export interface StorageStats { walBytes: number; walBudgetBytes: number; queuedRows: Record<string, number>; recoveredRows: number; discardedBytes: number }
 
+/** Whether a PUBACK can go out now; if not, the refusal code devices' messages get. */
+export type Acknowledging = { ok: true } | { ok: false; code: WalErrorCode | 'ING_ERR_BACKPRESSURE' }
+
 export interface Storage {
   readonly conn: StorageConnection
   /**
@@ -32,6 +35,8 @@ export interface Storage {
   /** Ships everything queued and waits for the inserts. */
   flush: () => Promise<void>
   stats: () => StorageStats
+  /** Whether acknowledged data is taken now (the log has room, on disk and in its budget). */
+  acknowledging: () => Acknowledging
   /** Ships everything and starts a new log segment, so the log keeps nothing written before this call once it is stored. */
   sealLog: () => Promise<void>
   /** Ships what it can within `deadlineMs`; what is left stays in the log for the next start. */
@@ -40,19 +45,28 @@ export interface Storage {
 
 export interface StorageOptions extends StorageTarget {
   batch: BatcherOptions
-  wal: { segmentBytes: number; budgetBytes: number }
+  wal: { segmentBytes: number; budgetBytes: number; reserveBytes?: number; probeMs?: number }
   onFlush?: (r: FlushReport) => void
   /** Each write-ahead log group commit: seconds (the O_DSYNC write), bytes, appends. */
   onWalSync?: (seconds: number, bytes: number, appends: number) => void
   /** A write-ahead log checkpoint could not be written; the log keeps its segments, so nothing is lost. */
   onCheckpointError?: (err: unknown) => void
+  /** The log stopped taking data (full disk, failed write) or took it up again. */
+  onWalState?: (state: WalState) => void
 }
 
 export async function createStorage (opts: StorageOptions): Promise<Storage> {
+  if (opts.wal.budgetBytes < 2 * opts.wal.segmentBytes) {
+    // the segment being written is never released, so a budget it alone can exceed would refuse every PUBACK for good
+    throw new StorageError('ING_ERR_STORAGE', `write-ahead log budget (${opts.wal.budgetBytes} bytes) must be at least twice its segment size (${opts.wal.segmentBytes} bytes)`)
+  }
   const conn = await connect(opts)
   await migrate(conn)
   const { wal, recovered } = await WriteAheadLog.open(join(opts.dataDir, 'wal'), {
     segmentBytes: opts.wal.segmentBytes,
+    reserveBytes: opts.wal.reserveBytes ?? 0,
+    ...(opts.wal.probeMs === undefined ? {} : { probeMs: opts.wal.probeMs }),
+    ...(opts.onWalState === undefined ? {} : { onState: opts.onWalState }),
     ...(opts.onWalSync === undefined ? {} : { onSync: opts.onWalSync }),
     ...(opts.onCheckpointError === undefined ? {} : { onCheckpointError: opts.onCheckpointError }),
   })
@@ -80,6 +94,11 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
       return wal.append(table, rows, chunk).then((lsn) => { void b.add(chunk, rows, lsn) })
     },
     flush,
+    acknowledging: () => {
+      const state = wal.state
+      if (!state.writable) return { ok: false, code: state.code }
+      return wal.bytes > opts.wal.budgetBytes ? { ok: false, code: 'ING_ERR_BACKPRESSURE' } : { ok: true }
+    },
     sealLog: async () => {
       await flush()
       await wal.startSegment()

@@ -21,11 +21,20 @@
  * against 0.5 ms for the fdatasync itself). The checkpoint is written off the
  * event loop too, and segments are deleted only once a durable checkpoint
  * covers them.
+ *
+ * A write that fails (a full disk, an I/O error, a short write) is never
+ * acknowledged and never leaves a torn record in the middle of a segment: the
+ * segment is cut back to its last whole record (or, if that fails, left for a
+ * new one), and the log refuses data with a typed error until the disk has
+ * room again. Free space is polled; below the reserve data is refused before
+ * a write can fail, while intents, which let storage ship the log and so free
+ * its segments, are still written.
  */
 import { constants, mkdirSync, readdirSync, readFileSync, rmSync, statSync, truncateSync } from 'node:fs'
 import { open, rename, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { crc32 } from 'node:zlib'
+import { watchDiskSpace, type DiskSpace } from './disk-space.ts'
 
 const DATA = 1
 const INTENT = 2
@@ -44,8 +53,37 @@ export interface Recovered {
   discardedBytes: number
 }
 
+export type WalErrorCode = 'ING_ERR_DISK_FULL' | 'ING_ERR_WAL_IO' | 'ING_ERR_WAL_CLOSED'
+
+/** The log did not take a record; nothing of it is acknowledged. */
+export class WalError extends Error {
+  constructor (readonly code: WalErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options)
+    this.name = 'WalError'
+  }
+}
+
+/** Whether the log takes data now, and if not since when and why. */
+export type WalState = { writable: true } | { writable: false; code: WalErrorCode; sinceMs: number }
+
+const FULL_CODES = new Set(['ENOSPC', 'EDQUOT', 'EFBIG'])
+
+function asWalError (err: unknown): WalError {
+  if (err instanceof WalError) return err
+  const code = (err as { code?: unknown }).code
+  return typeof code === 'string' && FULL_CODES.has(code)
+    ? new WalError('ING_ERR_DISK_FULL', 'no space left for the write-ahead log', { cause: err })
+    : new WalError('ING_ERR_WAL_IO', 'write-ahead log write failed', { cause: err })
+}
+
 export interface WalOptions {
   segmentBytes: number
+  /** Free bytes on the log's file system below which data is refused (0: only a failing write stops it). */
+  reserveBytes?: number
+  /** How often free space is polled, and a stopped log tries to resume (ms). */
+  probeMs?: number
+  /** The log stopped taking data, or took it up again. */
+  onState?: (state: WalState) => void
   /** Called after each group commit: seconds for the (O_DSYNC) write, bytes written, appends it covered. */
   onSync?: (seconds: number, bytes: number, appends: number) => void
   /** A checkpoint could not be written (the log keeps its segments; nothing acknowledged is lost). */
@@ -101,15 +139,21 @@ export class WriteAheadLog {
   private waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> = []
   private flushing: Promise<void> | null = null
   private closed = false
-  /** Set when a write or fsync failed: what follows might sit behind a torn record, so the log takes nothing more. */
-  private failed: unknown = null
+  /** The current segment may end in part of a record (a write failed): nothing is written until it is cut back. */
+  private torn = false
+  private repairing: Promise<void> | null = null
+  /** Why data is refused now (full disk, failed write), or null. */
+  private stalled: { error: WalError; sinceMs: number } | null = null
+  /** Bytes of the group commit that last failed: resuming wants room for at least twice that. */
+  private lastFailedBytes = 0
+  private disk: DiskSpace | null = null
   /** Per table, the highest LSN stored in ClickHouse. */
   readonly checkpoints = new Map<string, number>()
   /** What checkpoint.json on disk says: only this releases segments. */
   private durable = new Map<string, number>()
   private checkpointWrite: Promise<void> | null = null
   private checkpointDirty = false
-  private rotations: Array<() => void> = []
+  private rotations: Array<{ resolve: () => void; reject: (e: unknown) => void }> = []
 
   private constructor (private readonly dir: string, private readonly opts: WalOptions) {}
 
@@ -158,6 +202,8 @@ export class WriteAheadLog {
     }
     // the new segment (named by the next LSN) exists before any shipped one is deleted
     await wal.rotate()
+    wal.disk = watchDiskSpace(dir, opts.probeMs ?? 1000, (free) => { wal.onFreeSpace(free) })
+    await wal.disk.poll()
     return { wal, recovered }
   }
 
@@ -168,8 +214,18 @@ export class WriteAheadLog {
     return n
   }
 
-  /** Appends rows; resolves with their LSN once they are on disk (fdatasync). */
+  /** Whether data is taken now. */
+  get state (): WalState {
+    return this.stalled === null ? { writable: true } : { writable: false, code: this.stalled.error.code, sinceMs: this.stalled.sinceMs }
+  }
+
+  /**
+   * Appends rows; resolves with their LSN once they are on disk (O_DSYNC).
+   * Rejects with a WalError (never throws) when the log takes no data now.
+   */
   append (table: string, rows: number, chunk: Buffer): Promise<number> {
+    const refused = this.closed ? new WalError('ING_ERR_WAL_CLOSED', 'write-ahead log is closed') : this.stalled?.error
+    if (refused !== undefined) return Promise.reject(refused)
     const lsn = this.nextLsn++
     const head = Buffer.allocUnsafe(4)
     head.writeUInt32LE(rows, 0)
@@ -179,6 +235,9 @@ export class WriteAheadLog {
 
   /** Records that a batch (first..last of a table) is about to be inserted; durable when resolved. */
   intent (table: string, first: number, last: number): Promise<void> {
+    // taken below the free-space reserve (shipping is what frees the log), not while a segment is torn
+    if (this.closed) return Promise.reject(new WalError('ING_ERR_WAL_CLOSED', 'write-ahead log is closed'))
+    if (this.torn) return Promise.reject(this.stalled?.error ?? new WalError('ING_ERR_WAL_IO', 'write-ahead log is being repaired'))
     const rest = Buffer.allocUnsafe(12)
     rest.writeUIntLE(first, 0, 6)
     rest.writeUIntLE(last, 6, 6)
@@ -231,13 +290,15 @@ export class WriteAheadLog {
    */
   startSegment (): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.rotations.push(resolve)
+      this.rotations.push({ resolve, reject })
       this.sync().catch(reject)
     })
   }
 
   async close (): Promise<void> {
     this.closed = true
+    this.disk?.stop()
+    await this.repairing
     await this.sync()
     await this.checkpointsWritten()
     await this.handle?.close()
@@ -245,8 +306,6 @@ export class WriteAheadLog {
   }
 
   private enqueue (buf: Buffer, table: string | null, lsn: number): void {
-    if (this.closed) throw new Error('write-ahead log is closed')
-    if (this.failed !== null) throw new Error('write-ahead log failed; restart to recover', { cause: this.failed })
     this.pending.push({ buf, table, lsn })
     this.pendingBytes += buf.length
   }
@@ -270,11 +329,22 @@ export class WriteAheadLog {
       this.waiters = []
       try {
         if (entries.length > 0) {
+          // a failed write is not followed by another until the segment is cut back to whole records
+          if (this.torn) throw this.stalled?.error ?? new WalError('ING_ERR_WAL_IO', 'write-ahead log is being repaired')
           const seg = this.current!
           const started = performance.now()
           // O_DSYNC: on disk when the write returns
-          const { bytesWritten } = await this.handle!.write(Buffer.concat(entries.map((e) => e.buf), bytes))
-          if (bytesWritten !== bytes) throw new Error(`short write to the write-ahead log (${bytesWritten} of ${bytes} bytes)`)
+          let bytesWritten = 0
+          try {
+            bytesWritten = (await this.handle!.write(Buffer.concat(entries.map((e) => e.buf), bytes))).bytesWritten
+          } catch (err) {
+            this.torn = true
+            throw err
+          }
+          if (bytesWritten !== bytes) {
+            this.torn = true
+            throw new WalError('ING_ERR_DISK_FULL', `short write to the write-ahead log (${bytesWritten} of ${bytes} bytes)`)
+          }
           this.opts.onSync?.((performance.now() - started) / 1000, bytes, entries.length)
           seg.bytes += bytes
           // the segment these records are in: what must be shipped before it may be deleted
@@ -282,26 +352,88 @@ export class WriteAheadLog {
         }
         for (const w of waiters) w.resolve()
       } catch (err) {
-        this.failed = err
-        for (const w of waiters) w.reject(err)
-        for (const w of this.waiters) w.reject(err)
+        const error = asWalError(err)
+        this.lastFailedBytes = bytes
+        this.stall(error)
+        // nothing of this group (or of what queued behind it) is on disk: none of it is acknowledged
+        for (const w of waiters) w.reject(error)
+        for (const w of this.waiters) w.reject(error)
         this.waiters = []
         this.pending = []
         this.pendingBytes = 0
+        await this.repair()
       }
       const wanted = this.rotations
       this.rotations = []
-      if ((this.current!.bytes >= this.opts.segmentBytes || wanted.length > 0) && !this.closed) await this.rotate()
-      for (const r of wanted) r()
+      try {
+        if ((this.current!.bytes >= this.opts.segmentBytes || wanted.length > 0) && !this.closed && !this.torn) await this.rotate()
+        for (const r of wanted) r.resolve()
+      } catch (err) {
+        // the current segment stays in use (it only grows past its size); the next commit tries again
+        for (const r of wanted) r.reject(asWalError(err))
+      }
     }
     this.flushing = null
   }
 
+  /** Stops taking data, with the reason; the disk poll resumes it. */
+  private stall (error: WalError): void {
+    const was = this.stalled
+    this.stalled = { error, sinceMs: was?.sinceMs ?? Date.now() }
+    if (was === null) this.opts.onState?.(this.state)
+  }
+
+  /** Called on every free-space poll: stop below the reserve, resume once there is room again. */
+  private onFreeSpace (free: number): void {
+    if (this.closed) return
+    const reserve = this.opts.reserveBytes ?? 0
+    if (this.stalled === null) {
+      if (free < reserve) this.stall(new WalError('ING_ERR_DISK_FULL', `free disk below the reserve of ${reserve} bytes`))
+      return
+    }
+    if (free < Math.max(2 * reserve, 2 * this.lastFailedBytes)) return
+    void this.repair().then(() => {
+      if (this.torn || this.stalled === null || this.closed) return
+      this.stalled = null
+      this.lastFailedBytes = 0
+      this.opts.onState?.(this.state)
+    })
+  }
+
+  /** Cuts the current segment back to its last whole record, or starts a new one when that fails. */
+  private repair (): Promise<void> {
+    if (!this.torn) return Promise.resolve()
+    this.repairing ??= (async () => {
+      try {
+        await this.handle!.truncate(this.current!.bytes)
+        this.torn = false
+      } catch {
+        try {
+          // the torn tail ends the old segment: a restart reads it up to there and cuts the rest
+          await this.rotate()
+          this.torn = false
+        } catch { /* still no room: the next poll tries again */ }
+      }
+    })().finally(() => { this.repairing = null })
+    return this.repairing
+  }
+
+  /** Opens a new segment named by the next LSN; on failure the current one stays in use. */
   private async rotate (): Promise<void> {
-    await this.handle?.close()
     const path = join(this.dir, `${String(this.nextLsn).padStart(16, '0')}.wal`)
-    this.handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | constants.O_DSYNC, 0o600)
-    await syncDir(this.dir) // the new file's directory entry, before anything in it is acknowledged
+    // no LSN handed out since the current segment opened: it holds nothing, and reopening its name
+    // would list one file twice (and delete it as the older, empty one)
+    if (this.current?.path === path) return
+    const handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | constants.O_DSYNC, 0o600)
+    try {
+      await syncDir(this.dir) // the new file's directory entry, before anything in it is acknowledged
+    } catch (err) {
+      await handle.close().catch(() => {})
+      rmSync(path, { force: true })
+      throw err
+    }
+    await this.handle?.close().catch(() => {})
+    this.handle = handle
     this.current = { path, bytes: 0, maxByTable: new Map() }
     this.segments.push(this.current)
     this.collect()
