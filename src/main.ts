@@ -14,7 +14,23 @@ try {
   throw err
 }
 const logger = pino({ level: config.LOG_LEVEL })
-const node = await startNode(config, logger)
+// signals are handled from the first moment: one that arrives while the node starts stops it once it is up
+let node: Awaited<ReturnType<typeof startNode>> | null = null
+let stopWanted: NodeJS.Signals | null = null
+let stopping = false
+function stop (signal: NodeJS.Signals): void {
+  if (node === null) { stopWanted = signal; return }
+  if (stopping) return
+  stopping = true
+  logger.info({ signal }, 'stopping: closing listeners, flushing batches')
+  node.close().then(() => { logger.info('stopped'); process.exit(0) }, (err: unknown) => {
+    logger.error({ err }, 'unclean stop')
+    process.exit(1)
+  })
+}
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => { stop(signal) })
+
+node = await startNode(config, logger)
 const storage = node.config.CLICKHOUSE_URL === undefined ? `embedded chDB in ${node.config.DATA_DIR}/chdb` : 'ClickHouse server (VF_CLICKHOUSE_URL)'
 logger.info({
   mqtt: node.mqtt === null ? 'disabled' : `mqtt://${node.mqtt.address}:${node.mqtt.port}`,
@@ -27,22 +43,10 @@ logger.info(`simulate a device fleet against this node: npm run sim -- --devices
 
 process.on('SIGHUP', () => {
   try {
-    node.reloadTls()
+    node?.reloadTls()
     logger.info('TLS certificate and key reloaded')
   } catch (err) {
     logger.error({ error: (err as Error).name }, 'TLS reload failed; the previous certificate stays in use')
   }
 })
-
-let stopping = false
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    if (stopping) return
-    stopping = true
-    logger.info({ signal }, 'stopping: closing listeners, flushing batches')
-    node.close().then(() => { logger.info('stopped'); process.exit(0) }, (err: unknown) => {
-      logger.error({ err }, 'unclean stop')
-      process.exit(1)
-    })
-  })
-}
+if (stopWanted !== null) stop(stopWanted)
