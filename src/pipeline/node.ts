@@ -114,6 +114,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     material: tls,
     guard: { maxPacketBytes: config.MAX_PACKET_BYTES, maxConnectBytes: config.MAX_CONNECT_BYTES },
     maxConnections: config.MAX_CONNECTIONS,
+    handshakeTimeoutMs: config.TLS_HANDSHAKE_TIMEOUT_MS,
     onViolation: (reason, remoteAddress) => {
       ingest.reject({ reason, detail: reason === 'ING_ERR_SIZE' ? 'packet larger than the limit: connection dropped before buffering' : 'not an MQTT session', remoteAddress })
     },
