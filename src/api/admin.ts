@@ -10,7 +10,7 @@ import type { Registry as MetricsRegistry } from 'prom-client'
 import { z } from 'zod'
 import { CATEGORIES, PURPOSES } from '../consent/index.ts'
 import { ID_PATTERN, InvalidIdError } from '../ids.ts'
-import { FAMILIES, ROLES, RegistryError, UserError, type Registry } from '../registry/index.ts'
+import { CsrError, FAMILIES, ROLES, RegistryError, UserError, type Registry } from '../registry/index.ts'
 import { registerClinicianApi, type ClinicianDeps } from './clinician.ts'
 import { rightsRoutes } from './rights-routes.ts'
 import { openApiDocument } from './openapi.ts'
@@ -78,6 +78,7 @@ export function createAdminApi (deps: AdminApiDeps): FastifyInstance {
   app.setErrorHandler((err, _req, reply) => {
     if (err instanceof RegistryError) return reply.code(STATUS[err.code]).send({ error: err.code, message: err.message })
     if (err instanceof InvalidIdError) return reply.code(400).send({ error: err.code, message: err.message })
+    if (err instanceof CsrError) return reply.code(400).send({ error: err.code, message: err.message })
     if (err instanceof UserError) return reply.code(err.code === 'ING_ERR_CONFLICT' ? 409 : 400).send({ error: err.code, message: err.message })
     const status = (err as { statusCode?: number }).statusCode ?? 500
     return reply.code(status).send({ error: status >= 500 ? 'ING_ERR_INTERNAL' : 'ING_ERR_REQUEST', message: status >= 500 ? 'internal error' : (err as Error).message })
