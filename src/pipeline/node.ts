@@ -130,9 +130,10 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     walBudgetBytes: config.WAL_BUDGET_BYTES,
     queuedRows: () => storage.stats().queuedRows,
     connections: () => broker.connections.snapshot(),
-  })
+  }, { tenantLabels: config.METRICS_TENANT_LABELS })
   const api = createAdminApi({
     metrics: prometheus.registry,
+    ...(config.METRICS_TOKEN === undefined ? {} : { metricsToken: config.METRICS_TOKEN }),
     serviceUser: config.CLICKHOUSE_USER,
     clinician: {
       users, sessions: new Sessions({ idleMs: config.SESSION_IDLE_MS, absoluteMs: config.SESSION_MAX_MS }), queries: createQueries(storage.conn),
