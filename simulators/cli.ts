@@ -8,6 +8,7 @@
  * processes.
  */
 import { fork } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { adminClientFor } from '../src/api/index.ts'
@@ -92,6 +93,11 @@ async function inWorkers (base: Omit<FleetOptions, 'log' | 'api'>, admin: Worker
 
 const config = loadConfig()
 const api = adminClientFor(config)
+/** What worker processes need to reach the admin API and /metrics (VF_METRICS_TOKEN, else the admin token). */
+function adminTokens (): NonNullable<WorkerInput['admin']> {
+  const token = config.ADMIN_TOKEN ?? readFileSync(join(config.DATA_DIR, 'admin-token'), 'utf8').trim()
+  return { baseUrl: api.baseUrl, token, metricsToken: config.METRICS_TOKEN ?? token }
+}
 try {
   const conn = await api.request<{ mqtts: number; mqttsMutual: number | null; caPem: string | null }>('GET', '/admin/connection')
   if (values.mtls && conn.mqttsMutual === null) throw new Error('--mtls: the node runs no mutual-TLS listener (VF_MQTTS_MTLS=false)')
@@ -102,7 +108,7 @@ try {
   const base = { host: '127.0.0.1', port: conn.mqtts, ...(values.mtls ? { mtlsPort: conn.mqttsMutual! } : {}), ca: conn.caPem ?? undefined, fleet, responders, seconds, speed, behaviour, seqBase: Date.now() * 1000 }
   const result = workers === 1
     ? await runFleet({ ...base, api, log })
-    : await inWorkers(base, { baseUrl: api.baseUrl, token: config.ADMIN_TOKEN ?? (await import('node:fs')).readFileSync(join(config.DATA_DIR, 'admin-token'), 'utf8').trim() })
+    : await inWorkers(base, adminTokens())
   const report = await buildReport(api, { fleet, result, since, rejectedBefore: before.rejected, speed })
   process.stdout.write(JSON.stringify(report, null, 2) + '\n')
   if (report.loss !== 0 || report.duplicates.storedTwice !== 0 || report.messages.acked === 0) process.exitCode = 1

@@ -289,7 +289,7 @@ export async function runFleet (opts: FleetOptions): Promise<FleetResult> {
   const rss: Array<[number, number]> = []
   const sampleRss = async (): Promise<void> => {
     if (opts.api === undefined) return
-    const text = await fetch(`${opts.api.baseUrl}/metrics`).then((res) => res.text(), () => '')
+    const text = await opts.api.metrics().catch(() => '')
     const m = /^vitalflow_process_resident_memory_bytes (\d+(?:\.\d+)?(?:e\+\d+)?)$/m.exec(text)
     if (m !== null) rss.push([Date.now(), Number(m[1]) / 1048576])
   }

@@ -12,11 +12,12 @@ let d: TestDevice
 const logs: string[] = []
 const PATIENT = 'patient-zz-7731'
 const HR = 187.25 // a value no log line has any business containing
+const METRICS_TOKEN = 'scraper-token-for-observability-tests'
 
 beforeAll(async () => {
   dir = tempDir()
   const sink = new Writable({ write (chunk, _enc, cb) { logs.push(String(chunk)); cb() } })
-  node = await startNode(testConfig(dir.path, { LOG_LEVEL: 'info' }), pino({ level: 'info' }, sink))
+  node = await startNode(testConfig(dir.path, { LOG_LEVEL: 'info', METRICS_TOKEN: METRICS_TOKEN, METRICS_TENANT_LABELS: true }), pino({ level: 'info' }, sink))
   await node.registry.createTenant('care-o', 'O')
   await node.registry.createPatient('care-o', PATIENT)
   await node.registry.recordConsent({ tenant: 'care-o', patient: PATIENT, purpose: 'care', category: 'vitals', action: 'grant', recordedBy: 'x', source: 'app', validFromMs: 0 })
@@ -28,7 +29,7 @@ afterAll(async () => {
   dir?.remove()
 })
 
-const get = async (path: string) => await fetch(`http://127.0.0.1:${node.http.port}${path}`)
+const get = async (path: string, token?: string) => await fetch(`http://127.0.0.1:${node.http.port}${path}`, token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } })
 const batch = (start: number): BraceletBatch => ({
   windowStartMs: start, windowMs: 60_000, heartRate: { offsetMs: 0, intervalMs: 1000, values: [HR, HR] }, heartRateQuality: [4, 4], sleep: [], batteryPercent: 50,
 })
@@ -39,15 +40,21 @@ describe('observability', () => {
     await d.client.publishAsync(topic, Buffer.from(frame), { qos: 1 })
     await d.client.publishAsync(topic, Buffer.from('garbage'), { qos: 1 })
     await node.storage.flush()
-    const text = await (await get('/metrics')).text()
+    const text = await (await get('/metrics', METRICS_TOKEN)).text()
     expect(text).toMatch(/vitalflow_messages_accepted_total\{table="vital_samples"\} 1\b/)
     expect(text).toMatch(/vitalflow_messages_rejected_total\{reason="ING_ERR_ENVELOPE"\} 1\b/)
     expect(text).toMatch(/vitalflow_rows_logged_total\{table="vital_samples"\} 3\b/)
+    // VF_METRICS_TENANT_LABELS=true here: connections by tenant
     expect(text).toMatch(/vitalflow_connections\{tenant="care-o"\} 1\b/)
     expect(text).toMatch(/vitalflow_wal_bytes \d+/)
     expect(text).toMatch(/vitalflow_insert_rows_count\{table="vital_samples"\} [1-9]/)
     expect(text).toMatch(/vitalflow_wal_sync_seconds_count [1-9]/)
     expect(text).not.toContain(PATIENT)
+    // a separate VF_METRICS_TOKEN: the admin token does not open /metrics, nor the metrics token the admin API
+    const refused = await get('/metrics', node.adminToken)
+    expect(refused.status).toBe(401)
+    expect(await refused.text()).not.toContain('care-o')
+    expect((await get('/admin/tenants', METRICS_TOKEN)).status).toBe(401)
     expect((await get('/healthz')).status).toBe(200)
     expect(await (await get('/readyz')).json()).toEqual({ ready: true })
   })

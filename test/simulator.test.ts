@@ -15,10 +15,12 @@ import { startTestNode, tempDir } from './support/node.ts'
 
 let dir: ReturnType<typeof tempDir>
 let node: IngestNode
+/** /metrics has its own token here: the simulator must send it, not the admin token, to read the node's memory. */
+const METRICS_TOKEN = 'simulator-test-metrics-token'
 
 beforeAll(async () => {
   dir = tempDir()
-  node = await startTestNode(dir.path)
+  node = await startTestNode(dir.path, { METRICS_TOKEN })
 })
 afterAll(async () => {
   await node?.close()
@@ -27,7 +29,7 @@ afterAll(async () => {
 
 describe('device-fleet simulator', () => {
   it('enrolls a mixed fleet through the admin API, publishes, and stores every acknowledged row', async () => {
-    const api = createAdminClient(`http://127.0.0.1:${node.http.port}`, node.adminToken)
+    const api = createAdminClient(`http://127.0.0.1:${node.http.port}`, node.adminToken, METRICS_TOKEN)
     const fleetFile = join(dir.path, 'sim', 'fleet.json')
     const { fleet, responders } = await ensureFleetWithResponders(api, fleetFile, { devices: 12, tenants: 2, log: () => {} })
     expect(new Set(fleet.map((d) => d.family))).toEqual(new Set(['bracelet', 'cvitals', 'calarm']))

@@ -15,11 +15,19 @@ export interface AdminClient {
   request: <T = unknown>(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown) => Promise<T>
   /** A streamed answer (exports), piped to `out` as it arrives. */
   download: (path: string, out: NodeJS.WritableStream) => Promise<void>
+  /** The Prometheus text of /metrics (bearer: the metrics token). */
+  metrics: () => Promise<string>
 }
 
-export function createAdminClient (baseUrl: string, token: string): AdminClient {
+/** `metricsToken`: what /metrics wants (VF_METRICS_TOKEN); the admin token when the node has none of its own. */
+export function createAdminClient (baseUrl: string, token: string, metricsToken: string = token): AdminClient {
   return {
     baseUrl,
+    async metrics () {
+      const res = await fetch(`${baseUrl}/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } })
+      if (!res.ok) throw new AdminApiError(res.status, await res.text())
+      return await res.text()
+    },
     async request<T> (method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<T> {
       let res: Response
       try {
@@ -50,5 +58,5 @@ export function createAdminClient (baseUrl: string, token: string): AdminClient 
 export function adminClientFor (config: Config): AdminClient {
   const token = config.ADMIN_TOKEN ?? readFileSync(join(config.DATA_DIR, 'admin-token'), 'utf8').trim()
   const host = config.HTTP_HOST === '0.0.0.0' ? '127.0.0.1' : config.HTTP_HOST
-  return createAdminClient(`http://${host}:${config.HTTP_PORT}`, token)
+  return createAdminClient(`http://${host}:${config.HTTP_PORT}`, token, config.METRICS_TOKEN ?? token)
 }

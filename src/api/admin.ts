@@ -4,13 +4,13 @@
  * Responses never echo health values; patient ids appear only where the
  * administrator asked for them and are never logged.
  */
-import { timingSafeEqual } from 'node:crypto'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Registry as MetricsRegistry } from 'prom-client'
 import { z } from 'zod'
 import { CATEGORIES, PURPOSES } from '../consent/index.ts'
 import { ID_PATTERN, InvalidIdError } from '../ids.ts'
-import { FAMILIES, ROLES, RegistryError, UserError, type Registry } from '../registry/index.ts'
+import { CsrError, FAMILIES, ROLES, RegistryError, UserError, type Registry } from '../registry/index.ts'
+import { bearerCheck } from './bearer.ts'
 import { registerClinicianApi, type ClinicianDeps } from './clinician.ts'
 import { rightsRoutes } from './rights-routes.ts'
 import { openApiDocument } from './openapi.ts'
@@ -27,6 +27,8 @@ export interface AdminApiDeps {
   connectionInfo: () => unknown
   /** Prometheus registry served at /metrics. */
   metrics?: MetricsRegistry
+  /** Bearer token of /metrics; the admin token when absent. */
+  metricsToken?: string
   /** False while the node starts or drains: load balancers should stop sending devices. */
   ready?: () => boolean
   /** ClickHouse user the node itself connects as (server mode), kept able to read every row. */
@@ -73,11 +75,16 @@ const STATUS: Record<RegistryError['code'], number> = { ING_ERR_NOT_FOUND: 404, 
 
 export function createAdminApi (deps: AdminApiDeps): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024 })
-  const token = Buffer.from(deps.adminToken)
+  const isAdmin = bearerCheck(deps.adminToken)
+  // /metrics names tenants (with VF_METRICS_TENANT_LABELS) and shows load: operators only. A bearer
+  // token on the same port rather than a separate loopback listener: one listener to run and firewall,
+  // Prometheus sends it with `authorization`, and a scraper on another host still works.
+  const isScraper = bearerCheck(deps.metricsToken ?? deps.adminToken)
 
   app.setErrorHandler((err, _req, reply) => {
     if (err instanceof RegistryError) return reply.code(STATUS[err.code]).send({ error: err.code, message: err.message })
     if (err instanceof InvalidIdError) return reply.code(400).send({ error: err.code, message: err.message })
+    if (err instanceof CsrError) return reply.code(400).send({ error: err.code, message: err.message })
     if (err instanceof UserError) return reply.code(err.code === 'ING_ERR_CONFLICT' ? 409 : 400).send({ error: err.code, message: err.message })
     const status = (err as { statusCode?: number }).statusCode ?? 500
     return reply.code(status).send({ error: status >= 500 ? 'ING_ERR_INTERNAL' : 'ING_ERR_REQUEST', message: status >= 500 ? 'internal error' : (err as Error).message })
@@ -93,16 +100,15 @@ export function createAdminApi (deps: AdminApiDeps): FastifyInstance {
     const ready = deps.ready?.() ?? true
     return reply.code(ready ? 200 : 503).send({ ready })
   })
-  app.get('/metrics', async (_req, reply) => {
+  app.get('/metrics', async (req, reply) => {
+    if (!isScraper(req.headers.authorization)) return reply.code(401).header('www-authenticate', 'Bearer realm="metrics"').send({ error: 'ING_ERR_AUTH' })
     if (deps.metrics === undefined) return reply.code(404).send()
     return reply.type(deps.metrics.contentType).send(await deps.metrics.metrics())
   })
 
   app.register(async (admin) => {
     admin.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
-      const h = req.headers.authorization ?? ''
-      const given = Buffer.from(h.startsWith('Bearer ') ? h.slice(7) : '')
-      if (given.length !== token.length || !timingSafeEqual(given, token)) return reply.code(401).send({ error: 'ING_ERR_AUTH' })
+      if (!isAdmin(req.headers.authorization)) return reply.code(401).send({ error: 'ING_ERR_AUTH' })
     })
 
     admin.get('/connection', async () => deps.connectionInfo())

@@ -1,7 +1,8 @@
 /**
  * Prometheus exposition of the node's counters. Values are read from the
  * ingest counters when scraped, so the hot path pays nothing for them. Labels
- * carry tables, reason codes and tenant ids, never patient ids.
+ * carry tables and reason codes, tenant ids only when asked for (they identify
+ * customers), never patient ids.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 
@@ -37,7 +38,12 @@ function fromRecord (name: string, help: string, label: string, read: () => Reco
   })
 }
 
-export function createPrometheus (src: MetricsSource): Prometheus {
+export interface PrometheusOptions {
+  /** Connections by tenant id; otherwise one unlabelled total (VF_METRICS_TENANT_LABELS). */
+  tenantLabels?: boolean
+}
+
+export function createPrometheus (src: MetricsSource, opts: PrometheusOptions = {}): Prometheus {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'vitalflow_' })
   fromRecord('vitalflow_messages_accepted_total', 'Messages accepted into the write-ahead log, by table', 'table', () => src.accepted, registry)
@@ -57,10 +63,17 @@ export function createPrometheus (src: MetricsSource): Prometheus {
     name: 'vitalflow_batch_queued_rows', help: 'Rows waiting for the next insert, by table', labelNames: ['table'], registers: [registry],
     collect () { for (const [t, n] of Object.entries(src.queuedRows())) this.set({ table: t }, n) },
   })
-  new Gauge({
-    name: 'vitalflow_connections', help: 'Authenticated device connections, by tenant', labelNames: ['tenant'], registers: [registry],
-    collect () { this.reset(); for (const [t, n] of Object.entries(src.connections())) this.set({ tenant: t }, n) },
-  })
+  if (opts.tenantLabels === true) {
+    new Gauge({
+      name: 'vitalflow_connections', help: 'Authenticated device connections, by tenant', labelNames: ['tenant'], registers: [registry],
+      collect () { this.reset(); for (const [t, n] of Object.entries(src.connections())) this.set({ tenant: t }, n) },
+    })
+  } else {
+    new Gauge({
+      name: 'vitalflow_connections', help: 'Authenticated device connections', registers: [registry],
+      collect () { let total = 0; for (const n of Object.values(src.connections())) total += n; this.set(total) },
+    })
+  }
   const rows = new Histogram({ name: 'vitalflow_insert_rows', help: 'Rows per ClickHouse insert', labelNames: ['table'], buckets: [1, 10, 100, 1000, 10_000, 100_000], registers: [registry] })
   const seconds = new Histogram({ name: 'vitalflow_insert_seconds', help: 'ClickHouse insert latency', labelNames: ['table', 'outcome'], buckets: [0.001, 0.005, 0.02, 0.1, 0.5, 2, 10], registers: [registry] })
   const walSync = new Histogram({ name: 'vitalflow_wal_sync_seconds', help: 'Write-ahead log group commit (write + fdatasync); PUBACKs wait for it', buckets: [0.001, 0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2], registers: [registry] })

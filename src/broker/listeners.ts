@@ -5,7 +5,7 @@
  */
 import { once } from 'node:events'
 import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net'
-import { createServer as createTlsServer } from 'node:tls'
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls'
 import type { Aedes } from 'aedes'
 import { GuardedConnection, type GuardLimits, type GuardViolation } from './packet-guard.ts'
 import { TLS_OPTIONS, type TlsMaterial } from './tls.ts'
@@ -19,6 +19,11 @@ export interface ListenerOptions {
   material: TlsMaterial
   guard: GuardLimits
   maxConnections: number
+  /**
+   * A TLS handshake must complete within this; a socket that sends nothing is closed.
+   * After it, aedes' connectTimeout bounds the wait for CONNECT.
+   */
+  handshakeTimeoutMs: number
   onViolation: (v: GuardViolation, remoteAddress: string) => void
 }
 export interface Listeners {
@@ -53,10 +58,13 @@ export async function startListeners (aedes: Aedes, opts: ListenerOptions): Prom
     servers.push(s)
     tcp = await listen(s, opts.tcp)
   }
-  const tlsServer = createTlsServer({ ...TLS_OPTIONS, key: opts.material.key, cert: opts.material.cert }, accept)
+  const handshakeTimeout = opts.handshakeTimeoutMs
+  const tlsServer = createTlsServer({ ...TLS_OPTIONS, handshakeTimeout, key: opts.material.key, cert: opts.material.cert }, accept)
   tlsServer.maxConnections = opts.maxConnections
-  // a failed handshake is the client's problem, never the broker's
-  tlsServer.on('tlsClientError', () => {})
+  // a failed handshake is the client's problem, never the broker's. With a listener
+  // here Node leaves the socket to us (a handshake timeout alone closes nothing): close it.
+  const dropFailedHandshake = (_err: Error, socket: TLSSocket): void => { socket.destroy() }
+  tlsServer.on('tlsClientError', dropFailedHandshake)
   servers.push(tlsServer)
   const tls = await listen(tlsServer, opts.tls)
 
@@ -66,9 +74,9 @@ export async function startListeners (aedes: Aedes, opts: ListenerOptions): Prom
   let mtlsServer: Server | null = null
   let mtls: AddressInfo | null = null
   if (opts.mtls !== null) {
-    const s = createTlsServer(mutual(), accept)
+    const s = createTlsServer({ ...mutual(), handshakeTimeout }, accept)
     s.maxConnections = opts.maxConnections
-    s.on('tlsClientError', () => {})
+    s.on('tlsClientError', dropFailedHandshake)
     servers.push(s)
     mtlsServer = s
     mtls = await listen(s, opts.mtls)

@@ -4,12 +4,18 @@
  * 127.0.0.1) are created with the openssl CLI under DATA_DIR/tls.
  */
 import { execFileSync } from 'node:child_process'
+import { constants } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 export interface TlsMaterial { key: Buffer; cert: Buffer; ca: Buffer | undefined; caPath: string | undefined }
 
-/** TLS 1.2 and 1.3 only; on 1.2 only ECDHE suites with AEAD ciphers (forward secrecy). */
+/**
+ * TLS 1.2 and 1.3 only; on 1.2 only ECDHE suites with AEAD ciphers (forward secrecy)
+ * and no renegotiation: Node lets a client renegotiate a 1.2 session (a CPU-cost lever
+ * for the client; testssl flags it). TLS 1.3 has no renegotiation. These are secure
+ * context options, so a certificate reload (setSecureContext) keeps them.
+ */
 export const TLS_OPTIONS = {
   minVersion: 'TLSv1.2',
   ciphers: [
@@ -19,6 +25,7 @@ export const TLS_OPTIONS = {
   ].join(':'),
   honorCipherOrder: true,
   ecdhCurve: 'X25519:P-256:P-384',
+  secureOptions: constants.SSL_OP_NO_RENEGOTIATION,
 } as const
 
 function openssl (args: string[], cwd: string): void {

@@ -54,6 +54,10 @@ export const configSchema = z.object({
   LOGIN_LOCK_MS: z.coerce.number().int().min(1000).max(86_400_000).default(15 * 60_000).describe('how long a locked account stays locked'),
   RESEARCH_MIN_GROUP: z.coerce.number().int().min(2).max(1000).default(5).describe('smallest number of patients a research aggregate may describe'),
   DEVICE_AUTH_COST: z.coerce.number().int().min(10).max(20).default(14).describe('scrypt cost (log2 N) of new device secrets'),
+  TLS_HANDSHAKE_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000)
+    .describe('a TLS handshake must complete within this or the socket is closed; in line with the 10 s MQTT connect timeout that follows it'),
+  METRICS_TOKEN: z.string().min(24).optional().describe('bearer token a Prometheus scraper sends to /metrics; the admin token when unset'),
+  METRICS_TENANT_LABELS: bool.default(false).describe('label connection counts in /metrics by tenant id (ids identify customers); otherwise one total'),
 })
 
 export type Config = z.infer<typeof configSchema>

@@ -118,6 +118,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     material: tls,
     guard: { maxPacketBytes: config.MAX_PACKET_BYTES, maxConnectBytes: config.MAX_CONNECT_BYTES },
     maxConnections: config.MAX_CONNECTIONS,
+    handshakeTimeoutMs: config.TLS_HANDSHAKE_TIMEOUT_MS,
     onViolation: (reason, remoteAddress) => {
       ingest.reject({ reason, detail: reason === 'ING_ERR_SIZE' ? 'packet larger than the limit: connection dropped before buffering' : 'not an MQTT session', remoteAddress })
     },
@@ -134,9 +135,10 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     notAcknowledging: () => { const a = storage.acknowledging(); return a.ok ? null : a.code },
     queuedRows: () => storage.stats().queuedRows,
     connections: () => broker.connections.snapshot(),
-  })
+  }, { tenantLabels: config.METRICS_TENANT_LABELS })
   const api = createAdminApi({
     metrics: prometheus.registry,
+    ...(config.METRICS_TOKEN === undefined ? {} : { metricsToken: config.METRICS_TOKEN }),
     serviceUser: config.CLICKHOUSE_USER,
     clinician: {
       users, sessions: new Sessions({ idleMs: config.SESSION_IDLE_MS, absoluteMs: config.SESSION_MAX_MS }), queries: createQueries(storage.conn),

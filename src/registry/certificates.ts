@@ -11,6 +11,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import { checkCsr } from './csr.ts'
 
 export interface TenantCa { tenant: string; certPem: string; cert: X509Certificate }
 
@@ -81,6 +82,8 @@ export class CertificateAuthorities {
         return { certPem: await readFile(join(work, 'device.crt'), 'utf8'), keyPem: await readFile(join(work, 'device.key'), 'utf8') }
       }
       await writeFile(join(work, 'device.csr'), csrPem)
+      // a malformed request, a forged self-signature or a weak key is the caller's error (CsrError), not ours
+      await checkCsr('device.csr', work)
       await writeFile(join(work, 'ext'), 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n')
       await opensslAsync(['x509', '-req', '-in', 'device.csr', ...ca, '-extfile', 'ext', '-out', 'device.crt', ...subject], work, env)
       return { certPem: await readFile(join(work, 'device.crt'), 'utf8') }
