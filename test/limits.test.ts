@@ -1,12 +1,12 @@
-/** Per-client rate limit, per-tenant connection cap and back-off after failed logins, over real sockets. */
+/** Per-device rate limit, per-tenant connection cap and back-off after failed logins, over real sockets. */
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { AuthBackoff, TokenBucket } from '../src/broker/index.ts'
+import { AuthBackoff, IdentityBuckets, TokenBucket } from '../src/broker/index.ts'
 import type { IngestNode } from '../src/pipeline/index.ts'
 import type { Enrollment } from '../src/registry/index.ts'
 import { createAlarmModel, DeviceSealer } from '../devices/index.ts'
 import { connack, connectPacket, rawSocket } from './support/raw-mqtt.ts'
-import { connectTls, count, startTestNode, tempDir } from './support/node.ts'
+import { connectTls, count, publishAcked, startTestNode, tempDir } from './support/node.ts'
 
 let dir: ReturnType<typeof tempDir>
 let node: IngestNode
@@ -20,6 +20,8 @@ beforeAll(async () => {
   await node.registry.createTenant('care-m', 'M')
   for (let i = 0; i < 4; i++) devices.push(await node.registry.enrollDevice({ tenant: 'care-l', device: `cal-l${i}`, family: 'calarm', patient: null }))
   devices.push(await node.registry.enrollDevice({ tenant: 'care-m', device: 'cal-m0', family: 'calarm', patient: null }))
+  await node.registry.createTenant('care-r', 'R')
+  for (let i = 0; i < 2; i++) devices.push(await node.registry.enrollDevice({ tenant: 'care-r', device: `cal-r${i}`, family: 'calarm', patient: null }))
 }, 60_000)
 afterAll(async () => {
   await node?.close()
@@ -46,6 +48,48 @@ describe('limits', () => {
     expect(await count(node, 'rejected_messages', "reason = 'ING_ERR_RATE' AND device_id = {d:String}", { d: d.device })).toBeGreaterThanOrEqual(1)
     await c.endAsync(true)
   })
+
+  it('limits a device, not a connection: reconnecting does not refill its bucket, and another device keeps its own', async () => {
+    const [d, other] = [devices[5]!, devices[6]!]
+    const { PUBLISH_RATE: rate, PUBLISH_BURST: burst } = node.config
+    const sealer = new DeviceSealer({ tenant: d.tenant, device: d.device, keyId: 1, key: Buffer.from(d.key, 'base64url') })
+    const rateRefusals = node.metrics.rejected['ING_ERR_RATE'] ?? 0
+    let acked = 0
+    let sent = 0
+    const started = performance.now()
+    // each connection publishes until the broker cuts it off for its rate, then the device reconnects
+    for (let cycle = 0; cycle < 12; cycle++) {
+      const c = await connectTls(node, d.device, d.secret)
+      for (let i = 0; i < 3 * burst; i++) {
+        const { topic, frame } = sealer.seal('alarm', alarms.next(Date.now() - 1000))
+        sent++
+        if (await publishAcked(c, topic, frame)) acked++
+        else break
+      }
+      await c.endAsync(true)
+    }
+    const elapsedS = (performance.now() - started) / 1000
+    const allowed = burst + rate * elapsedS + 2
+    const stored = await count(node, 'alarm_events', 'device_id = {d:String}', { d: d.device })
+    // a bucket per connection would have let 12 × burst through
+    expect(12 * burst).toBeGreaterThan(allowed)
+    expect(acked).toBeLessThanOrEqual(allowed)
+    expect(stored).toBeLessThanOrEqual(allowed)
+    expect(stored).toBeGreaterThanOrEqual(burst)
+    expect(sent).toBeGreaterThan(stored)
+    expect((node.metrics.rejected['ING_ERR_RATE'] ?? 0) - rateRefusals).toBeGreaterThanOrEqual(12)
+
+    // the other device of the same tenant still has its whole burst
+    const c = await connectTls(node, other.device, other.secret)
+    const otherSealer = new DeviceSealer({ tenant: other.tenant, device: other.device, keyId: 1, key: Buffer.from(other.key, 'base64url') })
+    let otherAcked = 0
+    for (let i = 0; i < burst; i++) {
+      const { topic, frame } = otherSealer.seal('alarm', alarms.next(Date.now() - 1000))
+      if (await publishAcked(c, topic, frame)) otherAcked++
+    }
+    expect(otherAcked).toBe(burst)
+    await c.endAsync(true)
+  }, 60_000)
 
   it('caps authenticated connections per tenant without affecting other tenants', async () => {
     const open = await Promise.all(devices.slice(0, 3).map((d) => connectTls(node, d.device, d.secret)))
@@ -75,6 +119,25 @@ describe('limits', () => {
 })
 
 describe('limit primitives', () => {
+  it('identity buckets: one bucket per device whatever the connections, dropped only when unheld and full', () => {
+    const b = new IdentityBuckets(1, 3, 2)
+    const first = b.acquire('t', 'd', 0)
+    const second = b.acquire('t', 'd', 0)
+    expect(second.bucket).toBe(first.bucket)
+    for (let i = 0; i < 3; i++) expect(first.bucket.take(0)).toBe(true)
+    expect(second.bucket.take(0)).toBe(false)
+    first.release(); second.release(); first.release()
+    b.sweep(1000) // one token back of three: not full, kept
+    expect(b.acquire('t', 'd', 1000).bucket).toBe(first.bucket)
+    b.acquire('t', 'e', 0).release()
+    b.sweep(10_000) // 'd' is held again; 'e' is unheld and full
+    expect(b.size).toBe(1)
+    // many short-lived identities: the map stays bounded by the sweeps
+    for (let i = 0; i < 10_000; i++) b.acquire('t', `x${i}`, 20_000 + i * 10_000).release()
+    expect(b.size).toBeLessThan(10)
+  })
+
+
   it('token bucket admits burst + rate × elapsed, never more', () => {
     fc.assert(fc.property(fc.integer({ min: 1, max: 100 }), fc.integer({ min: 1, max: 50 }), fc.array(fc.integer({ min: 0, max: 500 }), { maxLength: 200 }), (rate, burst, gaps) => {
       const b = new TokenBucket(rate, burst, 0)

@@ -8,12 +8,13 @@ import type { X509Certificate } from 'node:crypto'
 import { TLSSocket } from 'node:tls'
 import { Aedes, type AuthenticateError, type Client } from 'aedes'
 import type { DeviceRecord } from '../registry/index.ts'
-import { AuthBackoff, ConnectionCounter, TokenBucket } from './limits.ts'
+import { AuthBackoff, ConnectionCounter, IdentityBuckets, type TokenBucket } from './limits.ts'
 
+/** An authenticated connection. `bucket` is its identity's, shared with every other connection of the same device. */
 export interface Sender { record: DeviceRecord; clientId: string; remoteAddress: string; bucket: TokenBucket }
 
 export interface BrokerLimits {
-  /** Sustained publishes per second per client, and the burst it may save up. */
+  /** Sustained publishes per second per device (all its connections together, across reconnects), and the burst it may save up. */
   publishRate: number
   publishBurst: number
   connectionsPerTenant: number
@@ -90,6 +91,7 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
   const limits = { ...DEFAULT_LIMITS, ...deps.limits }
   const backoff = new AuthBackoff(limits.authFreeFailures, limits.authMaxBackoffSeconds)
   const connections = new ConnectionCounter(limits.connectionsPerTenant)
+  const buckets = new IdentityBuckets(limits.publishRate, limits.publishBurst)
 
   const aedes = await Aedes.createBroker({
     connectTimeout: 10_000,
@@ -111,9 +113,15 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
         if (!connections.tryAdd(record.tenant)) {
           return refuse(SERVER_UNAVAILABLE, 'ING_ERR_CONN_LIMIT', `tenant has ${limits.connectionsPerTenant} connections open`, record.tenant)
         }
-        // every counted connection is uncounted exactly once, when its socket closes
-        client.conn.once('close', () => { connections.remove(record.tenant) })
-        senders.set(client, { record, clientId: client.id, remoteAddress, bucket: new TokenBucket(limits.publishRate, limits.publishBurst) })
+        // the limit belongs to the identity: a reconnect gets the same, partly spent, bucket
+        const held = buckets.acquire(record.tenant, record.device)
+        // every counted connection is uncounted exactly once, when its socket closes (or now, if it
+        // closed while the secret was being checked and its 'close' has been or is about to be emitted)
+        let counted = true
+        const uncount = (): void => { if (counted) { counted = false; connections.remove(record.tenant); held.release() } }
+        client.conn.once('close', uncount)
+        if ((client.conn as { destroyed?: boolean }).destroyed === true) uncount()
+        senders.set(client, { record, clientId: client.id, remoteAddress, bucket: held.bucket })
         done(null, true)
       }
       const peer = peerCertificate(client)

@@ -1,4 +1,4 @@
-/** Per-client and per-source limits: publish rate, connections per tenant, back-off after failed authentication. */
+/** Per-identity and per-source limits: publish rate, connections per tenant, back-off after failed authentication. */
 
 /** Token bucket: `rate` tokens per second, at most `burst` saved up. */
 export class TokenBucket {
@@ -15,6 +15,51 @@ export class TokenBucket {
     if (this.tokens < 1) return false
     this.tokens -= 1
     return true
+  }
+
+  /** True when the bucket would be full at `now`: dropping it and starting a new one loses nothing. */
+  isFull (now = performance.now()): boolean {
+    return this.tokens + ((now - this.last) / 1000) * this.rate >= this.burst
+  }
+}
+
+/**
+ * One token bucket per identity (tenant and device), shared by every
+ * connection of that identity, so reconnecting does not refill it. Buckets
+ * exist only for authenticated identities (so at most one per enrolled
+ * device); a bucket no connection holds is dropped once it has refilled,
+ * which is exact (a new bucket starts full). Sweeps run when the map has
+ * doubled since the last one, so the cost is amortised O(1) per connect and
+ * the map stays within twice the identities that are connected or were
+ * limited in the last burst/rate seconds.
+ */
+export class IdentityBuckets {
+  private readonly buckets = new Map<string, { bucket: TokenBucket; holders: number }>()
+  private sweepAt: number
+  constructor (private readonly rate: number, private readonly burst: number, private readonly minSweep = 1024) {
+    this.sweepAt = minSweep
+  }
+
+  /** The identity's bucket, held until `release` is called (once per acquire). */
+  acquire (tenant: string, device: string, now = performance.now()): { bucket: TokenBucket; release: () => void } {
+    const key = `${tenant}\0${device}`
+    let e = this.buckets.get(key)
+    if (e === undefined) {
+      if (this.buckets.size >= this.sweepAt) this.sweep(now)
+      e = { bucket: new TokenBucket(this.rate, this.burst, now), holders: 0 }
+      this.buckets.set(key, e)
+    }
+    e.holders++
+    const entry = e
+    let released = false
+    return { bucket: entry.bucket, release: () => { if (!released) { released = true; entry.holders-- } } }
+  }
+
+  get size (): number { return this.buckets.size }
+
+  sweep (now = performance.now()): void {
+    for (const [k, e] of this.buckets) if (e.holders === 0 && e.bucket.isFull(now)) this.buckets.delete(k)
+    this.sweepAt = Math.max(this.minSweep, this.buckets.size * 2)
   }
 }
 
