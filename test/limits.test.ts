@@ -1,5 +1,6 @@
 /** Per-device rate limit, per-tenant connection cap and back-off after failed logins, over real sockets. */
 import fc from 'fast-check'
+import mqtt from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { AuthBackoff, IdentityBuckets, TokenBucket } from '../src/broker/index.ts'
 import type { IngestNode } from '../src/pipeline/index.ts'
@@ -116,6 +117,55 @@ describe('limits', () => {
     expect(node.metrics.rejected['ING_ERR_AUTH_BACKOFF']).toBe(1)
     expect(await attempt(d.secret, '127.0.0.3')).toBe(0) // another address is unaffected
   })
+
+  const attemptFrom = async (from: string, device: string, password: string): Promise<number | 'closed'> => {
+    const s = await rawSocket(node.mqtt!.port, from)
+    const code = await connack(s, connectPacket({ clientId: device, username: device, password }))
+    s.destroy()
+    return code
+  }
+  const backoffRows = async (from: string): Promise<number> =>
+    await count(node, 'rejected_messages', "reason = 'ING_ERR_AUTH_BACKOFF' AND remote_address = {a:String}", { a: from })
+
+  it('a mutual-TLS login from an address does not forgive the wrong passwords tried from it', async () => {
+    const from = '127.0.0.4'
+    const [guessed, enrolled] = [devices[1]!, devices[2]!]
+    // 3 free failures, then 3 more, each after the previous back-off has run out: the back-off is now 4 s
+    for (let failures = 0; failures < 6;) {
+      const code = await attemptFrom(from, guessed.device, 'wrong')
+      if (code === 4) failures++
+      else { expect(code).toBe(5); await new Promise((resolve) => setTimeout(resolve, 250)) }
+    }
+    const issued = await node.registry.issueCertificate(enrolled.tenant, enrolled.device)
+    // localAddress is passed through to tls.connect (mqtt.js does not declare it)
+    const c = await mqtt.connectAsync({
+      protocol: 'mqtts', host: '127.0.0.1', port: node.mqttsMutual!.port, ca: node.caPem!, servername: 'localhost',
+      key: issued.keyPem!, cert: issued.certPem, clientId: enrolled.device, reconnectPeriod: 0, connectTimeout: 5000,
+      ...{ localAddress: from },
+    })
+    expect(c.connected).toBe(true)
+    await c.endAsync()
+    const before = await backoffRows(from)
+    // still backing off: refused without checking the password (CONNACK 5, not 4)
+    expect(await attemptFrom(from, guessed.device, 'wrong')).toBe(5)
+    expect(await backoffRows(from)).toBe(before + 1)
+  })
+
+  it('a correct secret forgives only that device\'s own failures from the address, not those against other devices', async () => {
+    const [target, mine] = [devices[1]!, devices[2]!]
+    const from = '127.0.0.5'
+    for (let i = 0; i < 3; i++) expect(await attemptFrom(from, target.device, 'wrong')).toBe(4) // the free failures
+    expect(await attemptFrom(from, mine.device, mine.secret)).toBe(0) // a valid secret of another device
+    expect(await attemptFrom(from, target.device, 'wrong')).toBe(4) // 4th failure: the back-off starts
+    expect(await attemptFrom(from, target.device, 'wrong')).toBe(5)
+    expect(await backoffRows(from)).toBe(1)
+
+    const typos = '127.0.0.6'
+    for (let i = 0; i < 3; i++) expect(await attemptFrom(typos, mine.device, 'wrong')).toBe(4)
+    expect(await attemptFrom(typos, mine.device, mine.secret)).toBe(0) // forgives its own three
+    for (let i = 0; i < 3; i++) expect(await attemptFrom(typos, mine.device, 'wrong')).toBe(4)
+    expect(await attemptFrom(typos, mine.device, mine.secret)).toBe(0)
+  })
 })
 
 describe('limit primitives', () => {
@@ -151,13 +201,41 @@ describe('limit primitives', () => {
     }))
   })
 
-  it('back-off doubles per failure past the free ones, capped, and clears on success', () => {
+  it('back-off doubles per failure past the free ones, capped, and is forgotten after a quiet period', () => {
     const b = new AuthBackoff(2, 8)
-    b.fail('a', 0); b.fail('a', 0)
+    b.fail('a', 'u', 0); b.fail('a', 'u', 0)
     expect(b.waitMs('a', 0)).toBe(0)
-    const waits = [1, 2, 4, 8, 8].map(() => { b.fail('a', 0); return b.waitMs('a', 0) })
+    const waits = [1, 2, 4, 8, 8].map(() => { b.fail('a', 'u', 0); return b.waitMs('a', 0) })
     expect(waits).toEqual([1000, 2000, 4000, 8000, 8000])
-    b.succeed('a')
-    expect(b.waitMs('a', 0)).toBe(0)
+    expect(b.waitMs('a', 8000)).toBe(0)
+    b.fail('a', 'u', 8000) // the record is still there: the next failure waits the longest again
+    expect(b.waitMs('a', 8000)).toBe(8000)
+    b.fail('a', 'u', 16_000 + 8000 + 1) // quiet for 8 s after the back-off ended: starts clean
+    expect(b.waitMs('a', 24_001)).toBe(0)
+    expect(b.size).toBe(1)
+  })
+
+  it('a correct password forgives only its own user\'s failures from that source', () => {
+    const b = new AuthBackoff(2, 60)
+    b.fail('a', 'victim', 0); b.fail('a', 'victim', 0)
+    b.succeed('a', 'attacker', 0) // a valid secret of another identity forgives nothing
+    b.fail('a', 'victim', 0)
+    expect(b.waitMs('a', 0)).toBe(1000)
+    b.fail('b', 'me', 0); b.fail('b', 'me', 0)
+    b.succeed('b', 'me', 0) // my own typos are forgiven
+    b.fail('b', 'me', 0)
+    expect(b.waitMs('b', 0)).toBe(0)
+    // past USERS_PER_SOURCE names, failures still count but cannot be forgiven
+    for (let i = 0; i < AuthBackoff.USERS_PER_SOURCE + 2; i++) b.fail('c', `n${i}`, 0)
+    for (let i = 0; i < AuthBackoff.USERS_PER_SOURCE + 2; i++) b.succeed('c', `n${i}`, 0)
+    b.fail('c', 'x', 0) // the two untracked failures stay: 3 > 2 free
+    expect(b.waitMs('c', 0)).toBe(1000)
+  })
+
+  it('keeps at most maxSources sources', () => {
+    const b = new AuthBackoff(1, 60, 100)
+    for (let i = 0; i < 1000; i++) { b.fail(`s${i}`, 'u', 0); b.fail(`s${i}`, 'u', 0) }
+    expect(b.size).toBeLessThanOrEqual(100)
+    expect(b.waitMs('s999', 0)).toBe(1000)
   })
 })

@@ -108,8 +108,8 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
         deps.reject({ reason, detail, tenant, clientId: client.id.slice(0, 64), remoteAddress, device: username?.slice(0, 64) ?? '' })
         done(authError(code, detail), null)
       }
+      // a certificate login does not touch the password back-off (see AuthBackoff: it forgives nothing)
       const admit = (record: DeviceRecord): void => {
-        backoff.succeed(remoteAddress)
         if (!connections.tryAdd(record.tenant)) {
           return refuse(SERVER_UNAVAILABLE, 'ING_ERR_CONN_LIMIT', `tenant has ${limits.connectionsPerTenant} connections open`, record.tenant)
         }
@@ -137,16 +137,18 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
       const wait = backoff.waitMs(remoteAddress)
       if (wait > 0) return refuse(NOT_AUTHORIZED, 'ING_ERR_AUTH_BACKOFF', `too many failed logins from this address; retry in ${Math.ceil(wait / 1000)} s`)
       if (typeof username !== 'string' || password === undefined) {
-        backoff.fail(remoteAddress)
+        backoff.fail(remoteAddress, username ?? '')
         return refuse(BAD_CREDENTIALS, 'ING_ERR_AUTH', 'username and password required')
       }
       // also refuses an empty client id, which aedes would otherwise accept with clean=0 [MQTT-3.1.3-8]
       if (client.id !== username) return refuse(IDENTIFIER_REJECTED, 'ING_ERR_CLIENT_ID', 'client id must equal the device id')
       deps.authenticate(username, password.toString('utf8')).then((record) => {
         if (record === null) {
-          backoff.fail(remoteAddress)
+          backoff.fail(remoteAddress, username)
           return refuse(BAD_CREDENTIALS, 'ING_ERR_AUTH', 'unknown device or wrong secret')
         }
+        // forgives this device's own failures from this address, not those against other devices
+        backoff.succeed(remoteAddress, username)
         admit(record)
       }, (err: unknown) => {
         refuse(NOT_AUTHORIZED, 'ING_ERR_AUTH', `authentication failed: ${(err as Error).name}`)

@@ -63,34 +63,84 @@ export class IdentityBuckets {
   }
 }
 
+interface SourceFailures { failures: number; until: number; last: number; byUser: Map<string, number> }
+
 /**
- * Exponential back-off of failed authentication per source address: after
- * `freeFailures` failures, each further attempt must wait 2^k seconds (capped),
- * and attempts during the wait are refused without checking credentials.
+ * Exponential back-off of failed password checks per source address: after
+ * `freeFailures` failures, each further attempt must wait 2^k seconds (capped
+ * at `maxSeconds`), and attempts during the wait are refused without checking
+ * credentials.
+ *
+ * What forgives failures, and what does not:
+ * - time: a source with no failure for `maxSeconds` after its last failure
+ *   (or its back-off, whichever ends later) starts clean;
+ * - a correct password forgives only the failures of that same user name from
+ *   that source (a device or person who mistyped their own secret), never
+ *   failures against other identities: someone holding one valid secret, or
+ *   sharing an address (NAT) with a valid device, cannot reset the back-off
+ *   of a guessing run by logging in with it;
+ * - a certificate (mutual-TLS) login forgives nothing: it proves nothing about
+ *   the passwords tried from that address.
+ * Per source at most `USERS_PER_SOURCE` user names are tracked one by one;
+ * failures for further names count for the source and are never forgiven.
  */
 export class AuthBackoff {
-  private readonly sources = new Map<string, { failures: number; until: number }>()
-  constructor (private readonly freeFailures: number, private readonly maxSeconds: number) {}
+  static readonly USERS_PER_SOURCE = 8
+  private readonly sources = new Map<string, SourceFailures>()
+  constructor (private readonly freeFailures: number, private readonly maxSeconds: number, private readonly maxSources = 100_000) {}
 
   /** Milliseconds the source must still wait; 0 = may try. */
   waitMs (source: string, now = Date.now()): number {
-    const s = this.sources.get(source)
+    const s = this.current(source, now)
     return s === undefined ? 0 : Math.max(0, s.until - now)
   }
 
-  fail (source: string, now = Date.now()): void {
-    const s = this.sources.get(source) ?? { failures: 0, until: 0 }
+  fail (source: string, user: string, now = Date.now()): void {
+    const s = this.current(source, now) ?? { failures: 0, until: 0, last: now, byUser: new Map<string, number>() }
     s.failures++
+    s.last = now
+    const name = user.slice(0, 64)
+    const mine = s.byUser.get(name)
+    if (mine !== undefined || s.byUser.size < AuthBackoff.USERS_PER_SOURCE) s.byUser.set(name, (mine ?? 0) + 1)
     const over = s.failures - this.freeFailures
     s.until = over > 0 ? now + Math.min(this.maxSeconds, 2 ** (over - 1)) * 1000 : 0
     this.sources.set(source, s)
-    if (this.sources.size > 100_000) this.prune(now)
+    if (this.sources.size > this.maxSources) this.prune(now)
   }
 
-  succeed (source: string): void { this.sources.delete(source) }
+  /** A correct password for `user` from `source`: forgets that user's failures from there, and only those. */
+  succeed (source: string, user: string, now = Date.now()): void {
+    const s = this.current(source, now)
+    const name = user.slice(0, 64)
+    const mine = s?.byUser.get(name)
+    if (s === undefined || mine === undefined) return
+    s.byUser.delete(name)
+    s.failures -= mine
+    if (s.failures <= 0) this.sources.delete(source)
+    else if (s.failures <= this.freeFailures) s.until = 0
+  }
 
+  get size (): number { return this.sources.size }
+
+  /** The source's record, or undefined if it has none or it has been quiet long enough to be forgotten. */
+  private current (source: string, now: number): SourceFailures | undefined {
+    const s = this.sources.get(source)
+    if (s === undefined) return undefined
+    if (this.forgotten(s, now)) { this.sources.delete(source); return undefined }
+    return s
+  }
+
+  private forgotten (s: SourceFailures, now: number): boolean {
+    return Math.max(s.last, s.until) + this.maxSeconds * 1000 < now
+  }
+
+  /** Over the cap: drops forgotten sources and those not backing off, then (still over) the oldest. */
   private prune (now: number): void {
-    for (const [k, s] of this.sources) if (s.until < now - this.maxSeconds * 1000) this.sources.delete(k)
+    for (const [k, s] of this.sources) if (this.forgotten(s, now) || s.until < now) this.sources.delete(k)
+    for (const k of this.sources.keys()) {
+      if (this.sources.size <= this.maxSources) break
+      this.sources.delete(k)
+    }
   }
 }
 
