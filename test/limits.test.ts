@@ -232,6 +232,20 @@ describe('limit primitives', () => {
     expect(b.waitMs('c', 0)).toBe(1000)
   })
 
+  it('admits at most as many checks at once per source as it has free failures left, at least one', () => {
+    const b = new AuthBackoff(3, 60)
+    expect([0, 1, 2, 3].map(() => b.begin('a', 0))).toEqual([{ ok: true }, { ok: true }, { ok: true }, { ok: false, reason: 'busy', waitMs: 1000 }])
+    b.fail('a', 'u', 0) // one done: 2 running, 2 free failures left
+    expect(b.begin('a', 0).ok).toBe(false)
+    b.abandon('a', 0) // one did not happen: 1 running
+    expect(b.begin('a', 0).ok).toBe(true)
+    b.fail('a', 'u', 0); b.fail('a', 'u', 0) // 3 failures, none running: one at a time from now on
+    expect(b.begin('a', 0).ok).toBe(true)
+    expect(b.begin('a', 0)).toEqual({ ok: false, reason: 'busy', waitMs: 1000 })
+    b.fail('a', 'u', 0)
+    expect(b.begin('a', 0)).toEqual({ ok: false, reason: 'backoff', waitMs: 1000 })
+  })
+
   it('keeps at most maxSources sources', () => {
     const b = new AuthBackoff(1, 60, 100)
     for (let i = 0; i < 1000; i++) { b.fail(`s${i}`, 'u', 0); b.fail(`s${i}`, 'u', 0) }

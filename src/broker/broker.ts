@@ -40,6 +40,7 @@ export interface BrokerRejection {
 }
 
 export interface BrokerDeps {
+  /** Rejects with an error whose code is ING_ERR_AUTH_BUSY when secret checks are saturated (CONNACK 3). */
   authenticate: (device: string, secret: string) => Promise<DeviceRecord | null>
   /** The device a verified client certificate speaks for (mutual TLS), or null. */
   authenticateCertificate?: (peer: X509Certificate) => DeviceRecord | null
@@ -134,14 +135,16 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
         }
         return admit(record)
       }
-      const wait = backoff.waitMs(remoteAddress)
-      if (wait > 0) return refuse(NOT_AUTHORIZED, 'ING_ERR_AUTH_BACKOFF', `too many failed logins from this address; retry in ${Math.ceil(wait / 1000)} s`)
+      const may = backoff.begin(remoteAddress)
+      if (!may.ok && may.reason === 'backoff') return refuse(NOT_AUTHORIZED, 'ING_ERR_AUTH_BACKOFF', `too many failed logins from this address; retry in ${Math.ceil(may.waitMs / 1000)} s`)
+      if (!may.ok) return refuse(SERVER_UNAVAILABLE, 'ING_ERR_AUTH_BUSY', 'as many logins from this address are being checked as it may still fail; retry shortly')
+      // from here every path settles the begun check exactly once: fail, succeed or abandon
       if (typeof username !== 'string' || password === undefined) {
         backoff.fail(remoteAddress, username ?? '')
         return refuse(BAD_CREDENTIALS, 'ING_ERR_AUTH', 'username and password required')
       }
       // also refuses an empty client id, which aedes would otherwise accept with clean=0 [MQTT-3.1.3-8]
-      if (client.id !== username) return refuse(IDENTIFIER_REJECTED, 'ING_ERR_CLIENT_ID', 'client id must equal the device id')
+      if (client.id !== username) { backoff.abandon(remoteAddress); return refuse(IDENTIFIER_REJECTED, 'ING_ERR_CLIENT_ID', 'client id must equal the device id') }
       deps.authenticate(username, password.toString('utf8')).then((record) => {
         if (record === null) {
           backoff.fail(remoteAddress, username)
@@ -151,6 +154,9 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
         backoff.succeed(remoteAddress, username)
         admit(record)
       }, (err: unknown) => {
+        backoff.abandon(remoteAddress)
+        // too many checks already waiting for a hash thread: refused at once, and not a failure of this source
+        if ((err as { code?: unknown }).code === 'ING_ERR_AUTH_BUSY') return refuse(SERVER_UNAVAILABLE, 'ING_ERR_AUTH_BUSY', 'secret checks are saturated; retry later')
         refuse(NOT_AUTHORIZED, 'ING_ERR_AUTH', `authentication failed: ${(err as Error).name}`)
       })
     },

@@ -63,7 +63,7 @@ export class IdentityBuckets {
   }
 }
 
-interface SourceFailures { failures: number; until: number; last: number; byUser: Map<string, number> }
+interface SourceFailures { failures: number; until: number; last: number; pending: number; byUser: Map<string, number> }
 
 /**
  * Exponential back-off of failed password checks per source address: after
@@ -83,6 +83,12 @@ interface SourceFailures { failures: number; until: number; last: number; byUser
  *   the passwords tried from that address.
  * Per source at most `USERS_PER_SOURCE` user names are tracked one by one;
  * failures for further names count for the source and are never forgiven.
+ *
+ * A failure only counts once its check is done, so checks running at once
+ * are capped too: `begin` admits at most as many concurrent checks per source
+ * as it has free failures left (at least one), otherwise a burst of parallel
+ * attempts from one address would all be checked. Each admitted check is
+ * settled exactly once, by `fail`, `succeed` or `abandon`.
  */
 export class AuthBackoff {
   static readonly USERS_PER_SOURCE = 8
@@ -95,8 +101,34 @@ export class AuthBackoff {
     return s === undefined ? 0 : Math.max(0, s.until - now)
   }
 
+  /**
+   * Starts a credential check from `source`. `ok`: go ahead, then settle it once. Otherwise
+   * `backoff` (the source failed too often: wait `waitMs`) or `busy` (as many checks from it
+   * are running as it has free failures left; transient, e.g. many devices behind one NAT
+   * reconnecting at once: retry shortly).
+   */
+  begin (source: string, now = Date.now()): { ok: true } | { ok: false; reason: 'backoff' | 'busy'; waitMs: number } {
+    const wait = this.waitMs(source, now)
+    if (wait > 0) return { ok: false, reason: 'backoff', waitMs: wait }
+    const s = this.current(source, now)
+    const pending = s?.pending ?? 0
+    if (pending >= Math.max(1, this.freeFailures - (s?.failures ?? 0))) return { ok: false, reason: 'busy', waitMs: 1000 }
+    const rec = s ?? this.record(source, now)
+    rec.pending = pending + 1
+    return { ok: true }
+  }
+
+  /** A begun check that did not happen (the checker was busy): counts neither way. */
+  abandon (source: string, now = Date.now()): void {
+    const s = this.current(source, now)
+    if (s === undefined) return
+    this.settle(s)
+    if (s.failures === 0 && s.pending === 0) this.sources.delete(source)
+  }
+
   fail (source: string, user: string, now = Date.now()): void {
-    const s = this.current(source, now) ?? { failures: 0, until: 0, last: now, byUser: new Map<string, number>() }
+    const s = this.current(source, now) ?? this.record(source, now)
+    this.settle(s)
     s.failures++
     s.last = now
     const name = user.slice(0, 64)
@@ -104,23 +136,31 @@ export class AuthBackoff {
     if (mine !== undefined || s.byUser.size < AuthBackoff.USERS_PER_SOURCE) s.byUser.set(name, (mine ?? 0) + 1)
     const over = s.failures - this.freeFailures
     s.until = over > 0 ? now + Math.min(this.maxSeconds, 2 ** (over - 1)) * 1000 : 0
-    this.sources.set(source, s)
-    if (this.sources.size > this.maxSources) this.prune(now)
   }
 
   /** A correct password for `user` from `source`: forgets that user's failures from there, and only those. */
   succeed (source: string, user: string, now = Date.now()): void {
     const s = this.current(source, now)
+    if (s === undefined) return
+    this.settle(s)
     const name = user.slice(0, 64)
-    const mine = s?.byUser.get(name)
-    if (s === undefined || mine === undefined) return
+    const mine = s.byUser.get(name) ?? 0
     s.byUser.delete(name)
     s.failures -= mine
-    if (s.failures <= 0) this.sources.delete(source)
+    if (s.failures <= 0 && s.pending === 0) this.sources.delete(source)
     else if (s.failures <= this.freeFailures) s.until = 0
   }
 
   get size (): number { return this.sources.size }
+
+  private record (source: string, now: number): SourceFailures {
+    if (this.sources.size >= this.maxSources) this.prune(now, this.maxSources - 1)
+    const s: SourceFailures = { failures: 0, until: 0, last: now, pending: 0, byUser: new Map<string, number>() }
+    this.sources.set(source, s)
+    return s
+  }
+
+  private settle (s: SourceFailures): void { if (s.pending > 0) s.pending-- }
 
   /** The source's record, or undefined if it has none or it has been quiet long enough to be forgotten. */
   private current (source: string, now: number): SourceFailures | undefined {
@@ -131,14 +171,14 @@ export class AuthBackoff {
   }
 
   private forgotten (s: SourceFailures, now: number): boolean {
-    return Math.max(s.last, s.until) + this.maxSeconds * 1000 < now
+    return s.pending === 0 && Math.max(s.last, s.until) + this.maxSeconds * 1000 < now
   }
 
-  /** Over the cap: drops forgotten sources and those not backing off, then (still over) the oldest. */
-  private prune (now: number): void {
-    for (const [k, s] of this.sources) if (this.forgotten(s, now) || s.until < now) this.sources.delete(k)
+  /** At the cap: drops forgotten sources and those neither backing off nor checking, then (still over) the oldest. */
+  private prune (now: number, target: number): void {
+    for (const [k, s] of this.sources) if (this.forgotten(s, now) || (s.until < now && s.pending === 0)) this.sources.delete(k)
     for (const k of this.sources.keys()) {
-      if (this.sources.size <= this.maxSources) break
+      if (this.sources.size <= target) break
       this.sources.delete(k)
     }
   }
