@@ -84,11 +84,14 @@ interface SourceFailures { failures: number; until: number; last: number; pendin
  * Per source at most `USERS_PER_SOURCE` user names are tracked one by one;
  * failures for further names count for the source and are never forgiven.
  *
- * A failure only counts once its check is done, so checks running at once
- * are capped too: `begin` admits at most as many concurrent checks per source
- * as it has free failures left (at least one), otherwise a burst of parallel
- * attempts from one address would all be checked. Each admitted check is
- * settled exactly once, by `fail`, `succeed` or `abandon`.
+ * A failure only counts once its check is done, so for a source that has
+ * failed before, checks running at once are capped too: `begin` admits at
+ * most as many as it has free failures left (at least one), otherwise
+ * parallel attempts would all be checked however many failed. A source
+ * without failures is not capped (a fleet behind one NAT reconnecting at
+ * once must get in; the hasher's global queue bounds the cost), so one
+ * address gets at most one such burst before its failures count. Each
+ * admitted check is settled exactly once, by `fail`, `succeed` or `abandon`.
  */
 export class AuthBackoff {
   static readonly USERS_PER_SOURCE = 8
@@ -103,16 +106,16 @@ export class AuthBackoff {
 
   /**
    * Starts a credential check from `source`. `ok`: go ahead, then settle it once. Otherwise
-   * `backoff` (the source failed too often: wait `waitMs`) or `busy` (as many checks from it
-   * are running as it has free failures left; transient, e.g. many devices behind one NAT
-   * reconnecting at once: retry shortly).
+   * `backoff` (the source failed too often: wait `waitMs`) or `busy` (it has failed before and
+   * as many checks from it are running as it has free failures left; retry shortly).
    */
   begin (source: string, now = Date.now()): { ok: true } | { ok: false; reason: 'backoff' | 'busy'; waitMs: number } {
     const wait = this.waitMs(source, now)
     if (wait > 0) return { ok: false, reason: 'backoff', waitMs: wait }
     const s = this.current(source, now)
     const pending = s?.pending ?? 0
-    if (pending >= Math.max(1, this.freeFailures - (s?.failures ?? 0))) return { ok: false, reason: 'busy', waitMs: 1000 }
+    const failures = s?.failures ?? 0
+    if (failures > 0 && pending >= Math.max(1, this.freeFailures - failures)) return { ok: false, reason: 'busy', waitMs: 1000 }
     const rec = s ?? this.record(source, now)
     rec.pending = pending + 1
     return { ok: true }

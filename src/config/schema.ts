@@ -54,8 +54,8 @@ export const configSchema = z.object({
   DEVICE_AUTH_COST: z.coerce.number().int().min(10).max(20).default(14).describe('scrypt cost (log2 N) of new device secrets'),
   HASH_THREADS: z.coerce.number().int().min(1).max(64).optional()
     .describe('worker threads computing secret and password hashes (scrypt runs there, never on the libuv pool the write-ahead log uses); unset = half the cores, 1 to 4'),
-  HASH_QUEUE: z.coerce.number().int().min(0).max(100_000).default(64)
-    .describe('secret and password checks that may wait for a hash thread; one more is refused at once (MQTT CONNACK 3, HTTP 503, ING_ERR_AUTH_BUSY)'),
+  HASH_QUEUE: z.coerce.number().int().min(0).max(100_000).default(256)
+    .describe('secret and password checks that may wait for a hash thread (the last waits about this many hash times); one more is refused at once (MQTT CONNACK 3, HTTP 503, ING_ERR_AUTH_BUSY)'),
 })
 
 export type Config = z.infer<typeof configSchema>
