@@ -1,5 +1,5 @@
 /**
- * The clinician HTTP API: personal log-in with lock-out, time-limited
+ * The clinician HTTP API: personal log-in with lock-out and a per-source back-off, time-limited
  * sessions, roles, and tenant-scoped reads. The tenant always comes from the
  * session's principal. An id of another tenant gets exactly the answer an id
  * that does not exist gets.
@@ -8,7 +8,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { z } from 'zod'
 import type { ConsentIndex } from '../consent/index.ts'
 import { ID_PATTERN } from '../ids.ts'
-import type { Principal, Registry, Role, Users } from '../registry/index.ts'
+import type { AuthBackoff } from '../broker/index.ts'
+import { HasherBusyError, type Principal, type Registry, type Role, type Users } from '../registry/index.ts'
 import type { Rights } from '../rights/index.ts'
 import type { Storage } from '../storage/index.ts'
 import type { AlarmHub } from './alarm-hub.ts'
@@ -27,6 +28,8 @@ export interface ClinicianDeps {
   storage: Storage
   /** Smallest group of patients a researcher's aggregate may describe. */
   researchMinGroup: number
+  /** Back-off of failed log-ins per source address (as for MQTT): during it a log-in is refused without checking the password. */
+  loginBackoff: AuthBackoff
 }
 
 const id = z.string().regex(ID_PATTERN)
@@ -105,8 +108,24 @@ export function registerClinicianApi (app: FastifyInstance, deps: ClinicianDeps)
   route({ method: 'POST', path: '/api/login', summary: 'Log in with a personal account; returns a time-limited bearer token', roles: 'public', body: Login }, async (req, reply) => {
     const b = parse(Login, req.body, reply)
     if (b === undefined) return reply
-    const r = await deps.users.login(b.tenant, b.user, b.password)
-    if (r.ok) return deps.sessions.open(r.principal)
+    // refused without checking the password: the address failed too often, or has as many log-ins being checked as it may still fail
+    const may = deps.loginBackoff.begin(req.ip)
+    if (!may.ok) {
+      return await reply.code(429).header('retry-after', String(Math.ceil(may.waitMs / 1000)))
+        .send(may.reason === 'backoff' ? { error: 'ING_ERR_AUTH_BACKOFF', message: 'too many failed log-ins from this address' } : { error: 'ING_ERR_AUTH_BUSY', message: 'too many log-ins at once from this address' })
+    }
+    const who = `${b.tenant}/${b.user}`
+    let r: Awaited<ReturnType<Users['login']>>
+    try {
+      r = await deps.users.login(b.tenant, b.user, b.password)
+    } catch (err) {
+      deps.loginBackoff.abandon(req.ip)
+      if (err instanceof HasherBusyError) return await reply.code(503).header('retry-after', '1').send({ error: err.code, message: 'too many log-ins at once; retry shortly' })
+      throw err
+    }
+    // like MQTT: a correct password forgives only this account's failures from this address; every refusal counts
+    if (r.ok) { deps.loginBackoff.succeed(req.ip, who); return deps.sessions.open(r.principal) }
+    deps.loginBackoff.fail(req.ip, who)
     if (r.reason === 'ING_ERR_LOCKED') return await reply.code(423).header('retry-after', String(Math.ceil((r.retryAfterMs ?? 0) / 1000))).send({ error: r.reason, message: 'account locked after repeated failures' })
     return await reply.code(401).send({ error: r.reason, message: 'wrong tenant, user or password' })
   })

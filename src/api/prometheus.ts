@@ -19,6 +19,8 @@ export interface MetricsSource {
   notAcknowledging: () => string | null
   queuedRows: () => Record<string, number>
   connections: () => Record<string, number>
+  /** The secret hasher's counters, if there is one. */
+  hashing?: () => { inFlight: number; queued: number; refused: number; completed: number }
 }
 
 export interface Prometheus {
@@ -77,6 +79,7 @@ export function createPrometheus (src: MetricsSource, opts: PrometheusOptions = 
   const rows = new Histogram({ name: 'vitalflow_insert_rows', help: 'Rows per ClickHouse insert', labelNames: ['table'], buckets: [1, 10, 100, 1000, 10_000, 100_000], registers: [registry] })
   const seconds = new Histogram({ name: 'vitalflow_insert_seconds', help: 'ClickHouse insert latency', labelNames: ['table', 'outcome'], buckets: [0.001, 0.005, 0.02, 0.1, 0.5, 2, 10], registers: [registry] })
   const walSync = new Histogram({ name: 'vitalflow_wal_sync_seconds', help: 'Write-ahead log group commit (write + fdatasync); PUBACKs wait for it', buckets: [0.001, 0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2], registers: [registry] })
+  if (src.hashing !== undefined) hashingMetrics(src.hashing, registry)
   return {
     registry,
     observeWalSync: (s) => { walSync.observe(s) },
@@ -85,4 +88,11 @@ export function createPrometheus (src: MetricsSource, opts: PrometheusOptions = 
       seconds.observe({ table, outcome: ok ? 'ok' : 'error' }, s)
     },
   }
+}
+
+function hashingMetrics (read: NonNullable<MetricsSource['hashing']>, registry: Registry): void {
+  new Gauge({ name: 'vitalflow_hash_in_flight', help: 'Secret and password hashes being computed (at most VF_HASH_THREADS)', registers: [registry], collect () { this.set(read().inFlight) } })
+  new Gauge({ name: 'vitalflow_hash_queued', help: 'Secret and password checks waiting for a hash thread', registers: [registry], collect () { this.set(read().queued) } })
+  new Counter({ name: 'vitalflow_hash_completed_total', help: 'Secret and password hashes computed', registers: [registry], collect () { this.reset(); this.inc(read().completed) } })
+  new Counter({ name: 'vitalflow_hash_refused_total', help: 'Secret and password checks refused because the hash queue was full (ING_ERR_AUTH_BUSY)', registers: [registry], collect () { this.reset(); this.inc(read().refused) } })
 }

@@ -8,12 +8,13 @@ import type { X509Certificate } from 'node:crypto'
 import { TLSSocket } from 'node:tls'
 import { Aedes, type AuthenticateError, type Client } from 'aedes'
 import type { DeviceRecord } from '../registry/index.ts'
-import { AuthBackoff, ConnectionCounter, TokenBucket } from './limits.ts'
+import { AuthBackoff, ConnectionCounter, IdentityBuckets, type TokenBucket } from './limits.ts'
 
+/** An authenticated connection. `bucket` is its identity's, shared with every other connection of the same device. */
 export interface Sender { record: DeviceRecord; clientId: string; remoteAddress: string; bucket: TokenBucket }
 
 export interface BrokerLimits {
-  /** Sustained publishes per second per client, and the burst it may save up. */
+  /** Sustained publishes per second per device (all its connections together, across reconnects), and the burst it may save up. */
   publishRate: number
   publishBurst: number
   connectionsPerTenant: number
@@ -39,6 +40,7 @@ export interface BrokerRejection {
 }
 
 export interface BrokerDeps {
+  /** Rejects with an error whose code is ING_ERR_AUTH_BUSY when secret checks are saturated (CONNACK 3). */
   authenticate: (device: string, secret: string) => Promise<DeviceRecord | null>
   /** The device a verified client certificate speaks for (mutual TLS), or null. */
   authenticateCertificate?: (peer: X509Certificate) => DeviceRecord | null
@@ -90,6 +92,7 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
   const limits = { ...DEFAULT_LIMITS, ...deps.limits }
   const backoff = new AuthBackoff(limits.authFreeFailures, limits.authMaxBackoffSeconds)
   const connections = new ConnectionCounter(limits.connectionsPerTenant)
+  const buckets = new IdentityBuckets(limits.publishRate, limits.publishBurst)
 
   const aedes = await Aedes.createBroker({
     connectTimeout: 10_000,
@@ -106,14 +109,20 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
         deps.reject({ reason, detail, tenant, clientId: client.id.slice(0, 64), remoteAddress, device: username?.slice(0, 64) ?? '' })
         done(authError(code, detail), null)
       }
+      // a certificate login does not touch the password back-off (see AuthBackoff: it forgives nothing)
       const admit = (record: DeviceRecord): void => {
-        backoff.succeed(remoteAddress)
         if (!connections.tryAdd(record.tenant)) {
           return refuse(SERVER_UNAVAILABLE, 'ING_ERR_CONN_LIMIT', `tenant has ${limits.connectionsPerTenant} connections open`, record.tenant)
         }
-        // every counted connection is uncounted exactly once, when its socket closes
-        client.conn.once('close', () => { connections.remove(record.tenant) })
-        senders.set(client, { record, clientId: client.id, remoteAddress, bucket: new TokenBucket(limits.publishRate, limits.publishBurst) })
+        // the limit belongs to the identity: a reconnect gets the same, partly spent, bucket
+        const held = buckets.acquire(record.tenant, record.device)
+        // every counted connection is uncounted exactly once, when its socket closes (or now, if it
+        // closed while the secret was being checked and its 'close' has been or is about to be emitted)
+        let counted = true
+        const uncount = (): void => { if (counted) { counted = false; connections.remove(record.tenant); held.release() } }
+        client.conn.once('close', uncount)
+        if ((client.conn as { destroyed?: boolean }).destroyed === true) uncount()
+        senders.set(client, { record, clientId: client.id, remoteAddress, bucket: held.bucket })
         done(null, true)
       }
       const peer = peerCertificate(client)
@@ -126,21 +135,28 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
         }
         return admit(record)
       }
-      const wait = backoff.waitMs(remoteAddress)
-      if (wait > 0) return refuse(NOT_AUTHORIZED, 'ING_ERR_AUTH_BACKOFF', `too many failed logins from this address; retry in ${Math.ceil(wait / 1000)} s`)
+      const may = backoff.begin(remoteAddress)
+      if (!may.ok && may.reason === 'backoff') return refuse(NOT_AUTHORIZED, 'ING_ERR_AUTH_BACKOFF', `too many failed logins from this address; retry in ${Math.ceil(may.waitMs / 1000)} s`)
+      if (!may.ok) return refuse(SERVER_UNAVAILABLE, 'ING_ERR_AUTH_BUSY', 'as many logins from this address are being checked as it may still fail; retry shortly')
+      // from here every path settles the begun check exactly once: fail, succeed or abandon
       if (typeof username !== 'string' || password === undefined) {
-        backoff.fail(remoteAddress)
+        backoff.fail(remoteAddress, username ?? '')
         return refuse(BAD_CREDENTIALS, 'ING_ERR_AUTH', 'username and password required')
       }
       // also refuses an empty client id, which aedes would otherwise accept with clean=0 [MQTT-3.1.3-8]
-      if (client.id !== username) return refuse(IDENTIFIER_REJECTED, 'ING_ERR_CLIENT_ID', 'client id must equal the device id')
+      if (client.id !== username) { backoff.abandon(remoteAddress); return refuse(IDENTIFIER_REJECTED, 'ING_ERR_CLIENT_ID', 'client id must equal the device id') }
       deps.authenticate(username, password.toString('utf8')).then((record) => {
         if (record === null) {
-          backoff.fail(remoteAddress)
+          backoff.fail(remoteAddress, username)
           return refuse(BAD_CREDENTIALS, 'ING_ERR_AUTH', 'unknown device or wrong secret')
         }
+        // forgives this device's own failures from this address, not those against other devices
+        backoff.succeed(remoteAddress, username)
         admit(record)
       }, (err: unknown) => {
+        backoff.abandon(remoteAddress)
+        // too many checks already waiting for a hash thread: refused at once, and not a failure of this source
+        if ((err as { code?: unknown }).code === 'ING_ERR_AUTH_BUSY') return refuse(SERVER_UNAVAILABLE, 'ING_ERR_AUTH_BUSY', 'secret checks are saturated; retry later')
         refuse(NOT_AUTHORIZED, 'ING_ERR_AUTH', `authentication failed: ${(err as Error).name}`)
       })
     },

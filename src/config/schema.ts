@@ -38,8 +38,8 @@ export const configSchema = z.object({
   MAX_CONNECT_BYTES: z.coerce.number().int().min(128).max(65_536).default(4096).describe('largest MQTT CONNECT packet accepted'),
   MAX_CONNECTIONS: z.coerce.number().int().min(1).max(1_000_000).default(50_000).describe('open connections per listener'),
   MAX_CONNECTIONS_PER_TENANT: z.coerce.number().int().min(1).max(1_000_000).default(20_000).describe('authenticated connections per tenant'),
-  PUBLISH_RATE: z.coerce.number().min(0.1).max(100_000).default(50).describe('sustained publishes per second per client; above it the client is disconnected'),
-  PUBLISH_BURST: z.coerce.number().int().min(1).max(1_000_000).default(500).describe('publishes a client may burst above the sustained rate'),
+  PUBLISH_RATE: z.coerce.number().min(0.1).max(100_000).default(50).describe('sustained publishes per second per device, over all its connections and reconnects; above it the connection is dropped'),
+  PUBLISH_BURST: z.coerce.number().int().min(1).max(1_000_000).default(500).describe('publishes a device may burst above the sustained rate'),
   AUTH_FREE_FAILURES: z.coerce.number().int().min(1).max(1000).default(5).describe('failed logins per source address before exponential back-off'),
   AUTH_MAX_BACKOFF_S: z.coerce.number().int().min(1).max(86_400).default(300).describe('longest back-off after failed logins, seconds'),
   WAL_SEGMENT_BYTES: z.coerce.number().int().min(4096).max(1024 ** 3).default(64 * 1024 ** 2).describe('write-ahead log segment size'),
@@ -58,6 +58,10 @@ export const configSchema = z.object({
     .describe('a TLS handshake must complete within this or the socket is closed; in line with the 10 s MQTT connect timeout that follows it'),
   METRICS_TOKEN: z.string().min(24).optional().describe('bearer token a Prometheus scraper sends to /metrics; the admin token when unset'),
   METRICS_TENANT_LABELS: bool.default(false).describe('label connection counts in /metrics by tenant id (ids identify customers); otherwise one total'),
+  HASH_THREADS: z.coerce.number().int().min(1).max(64).optional()
+    .describe('worker threads computing secret and password hashes (scrypt runs there, never on the libuv pool the write-ahead log uses); unset = half the cores, 1 to 4'),
+  HASH_QUEUE: z.coerce.number().int().min(0).max(100_000).default(256)
+    .describe('secret and password checks that may wait for a hash thread (the last waits about this many hash times); one more is refused at once (MQTT CONNACK 3, HTTP 503, ING_ERR_AUTH_BUSY)'),
 })
 
 export type Config = z.infer<typeof configSchema>

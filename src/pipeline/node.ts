@@ -3,15 +3,16 @@
  * and consent index, the ingest path inside an aedes broker, its listeners and
  * the admin API. The only module that knows every stage.
  */
+import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import pino, { type Logger } from 'pino'
 import { AlarmHub, Sessions, createAdminApi, createPrometheus, createQueries, type Prometheus } from '../api/index.ts'
-import { createBroker, loadTls, startListeners } from '../broker/index.ts'
+import { AuthBackoff, createBroker, loadTls, startListeners } from '../broker/index.ts'
 import type { Config } from '../config/index.ts'
 import { ConsentIndex, POLICY, type Policy } from '../consent/index.ts'
 import { Rights } from '../rights/index.ts'
-import { CertificateAuthorities, Registry, Users } from '../registry/index.ts'
+import { CertificateAuthorities, Registry, Users, createHasher, type Hasher } from '../registry/index.ts'
 import { createStorage, loadSequences, type Storage } from '../storage/index.ts'
 import { createIngest } from './ingest.ts'
 import { loadOrCreateSecret } from './local-secrets.ts'
@@ -39,6 +40,8 @@ export interface IngestNode {
   rights: Rights
   storage: Storage
   metrics: IngestMetrics
+  /** The pool that computes every secret and password hash. */
+  hasher: Hasher
   /** Re-reads the server certificate and key (VF_TLS_CERT/KEY or the development pair) without a restart. */
   reloadTls: () => void
   close: () => Promise<void>
@@ -77,13 +80,14 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     },
   })
   const consent = new ConsentIndex(policy)
+  const hasher = createHasher({ threads: config.HASH_THREADS ?? Math.max(1, Math.min(4, Math.floor(availableParallelism() / 2))), maxQueue: config.HASH_QUEUE })
   const cas = new CertificateAuthorities(join(dataDir, 'tenant-ca'), masterKey)
   let trustTenants: (() => void) | null = null
   const registry = await Registry.load(storage.conn, {
-    masterKey, consent, secretCost: config.DEVICE_AUTH_COST, cas, onTenant: () => { trustTenants?.() },
+    masterKey, consent, secretCost: config.DEVICE_AUTH_COST, hasher, cas, onTenant: () => { trustTenants?.() },
   })
   const rights = await Rights.load({ storage, registry, consent, policy })
-  const users = await Users.load(storage.conn, { maxFailures: config.LOGIN_MAX_FAILURES, lockMs: config.LOGIN_LOCK_MS }, config.DEVICE_AUTH_COST)
+  const users = await Users.load(storage.conn, { maxFailures: config.LOGIN_MAX_FAILURES, lockMs: config.LOGIN_LOCK_MS }, config.DEVICE_AUTH_COST, hasher)
   const alarms = new AlarmHub()
   let relayToMqtt: ((a: Parameters<AlarmHub['publish']>[0]) => void) | null = null
   const ingest = createIngest({
@@ -135,6 +139,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     notAcknowledging: () => { const a = storage.acknowledging(); return a.ok ? null : a.code },
     queuedRows: () => storage.stats().queuedRows,
     connections: () => broker.connections.snapshot(),
+    hashing: () => hasher.stats(),
   }, { tenantLabels: config.METRICS_TENANT_LABELS })
   const api = createAdminApi({
     metrics: prometheus.registry,
@@ -143,6 +148,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     clinician: {
       users, sessions: new Sessions({ idleMs: config.SESSION_IDLE_MS, absoluteMs: config.SESSION_MAX_MS }), queries: createQueries(storage.conn),
       registry, consent, alarms, rights, storage, researchMinGroup: config.RESEARCH_MIN_GROUP,
+      loginBackoff: new AuthBackoff(config.AUTH_FREE_FAILURES, config.AUTH_MAX_BACKOFF_S),
     },
     // ready only while the node can acknowledge: a load balancer sends devices elsewhere otherwise
     ready: () => ready && storage.acknowledging().ok,
@@ -169,6 +175,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     rights,
     storage,
     metrics,
+    hasher,
     reloadTls: () => { listeners.setTls(loadTls(tlsFiles)) },
     close: () => {
       closing ??= (async () => {
@@ -178,6 +185,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
         await stopped
         await api.close()
         await storage.close(config.SHUTDOWN_TIMEOUT_MS)
+        await hasher.close()
       })()
       return closing
     },

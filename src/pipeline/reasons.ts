@@ -20,5 +20,6 @@ export const Reason = {
   rate: 'ING_ERR_RATE',
   connLimit: 'ING_ERR_CONN_LIMIT',
   authBackoff: 'ING_ERR_AUTH_BACKOFF',
+  authBusy: 'ING_ERR_AUTH_BUSY',
 } as const
 export type Reason = (typeof Reason)[keyof typeof Reason]

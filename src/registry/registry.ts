@@ -10,7 +10,8 @@ import { prepareKey, unwrapKey, wrapKey, type AeadKey } from '../crypto/index.ts
 import type { Category, ConsentEvent, ConsentIndex, Purpose } from '../consent/index.ts'
 import { deviceId, patientId, tenantId, type DeviceId, type PatientId, type TenantId } from '../ids.ts'
 import type { StorageConnection } from '../storage/index.ts'
-import { hashSecret, newSecret, verifySecret } from './secrets.ts'
+import { hashSecret, newSecret, placeholderHash, verifySecret } from './secrets.ts'
+import type { Hasher } from './hasher.ts'
 import type { CertificateAuthorities } from './certificates.ts'
 import { patientAt, type Binding } from './bindings.ts'
 
@@ -57,6 +58,8 @@ export interface RegistryOptions {
   masterKey: Uint8Array
   consent: ConsentIndex
   secretCost: number
+  /** Computes every secret hash (worker threads, bounded). */
+  hasher: Hasher
   /** Tenant CAs for device client certificates (mutual TLS); optional. */
   cas?: CertificateAuthorities
   /** Called after a tenant is created (e.g. to trust its CA on the mutual-TLS listener). */
@@ -73,11 +76,12 @@ export class Registry {
   /** Device ids whose enrolment is under way (between the check and the insert): a second enrolment of the same id is a conflict. */
   private readonly enrolling = new Set<DeviceId>()
   private readonly client: ClickHouseClient
-  /** A well-formed hash of a random secret at the configured cost, so a lookup miss does the same work as a hit. */
-  private dummyHash: string | undefined
+  /** A well-formed hash at the configured cost that nothing matches, so a lookup miss does the same work as a hit. */
+  private readonly dummyHash: string
 
   private constructor (private readonly conn: StorageConnection, private readonly opts: RegistryOptions) {
     this.client = conn.client
+    this.dummyHash = placeholderHash(opts.secretCost)
   }
 
   static async load (conn: StorageConnection, opts: RegistryOptions): Promise<Registry> {
@@ -245,7 +249,7 @@ export class Registry {
 
   private async enrollReserved (tenant: TenantId, device: DeviceId, family: Family, patient: PatientId | null, gateway: DeviceId | null): Promise<Enrollment> {
     const secret = newSecret()
-    const secretHash = await hashSecret(secret, this.opts.secretCost)
+    const secretHash = await hashSecret(this.opts.hasher, secret, this.opts.secretCost)
     const key = randomBytes(32)
     const keyId = 1
     const now = Date.now()
@@ -358,11 +362,13 @@ export class Registry {
     return d !== undefined && d.tenant === id.tenant ? d : null
   }
 
-  /** Checks a device's secret. Unknown devices cost the same scrypt work as known ones. */
+  /**
+   * Checks a device's secret. Unknown devices cost the same scrypt work as known ones (and wait in the
+   * same queue). Rejects with HasherBusyError (ING_ERR_AUTH_BUSY) when too many checks are waiting.
+   */
   async authenticate (device: string, secret: string): Promise<DeviceRecord | null> {
     const d = this.devices.get(device as DeviceId)
-    this.dummyHash ??= await hashSecret(newSecret(), this.opts.secretCost)
-    const ok = await verifySecret(secret, d?.secretHash ?? this.dummyHash)
+    const ok = await verifySecret(this.opts.hasher, secret, d?.secretHash ?? this.dummyHash)
     return ok && d !== undefined ? d : null
   }
 

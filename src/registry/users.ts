@@ -7,7 +7,8 @@
 import type { ClickHouseClient } from '@clickhouse/client'
 import type { StorageConnection } from '../storage/index.ts'
 import { isId } from '../ids.ts'
-import { hashSecret, verifySecret } from './secrets.ts'
+import { hashSecret, placeholderHash, verifySecret } from './secrets.ts'
+import type { Hasher } from './hasher.ts'
 
 export const ROLES = ['platform_admin', 'tenant_admin', 'clinician', 'researcher', 'responder'] as const
 export type Role = (typeof ROLES)[number]
@@ -34,12 +35,12 @@ export class Users {
   private readonly client: ClickHouseClient
   private dummy: string | undefined
 
-  private constructor (private readonly conn: StorageConnection, private readonly lockout: LockoutPolicy, private readonly cost: number) {
+  private constructor (private readonly conn: StorageConnection, private readonly lockout: LockoutPolicy, private readonly cost: number, private readonly hasher: Hasher) {
     this.client = conn.client
   }
 
-  static async load (conn: StorageConnection, lockout: LockoutPolicy, cost: number): Promise<Users> {
-    const u = new Users(conn, lockout, cost)
+  static async load (conn: StorageConnection, lockout: LockoutPolicy, cost: number, hasher: Hasher): Promise<Users> {
+    const u = new Users(conn, lockout, cost, hasher)
     const rs = await conn.client.query({ query: `SELECT tenant_id, user_id, role, password_hash FROM ${conn.table('users')} FINAL WHERE disabled = 0`, format: 'JSONEachRow' })
     for (const r of await rs.json<{ tenant_id: string; user_id: string; role: Role; password_hash: string }>()) {
       u.accounts.set(`${r.tenant_id}\0${r.user_id}`, { principal: { tenant: r.tenant_id, user: r.user_id, role: r.role }, hash: r.password_hash, failures: 0, lockedUntil: 0 })
@@ -53,7 +54,7 @@ export class Users {
     if (password.length < MIN_PASSWORD) throw new UserError('ING_ERR_INVALID', `password must have at least ${MIN_PASSWORD} characters`)
     const key = `${tenant}\0${user}`
     if (this.accounts.has(key)) throw new UserError('ING_ERR_CONFLICT', 'user exists')
-    const hash = await hashSecret(password, this.cost)
+    const hash = await hashSecret(this.hasher, password, this.cost)
     await this.client.insert({
       table: this.conn.table('users'), format: 'JSONEachRow',
       values: [{ tenant_id: tenant, user_id: user, role, password_hash: hash, disabled: 0, updated_at: Date.now() }],
@@ -63,13 +64,16 @@ export class Users {
     return principal
   }
 
-  /** Checks a password; after maxFailures wrong ones in a row the account is locked for lockMs, right password or not. */
+  /**
+   * Checks a password; after maxFailures wrong ones in a row the account is locked for lockMs, right password or not.
+   * Rejects with HasherBusyError (ING_ERR_AUTH_BUSY) when too many password checks are waiting.
+   */
   async login (tenant: string, user: string, password: string, now = Date.now()): Promise<LoginResult> {
     const a = this.accounts.get(`${tenant}\0${user}`)
     if (a !== undefined && a.lockedUntil > now) return { ok: false, reason: 'ING_ERR_LOCKED', retryAfterMs: a.lockedUntil - now }
     // an unknown user costs the same hash work as a known one
-    this.dummy ??= await hashSecret('not a password of anyone', this.cost)
-    const ok = await verifySecret(password, a?.hash ?? this.dummy)
+    this.dummy ??= placeholderHash(this.cost)
+    const ok = await verifySecret(this.hasher, password, a?.hash ?? this.dummy)
     if (a === undefined) return { ok: false, reason: 'ING_ERR_AUTH' }
     if (!ok) {
       a.failures++
