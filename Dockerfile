@@ -1,10 +1,27 @@
 # vitalflow ingest node. Built and run by docker-compose.yml (server mode); not built in CI here (no Docker engine).
+# Two stages: the build stage compiles src/ to dist/ with the dev dependencies (tsc);
+# the image runs that JavaScript with plain `node` and production dependencies only.
+
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci
+COPY tsconfig.json tsconfig.build.json ./
+COPY src src
+RUN npm run build
+
 FROM node:20-bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends openssl && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev
-COPY . .
+RUN npm ci --omit=dev && npm cache clean --force
+COPY proto proto
+COPY --from=build /app/dist dist
 ENV VF_DATA_DIR=/data VF_MQTTS_HOST=0.0.0.0 VF_HTTP_HOST=0.0.0.0
 EXPOSE 8883 8884 8080
-CMD ["npm", "start"]
+# node is PID 1 and handles SIGTERM itself: it stops accepting, ships the log for up to
+# VF_SHUTDOWN_TIMEOUT_MS and exits 0 (docker-compose.yml gives it stop_grace_period to do so).
+# Not `npm start`: npm would build with dev dependencies the image does not have, and a
+# supervisor in between is one more process that must pass the signal on.
+STOPSIGNAL SIGTERM
+CMD ["node", "dist/main.js"]

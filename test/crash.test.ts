@@ -3,7 +3,8 @@
  * restart on the same data directory, then a graceful stop under load: every
  * message a device got a PUBACK for is in ClickHouse exactly once, checked by
  * (device, sequence number) against the publishers' own records. The node runs
- * as a child process (`node --import tsx src/main.ts`), as `npm start` runs it.
+ * as a child process (`node --import tsx src/main.ts`: the main that `npm start`
+ * runs compiled, from source; test/signals.test.ts runs the real `npm start`).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'

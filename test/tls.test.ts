@@ -16,6 +16,7 @@ import type { IngestNode } from '../src/pipeline/index.ts'
 import { createAlarmModel, DeviceSealer } from '../devices/index.ts'
 import { CertificateAuthorities, type Enrollment } from '../src/registry/index.ts'
 import { count, startTestNode, tempDir } from './support/node.ts'
+import { requireTool } from './support/tools.ts'
 
 const run = promisify(execFile)
 let dir: ReturnType<typeof tempDir>
@@ -24,6 +25,7 @@ let rsa: { key: string; cert: string }
 let dev: Enrollment
 let other: Enrollment
 const alarms = createAlarmModel(4)
+const withMosquitto = requireTool('mosquitto_pub')
 
 /** Resolves 'ok' after a completed handshake, or the error that ended it. */
 async function handshake (port: number, opts: ConnectionOptions): Promise<string> {
@@ -161,7 +163,7 @@ describe('mutual TLS with device certificates', () => {
     expect(await publishOnce({ ca: execFileSync('cat', [rsa.cert]).toString(), key, cert: issued.certPem, clientId: 'cal-t1' })).toBe('stored')
   })
 
-  it('a client we did not write, mosquitto_pub, publishes a sealed payload with the device certificate and it is stored', async () => {
+  withMosquitto('a client we did not write, mosquitto_pub, publishes a sealed payload with the device certificate and it is stored', async () => {
     const issued = await node.registry.issueCertificate('care-t', 'cal-t1')
     writeFileSync(join(dir.path, 'dev.crt'), issued.certPem)
     writeFileSync(join(dir.path, 'dev.key'), issued.keyPem!, { mode: 0o600 })
