@@ -46,6 +46,7 @@ while (Date.now() - started < minutes * 60_000) {
   } finally {
     await world.dispose()
   }
+  if (failures.length > 0 && failures.at(-1)!.ops === ops) process.stderr.write(`fault soak: FAILED ${JSON.stringify(failures.at(-1))}\n`)
   process.stderr.write(`fault soak: ${tally.sequences} sequences, ${tally.acknowledged} acknowledged, ${tally.lost} lost, ${tally.duplicated} duplicated, ${failures.length} failing\n`)
 }
 process.stdout.write(JSON.stringify({
