@@ -20,7 +20,6 @@ import { once } from 'node:events'
 import { existsSync, mkdirSync, rmSync, statfsSync } from 'node:fs'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { createClient } from '@clickhouse/client'
 import fc from 'fast-check'
 import mqtt, { type MqttClient } from 'mqtt'
 import { createAdminClient } from '../../src/api/index.ts'
@@ -324,17 +323,12 @@ function freeBytes (dir: string): number {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-/** Counts stored alarm rows by `${device}/${seq}`, from the stopped node's files, in this process. */
+/** Counts stored alarm rows by `${device}/${seq}`, from the stopped node's files, in a process of its own. */
 async function readStopped (dataDir: string): Promise<Map<string, number>> {
-  const { createChdbConnection } = await import('chdb/connection')
-  const connection = createChdbConnection({ path: join(dataDir, 'chdb') }) as unknown as NonNullable<Parameters<typeof createClient>[0]>['connection']
-  const client = createClient({ connection })
-  try {
-    const rs = await client.query({ query: 'SELECT device_id, toString(seq) AS s, count() AS n FROM vitalflow.alarm_events GROUP BY device_id, seq', format: 'JSONEachRow' })
-    const out = new Map<string, number>()
-    for (const r of await rs.json<{ device_id: string; s: string; n: string | number }>()) out.set(`${r.device_id}/${r.s}`, Number(r.n))
-    return out
-  } finally {
-    await client.close()
-  }
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/support/read-store.ts', dataDir], { stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  child.stdout!.on('data', (b: Buffer) => { out += b.toString() })
+  const [code] = await once(child, 'exit') as [number | null]
+  if (code !== 0) throw new Error(`reading the stopped store failed (exit ${code})`)
+  return new Map(Object.entries(JSON.parse(out) as Record<string, number>))
 }
