@@ -32,9 +32,17 @@ export function mountTmpfs (sizeBytes: number, at?: string): Tmpfs | { unavailab
 /** Fills the file system at `dir` until about `leaveBytes` are free (0: until a write fails); returns the filler's path (delete it to free the space). */
 export function fillDisk (dir: string, leaveBytes: number, free: () => number): string {
   const filler = join(dir, `filler-${Date.now()}`)
-  // the bulk at once (the node writes meanwhile, so leave a margin), then the rest a block at a time
-  const bulk = free() - leaveBytes - 256 * 1024
-  if (bulk > 0) execFileSync('fallocate', ['-l', String(bulk), filler])
+  // the bulk in large steps (the node writes meanwhile: a step that no longer fits is halved), then a block at a time
+  let offset = 0
+  for (let step = free() - leaveBytes - 256 * 1024; step >= 1024 * 1024;) {
+    try {
+      execFileSync('fallocate', ['-o', String(offset), '-l', String(step), filler], { stdio: 'ignore' })
+      offset += step
+      step = Math.min(step, free() - leaveBytes - 256 * 1024)
+    } catch {
+      step = Math.floor(step / 2)
+    }
+  }
   const fd = openSync(filler, 'a')
   const block = Buffer.alloc(16 * 1024)
   try {
