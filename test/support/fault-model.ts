@@ -83,7 +83,7 @@ const STORE_DISK = 64 * 1024 * 1024
 /** One sequence's world: data directory (on its own disks where possible), child node, fleet, records. */
 export class FaultWorld {
   private child: ChildProcess | null = null
-  private exit: Promise<number | null> | null = null
+  private exit: Promise<{ code: number | null; signal: string | null }> | null = null
   private ports = { mqtts: 0, http: 0 }
   private clockHours = 0
   private caPem = ''
@@ -130,7 +130,7 @@ export class FaultWorld {
     }
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
     this.child = child
-    this.exit = once(child, 'exit').then(([code]) => code as number | null)
+    this.exit = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as string | null }))
     child.stderr!.on('data', (b: Buffer) => { this.log.push(`stderr: ${b.toString().slice(0, 2000)}`) })
     const lines = createInterface({ input: child.stdout! })
     const listening = new Promise<void>((resolve, reject) => {
@@ -144,7 +144,7 @@ export class FaultWorld {
           resolve()
         }
       })
-      void this.exit!.then((code) => { reject(new Error(`node exited (${code}) before listening`)) })
+      void this.exit!.then((e) => { reject(new Error(`node exited (${JSON.stringify(e)}) before listening\n${this.log.slice(-20).join('\n')}`)) })
     })
     await listening
   }
@@ -166,10 +166,10 @@ export class FaultWorld {
     const child = this.child
     if (child === null) return
     child.kill(signal)
-    const code = await this.exit!
+    const exit = await this.exit!
     this.child = null
     for (const d of this.devices) { d.client?.end(true); d.client = null }
-    if (signal === 'SIGTERM' && code !== 0) throw new Error(`SIGTERM ended the node with exit code ${code}\n${this.log.slice(-20).join('\n')}`)
+    if (signal === 'SIGTERM' && exit.code !== 0) throw new Error(`SIGTERM ended the node with ${JSON.stringify(exit)}\n${this.log.slice(-20).join('\n')}`)
   }
 
   get alive (): boolean { return this.child !== null && this.child.exitCode === null && this.child.signalCode === null }
