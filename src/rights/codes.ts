@@ -3,9 +3,9 @@
  * LOINC has one, IEEE 11073 MDC where the Personal Health Device IG uses it, our
  * own code system where neither has a code), the UCUM unit code and a unit a
  * person reads, and the FHIR observation category. This is the one place that
- * holds them: the FHIR, CSV export and the README derive from it, and the
- * .proto comments name the same codes (a test compares them). Displays are the
- * code systems' own, so a terminology server accepts the pairs.
+ * holds them: the FHIR and CSV exports take them from here; the .proto comments
+ * and the README's table name the same codes (a test compares the .proto ones).
+ * Displays are the code systems' own, so a terminology server accepts the pairs.
  *
  * Choices (HL7 FHIR R4 vital-signs profile, Personal Health Device IG):
  * - SpO2 carries 2708-6 (the R4 oxygen-saturation profile requires it) and 59408-5 (by pulse oximetry).
@@ -151,11 +151,6 @@ export const FHIR_CATEGORY: Readonly<Record<ObservationCategory, unknown[]>> = {
   'vital-signs': [{ coding: [{ system: OBSERVATION_CATEGORY, code: 'vital-signs', display: 'Vital Signs' }] }],
   activity: [{ coding: [{ system: OBSERVATION_CATEGORY, code: 'activity', display: 'Activity' }] }],
   laboratory: [{ coding: [{ system: OBSERVATION_CATEGORY, code: 'laboratory', display: 'Laboratory' }] }],
-}
-
-/** A CodeableConcept of a Code (Observation.code, component.code). */
-export function fhirConcept (c: Code): { coding: Coding[]; text: string } {
-  return { coding: c.codes.map((x) => ({ ...x })), text: c.text }
 }
 
 /** A CodeableConcept of one of our own codes. */
