@@ -3,7 +3,8 @@
  * FHIR structure for every measurement type, a round trip against what
  * ClickHouse holds, NDJSON/CSV fidelity and quoting, tenant and patient
  * isolation, and bounded memory over a million samples. Nothing is mocked; the
- * expected codes are written out here, not taken from src/rights/codes.ts.
+ * expected codes are written out here, not taken from src/rights/codes.ts, and
+ * every Bundle passes the HL7 R4 schema and the profile rules (support/fhir-check.ts).
  */
 import { Writable } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -11,6 +12,7 @@ import { METRIC_CATEGORY } from '../src/consent/index.ts'
 import { ExportError, exportPatient, type ExportRequest, type ExportResult } from '../src/rights/export.ts'
 import { connect, type StorageConnection } from '../src/storage/connection.ts'
 import { migrate } from '../src/storage/migrate.ts'
+import { bundleErrors, type Bundle } from './support/fhir-check.ts'
 import { tempDir } from './support/node.ts'
 
 const LOINC = 'http://loinc.org'
@@ -18,28 +20,35 @@ const UCUM = 'http://unitsofmeasure.org'
 const CATEGORY_SYSTEM = 'http://terminology.hl7.org/CodeSystem/observation-category'
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/
 
-/** [LOINC, UCUM code ('' = coded value), FHIR category] as the brief and the device contracts name them. */
+const VITALFLOW = 'urn:vitalflow:fhir:CodeSystem:observation'
+/** [first code, UCUM code, FHIR category] as issue 14 decided them; sleep epochs are coded by stage (SLEEP). */
 const VITAL: Record<string, readonly [string, string, string]> = {
   heart_rate: ['8867-4', '/min', 'vital-signs'],
-  hrv_rmssd: ['80404-7', 'ms', 'vital-signs'],
-  spo2: ['59408-5', '%', 'vital-signs'],
+  hrv_rmssd: ['hrv-rmssd', 'ms', 'vital-signs'],
+  spo2: ['2708-6', '%', 'vital-signs'],
   respiration_rate: ['9279-1', '/min', 'vital-signs'],
   skin_temperature: ['39106-0', 'Cel', 'vital-signs'],
-  steps: ['41950-7', '{steps}', 'activity'],
+  steps: ['55423-8', '{steps}', 'activity'],
   active_energy: ['41981-2', 'kcal', 'activity'],
-  sleep_stage: ['93832-4', '', 'activity'],
+  sleep_stage: ['', 'min', 'activity'],
+}
+/** Sleep epoch codes by stored stage number (0 unspecified, 1 awake, 2 light, 3 deep, 4 REM). */
+const SLEEP = ['sleep-unscored-duration', 'sleep-awake-duration', '93830-8', '93831-6', '93829-0']
+/** The LOINC code of a stored vital sample ('' where the code is vitalflow's own), as the CSV gives it. */
+const loincOf = (metric: string, value: number): string => {
+  const c = metric === 'sleep_stage' ? SLEEP[value]! : VITAL[metric]?.[0] ?? ''
+  return /^\d+-\d$/.test(c) ? c : ''
 }
 const SPOT: Record<string, readonly [string, string]> = {
   systolic: ['8480-6', 'mm[Hg]'],
   diastolic: ['8462-4', 'mm[Hg]'],
   pulse: ['8867-4', '/min'],
-  spo2: ['59408-5', '%'],
+  spo2: ['2708-6', '%'], // and 59408-5 (fhir-export.test.ts)
   temperature: ['8310-5', 'Cel'],
   glucose: ['15074-8', 'mmol/L'],
   weight: ['29463-7', 'kg'],
 }
 const SPOT_COLUMNS = Object.keys(SPOT)
-const STAGE_OF: Record<string, number> = { awake: 1, asleepCore: 2, asleepDeep: 3, asleepREM: 4 }
 
 const dir = tempDir('vf-export-')
 const db = 'export_test'
@@ -175,37 +184,40 @@ afterAll(async () => {
 
 interface Observation {
   resourceType: string; status: string; identifier: Array<{ system: string; value: string }>; code: { coding: Array<{ system: string; code: string }> }
-  category: Array<{ coding: Array<{ system: string; code: string }> }>; subject: { reference: string }; device: { display: string }
+  category: Array<{ coding: Array<{ system: string; code: string }> }>; subject: { reference: string }; device: { reference: string; display: string }
   effectiveDateTime?: string; effectivePeriod?: { start: string; end: string }
   valueQuantity?: { value: number; unit: string; system: string; code: string }
   valueCodeableConcept?: { coding?: Array<{ system: string; code: string }>; text: string }
   component?: Array<{ code: { coding: Array<{ system: string; code: string }> }; valueQuantity: { value: number; system: string; code: string } }>
 }
 
-async function bundle (req: Partial<ExportRequest> = {}): Promise<{ observations: Observation[]; result: ExportResult }> {
+/** The Bundle's Observations of vital samples and spot measurements (alarm events and device status: fhir-export.test.ts), after checking the whole Bundle. */
+async function bundle (req: Partial<ExportRequest> = {}): Promise<{ observations: Observation[]; result: ExportResult; patientUrl: string }> {
   const { text, result } = await exported({ format: 'fhir', ...req })
-  const b = JSON.parse(text) as { resourceType: string; type: string; timestamp: string; entry?: Array<{ fullUrl: string; resource: Observation }> }
+  const b = JSON.parse(text) as Bundle
+  expect(bundleErrors(b)).toEqual([])
   expect(b.resourceType).toBe('Bundle')
   expect(b.type).toBe('collection')
   expect(b.timestamp).toMatch(ISO)
   for (const e of b.entry ?? []) expect(e.fullUrl).toMatch(/^urn:uuid:[0-9a-f-]{36}$/)
-  return { observations: (b.entry ?? []).map((e) => e.resource), result }
+  const all = (b.entry ?? []).map((e) => e.resource).filter((r) => r.resourceType === 'Observation') as unknown as Observation[]
+  expect(result.resources).toBe(all.length)
+  const observations = all.filter((o) => /vital_samples|spot_measurements/.test(o.identifier[0]!.system))
+  return { observations, result, patientUrl: b.entry!.find((e) => e.resource.resourceType === 'Patient')!.fullUrl }
 }
 
 const startOf = (o: Observation): number => Date.parse(o.effectiveDateTime ?? o.effectivePeriod!.start)
 
 describe('FHIR export', () => {
   it('gives a structurally valid Observation for every metric and every spot column, with LOINC and UCUM', async () => {
-    const { observations, result } = await bundle()
+    const { observations, patientUrl } = await bundle()
     const vitals = new Map(DATA['vital_samples']!.filter((r) => r['tenant_id'] === 't1' && r['patient_id'] === 'p1').map((r) => [`${r['device_id']}/${r['seq']}/${r['idx']}`, r]))
     const seenMetrics = new Set<string>()
     const seenColumns = new Set<string>()
     for (const o of observations) {
       expect(o.resourceType).toBe('Observation')
       expect(o.status).toBe('final')
-      expect(o.subject).toEqual({ reference: 'Patient/p1' })
-      expect(o.category[0]!.coding[0]!.system).toBe(CATEGORY_SYSTEM)
-      expect(o.code.coding[0]!.system).toBe(LOINC)
+      expect(o.subject).toEqual({ reference: patientUrl })
       expect(o.device.display).toMatch(/^(brace|meter)-\d$/)
       if (o.effectivePeriod === undefined) expect(o.effectiveDateTime).toMatch(ISO)
       else {
@@ -217,20 +229,23 @@ describe('FHIR export', () => {
       if (system === 'urn:vitalflow:vital_samples') {
         const row = vitals.get(id)!
         const metric = row['metric'] as string
-        const [loinc, ucum, category] = VITAL[metric]!
         seenMetrics.add(metric)
-        expect(o.code.coding[0]!.code).toBe(loinc)
-        expect(o.category[0]!.coding[0]!.code).toBe(category)
-        if (ucum === '') {
-          expect(o.valueQuantity).toBeUndefined()
-          expect(o.valueCodeableConcept!.text).toMatch(/^(unspecified|awake|light|deep|rem)$/)
-        } else {
-          expect(o.valueQuantity).toMatchObject({ system: UCUM, code: ucum, value: expect.any(Number) })
-          expect(o.valueQuantity!.unit.length).toBeGreaterThan(0)
+        if (metric === 'battery') {
+          expect(o.code.coding[0]).toMatchObject({ system: 'urn:iso:std:iso:11073:10101', code: '67996' })
+          expect(o.category).toBeUndefined()
+          expect(o.valueQuantity).toMatchObject({ system: UCUM, code: '%', value: row['value'] })
+          continue
         }
+        const [first, ucum, category] = VITAL[metric]!
+        const code = metric === 'sleep_stage' ? SLEEP[row['value'] as number]! : first
+        expect(o.code.coding[0]).toMatchObject({ system: /^\d+-\d$/.test(code) ? LOINC : VITALFLOW, code })
+        expect(o.category[0]!.coding[0]).toEqual({ system: CATEGORY_SYSTEM, code: category, display: expect.any(String) })
+        expect(o.valueCodeableConcept).toBeUndefined()
+        expect(o.valueQuantity).toMatchObject({ system: UCUM, code: ucum, value: metric === 'sleep_stage' ? (row['duration_ms'] as number) / 60_000 : row['value'] })
+        expect(o.valueQuantity!.unit.length).toBeGreaterThan(0)
       } else {
         expect(system).toBe('urn:vitalflow:spot_measurements')
-        expect(o.category[0]!.coding[0]!.code).toBe('vital-signs')
+        expect(o.category[0]!.coding[0]!.code).toBe(id.endsWith('/glucose') ? 'laboratory' : 'vital-signs')
         const column = id.split('/')[2]!
         if (column === 'blood_pressure') {
           expect(o.code.coding[0]!.code).toBe('85354-9')
@@ -248,21 +263,20 @@ describe('FHIR export', () => {
         }
       }
     }
-    expect([...seenMetrics].sort()).toEqual(Object.keys(VITAL).sort()) // and no battery
+    expect([...seenMetrics].sort()).toEqual([...Object.keys(VITAL), 'battery'].sort())
     expect([...seenColumns].sort()).toEqual([...SPOT_COLUMNS].sort())
     // the full reading is one panel with two components
     const panel = observations.find((o) => o.identifier[0]!.value === 'meter-1/1/blood_pressure')!
     expect(panel.component!.map((c) => c.code.coding[0]!.code)).toEqual(['8480-6', '8462-4'])
-    // sleep stages: coded where the stage is known, text only when unspecified
-    const stages = observations.filter((o) => o.code.coding[0]!.code === '93832-4').map((o) => o.valueCodeableConcept)
-    expect(stages).toContainEqual({ coding: [{ system: 'http://hl7.org/fhir/uv/phr/CodeSystem/sleep-analysis-codes', code: 'asleepCore', display: 'Asleep core' }], text: 'light' })
-    expect(stages).toContainEqual({ text: 'unspecified' })
-    expect(result.resources).toBe(observations.length)
+    // sleep epochs: light, REM and a stored unspecified stage, each its duration over its epoch
+    const stages = observations.filter((o) => SLEEP.includes(o.code.coding[0]!.code))
+    expect(stages.map((o) => o.code.coding[0]!.code)).toEqual(['93830-8', '93829-0', 'sleep-unscored-duration'])
+    expect(stages[0]!.effectivePeriod).toEqual({ start: new Date(T0).toISOString(), end: new Date(T0 + 30_000).toISOString() })
   })
 
   it('round trip: every Observation turns back into exactly the values ClickHouse holds for this patient, in time order', async () => {
     const { observations } = await bundle()
-    const metricOf = new Map(Object.entries(VITAL).map(([m, [loinc]]) => [loinc, m]))
+    const metricOf = new Map<string, string>([...Object.entries(VITAL).map(([m, [code]]) => [code, m] as const), ...SLEEP.map((c) => [c, 'sleep_stage'] as const), ['67996', 'battery']])
     const columnOf = new Map(Object.entries(SPOT).map(([c, [loinc]]) => [loinc, c]))
     const fromFhir: string[] = []
     const spots: string[] = []
@@ -271,8 +285,8 @@ describe('FHIR export', () => {
       const ms = startOf(o)
       if (o.identifier[0]!.system === 'urn:vitalflow:vital_samples') {
         const duration = o.effectivePeriod === undefined ? 0 : Date.parse(o.effectivePeriod.end) - ms
-        const concept = o.valueCodeableConcept
-        const value = concept === undefined ? o.valueQuantity!.value : concept.coding === undefined ? 0 : STAGE_OF[concept.coding[0]!.code]
+        const code = o.code.coding[0]!.code
+        const value = SLEEP.includes(code) ? SLEEP.indexOf(code) : o.valueQuantity!.value
         fromFhir.push([metricOf.get(o.code.coding[0]!.code), ms, device, seq, idx, value, duration].join('|'))
       } else {
         const parts = o.component ?? [{ code: o.code, valueQuantity: o.valueQuantity! }]
@@ -280,7 +294,7 @@ describe('FHIR export', () => {
       }
     }
     const held = await query<Rec>(`SELECT metric, toUnixTimestamp64Milli(ts) AS ms, device_id, toString(seq) AS s, idx, value, duration_ms FROM {db}.vital_samples
-      WHERE tenant_id = {t:String} AND patient_id = {p:String} AND metric != 'battery'`, { t: 't1', p: 'p1' })
+      WHERE tenant_id = {t:String} AND patient_id = {p:String}`, { t: 't1', p: 'p1' })
     expect(fromFhir.sort()).toEqual(held.map((r) => [r['metric'], Number(r['ms']), r['device_id'], r['s'], r['idx'], r['value'], r['duration_ms']].join('|')).sort())
     const heldSpots = await query<Rec>(`SELECT toUnixTimestamp64Milli(ts) AS ms, device_id, toString(seq) AS s, ${SPOT_COLUMNS.join(', ')} FROM {db}.spot_measurements
       WHERE tenant_id = {t:String} AND patient_id = {p:String}`, { t: 't1', p: 'p1' })
@@ -362,8 +376,10 @@ describe('NDJSON and CSV export', () => {
 
     const vitals = await held('vital_samples')
     expect(of('vital_samples').map((r) => r.slice(1, 9))).toEqual(vitals.map((v) => {
-      const [loinc, ucum] = VITAL[v['metric'] as string] ?? ['', '%'] // battery: a unit, no LOINC
-      return [isoOf(v['ts'] as string), v['device_id'], String(v['seq']), String(v['idx']), v['metric'], String(v['value']), ucum, loinc]
+      const metric = v['metric'] as string
+      const ucum = VITAL[metric]?.[1] ?? '%' // battery: a unit, no LOINC
+      const value = metric === 'sleep_stage' ? (v['duration_ms'] as number) / 60_000 : v['value'] // a sleep epoch is its duration, coded by stage
+      return [isoOf(v['ts'] as string), v['device_id'], String(v['seq']), String(v['idx']), metric, String(value), ucum, loincOf(metric, v['value'] as number)]
     }))
     const sleep = of('vital_samples').filter((r) => r[5] === 'sleep_stage').map((r) => (JSON.parse(r[9]!) as { stage: string }).stage)
     expect(sleep).toEqual(['light', 'rem', 'unspecified'])

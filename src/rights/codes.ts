@@ -1,83 +1,148 @@
 /**
- * What each stored value means outside vitalflow: LOINC code and display, UCUM
- * unit code and a unit a person reads, and the FHIR observation category. The
- * codes are the ones the device contracts name (proto/*.proto comments); the
- * displays are LOINC's own, so a terminology server accepts the pair.
+ * What each stored value means outside vitalflow: its codes (LOINC first where
+ * LOINC has one, IEEE 11073 MDC where the Personal Health Device IG uses it, our
+ * own code system where neither has a code), the UCUM unit code and a unit a
+ * person reads, and the FHIR observation category. This is the one place that
+ * holds them: the FHIR and CSV exports take them from here; the .proto comments
+ * and the README's table name the same codes (a test compares the .proto ones).
+ * Displays are the code systems' own, so a terminology server accepts the pairs.
+ *
+ * Choices (HL7 FHIR R4 vital-signs profile, Personal Health Device IG):
+ * - SpO2 carries 2708-6 (the R4 oxygen-saturation profile requires it) and 59408-5 (by pulse oximetry).
+ * - Glucose is a laboratory result, not a vital sign.
+ * - HRV: the bracelet sends RMSSD; LOINC 80404-7 is SDNN and neither LOINC nor MDC
+ *   has RMSSD, so it is coded in the vitalflow code system (VITALFLOW).
+ * - Steps count one interval: 55423-8 with an effectivePeriod (41950-7 is per 24 h).
+ * - Sleep: each stored epoch is one stage over its duration; exported as that stage's
+ *   LOINC duration (deep 93831-6, light 93830-8, REM 93829-0) in minutes. LOINC has no
+ *   awake-duration code (93832-4 is total sleep): awake epochs use VITALFLOW.
+ * - Battery (device and alarm button) is MDC_ATTR_VAL_BATT_CHARGE, as the PHD IG reports it.
  */
 import type { Metric } from '../consent/index.ts'
 
 export const LOINC = 'http://loinc.org'
+export const MDC = 'urn:iso:std:iso:11073:10101'
 export const UCUM = 'http://unitsofmeasure.org'
 export const OBSERVATION_CATEGORY = 'http://terminology.hl7.org/CodeSystem/observation-category'
+/** Our own code system, for what neither LOINC nor MDC codes; the export carries its CodeSystem resource. */
+export const VITALFLOW = 'urn:vitalflow:fhir:CodeSystem:observation'
+/** Personal Health Device IG: the gateway (phone) a measurement came through, on Observation. */
+export const GATEWAY_EXTENSION = 'http://hl7.org/fhir/uv/phd/StructureDefinition/GatewayDevice'
 
-export type ObservationCategory = 'vital-signs' | 'activity'
+export type ObservationCategory = 'vital-signs' | 'activity' | 'laboratory'
+
+export interface Coding { system: string; code: string; display: string }
 
 export interface Code {
-  loinc: string
-  display: string
-  /** UCUM code; '' when the value is coded, not a quantity. */
+  /** Observation.code codings; the one a profile requires first. */
+  codes: readonly Coding[]
+  /** Observation.code.text. */
+  text: string
+  /** UCUM code of the exported value. */
   ucum: string
-  /** The same unit for a person; '' when there is none. */
+  /** The same unit for a person. */
   unit: string
-  category: ObservationCategory
+  /** null: no observation category fits (device and service records). */
+  category: ObservationCategory | null
 }
 
+/** The concepts of VITALFLOW: the CodeSystem resource in every FHIR export lists them. */
+export const VITALFLOW_CONCEPTS = {
+  'hrv-rmssd': { display: 'Heart rate variability, RMSSD', definition: 'Root mean square of successive differences of normal R-R (pulse) intervals, in ms. LOINC 80404-7 is SDNN, a different statistic; neither LOINC nor IEEE 11073 MDC has a code for RMSSD.' },
+  'sleep-awake-duration': { display: 'Awake duration within a sleep period', definition: 'Length of one epoch the bracelet scored as awake. LOINC codes deep, light and REM sleep durations but has no awake-duration code.' },
+  'sleep-unscored-duration': { display: 'Unscored sleep-epoch duration', definition: 'Length of one sleep epoch stored without a stage (SLEEP_STAGE_UNSPECIFIED).' },
+  'alarm-event': { display: 'Personal alarm event', definition: 'An event a cAlarm personal alarm sent; the value names its kind.' },
+  'alarm-button-press': { display: 'Alarm button pressed', definition: 'The wearer pressed the alarm button.' },
+  'alarm-fall-detected': { display: 'Fall detected', definition: 'The alarm device detected a fall.' },
+  'alarm-low-battery': { display: 'Alarm device battery low', definition: 'The alarm device reported a low battery.' },
+  'alarm-heartbeat': { display: 'Alarm device heartbeat', definition: 'Periodic message by which the alarm device shows it is alive.' },
+  latitude: { display: 'Latitude (WGS84)', definition: 'Where an alarm event happened, degrees; stored only under a valid location consent.' },
+  longitude: { display: 'Longitude (WGS84)', definition: 'Where an alarm event happened, degrees; stored only under a valid location consent.' },
+  'location-accuracy': { display: 'Location accuracy radius', definition: 'Radius of the location of an alarm event, metres.' },
+  'last-sync': { display: 'Last synchronisation', definition: 'When the device last synchronised, as its status report says.' },
+} as const satisfies Record<string, { display: string; definition: string }>
+export type VitalflowCode = keyof typeof VITALFLOW_CONCEPTS
+
+const loinc = (code: string, display: string): Coding => ({ system: LOINC, code, display })
+const mdc = (code: string, display: string): Coding => ({ system: MDC, code, display })
+const own = (code: VitalflowCode): Coding => ({ system: VITALFLOW, code, display: VITALFLOW_CONCEPTS[code].display })
+const code = (codes: Coding[], ucum: string, unit: string, category: ObservationCategory | null, text = codes[0]!.display): Code =>
+  ({ codes, text, ucum, unit, category })
+
+const SPO2 = code([loinc('2708-6', 'Oxygen saturation in Arterial blood'), loinc('59408-5', 'Oxygen saturation in Arterial blood by Pulse oximetry')], '%', '%', 'vital-signs')
+const HEART_RATE = code([loinc('8867-4', 'Heart rate')], '/min', 'beats/minute', 'vital-signs')
+export const BATTERY = code([mdc('67996', 'MDC_ATTR_VAL_BATT_CHARGE')], '%', '%', null, 'Battery level')
+
 /**
- * Health metrics of vital_samples. battery is device diagnostics, not a health
- * observation: it is in NDJSON/CSV (DIAGNOSTIC_UNITS) and never in FHIR.
- * Code choices to revisit with the clinical owner (kept as the contracts name them):
- * 80404-7 is the SD of R-R intervals (SDNN) while the bracelet reports RMSSD;
- * 41950-7 is steps per 24 h while a sample counts one interval; 93832-4 is
- * LOINC's "Sleep duration" while the value is a stage.
+ * Metrics of vital_samples whose stored value is the exported quantity. sleep_stage
+ * is not among them: its value is a stage, exported by SLEEP_STAGES.
  */
 export const VITAL_CODES = {
-  heart_rate: { loinc: '8867-4', display: 'Heart rate', ucum: '/min', unit: 'beats/minute', category: 'vital-signs' },
-  hrv_rmssd: { loinc: '80404-7', display: 'R-R interval.standard deviation (Heart rate variability)', ucum: 'ms', unit: 'ms', category: 'vital-signs' },
-  spo2: { loinc: '59408-5', display: 'Oxygen saturation in Arterial blood by Pulse oximetry', ucum: '%', unit: '%', category: 'vital-signs' },
-  respiration_rate: { loinc: '9279-1', display: 'Respiratory rate', ucum: '/min', unit: 'breaths/minute', category: 'vital-signs' },
-  skin_temperature: { loinc: '39106-0', display: 'Temperature of Skin', ucum: 'Cel', unit: '°C', category: 'vital-signs' },
-  steps: { loinc: '41950-7', display: 'Number of steps in 24 hour Measured', ucum: '{steps}', unit: 'steps', category: 'activity' },
-  active_energy: { loinc: '41981-2', display: 'Calories burned', ucum: 'kcal', unit: 'kcal', category: 'activity' },
-  sleep_stage: { loinc: '93832-4', display: 'Sleep duration', ucum: '', unit: '', category: 'activity' },
-} as const satisfies Record<Exclude<Metric, 'battery'>, Code>
+  heart_rate: HEART_RATE,
+  hrv_rmssd: code([own('hrv-rmssd')], 'ms', 'ms', 'vital-signs', 'Heart rate variability, RMSSD (no LOINC or MDC code: vitalflow code system)'),
+  spo2: SPO2,
+  respiration_rate: code([loinc('9279-1', 'Respiratory rate')], '/min', 'breaths/minute', 'vital-signs'),
+  skin_temperature: code([loinc('39106-0', 'Temperature of Skin')], 'Cel', '°C', 'vital-signs'),
+  steps: code([loinc('55423-8', 'Number of steps in unspecified time Pedometer')], '{steps}', 'steps', 'activity'),
+  active_energy: code([loinc('41981-2', 'Calories burned')], 'kcal', 'kcal', 'activity'),
+  battery: BATTERY,
+} as const satisfies Record<Exclude<Metric, 'sleep_stage'>, Code>
 
-/** Units of the diagnostics metrics, for NDJSON/CSV only. */
-export const DIAGNOSTIC_UNITS: Readonly<Record<string, string>> = { battery: '%' }
+/** The sleep-epoch value: its duration, in this unit. */
+export const SLEEP_UNIT = { ucum: 'min', unit: 'min', perMs: 1 / 60_000 } as const
+const sleep = (c: Coding, text: string): Code => code([c], SLEEP_UNIT.ucum, SLEEP_UNIT.unit, 'activity', text)
+
+/** Sleep stages by proto SleepStage number; a stage the proto does not know exports as unscored. */
+export const SLEEP_STAGES: ReadonlyArray<{ name: string; code: Code }> = [
+  { name: 'unspecified', code: sleep(own('sleep-unscored-duration'), 'Unscored sleep-epoch duration') },
+  { name: 'awake', code: sleep(own('sleep-awake-duration'), 'Awake duration (no LOINC code: vitalflow code system)') },
+  { name: 'light', code: sleep(loinc('93830-8', 'Light sleep duration'), 'Light sleep duration') },
+  { name: 'deep', code: sleep(loinc('93831-6', 'Deep sleep duration'), 'Deep sleep duration') },
+  { name: 'rem', code: sleep(loinc('93829-0', 'REM sleep duration'), 'REM sleep duration') },
+]
+
+export function sleepStageName (stage: number): string {
+  return SLEEP_STAGES[stage]?.name ?? `stage ${stage}`
+}
+
+export function sleepStageCode (stage: number): Code {
+  return (SLEEP_STAGES[stage] ?? SLEEP_STAGES[0]!).code
+}
 
 /** The nullable value columns of spot_measurements, in table order. */
 export const SPOT_COLUMNS = ['systolic', 'diastolic', 'pulse', 'spo2', 'temperature', 'glucose', 'weight'] as const
 export type SpotColumn = (typeof SPOT_COLUMNS)[number]
 
 export const SPOT_CODES = {
-  systolic: { loinc: '8480-6', display: 'Systolic blood pressure', ucum: 'mm[Hg]', unit: 'mmHg', category: 'vital-signs' },
-  diastolic: { loinc: '8462-4', display: 'Diastolic blood pressure', ucum: 'mm[Hg]', unit: 'mmHg', category: 'vital-signs' },
-  pulse: { loinc: '8867-4', display: 'Heart rate', ucum: '/min', unit: 'beats/minute', category: 'vital-signs' },
-  spo2: { loinc: '59408-5', display: 'Oxygen saturation in Arterial blood by Pulse oximetry', ucum: '%', unit: '%', category: 'vital-signs' },
-  temperature: { loinc: '8310-5', display: 'Body temperature', ucum: 'Cel', unit: '°C', category: 'vital-signs' },
-  glucose: { loinc: '15074-8', display: 'Glucose [Moles/volume] in Blood', ucum: 'mmol/L', unit: 'mmol/L', category: 'vital-signs' },
-  weight: { loinc: '29463-7', display: 'Body weight', ucum: 'kg', unit: 'kg', category: 'vital-signs' },
+  systolic: code([loinc('8480-6', 'Systolic blood pressure')], 'mm[Hg]', 'mmHg', 'vital-signs'),
+  diastolic: code([loinc('8462-4', 'Diastolic blood pressure')], 'mm[Hg]', 'mmHg', 'vital-signs'),
+  pulse: HEART_RATE,
+  spo2: SPO2,
+  temperature: code([loinc('8310-5', 'Body temperature')], 'Cel', '°C', 'vital-signs'),
+  glucose: code([loinc('15074-8', 'Glucose [Moles/volume] in Blood')], 'mmol/L', 'mmol/L', 'laboratory'),
+  weight: code([loinc('29463-7', 'Body weight')], 'kg', 'kg', 'vital-signs'),
 } as const satisfies Record<SpotColumn, Code>
 
-/** Systolic and diastolic of one reading travel together, as components of this panel. */
-export const BLOOD_PRESSURE_PANEL = { loinc: '85354-9', display: 'Blood pressure panel with all children optional' } as const
+/** Systolic and diastolic of one reading travel together, as components of this panel (R4 blood-pressure profile). */
+export const BLOOD_PRESSURE_PANEL = code([loinc('85354-9', 'Blood pressure panel with all children optional')], '', '', 'vital-signs')
 
-/**
- * Sleep stages (proto SleepStage, by number) as FHIR valueCodeableConcept: coded in
- * the HL7 Personal Health Record IG's sleep-analysis code system (trial use), with
- * our own stage name as text. Stage 0 (unspecified) and numbers the proto does not
- * know carry text only.
- */
-export const SLEEP_STAGE_SYSTEM = 'http://hl7.org/fhir/uv/phr/CodeSystem/sleep-analysis-codes'
-export const SLEEP_STAGES: ReadonlyArray<{ name: string; code: string | null; display: string }> = [
-  { name: 'unspecified', code: null, display: '' },
-  { name: 'awake', code: 'awake', display: 'Awake' },
-  { name: 'light', code: 'asleepCore', display: 'Asleep core' },
-  { name: 'deep', code: 'asleepDeep', display: 'Asleep deep' },
-  { name: 'rem', code: 'asleepREM', display: 'Asleep REM' },
-]
+/** Alarm events (alarm_events.kind): one Observation each, the kind as its value. */
+export const ALARM_EVENT = code([own('alarm-event')], '', '', null, 'Personal alarm event')
+export const ALARM_KINDS: Readonly<Record<string, VitalflowCode>> = {
+  button_press: 'alarm-button-press', fall_detected: 'alarm-fall-detected', low_battery: 'alarm-low-battery', heartbeat: 'alarm-heartbeat',
+}
+export const LOCATION_CODES = {
+  latitude: code([own('latitude')], 'deg', 'degrees', null),
+  longitude: code([own('longitude')], 'deg', 'degrees', null),
+  accuracy_m: code([own('location-accuracy')], 'm', 'm', null),
+} as const
+export const LAST_SYNC = code([own('last-sync')], '', '', null)
+/** Device.version type of a firmware revision (MDC_ID_PROD_SPEC_FW). */
+export const FIRMWARE_REVISION = mdc('531976', 'MDC_ID_PROD_SPEC_FW')
 
-export function sleepStageName (stage: number): string {
-  return SLEEP_STAGES[stage]?.name ?? `stage ${stage}`
+/** The LOINC code of a Code, '' when it has none (the CSV loinc column). */
+export function loincOf (c: Code): string {
+  return c.codes.find((x) => x.system === LOINC)?.code ?? ''
 }
 
 // ---- the same, in FHIR shape ------------------------------------------------------------
@@ -85,15 +150,25 @@ export function sleepStageName (stage: number): string {
 export const FHIR_CATEGORY: Readonly<Record<ObservationCategory, unknown[]>> = {
   'vital-signs': [{ coding: [{ system: OBSERVATION_CATEGORY, code: 'vital-signs', display: 'Vital Signs' }] }],
   activity: [{ coding: [{ system: OBSERVATION_CATEGORY, code: 'activity', display: 'Activity' }] }],
+  laboratory: [{ coding: [{ system: OBSERVATION_CATEGORY, code: 'laboratory', display: 'Laboratory' }] }],
 }
 
-/** Observation.code of a LOINC code. */
-export function fhirCode (c: { loinc: string; display: string }): { coding: Array<{ system: string; code: string; display: string }>; text: string } {
-  return { coding: [{ system: LOINC, code: c.loinc, display: c.display }], text: c.display }
+/** A CodeableConcept of one of our own codes. */
+export function vitalflowConcept (c: VitalflowCode): { coding: Coding[]; text: string } {
+  return { coding: [own(c)], text: VITALFLOW_CONCEPTS[c].display }
 }
 
-/** Observation.valueCodeableConcept of a sleep stage number. */
-export function sleepStageConcept (stage: number): { coding?: Array<{ system: string; code: string; display: string }>; text: string } {
-  const s = SLEEP_STAGES[stage]
-  return s?.code != null ? { coding: [{ system: SLEEP_STAGE_SYSTEM, code: s.code, display: s.display }], text: s.name } : { text: sleepStageName(stage) }
+/** The CodeSystem resource of VITALFLOW, so an export explains the codes it uses. */
+export function vitalflowCodeSystem (): Record<string, unknown> {
+  return {
+    resourceType: 'CodeSystem',
+    url: VITALFLOW,
+    name: 'VitalflowObservationCodes',
+    title: 'vitalflow observation codes',
+    status: 'active',
+    description: 'Codes vitalflow uses where neither LOINC nor IEEE 11073 MDC has one.',
+    caseSensitive: true,
+    content: 'complete',
+    concept: Object.entries(VITALFLOW_CONCEPTS).map(([c, { display, definition }]) => ({ code: c, display, definition })),
+  }
 }

@@ -11,24 +11,30 @@
  * and the streams are merged here, so rows still leave in time order. Each
  * table is exported in (ts, device, seq[, idx]) order, one table after another.
  *
- * FHIR carries health observations only: vital samples (not battery, which is
- * device diagnostics) and spot measurements. Alarm events and device status are
- * service records, not observations; they are in NDJSON and CSV.
+ * NDJSON has every stored column as stored; CSV one line per value with its
+ * unit and LOINC code; FHIR is in fhir-bundle.ts. All three carry all four
+ * telemetry tables (vital samples, spot measurements, alarm events, device status).
  */
-import { randomUUID } from 'node:crypto'
 import type { Writable } from 'node:stream'
 import { setImmediate as tick } from 'node:timers/promises'
 import { patientId, tenantId } from '../ids.ts'
 import type { StorageConnection } from '../storage/connection.ts'
 import { TELEMETRY_TABLES, type TelemetryTable } from '../storage/rows.ts'
-import {
-  BLOOD_PRESSURE_PANEL, DIAGNOSTIC_UNITS, FHIR_CATEGORY, SPOT_CODES, SPOT_COLUMNS, UCUM, VITAL_CODES,
-  fhirCode, sleepStageConcept, sleepStageName, type Code, type ObservationCategory,
-} from './codes.ts'
+import { SLEEP_UNIT, SPOT_CODES, VITAL_CODES, loincOf, sleepStageCode, sleepStageName, type Code } from './codes.ts'
+import { HEAD, SOURCES, SPOT_AT, TIMES, TS, V, at, iso, type Format, type Out, type Row, type Value } from './export-rows.ts'
+import { fhir, registryDevices } from './fhir-bundle.ts'
 
 export type ExportFormat = 'fhir' | 'ndjson' | 'csv'
-export interface ExportRequest { tenant: string; patient: string; format: ExportFormat; fromMs?: number; toMs?: number }
-/** rows: rows read from ClickHouse; resources: Observations (fhir) or data lines (ndjson, csv) written. */
+export interface ExportRequest {
+  tenant: string
+  patient: string
+  format: ExportFormat
+  fromMs?: number
+  toMs?: number
+  /** FHIR only: a bracelet series as one Observation per metric and message (valueSampledData) instead of one per sample. */
+  sampled?: boolean
+}
+/** rows: rows read from ClickHouse; resources: Observations (fhir; not the Patient, Device and CodeSystem) or data lines (ndjson, csv) written. */
 export interface ExportResult { rows: number; resources: number }
 
 export class ExportError extends Error {
@@ -44,60 +50,9 @@ const MIN_PAGE = 2_000
 /** Output goes to `out` in strings of about this many characters. */
 const CHUNK = 64 * 1024
 
-/** A row as JSONCompact gives it: ts ('YYYY-MM-DD hh:mm:ss.sss', UTC), device_id, seq (decimal text), then the source's columns. */
-type Value = string | number | null | string[]
-type Row = Value[]
-const HEAD = 3
-
-interface Source {
-  /** The sort-key column before ts, read one value at a time; null when ts follows patient_id. */
-  split: 'metric' | 'device_id' | null
-  /** Keyset: the sort key from ts on, as [column, parameter type, position in Row]. */
-  key: ReadonlyArray<readonly [string, string, number]>
-  columns: readonly string[]
-  /** Columns CSV gives a column of their own (the rest go to extra). */
-  placed: ReadonlySet<string>
-}
-
-const TS = ['ts', "DateTime64(3, 'UTC')", 0] as const
-const DEVICE = ['device_id', 'String', 1] as const
-const SEQ = ['seq', 'UInt64', 2] as const
-const PROVENANCE = ['purpose', 'legal_basis', 'consent_version', 'ingested_at']
-/** DateTime64 columns besides ts; exported as ISO 8601. */
-const TIMES = new Set(['ingested_at', 'last_sync'])
-
-const SOURCES: Record<TelemetryTable, Source> = {
-  vital_samples: {
-    split: 'metric', key: [TS, DEVICE, SEQ, ['idx', 'UInt16', 3]], placed: new Set(['idx', 'metric', 'value']),
-    columns: ['idx', 'metric', 'category', 'value', 'duration_ms', 'quality', ...PROVENANCE],
-  },
-  spot_measurements: { split: null, key: [TS, DEVICE, SEQ], placed: new Set(SPOT_COLUMNS), columns: ['meter_model', ...SPOT_COLUMNS, ...PROVENANCE] },
-  alarm_events: {
-    split: null, key: [TS, DEVICE, SEQ], placed: new Set(['kind']),
-    columns: ['kind', 'battery', 'latitude', 'longitude', 'accuracy_m', 'location_consent_version', ...PROVENANCE],
-  },
-  device_status: {
-    split: 'device_id', key: [TS, SEQ], placed: new Set(),
-    columns: ['model', 'firmware', 'serial_number', 'battery', 'last_sync', 'diagnostics', ...PROVENANCE],
-  },
-}
-
-function at (table: TelemetryTable, column: string): number {
-  const i = SOURCES[table].columns.indexOf(column)
-  if (i < 0) throw new Error(`${table} has no exported column ${column}`)
-  return HEAD + i
-}
-const V = { idx: 3, metric: at('vital_samples', 'metric'), value: at('vital_samples', 'value'), duration: at('vital_samples', 'duration_ms') }
-const SPOT_AT = SPOT_COLUMNS.map((c) => [c, at('spot_measurements', c)] as const)
 const KIND = at('alarm_events', 'kind')
 /** Maps, not the objects: a stored metric named like an Object.prototype member must find nothing. */
 const VITALS = new Map<string, Code>(Object.entries(VITAL_CODES))
-const DIAGNOSTICS = new Map(Object.entries(DIAGNOSTIC_UNITS))
-
-/** ClickHouse prints DateTime64(3, 'UTC') as '2024-05-01 12:00:00.250': fixed width, so text order is time order. */
-function iso (t: Value): string | null {
-  return typeof t === 'string' ? `${t.slice(0, 10)}T${t.slice(11)}Z` : null
-}
 
 /** (ts, device, seq, idx) order across the page streams of one table; idx only ever decides between vital samples. */
 function before (a: Row, b: Row): boolean {
@@ -138,7 +93,7 @@ class Reader {
 }
 
 /** Gathers output into chunks and waits for `out` to drain; an error or close of `out` ends the export. */
-class Sink {
+class Sink implements Out {
   private buf = ''
   private failed: Error | null = null
   private readonly onError = (err: Error): void => { this.failed ??= err }
@@ -172,16 +127,6 @@ class Sink {
   }
 
   release (): void { this.out.off('error', this.onError) }
-}
-
-interface Format {
-  tables: readonly TelemetryTable[]
-  /** Split values left out (FHIR: diagnostics metrics). */
-  skip: (split: string) => boolean
-  head: string
-  /** Appends the records of one row; returns how many. */
-  row: (table: TelemetryTable, row: Row, sink: Sink) => number
-  tail: () => string
 }
 
 /** JSON text of a stored value; the few strings a patient's rows repeat (metric, purpose, model) are encoded once. */
@@ -243,8 +188,10 @@ function extra (table: TelemetryTable, row: Row, more?: Record<string, Value>): 
 /**
  * CSV: one line per vital sample, alarm event and device status row; a spot
  * measurement row gives one line per value it holds (metric = its column), so
- * each value has its own unit and LOINC code. Alarm lines carry their kind in
- * metric. unit is the UCUM code. Whatever has no column of its own is in extra, as JSON.
+ * each value has its own unit and LOINC code. A sleep epoch's value is its
+ * duration in minutes, coded by its stage (its stage name is in extra). Alarm
+ * lines carry their kind in metric. unit is the UCUM code; loinc is empty where
+ * the value has no LOINC code (codes.ts). Whatever has no column of its own is in extra, as JSON.
  */
 function csv (): Format {
   const line = (table: TelemetryTable, row: Row, idx: Value, metric: Value, value: Value, unit: string, loinc: string, more: string): string =>
@@ -256,9 +203,15 @@ function csv (): Format {
     row (table, row, sink) {
       if (table === 'vital_samples') {
         const metric = row[V.metric] as string
+        if (metric === 'sleep_stage') {
+          const stage = row[V.value] as number
+          const c = sleepStageCode(stage)
+          const minutes = (row[V.duration] as number) * SLEEP_UNIT.perMs
+          sink.push(line(table, row, row[V.idx]!, metric, minutes, c.ucum, loincOf(c), extra(table, row, { stage: sleepStageName(stage) })))
+          return 1
+        }
         const code = VITALS.get(metric)
-        const more = extra(table, row, metric === 'sleep_stage' ? { stage: sleepStageName(row[V.value] as number) } : undefined)
-        sink.push(line(table, row, row[V.idx]!, metric, row[V.value]!, code?.ucum ?? DIAGNOSTICS.get(metric) ?? '', code?.loinc ?? '', more))
+        sink.push(line(table, row, row[V.idx]!, metric, row[V.value]!, code?.ucum ?? '', code === undefined ? '' : loincOf(code), extra(table, row)))
         return 1
       }
       if (table === 'spot_measurements') {
@@ -266,7 +219,7 @@ function csv (): Format {
         let n = 0
         for (const [column, i] of SPOT_AT) {
           if (row[i] === null) continue
-          sink.push(line(table, row, null, column, row[i]!, SPOT_CODES[column].ucum, SPOT_CODES[column].loinc, more))
+          sink.push(line(table, row, null, column, row[i]!, SPOT_CODES[column].ucum, loincOf(SPOT_CODES[column]), more))
           n++
         }
         return n
@@ -275,75 +228,6 @@ function csv (): Format {
       return 1
     },
     tail: () => '',
-  }
-}
-
-const quantity = (value: Value, c: Code): Record<string, unknown> => ({ value, unit: c.unit, system: UCUM, code: c.ucum })
-
-/**
- * FHIR R4: one Bundle (type collection), entries written as they are made. Each
- * Observation's identifier is the table's urn with `device/seq/idx` (vital
- * samples) or `device/seq/column` (spot measurements; blood_pressure for the
- * panel), so a value can be matched to its stored row. sleep_stage values are
- * valueCodeableConcept (codes.ts, SLEEP_STAGES); every other value is a UCUM valueQuantity.
- */
-function fhir (patient: string): Format {
-  const subject = { reference: `Patient/${patient}` }
-  let entries = 0
-  const entry = (sink: Sink, resource: Record<string, unknown>): void => {
-    // FHIR JSON has no empty arrays: "entry" opens with the first resource
-    sink.push((entries++ === 0 ? ',"entry":[' : ',') + JSON.stringify({ fullUrl: `urn:uuid:${randomUUID()}`, resource }))
-  }
-  const observation = (row: Row, table: string, id: string, category: ObservationCategory, code: unknown, durationMs: number): Record<string, unknown> => {
-    const start = iso(row[0]!)!
-    return {
-      resourceType: 'Observation',
-      identifier: [{ system: `urn:vitalflow:${table}`, value: `${row[1]}/${row[2]}/${id}` }],
-      status: 'final',
-      category: FHIR_CATEGORY[category],
-      code,
-      subject,
-      ...(durationMs > 0 ? { effectivePeriod: { start, end: new Date(Date.parse(start) + durationMs).toISOString() } } : { effectiveDateTime: start }),
-      device: { display: row[1] },
-    }
-  }
-  const vitalCodes = new Map([...VITALS].map(([m, c]) => [m, fhirCode(c)]))
-  const spotCodes = new Map(SPOT_COLUMNS.map((c) => [c, fhirCode(SPOT_CODES[c])]))
-  const panel = fhirCode(BLOOD_PRESSURE_PANEL)
-  return {
-    tables: ['vital_samples', 'spot_measurements'],
-    skip: (metric) => DIAGNOSTICS.has(metric),
-    head: `{"resourceType":"Bundle","type":"collection","timestamp":"${new Date().toISOString()}"`,
-    row (table, row, sink) {
-      if (table === 'vital_samples') {
-        const metric = row[V.metric] as string
-        const c = VITALS.get(metric)
-        const value = row[V.value]!
-        const o = observation(row, table, String(row[V.idx]), c?.category ?? 'vital-signs', vitalCodes.get(metric) ?? { text: metric }, row[V.duration] as number)
-        if (c === undefined) o['valueQuantity'] = { value } // a metric missing from the code table still goes out, named
-        else if (metric === 'sleep_stage') o['valueCodeableConcept'] = sleepStageConcept(value as number)
-        else o['valueQuantity'] = quantity(value, c)
-        entry(sink, o)
-        return 1
-      }
-      let n = 0
-      const component = []
-      for (const [column, i] of SPOT_AT) {
-        const value = row[i]!
-        if (value === null) continue
-        const c = SPOT_CODES[column]
-        if (column === 'systolic' || column === 'diastolic') {
-          component.push({ code: spotCodes.get(column), valueQuantity: quantity(value, c) })
-        } else {
-          entry(sink, { ...observation(row, table, column, c.category, spotCodes.get(column), 0), valueQuantity: quantity(value, c) })
-          n++
-        }
-      }
-      if (component.length === 0) return n
-      entry(sink, { ...observation(row, table, 'blood_pressure', 'vital-signs', panel, 0), component })
-      return n + 1
-    },
-    tail: () => (entries > 0 ? ']}' : '}'),
   }
 }
 
@@ -368,9 +252,11 @@ export async function exportPatient (conn: StorageConnection, req: ExportRequest
   let scope = 'tenant_id = {tenant:String} AND patient_id = {patient:String}'
   if (req.fromMs !== undefined) { scope += " AND ts >= fromUnixTimestamp64Milli({fromMs:Int64}, 'UTC')"; base['fromMs'] = req.fromMs }
   if (req.toMs !== undefined) { scope += " AND ts < fromUnixTimestamp64Milli({toMs:Int64}, 'UTC')"; base['toMs'] = req.toMs }
-  const format = req.format === 'fhir' ? fhir(req.patient) : req.format === 'ndjson' ? ndjson() : csv()
   const rows = async (query: string, params: Record<string, unknown>): Promise<Row[]> =>
     (await (await conn.client.query({ query, query_params: params, format: 'JSONCompact' })).json<Row>()).data
+  const format = req.format === 'fhir'
+    ? fhir({ tenant: req.tenant, patient: req.patient, sampled: req.sampled === true, devices: await registryDevices(conn, base, rows) })
+    : req.format === 'ndjson' ? ndjson() : csv()
 
   const sink = new Sink(out)
   let read = 0
@@ -407,6 +293,7 @@ export async function exportPatient (conn: StorageConnection, req: ExportRequest
         if (sink.full) await sink.flush()
         if (r.at === r.rows.length && !(await r.advance())) live = live.filter((x) => x !== r)
       }
+      if (format.endTable !== undefined) resources += format.endTable(table, sink)
     }
     sink.push(format.tail())
     await sink.flush()
