@@ -88,9 +88,10 @@ describe('login storm', () => {
     ])
     const stormS = (performance.now() - started) / 1000
     // then wrong passwords one after another from one address: after the free failures, 429 without a password check
+    // (a new name each time: 'ghost' itself is locked by now, like any name with too many failures, known or not)
     const completedBefore = node.hasher.stats().completed
     const sequential: Array<Awaited<ReturnType<typeof httpLogin>>> = []
-    for (let i = 0; i < 8; i++) sequential.push(await httpLogin('127.0.4.2', 'ghost', 'wrong password'))
+    for (let i = 0; i < 8; i++) sequential.push(await httpLogin('127.0.4.2', `ghost-seq${i}`, 'wrong password'))
     const checked = node.hasher.stats().completed - completedBefore
     storming = false
     await publishing
@@ -112,8 +113,9 @@ describe('login storm', () => {
     expect(busy.length).toBeGreaterThan(0)
     expect(busy.every((r) => r.error === 'ING_ERR_AUTH_BUSY' && r.retryAfter !== undefined)).toBe(true)
     expect(httpMany.every((r) => r.status === 401 || r.status === 503)).toBe(true)
-    expect(httpOne.filter((r) => r.status === 401).length).toBeLessThanOrEqual(perAddress)
-    expect(httpOne.every((r) => [401, 429, 503].includes(r.status))).toBe(true)
+    // (checked ones are 401, or 423 once 'ghost' has failed often enough to be locked, as an account would be)
+    expect(httpOne.filter((r) => r.status === 401 || r.status === 423).length).toBeLessThanOrEqual(perAddress)
+    expect(httpOne.every((r) => [401, 423, 429, 503].includes(r.status))).toBe(true)
     expect(sequential.map((r) => r.status)).toEqual([401, 401, 401, 401, 401, 401, 429, 429])
     expect(sequential.slice(6).every((r) => r.error === 'ING_ERR_AUTH_BACKOFF' && Number(r.retryAfter) >= 1)).toBe(true)
     expect(checked).toBe(6)

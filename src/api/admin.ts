@@ -8,9 +8,10 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import type { Registry as MetricsRegistry } from 'prom-client'
 import { z } from 'zod'
 import { CATEGORIES, PURPOSES } from '../consent/index.ts'
-import { ID_PATTERN, InvalidIdError } from '../ids.ts'
-import { CsrError, FAMILIES, ROLES, RegistryError, UserError, type Registry } from '../registry/index.ts'
+import { ID_PATTERN } from '../ids.ts'
+import { FAMILIES, ROLES, type Registry } from '../registry/index.ts'
 import { bearerCheck } from './bearer.ts'
+import { clientError, frameworkError, registerAnswers } from './http-answers.ts'
 import { registerClinicianApi, type ClinicianDeps } from './clinician.ts'
 import { rightsRoutes } from './rights-routes.ts'
 import { openApiDocument } from './openapi.ts'
@@ -71,24 +72,15 @@ function parse<T> (schema: z.ZodType<T>, value: unknown, reply: FastifyReply): T
   return undefined
 }
 
-const STATUS: Record<RegistryError['code'], number> = { ING_ERR_NOT_FOUND: 404, ING_ERR_CONFLICT: 409, ING_ERR_INVALID: 400 }
-
 export function createAdminApi (deps: AdminApiDeps): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: 64 * 1024 })
+  // errors met before routing and requests the HTTP parser refuses get the same answers as the rest
+  const app = Fastify({ logger: false, bodyLimit: 64 * 1024, frameworkErrors: frameworkError, clientErrorHandler: clientError })
+  registerAnswers(app)
   const isAdmin = bearerCheck(deps.adminToken)
   // /metrics names tenants (with VF_METRICS_TENANT_LABELS) and shows load: operators only. A bearer
   // token on the same port rather than a separate loopback listener: one listener to run and firewall,
   // Prometheus sends it with `authorization`, and a scraper on another host still works.
   const isScraper = bearerCheck(deps.metricsToken ?? deps.adminToken)
-
-  app.setErrorHandler((err, _req, reply) => {
-    if (err instanceof RegistryError) return reply.code(STATUS[err.code]).send({ error: err.code, message: err.message })
-    if (err instanceof InvalidIdError) return reply.code(400).send({ error: err.code, message: err.message })
-    if (err instanceof CsrError) return reply.code(400).send({ error: err.code, message: err.message })
-    if (err instanceof UserError) return reply.code(err.code === 'ING_ERR_CONFLICT' ? 409 : 400).send({ error: err.code, message: err.message })
-    const status = (err as { statusCode?: number }).statusCode ?? 500
-    return reply.code(status).send({ error: status >= 500 ? 'ING_ERR_INTERNAL' : 'ING_ERR_REQUEST', message: status >= 500 ? 'internal error' : (err as Error).message })
-  })
 
   if (deps.clinician !== undefined) {
     const doc = openApiDocument(registerClinicianApi(app, deps.clinician))

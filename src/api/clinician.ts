@@ -48,7 +48,11 @@ const NOT_FOUND = { error: 'ING_ERR_NOT_FOUND', message: 'not found' }
 
 export interface RouteDoc {
   method: string; path: string; summary: string; roles: Role[] | 'public'; params?: z.ZodType; query?: z.ZodType; body?: z.ZodType
-  /** A read of personal data: logged in the access log (NEN 7513) before it is answered. */
+  /**
+   * A read of personal data: logged in the access log (NEN 7513) before it is answered, one row per patient
+   * whose data it answers (the path's patient, or each `patient` of a tenant-wide list). A request refused
+   * (400, 404) read nothing and is not logged.
+   */
   audit?: boolean
 }
 
@@ -82,6 +86,18 @@ export function registerClinicianApi (app: FastifyInstance, deps: ClinicianDeps)
     return p.patient
   }
 
+  /** Whose data an answer holds: the path's patient (checked by the handler), else every `patient` in a list. */
+  function patientsOf (req: FastifyRequest, answer: unknown): string[] {
+    const patient = (req.params as { patient?: unknown } | undefined)?.patient
+    if (typeof patient === 'string') return [patient]
+    const seen = new Set<string>()
+    if (Array.isArray(answer)) for (const row of answer as unknown[]) {
+      const p = (row as { patient?: unknown } | null)?.patient
+      if (typeof p === 'string' && p !== '') seen.add(p)
+    }
+    return [...seen]
+  }
+
   function route (doc: RouteDoc, handler: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>): void {
     docs.push(doc)
     app.route({
@@ -94,13 +110,14 @@ export function registerClinicianApi (app: FastifyInstance, deps: ClinicianDeps)
           if (principal === null) return await reply.code(401).send({ error: 'ING_ERR_AUTH', message: 'log in first, or again' })
           if (!doc.roles.includes(principal.role)) return await reply.code(403).send({ error: 'ING_ERR_ROLE', message: 'your role may not read this' })
           req.principal = principal
-          if (doc.audit === true) {
-            const patient = (req.params as { patient?: unknown }).patient
-            await deps.rights.audit(principal.tenant, { user: principal.user, role: principal.role, remoteAddress: req.ip },
-              typeof patient === 'string' ? patient : '', `${doc.method} ${doc.path}`, JSON.stringify(req.query ?? {}))
-          }
         }
-        return await handler(req, reply)
+        const answer = await handler(req, reply)
+        // handlers return the reply itself when they have refused (validation, unknown or foreign patient)
+        if (doc.audit === true && answer !== reply && !reply.sent) {
+          const p = req.principal!
+          await deps.rights.audit(p.tenant, { user: p.user, role: p.role, remoteAddress: req.ip }, patientsOf(req, answer), `${doc.method} ${doc.path}`, JSON.stringify(req.query ?? {}))
+        }
+        return answer
       },
     })
   }
@@ -194,7 +211,14 @@ export function registerClinicianApi (app: FastifyInstance, deps: ClinicianDeps)
     req.raw.on('close', () => { stop(); clearInterval(ping) })
   })
 
-  route({ method: 'GET', path: '/api/devices', summary: 'Devices with their last status and when they were last seen', roles: READERS }, async (req) => await deps.queries.devices(req.principal!.tenant))
+  route({ method: 'GET', path: '/api/devices', summary: 'Every enrolled device with its last status and when it was last seen (null: never)', roles: READERS }, async (req) => {
+    const tenant = req.principal!.tenant
+    const status = new Map((await deps.queries.devices(tenant)).map((s) => [s.device, s]))
+    return deps.registry.listDevices(tenant).sort((a, b) => a.device < b.device ? -1 : a.device > b.device ? 1 : 0).map((d) => {
+      const s = status.get(d.device)
+      return { device: d.device, family: d.family, battery: s?.battery ?? null, firmware: s?.firmware ?? null, lastStatusAt: s?.lastStatusAt ?? null, lastSeenAt: s?.lastSeenAt ?? null }
+    })
+  })
 
   route({ method: 'GET', path: '/api/research/aggregate', summary: 'Daily aggregates over research-consented patients; small groups suppressed', roles: ['researcher'], query: ResearchQuery }, async (req, reply) => {
     const q = parse(ResearchQuery, req.query, reply)

@@ -54,10 +54,12 @@ export function createQueries (conn: StorageConnection) {
       `SELECT count() AS n FROM ${t('alarm_events')} WHERE tenant_id = {tenant:String} AND device_id = {device:String} AND seq = {seq:UInt64}`,
       { tenant, device, seq }))[0]?.n ?? 0) > 0,
 
-    devices: (tenant: string) => rows<Record<string, unknown>>(
-      `SELECT device_id AS device, argMax(battery, ts) AS battery, argMax(firmware, ts) AS firmware, toUnixTimestamp64Milli(max(ts)) AS lastStatusAt,
-         toUnixTimestamp64Milli(max(ingested_at)) AS lastSeenAt
-       FROM ${t('device_status')} WHERE tenant_id = {tenant:String} GROUP BY device_id ORDER BY device_id`, { tenant }),
+    /** The last status of each device that has sent one (devices that never did are not here). */
+    devices: async (tenant: string) => (await rows<{ device: string; battery: number; firmware: string; lastStatusAt: string; lastSeenAt: string }>(
+      `SELECT device_id AS device, argMax(battery, ts) AS battery, argMax(firmware, ts) AS firmware, toString(toUnixTimestamp64Milli(max(ts))) AS lastStatusAt,
+         toString(toUnixTimestamp64Milli(max(ingested_at))) AS lastSeenAt
+       FROM ${t('device_status')} WHERE tenant_id = {tenant:String} GROUP BY device_id ORDER BY device_id`, { tenant }))
+      .map((r) => ({ device: r.device, battery: Number(r.battery), firmware: r.firmware, lastStatusAt: Number(r.lastStatusAt), lastSeenAt: Number(r.lastSeenAt) })),
 
     /** Daily aggregates over the given (research-consented) patients; groups smaller than k are suppressed. */
     research: (tenant: string, patients: string[], metric: string, from: number, to: number, k: number) => rows<Record<string, unknown>>(

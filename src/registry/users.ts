@@ -19,7 +19,9 @@ export type LoginResult = { ok: true; principal: Principal } | { ok: false; reas
 
 export interface LockoutPolicy { maxFailures: number; lockMs: number }
 
-interface Account { principal: Principal; hash: string; failures: number; lockedUntil: number }
+/** Failed log-ins in a row and the end of a lock, of an account or of a name that has none. */
+interface Attempts { failures: number; lockedUntil: number }
+interface Account extends Attempts { principal: Principal; hash: string }
 
 export class UserError extends Error {
   constructor (readonly code: 'ING_ERR_INVALID' | 'ING_ERR_CONFLICT', message: string) {
@@ -29,9 +31,18 @@ export class UserError extends Error {
 }
 
 const MIN_PASSWORD = 12
+/** Names without an account whose failed log-ins are remembered; the oldest are forgotten first. */
+const MAX_UNKNOWN = 100_000
 
 export class Users {
   private readonly accounts = new Map<string, Account>()
+  /**
+   * Failures of names that have no account, counted and locked exactly like an account's, so the
+   * answers (401 ... 423 with Retry-After) never tell whether an account exists. Bounded: an evicted
+   * name starts again from zero, which an attacker can only cause by failing MAX_UNKNOWN other names
+   * (each one a password hash, under the per-source back-off).
+   */
+  private readonly unknown = new Map<string, Attempts>()
   private readonly client: ClickHouseClient
   private dummy: string | undefined
 
@@ -60,28 +71,43 @@ export class Users {
       values: [{ tenant_id: tenant, user_id: user, role, password_hash: hash, disabled: 0, updated_at: Date.now() }],
     })
     const principal = { tenant, user, role }
-    this.accounts.set(key, { principal, hash, failures: 0, lockedUntil: 0 })
+    // a name's failures before it had an account carry over: creating it does not unlock it
+    const before = this.unknown.get(key)
+    this.unknown.delete(key)
+    this.accounts.set(key, { principal, hash, failures: before?.failures ?? 0, lockedUntil: before?.lockedUntil ?? 0 })
     return principal
   }
 
   /**
-   * Checks a password; after maxFailures wrong ones in a row the account is locked for lockMs, right password or not.
+   * Checks a password; after maxFailures wrong ones in a row the name is locked for lockMs, right password or not.
+   * A name without an account is counted and locked the same way, and every attempt (locked or not, known or
+   * not) costs one password hash, so neither the answer nor the work tells whether the account exists.
    * Rejects with HasherBusyError (ING_ERR_AUTH_BUSY) when too many password checks are waiting.
    */
   async login (tenant: string, user: string, password: string, now = Date.now()): Promise<LoginResult> {
-    const a = this.accounts.get(`${tenant}\0${user}`)
-    if (a !== undefined && a.lockedUntil > now) return { ok: false, reason: 'ING_ERR_LOCKED', retryAfterMs: a.lockedUntil - now }
-    // an unknown user costs the same hash work as a known one
+    const key = `${tenant}\0${user}`
+    const a = this.accounts.get(key)
     this.dummy ??= placeholderHash(this.cost)
     const ok = await verifySecret(this.hasher, password, a?.hash ?? this.dummy)
-    if (a === undefined) return { ok: false, reason: 'ING_ERR_AUTH' }
-    if (!ok) {
-      a.failures++
-      if (a.failures >= this.lockout.maxFailures) { a.lockedUntil = now + this.lockout.lockMs; a.failures = 0 }
+    const at = a ?? this.unknownAttempts(key)
+    if (at.lockedUntil > now) return { ok: false, reason: 'ING_ERR_LOCKED', retryAfterMs: at.lockedUntil - now }
+    if (!ok || a === undefined) {
+      at.failures++
+      if (at.failures >= this.lockout.maxFailures) { at.lockedUntil = now + this.lockout.lockMs; at.failures = 0 }
       return { ok: false, reason: 'ING_ERR_AUTH' }
     }
     a.failures = 0
     return { ok: true, principal: a.principal }
+  }
+
+  /** The failure record of a name without an account, created (and the oldest forgotten) as needed; touched to be the newest. */
+  private unknownAttempts (key: string): Attempts {
+    const found = this.unknown.get(key)
+    if (found !== undefined) this.unknown.delete(key)
+    else if (this.unknown.size >= MAX_UNKNOWN) this.unknown.delete(this.unknown.keys().next().value!)
+    const at = found ?? { failures: 0, lockedUntil: 0 }
+    this.unknown.set(key, at)
+    return at
   }
 }
 

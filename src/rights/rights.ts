@@ -124,11 +124,14 @@ export class Rights {
 
   // ---- access audit (NEN 7513) -------------------------------------------------------------
 
-  /** Logs a read of (or an action on) personal data. Awaited before the answer goes out. */
-  async audit (tenant: string, actor: Actor, patient: string, action: string, detail: string): Promise<void> {
+  /** Logs a read of (or an action on) personal data: one row per patient, in one insert. Awaited before the answer goes out. */
+  async audit (tenant: string, actor: Actor, patient: string | readonly string[], action: string, detail: string): Promise<void> {
+    const patients = typeof patient === 'string' ? [patient] : patient
+    if (patients.length === 0) return
+    const ts = Date.now()
     await this.conn.client.insert({
       table: this.conn.table('access_log'), format: 'JSONEachRow',
-      values: [{ tenant_id: tenant, user_id: actor.user, role: actor.role, patient_id: patient, action, detail: detail.slice(0, 500), remote_address: actor.remoteAddress ?? '', ts: Date.now() }],
+      values: patients.map((p) => ({ tenant_id: tenant, user_id: actor.user, role: actor.role, patient_id: p, action, detail: detail.slice(0, 500), remote_address: actor.remoteAddress ?? '', ts })),
     })
   }
 

@@ -1,0 +1,109 @@
+/**
+ * What every HTTP answer of the node shares, in one place: security headers
+ * (helmet, with a strict Content-Security-Policy for a web app the node may
+ * serve later: only its own scripts, no inline ones), `Cache-Control:
+ * no-store` (answers carry personal data or tokens), and the one error
+ * handler. An error body is `{ error: <stable code>, message: <our own
+ * text> }`: it never carries request data (path, query, headers, body), and
+ * the status line's text is the status's own.
+ */
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
+import type { FastifyInstance, FastifyReply } from 'fastify'
+import helmet, { type HelmetOptions } from 'helmet'
+import { InvalidIdError } from '../ids.ts'
+import { CsrError, HasherBusyError, RegistryError, UserError } from '../registry/index.ts'
+import { RightsError } from '../rights/index.ts'
+
+export const HELMET_OPTIONS: Readonly<HelmetOptions> = {
+  contentSecurityPolicy: {
+    useDefaults: false,
+    directives: {
+      'default-src': ["'self'"],
+      'script-src': ["'self'"],
+      'script-src-attr': ["'none'"],
+      'style-src': ["'self'"],
+      'img-src': ["'self'", 'data:'],
+      'font-src': ["'self'"],
+      'connect-src': ["'self'"],
+      'object-src': ["'none'"],
+      'base-uri': ["'none'"],
+      'form-action': ["'self'"],
+      'frame-ancestors': ["'none'"],
+    },
+  },
+  frameguard: { action: 'deny' },
+  referrerPolicy: { policy: 'no-referrer' },
+  strictTransportSecurity: { maxAge: 31_536_000, includeSubDomains: true },
+}
+
+const secure = helmet(HELMET_OPTIONS)
+
+/** Sets the security headers and `Cache-Control: no-store` on the raw response, so hijacked answers (SSE, export streams) carry them too. */
+export function setAnswerHeaders (req: IncomingMessage, res: ServerResponse): void {
+  secure(req, res, (err?: unknown) => { if (err !== undefined && err !== null) throw err })
+  res.setHeader('cache-control', 'no-store')
+}
+
+export interface ErrorAnswer { status: number; body: { error: string; message: string } }
+
+/** Codes of statuses that the framework or the HTTP parser answers by themselves. */
+const BY_STATUS: Record<number, string> = {
+  400: 'ING_ERR_REQUEST', 401: 'ING_ERR_AUTH', 403: 'ING_ERR_ROLE', 404: 'ING_ERR_NOT_FOUND', 405: 'ING_ERR_METHOD', 406: 'ING_ERR_NOT_ACCEPTABLE',
+  408: 'ING_ERR_TIMEOUT', 409: 'ING_ERR_CONFLICT', 411: 'ING_ERR_LENGTH_REQUIRED', 413: 'ING_ERR_TOO_LARGE', 414: 'ING_ERR_URI_TOO_LONG',
+  415: 'ING_ERR_MEDIA_TYPE', 429: 'ING_ERR_RATE', 431: 'ING_ERR_HEADERS_TOO_LARGE', 503: 'ING_ERR_UNAVAILABLE',
+}
+
+/** The answer to a status with nothing of the request in it. */
+export function statusAnswer (status: number): ErrorAnswer {
+  const s = Number.isInteger(status) && status >= 400 && status <= 599 && STATUS_CODES[status] !== undefined ? status : 500
+  return { status: s, body: { error: BY_STATUS[s] ?? (s >= 500 ? 'ING_ERR_INTERNAL' : 'ING_ERR_REQUEST'), message: s >= 500 && s !== 503 ? 'internal error' : STATUS_CODES[s]!.toLowerCase() } }
+}
+
+const REGISTRY_STATUS: Record<RegistryError['code'], number> = { ING_ERR_NOT_FOUND: 404, ING_ERR_CONFLICT: 409, ING_ERR_INVALID: 400 }
+const RIGHTS_STATUS: Record<RightsError['code'], number> = { ING_ERR_NOT_FOUND: 404, ING_ERR_HELD: 409, ING_ERR_INVALID: 400 }
+
+/**
+ * The answer to an error. Our own errors carry a stable code and a message we wrote (they name no request
+ * value); anything else (the framework's: bad JSON, too large, bad URL, ...) is answered by its status alone,
+ * because its message may quote the request.
+ */
+export function errorAnswer (err: unknown): ErrorAnswer {
+  const own = (status: number, e: { code: string; message: string }): ErrorAnswer => ({ status, body: { error: e.code, message: e.message } })
+  if (err instanceof RegistryError) return own(REGISTRY_STATUS[err.code], err)
+  if (err instanceof RightsError) return own(RIGHTS_STATUS[err.code], err)
+  if (err instanceof UserError) return own(err.code === 'ING_ERR_CONFLICT' ? 409 : 400, err)
+  if (err instanceof InvalidIdError || err instanceof CsrError) return own(400, err)
+  if (err instanceof HasherBusyError) return own(503, err)
+  const status = (err as { statusCode?: unknown } | null)?.statusCode
+  return statusAnswer(typeof status === 'number' && status >= 400 ? status : 500)
+}
+
+function send (reply: FastifyReply, a: ErrorAnswer): FastifyReply {
+  return reply.code(a.status).type('application/json; charset=utf-8').send(a.body)
+}
+
+/** For fastify's `frameworkErrors`: errors met before routing (a bad URL, a parameter too long), when no hook has run yet. */
+export function frameworkError (err: unknown, req: { raw: IncomingMessage }, reply: FastifyReply): void {
+  setAnswerHeaders(req.raw, reply.raw)
+  void send(reply, errorAnswer(err))
+}
+
+/** For fastify's `clientErrorHandler`: a request the HTTP parser refused (malformed, headers too large, timed out). */
+export function clientError (err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  const a = statusAnswer(err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400)
+  const body = JSON.stringify(a.body)
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${a.status} ${STATUS_CODES[a.status]}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+      `cache-control: no-store\r\nx-content-type-options: nosniff\r\nconnection: close\r\n\r\n${body}`)
+  }
+  socket.destroy(err)
+}
+
+/** Headers on every answer, the error handler, and the not-found answer. Call before any route is added. */
+export function registerAnswers (app: FastifyInstance): void {
+  app.addHook('onRequest', (req, reply, done) => { setAnswerHeaders(req.raw, reply.raw); done() })
+  app.setErrorHandler((err, _req, reply) => send(reply, errorAnswer(err)))
+  app.setNotFoundHandler((_req, reply) => send(reply, statusAnswer(404)))
+}
