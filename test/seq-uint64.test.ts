@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto'
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js'
 import type { MqttClient } from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { alarmNoticeJson } from '../src/api/index.ts'
+import { alarmNoticeJson, createAdminClient } from '../src/api/index.ts'
 import { EnvelopeType } from '../src/decode/index.ts'
 import type { IngestNode } from '../src/pipeline/index.ts'
 import { encodePayload } from '../devices/index.ts'
@@ -79,6 +79,28 @@ describe('sequence numbers over the whole uint64 range', () => {
     for (const f of [kept.top, kept.belowTop, neverSent, neverSent]) expect(await publishAcked(client, TOPIC, f)).toBe(true)
     expect(await storedSeqs('alarm_events')).toEqual([ABOVE_DOUBLES, TOP - 2n, TOP - 1n, TOP].map(String))
     expect(await rejected('ING_ERR_REPLAY')).toBe(2 + 3)
+  }, 60_000)
+
+  it('lists the button press at 2^53 + 1 in the alarm history and acknowledges it by its exact seq', async () => {
+    const base = `http://127.0.0.1:${node.http.port}`
+    await createAdminClient(base, node.adminToken).request('POST', '/admin/users', { tenant: 'care-q', user: 'care-q-resp', role: 'responder', password: 'correct horse battery staple' })
+    const call = async (method: string, path: string, token?: string, body?: unknown): Promise<{ status: number; json: unknown }> => {
+      const r = await fetch(base + path, {
+        method, body: body === undefined ? null : JSON.stringify(body),
+        headers: { ...(token === undefined ? {} : { authorization: `Bearer ${token}` }), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      })
+      const text = await r.text()
+      return { status: r.status, json: text === '' ? null : JSON.parse(text) }
+    }
+    const token = ((await call('POST', '/api/login', undefined, { tenant: 'care-q', user: 'care-q-resp', password: 'correct horse battery staple' })).json as { token: string }).token
+    const listed = (await call('GET', '/api/alarms', token)).json as Array<Record<string, unknown>>
+    expect(listed.map((a) => a['seq'])).toEqual([String(ABOVE_DOUBLES)])
+    // 2^53 + 1 as a JSON number would arrive as 2^53: the seq goes as the decimal text the history gave
+    expect((await call('POST', '/api/alarms/ack', token, { device: 'cal-q1', seq: String(ABOVE_DOUBLES - 1n) })).status).toBe(404)
+    expect((await call('POST', '/api/alarms/ack', token, { device: 'cal-q1', seq: String(ABOVE_DOUBLES) })).status).toBe(204)
+    expect((await call('POST', '/api/alarms/ack', token, { device: 'cal-q1', seq: String(2n ** 64n) })).status).toBe(400)
+    const acked = (await call('GET', '/api/alarms', token)).json as Array<Record<string, unknown>>
+    expect(acked[0]).toMatchObject({ seq: String(ABOVE_DOUBLES), acknowledgedBy: 'care-q-resp' })
   }, 60_000)
 
   it('writes the seq of an alarm notice as a JSON number with every digit', () => {
