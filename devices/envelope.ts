@@ -5,7 +5,7 @@
  */
 import { associatedData, prepareKey, randomNonce, seal, type AeadKey } from '../src/crypto/index.ts'
 import {
-  AlarmEventType, BraceletBatchType, DeviceStatusType, EnvelopeType, SpotMeasurementType, type PayloadByStream, type Stream,
+  AlarmEventType, BraceletBatchType, DeviceStatusType, SpotMeasurementType, encodeEnvelope, type PayloadByStream, type Stream,
 } from '../src/decode/index.ts'
 
 export interface DeviceCredentials {
@@ -23,7 +23,11 @@ export function encodePayload<S extends Stream> (stream: S, msg: PayloadByStream
   return type.encode(type.fromObject(msg as unknown as Record<string, unknown>)).finish()
 }
 
-/** A device's sealing state: its key and its next sequence number. */
+/**
+ * A device's sealing state: its key and its next sequence number. The counter
+ * is a number (the simulator's fleets stay far below 2^53); sealRaw takes any
+ * uint64 as a bigint.
+ */
 export class DeviceSealer {
   private readonly aead: AeadKey
   constructor (readonly creds: DeviceCredentials, public nextSeq = 1) {
@@ -36,11 +40,13 @@ export class DeviceSealer {
     return { topic: `v1/${this.creds.tenant}/${this.creds.device}/${stream}`, seq, frame: this.sealRaw(stream, seq, encodePayload(stream, msg)) }
   }
 
-  /** Seals already-encoded payload bytes under an explicit sequence number (tests use this for hostile frames). */
-  sealRaw (stream: Stream, seq: number, payload: Uint8Array): Uint8Array {
+  /**
+   * Seals already-encoded payload bytes under an explicit sequence number (tests use this for hostile frames
+   * and seq above 2^53). The nonce is random unless given (only the test vectors give one: never reuse a nonce).
+   */
+  sealRaw (stream: Stream, seq: bigint | number, payload: Uint8Array, nonce: Uint8Array = randomNonce()): Uint8Array {
     const { tenant, device, keyId } = this.creds
-    const nonce = randomNonce()
     const ciphertext = seal(this.aead, nonce, payload, associatedData(tenant, device, stream, seq, keyId))
-    return EnvelopeType.encode({ version: 1, deviceId: device, seq, keyId, nonce, ciphertext }).finish()
+    return encodeEnvelope({ version: 1, deviceId: device, seq, keyId, nonce, ciphertext })
   }
 }

@@ -12,7 +12,7 @@ import type { AuthBackoff } from '../broker/index.ts'
 import { HasherBusyError, type Principal, type Registry, type Role, type Users } from '../registry/index.ts'
 import type { Rights } from '../rights/index.ts'
 import type { Storage } from '../storage/index.ts'
-import type { AlarmHub } from './alarm-hub.ts'
+import { alarmNoticeJson, type AlarmHub } from './alarm-hub.ts'
 import { rightsRoutes } from './rights-routes.ts'
 import type { Queries } from './queries.ts'
 import type { Sessions } from './sessions.ts'
@@ -40,7 +40,8 @@ const PatientParams = z.object({ patient: id })
 const Range = z.object({ from: z.coerce.number().int().min(0).optional(), to: z.coerce.number().int().min(0).optional() })
 const SeriesQuery = Range.extend({ metric: z.enum(METRICS), buckets: z.coerce.number().int().min(1).max(10_000).default(1000) })
 const ResearchQuery = Range.extend({ metric: z.enum(METRICS) })
-const Ack = z.object({ device: id, seq: z.coerce.number().int().min(0) })
+// seq is a uint64: as a JSON number below 2^53, or as decimal text (as GET /api/alarms lists it) over the whole range
+const Ack = z.object({ device: id, seq: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).or(z.string().regex(/^[0-9]{1,20}$/).refine((s) => BigInt(s) < 2n ** 64n)) })
 
 const READERS: Role[] = ['tenant_admin', 'clinician']
 const ALARM_READERS: Role[] = ['tenant_admin', 'clinician', 'responder']
@@ -206,7 +207,7 @@ export function registerClinicianApi (app: FastifyInstance, deps: ClinicianDeps)
     const res = reply.raw
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' })
     res.write(': connected\n\n')
-    const stop = deps.alarms.subscribe(req.principal!.tenant, (a) => { res.write(`event: alarm\ndata: ${JSON.stringify(a)}\n\n`) })
+    const stop = deps.alarms.subscribe(req.principal!.tenant, (a) => { res.write(`event: alarm\ndata: ${alarmNoticeJson(a)}\n\n`) })
     const ping = setInterval(() => { res.write(': ping\n\n') }, 15_000)
     req.raw.on('close', () => { stop(); clearInterval(ping) })
   })

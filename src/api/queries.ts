@@ -50,7 +50,7 @@ export function createQueries (conn: StorageConnection) {
          AND ({patient:String} = '' OR a.patient_id = {patient:String})
        ORDER BY a.ts DESC LIMIT 10000`, { tenant, from, to, patient: patient ?? '' }),
 
-    alarmExists: async (tenant: string, device: string, seq: number) => Number((await rows<{ n: string | number }>(
+    alarmExists: async (tenant: string, device: string, seq: number | string) => Number((await rows<{ n: string | number }>(
       `SELECT count() AS n FROM ${t('alarm_events')} WHERE tenant_id = {tenant:String} AND device_id = {device:String} AND seq = {seq:UInt64}`,
       { tenant, device, seq }))[0]?.n ?? 0) > 0,
 
@@ -69,7 +69,7 @@ export function createQueries (conn: StorageConnection) {
          AND ts >= fromUnixTimestamp64Milli({from:Int64}) AND ts < fromUnixTimestamp64Milli({to:Int64})
        GROUP BY day HAVING patients >= {k:UInt32} ORDER BY day`, { tenant, patients, metric, from, to, k }),
 
-    acknowledge: (tenant: string, device: string, seq: number, user: string) => conn.client.insert({
+    acknowledge: (tenant: string, device: string, seq: number | string, user: string) => conn.client.insert({
       table: t('alarm_acks'), format: 'JSONEachRow', values: [{ tenant_id: tenant, device_id: device, seq, acknowledged_by: user, ts: Date.now() }],
     }),
   }

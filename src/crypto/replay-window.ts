@@ -2,13 +2,26 @@
  * Per-device sliding replay window over sequence numbers (RFC 4303 §3.4.3
  * style): accepts a sequence number once, tolerates reordering up to SIZE
  * behind the highest seen, refuses anything older or already seen.
+ *
+ * Sequence numbers are uint64 (0 .. 2^64 - 1), held as bigint so that every one
+ * is exact; a number is accepted too when it is a safe integer.
  */
 export const WINDOW_SIZE = 1024
 const WORDS = WINDOW_SIZE / 32
+const SIZE = BigInt(WINDOW_SIZE)
+const MAX = 0xffff_ffff_ffff_ffffn
+
+export type SeqLike = bigint | number
+
+/** The sequence number as a bigint, or null when it is not a uint64. */
+function asSeq (seq: SeqLike): bigint | null {
+  if (typeof seq === 'bigint') return seq >= 0n && seq <= MAX ? seq : null
+  return Number.isSafeInteger(seq) && seq >= 0 ? BigInt(seq) : null
+}
 
 export class ReplayWindow {
-  /** Highest sequence number accepted so far; -1 before the first. */
-  high = -1
+  /** Highest sequence number accepted so far; -1n before the first. */
+  high = -1n
   /** bit i set = sequence (high - i) was accepted. */
   private readonly bits = new Uint32Array(WORDS)
 
@@ -17,32 +30,41 @@ export class ReplayWindow {
    * it, only the listed numbers (those stored) count as seen, so a message that
    * was in flight but never stored is still accepted when the device resends it.
    */
-  static restore (high: number, seen: Iterable<number>): ReplayWindow {
+  static restore (high: SeqLike, seen: Iterable<SeqLike>): ReplayWindow {
     const w = new ReplayWindow()
-    w.accept(high)
-    for (const s of seen) if (s <= high && high - s < WINDOW_SIZE) w.accept(s)
+    const h = asSeq(high)
+    if (h === null) return w
+    w.accept(h)
+    for (const s of seen) {
+      const q = asSeq(s)
+      if (q !== null && q <= h && h - q < SIZE) w.accept(q)
+    }
     return w
   }
 
   /** True if seq would be accepted now (does not record it). */
-  check (seq: number): boolean {
-    if (!Number.isSafeInteger(seq) || seq < 0) return false
-    if (seq > this.high) return true
-    const back = this.high - seq
-    if (back >= WINDOW_SIZE) return false
-    return (this.bits[back >>> 5]! & (1 << (back & 31))) === 0
+  check (seq: SeqLike): boolean {
+    const s = asSeq(seq)
+    if (s === null) return false
+    if (s > this.high) return true
+    const back = this.high - s
+    if (back >= SIZE) return false
+    const b = Number(back)
+    return (this.bits[b >>> 5]! & (1 << (b & 31))) === 0
   }
 
   /** Records seq as seen. Call only after check(seq) returned true. */
-  accept (seq: number): void {
-    if (seq > this.high) {
-      const shift = this.high < 0 ? WINDOW_SIZE : seq - this.high
-      this.shift(shift)
-      this.high = seq
+  accept (seq: SeqLike): void {
+    const s = asSeq(seq)
+    if (s === null) return
+    if (s > this.high) {
+      const ahead = s - this.high
+      this.shift(this.high < 0n || ahead >= SIZE ? WINDOW_SIZE : Number(ahead))
+      this.high = s
       this.bits[0] = this.bits[0]! | 1
       return
     }
-    const back = this.high - seq
+    const back = Number(this.high - s)
     this.bits[back >>> 5] = this.bits[back >>> 5]! | (1 << (back & 31))
   }
 
@@ -50,10 +72,12 @@ export class ReplayWindow {
    * Forgets an accepted seq whose processing failed before it was made
    * durable, so the device's resend is accepted. No-op if it left the window.
    */
-  forget (seq: number): void {
-    if (seq > this.high) return
-    const back = this.high - seq
-    if (back >= WINDOW_SIZE) return
+  forget (seq: SeqLike): void {
+    const s = asSeq(seq)
+    if (s === null || s > this.high) return
+    const diff = this.high - s
+    if (diff >= SIZE) return
+    const back = Number(diff)
     this.bits[back >>> 5] = this.bits[back >>> 5]! & ~(1 << (back & 31))
   }
 

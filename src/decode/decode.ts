@@ -3,7 +3,8 @@
  * malformed frame comes back as a typed refusal with a reason code and a
  * detail that never quotes the input.
  */
-import { AlarmEventType, BraceletBatchType, DeviceStatusType, EnvelopeType, SpotMeasurementType } from './schema.ts'
+import { AlarmEventType, BraceletBatchType, DeviceStatusType, SpotMeasurementType } from './schema.ts'
+import { parseEnvelope } from './envelope.ts'
 import { DecodeReason, type DecodeResult } from './errors.ts'
 import {
   MAX_CLOCK_AHEAD_MS, MAX_DIAGNOSTIC_CHARS, MAX_DIAGNOSTICS, MAX_ENVELOPE_BYTES, MAX_SAMPLES_PER_MESSAGE, MAX_TEXT,
@@ -19,7 +20,7 @@ function fail<T> (reason: DecodeReason, detail: string): DecodeResult<T> {
   return { ok: false, reason, detail }
 }
 
-function protoDecode<T> (type: typeof EnvelopeType, buf: Uint8Array): T | string {
+function protoDecode<T> (type: typeof BraceletBatchType, buf: Uint8Array): T | string {
   try {
     return type.decode(buf) as unknown as T
   } catch (err) {
@@ -31,10 +32,9 @@ function protoDecode<T> (type: typeof EnvelopeType, buf: Uint8Array): T | string
 export function decodeEnvelope (buf: Uint8Array): DecodeResult<Envelope> {
   if (buf.length === 0) return fail(DecodeReason.envelope, 'empty payload')
   if (buf.length > MAX_ENVELOPE_BYTES) return fail(DecodeReason.envelope, `envelope of ${buf.length} bytes exceeds ${MAX_ENVELOPE_BYTES}`)
-  const env = protoDecode<Envelope>(EnvelopeType, buf)
-  if (typeof env === 'string') return fail(DecodeReason.envelope, env)
+  const env = parseEnvelope(buf)
+  if (typeof env === 'string') return fail(DecodeReason.envelope, `Envelope: ${env}`)
   if (env.version !== 1) return fail(DecodeReason.envelope, `unsupported envelope version ${env.version}`)
-  if (!Number.isSafeInteger(env.seq) || env.seq < 0) return fail(DecodeReason.envelope, 'sequence number out of range')
   if (env.nonce.length !== NONCE_BYTES) return fail(DecodeReason.envelope, `nonce must be ${NONCE_BYTES} bytes`)
   if (env.ciphertext.length < TAG_BYTES) return fail(DecodeReason.envelope, 'ciphertext shorter than its tag')
   return { ok: true, value: env }

@@ -5,7 +5,8 @@ export type Stream = (typeof STREAMS)[number]
 export interface Envelope {
   version: number
   deviceId: string
-  seq: number
+  /** uint64, exact: 0 .. 2^64 - 1. */
+  seq: bigint
   keyId: number
   nonce: Uint8Array
   ciphertext: Uint8Array

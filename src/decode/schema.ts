@@ -1,7 +1,9 @@
 /**
  * Loads the .proto files in proto/ once, with 64-bit integers decoded as plain
- * numbers (timestamps in ms and sequence numbers stay below 2^53; the decoder
- * rejects anything larger rather than lose precision).
+ * numbers (timestamps in ms stay below 2^53; the decoder rejects anything
+ * larger rather than lose precision). The envelope, whose uint64 seq uses the
+ * whole range, is read and written by hand in envelope.ts; EnvelopeType stays
+ * for tests that build hostile frames.
  */
 import { fileURLToPath } from 'node:url'
 import protobuf from 'protobufjs'

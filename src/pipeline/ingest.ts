@@ -148,7 +148,7 @@ export function createIngest (deps: IngestDeps): Ingest {
     }
   }
 
-  function batch (w: ReplayWindow, t: TelemetryTopic, seq: number, table: TableName, enc: Encoded): Promise<void> {
+  function batch (w: ReplayWindow, t: TelemetryTopic, seq: bigint, table: TableName, enc: Encoded): Promise<void> {
     w.accept(seq)
     // a message whose rows were all filtered still used up its sequence number
     const write = enc.rows === 0

@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import pino, { type Logger } from 'pino'
-import { AlarmHub, Sessions, createAdminApi, createPrometheus, createQueries, type Prometheus } from '../api/index.ts'
+import { AlarmHub, alarmNoticeJson, Sessions, createAdminApi, createPrometheus, createQueries, type Prometheus } from '../api/index.ts'
 import { AuthBackoff, createBroker, loadTls, startListeners } from '../broker/index.ts'
 import type { Config } from '../config/index.ts'
 import { ConsentIndex, POLICY, type Policy } from '../consent/index.ts'
@@ -109,7 +109,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
   broker.aedes.on('clientError', (_client, err) => { logger.debug({ err: err.message }, 'client error') })
   // responders subscribed to v1/{tenant}/alerts get each alarm at QoS 1; aedes routes it like any message
   relayToMqtt = (a) => {
-    broker.aedes.publish({ cmd: 'publish', topic: `v1/${a.tenant}/alerts`, payload: Buffer.from(JSON.stringify(a)), qos: 1, retain: false, dup: false }, () => {})
+    broker.aedes.publish({ cmd: 'publish', topic: `v1/${a.tenant}/alerts`, payload: Buffer.from(alarmNoticeJson(a)), qos: 1, retain: false, dup: false }, () => {})
   }
 
   const tlsFiles = { dataDir, cert: config.TLS_CERT, key: config.TLS_KEY, ca: config.TLS_CA }

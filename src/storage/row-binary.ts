@@ -57,13 +57,15 @@ export class RowWriter {
   u8 (v: number): void { this.room(1); this.buf[this.o++] = v }
   u16 (v: number): void { this.room(2); this.dv.setUint16(this.o, v, true); this.o += 2 }
   u32 (v: number): void { this.room(4); this.dv.setUint32(this.o, v >>> 0, true); this.o += 4 }
-  /** UInt64 / Int64 from a safe integer (sequence numbers, millisecond times). */
+  /** UInt64 / Int64 from a safe integer (millisecond times). */
   u64 (v: number): void {
     this.room(8)
     this.dv.setUint32(this.o, v % 0x1_0000_0000 >>> 0, true)
     this.dv.setUint32(this.o + 4, Math.floor(v / 0x1_0000_0000) >>> 0, true)
     this.o += 8
   }
+  /** UInt64 over its whole range (sequence numbers). */
+  u64n (v: bigint): void { this.room(8); this.dv.setBigUint64(this.o, v, true); this.o += 8 }
   /** DateTime64(3): Int64 milliseconds since the epoch. */
   time (ms: number): void { this.u64(ms) }
   f32 (v: number): void { this.room(4); this.dv.setFloat32(this.o, v, true); this.o += 4 }

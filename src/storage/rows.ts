@@ -14,7 +14,8 @@ export interface RowContext {
   /** '' when the device is bound to no patient. */
   patient: string
   device: string
-  seq: number
+  /** uint64, exact. */
+  seq: bigint
   ingestedAt: number
   gate: Gate
 }
@@ -103,7 +104,7 @@ export function vitalRows (ctx: RowContext, m: BraceletBatch): Encoded {
     w.f32(value)
     w.u32(duration)
     w.u8(quality)
-    w.u64(ctx.seq)
+    w.u64n(ctx.seq)
     w.u16(idx)
     w.raw(tail)
     rows++
@@ -149,7 +150,7 @@ export function spotRows (ctx: RowContext, m: SpotMeasurement): Encoded {
   w.time(m.measuredAtMs)
   w.string(m.meterModel)
   for (const v of [m.systolic, m.diastolic, m.pulse, m.spo2, m.temperature, m.glucose, m.weight]) w.nullableF32(v)
-  w.u64(ctx.seq)
+  w.u64n(ctx.seq)
   provenance(g, ctx.ingestedAt)
   return { chunk: w.take(), rows: 1, dropped: 0 }
 }
@@ -172,7 +173,7 @@ export function alarmRows (ctx: RowContext, m: AlarmEvent): Encoded {
   w.nullableF64(located ? loc.longitude : null)
   w.nullableF32(located ? loc.accuracyM : null)
   w.u32(located ? lg.version : 0)
-  w.u64(ctx.seq)
+  w.u64n(ctx.seq)
   provenance(g, ctx.ingestedAt)
   return { chunk: w.take(), rows: 1, dropped: loc != null && !located ? 1 : 0 }
 }
@@ -189,7 +190,7 @@ export function statusRows (ctx: RowContext, m: DeviceStatus): Encoded {
   w.u8(m.batteryPercent)
   w.nullableTime(m.lastSyncMs === 0 ? null : m.lastSyncMs)
   w.strings(m.diagnostics)
-  w.u64(ctx.seq)
+  w.u64n(ctx.seq)
   provenance(g, ctx.ingestedAt)
   return { chunk: w.take(), rows: 1, dropped: 0 }
 }
@@ -227,10 +228,10 @@ export function securityEventRow (e: { tenant: string; source: string; reasons: 
   return w.take()
 }
 
-export function sequenceRow (tenant: string, device: string, seq: number): Buffer {
+export function sequenceRow (tenant: string, device: string, seq: bigint): Buffer {
   w.reset()
   w.string(tenant)
   w.string(device)
-  w.u64(seq)
+  w.u64n(seq)
   return w.take()
 }
