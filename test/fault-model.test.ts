@@ -9,7 +9,7 @@
  */
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { FAKETIME_LIB, FaultWorld, newTally, opArbitrary, type Capabilities, type Op } from './support/fault-model.ts'
+import { FaultWorld, newTally, opArbitrary, type Capabilities, type Op } from './support/fault-model.ts'
 import { mountTmpfs } from './support/tmpfs.ts'
 
 function capabilities (): Capabilities {
@@ -17,12 +17,7 @@ function capabilities (): Capabilities {
   const disks = 'path' in probe
   if ('path' in probe) probe.unmount()
   else process.stderr.write(`fault model: disk-full operations left out: ${probe.unavailable}\n`)
-  const faketime = FAKETIME_LIB !== null
-  if (!faketime) {
-    if (process.env['CI'] === 'true') throw new Error('fault model: libfaketime is required in CI (apt-get install faketime)')
-    process.stderr.write('fault model: clock jumps left out: libfaketime not installed (apt-get install faketime)\n')
-  }
-  return { disks, faketime }
+  return { disks }
 }
 
 const caps = capabilities()

@@ -13,11 +13,11 @@
  * The log and ClickHouse sit on two small tmpfs mounts of their own (root
  * only), so "disk full" is a real ENOSPC, not a mock. Without root the disk
  * operations are left out of the generated sequences, and say so.
- * Clock jumps use libfaketime (Debian's faketime) when it is installed.
+ * Clock jumps restart the node with its wall clock shifted (clock-shift.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { existsSync, mkdirSync, rmSync, statfsSync } from 'node:fs'
+import { mkdirSync, rmSync, statfsSync } from 'node:fs'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import fc from 'fast-check'
@@ -27,9 +27,6 @@ import { createAlarmModel, DeviceSealer, type AlarmModel } from '../../devices/i
 import type { Enrollment } from '../../src/registry/index.ts'
 import { fillDisk, mountTmpfs, type Tmpfs } from './tmpfs.ts'
 import { publishAcked, tempDir } from './node.ts'
-
-export const FAKETIME_LIB = ['/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1']
-  .find((p) => existsSync(p)) ?? null
 
 export type Op =
   | { op: 'publish'; devices: number; messages: number }
@@ -41,7 +38,7 @@ export type Op =
   | { op: 'clock-jump'; hours: number }
   | { op: 'device-clock-ahead'; days: number; messages: number }
 
-export interface Capabilities { disks: boolean; faketime: boolean }
+export interface Capabilities { disks: boolean }
 
 export function opArbitrary (caps: Capabilities): fc.Arbitrary<Op> {
   const ops: Array<fc.Arbitrary<Op>> = [
@@ -49,6 +46,7 @@ export function opArbitrary (caps: Capabilities): fc.Arbitrary<Op> {
     fc.constant({ op: 'idle-restart' as const }),
     fc.record({ op: fc.constant('sigterm-under-load' as const), afterMs: fc.integer({ min: 50, max: 1500 }) }),
     fc.record({ op: fc.constant('kill9-under-load' as const), afterMs: fc.integer({ min: 50, max: 1500 }) }),
+    fc.record({ op: fc.constant('clock-jump' as const), hours: fc.integer({ min: -12, max: 12 }) }),
     fc.record({ op: fc.constant('device-clock-ahead' as const), days: fc.integer({ min: 2, max: 30 }), messages: fc.integer({ min: 1, max: 5 }) }),
   ]
   if (caps.disks) {
@@ -57,7 +55,6 @@ export function opArbitrary (caps: Capabilities): fc.Arbitrary<Op> {
       fc.record({ op: fc.constant('storage-disk-full' as const), publishMs: fc.integer({ min: 100, max: 1500 }) }),
     )
   }
-  if (caps.faketime) ops.push(fc.record({ op: fc.constant('clock-jump' as const), hours: fc.integer({ min: -12, max: 12 }) }))
   return fc.oneof(...ops)
 }
 
@@ -124,11 +121,9 @@ export class FaultWorld {
       VF_PUBLISH_BURST: '100000', VF_SHUTDOWN_TIMEOUT_MS: '5000', VF_DISK_RESERVE_BYTES: String(1024 * 1024), VF_WAL_SEGMENT_BYTES: String(256 * 1024),
       VF_WAL_BUDGET_BYTES: String(16 * 1024 * 1024),
     }
-    if (this.clockHours !== 0 && FAKETIME_LIB !== null) {
-      // the node's wall clock jumps; its monotonic clock (timers, rate limits) does not
-      Object.assign(env, { LD_PRELOAD: FAKETIME_LIB, FAKETIME: `${this.clockHours >= 0 ? '+' : ''}${this.clockHours}h`, DONT_FAKE_MONOTONIC: '1' })
-    }
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    // the node's wall clock jumps (see clock-shift.ts); its monotonic clock (timers, rate limits) does not
+    if (this.clockHours !== 0) env['VF_TEST_CLOCK_OFFSET_MS'] = String(this.clockHours * 3_600_000)
+    const child = spawn(process.execPath, ['--import', 'tsx', '--import', './test/support/clock-shift.ts', 'src/main.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
     this.child = child
     this.exit = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as string | null }))
     child.stderr!.on('data', (b: Buffer) => { this.log.push(`stderr: ${b.toString().slice(0, 2000)}`) })
