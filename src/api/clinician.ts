@@ -79,6 +79,22 @@ export function registerClinicianApi (app: FastifyInstance, deps: ClinicianDeps)
     return p.patient
   }
 
+  /**
+   * What the access log records of a read, written before it is answered. Only an id that names
+   * one of the tenant's patients now is stored: a read answered 404 (an unknown, foreign or erased
+   * id) or 400 showed no personal data and is logged with an empty patient and the refusal in
+   * detail, so an erased id never comes back through the log. Detail holds the query as the
+   * route's schema parsed it (unknown parameters are dropped), never the raw query string.
+   */
+  function auditEntry (tenant: string, doc: RouteDoc, req: FastifyRequest): { patient: string; detail: string } {
+    const raw = (req.params as { patient?: unknown }).patient
+    const known = typeof raw === 'string' && deps.registry.hasPatient(tenant, raw)
+    if (raw !== undefined && !known) return { patient: '', detail: 'refused 404: no such patient (id not recorded)' }
+    const q = doc.query?.safeParse(req.query ?? {})
+    if (q !== undefined && !q.success) return { patient: known ? raw : '', detail: 'refused 400: invalid query' }
+    return { patient: known ? raw : '', detail: q === undefined ? '{}' : JSON.stringify(q.data) }
+  }
+
   function route (doc: RouteDoc, handler: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>): void {
     docs.push(doc)
     app.route({
@@ -92,9 +108,8 @@ export function registerClinicianApi (app: FastifyInstance, deps: ClinicianDeps)
           if (!doc.roles.includes(principal.role)) return await reply.code(403).send({ error: 'ING_ERR_ROLE', message: 'your role may not read this' })
           req.principal = principal
           if (doc.audit === true) {
-            const patient = (req.params as { patient?: unknown }).patient
-            await deps.rights.audit(principal.tenant, { user: principal.user, role: principal.role, remoteAddress: req.ip },
-              typeof patient === 'string' ? patient : '', `${doc.method} ${doc.path}`, JSON.stringify(req.query ?? {}))
+            const a = auditEntry(principal.tenant, doc, req)
+            await deps.rights.audit(principal.tenant, { user: principal.user, role: principal.role, remoteAddress: req.ip }, a.patient, `${doc.method} ${doc.path}`, a.detail)
           }
         }
         return await handler(req, reply)
