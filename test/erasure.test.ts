@@ -34,6 +34,8 @@ const devices: Record<string, Enrollment> = {}
 const sealers: Record<string, DeviceSealer> = {}
 const base = () => `http://127.0.0.1:${node!.http.port}`
 let receipt: { receiptId: string; subjectHash: string; salt: string; rowCounts: Record<string, number>; purgedAtMs: number | null }
+/** Every statement the node sent to ClickHouse while it erased, with its parameters. */
+const sent: Array<{ kind: string; query: string; params: Record<string, unknown>; table?: string }> = []
 /** The kept tables' rows about the subject just before the erasure, without patient_id. */
 const before: Record<string, string[]> = {}
 
@@ -109,7 +111,13 @@ beforeAll(async () => {
   expect((await call('GET', `/api/patients/${SUBJECT}/access-report`, boss)).status).toBe(200)
 
   for (const table of KEPT) before[table] = await keptRows(table, SUBJECT)
+  const client = node.storage.conn.client
+  const { command, query, insert } = { command: client.command.bind(client), query: client.query.bind(client), insert: client.insert.bind(client) }
+  client.command = async (p) => { sent.push({ kind: 'command', query: p.query, params: p.query_params ?? {} }); return await command(p) }
+  client.query = (async (p: Parameters<typeof query>[0]) => { sent.push({ kind: 'query', query: p.query, params: p.query_params ?? {} }); return await query(p) }) as typeof client.query
+  client.insert = async (p) => { sent.push({ kind: 'insert', query: '', params: {}, table: p.table }); return await insert(p) }
   const r = await call('POST', `/api/patients/${SUBJECT}/erasure`, boss, {})
+  Object.assign(client, { command, query, insert })
   expect(r.status).toBe(200)
   receipt = r.json
 }, 180_000)
@@ -154,6 +162,24 @@ describe('the erased id does not come back', () => {
     expect(refused.every((l) => l.detail.includes('404'))).toBe(true)
     for (const needle of [SUBJECT, NEVER]) {
       expect(await count(node!, 'access_log', 'position(toString(tuple(*)), {n:String}) > 0', { n: needle })).toBe(0)
+    }
+  })
+})
+
+describe('server mode', () => {
+  it('no statement of the erasure carries the id, in its text or its parameters, so no server keeps it in system.mutations or its query log', async () => {
+    const statements = sent.filter((s) => s.kind !== 'insert')
+    expect(statements.some((s) => /^\s*(DELETE FROM|ALTER TABLE .* (UPDATE|DELETE|APPLY DELETED MASK))/s.test(s.query))).toBe(true)
+    for (const s of statements) {
+      expect(s.query).not.toContain(SUBJECT)
+      expect(JSON.stringify(s.params)).not.toContain(SUBJECT)
+    }
+    // the id goes in as data (a server takes it in the request body), into the Memory table only
+    expect(sent.filter((s) => s.kind === 'insert').map((s) => s.table)).toContain(`${node!.storage.conn.database}.erasure_set`)
+    // every mutation is valid server SQL too (chDB's parser is the server's)
+    for (const s of statements.filter((x) => /^\s*(DELETE|ALTER|INSERT)/.test(x.query))) {
+      const rs = await node!.storage.conn.client.query({ query: 'SELECT formatQuery({q:String}) AS f', query_params: { q: s.query }, format: 'JSONEachRow' })
+      expect((await rs.json<{ f: string }>())[0]!.f.length).toBeGreaterThan(0)
     }
   })
 })
