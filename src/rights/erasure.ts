@@ -264,14 +264,20 @@ export class Eraser {
     }
   }
 
-  /** Outdated parts and mutation records older than each table's purge mutation. */
+  /**
+   * Outdated parts and mutation records older than each table's purge mutation. A part whose
+   * data version is below it was not rewritten by it; outdated parts merged from newer ones
+   * (under ingest there always are some) hold nothing erased and are not waited for.
+   */
   private async leftovers (last: Map<string, number>): Promise<number> {
     const db = this.conn.database
     const tables = [...last.keys()]
-    const [parts] = await this.rows<{ n: string }>('SELECT count() AS n FROM system.parts WHERE database = {db:String} AND table IN {tables:Array(String)} AND active = 0', { db, tables })
+    const parts = await this.rows<{ table: string; v: string }>(`SELECT table, toString(data_version) AS v FROM system.parts
+      WHERE database = {db:String} AND table IN {tables:Array(String)} AND active = 0`, { db, tables })
     const mutations = await this.rows<{ table: string; n: string }>(`SELECT table, toString(toUInt64OrZero(extract(mutation_id, '(\\\\d+)'))) AS n FROM system.mutations
       WHERE database = {db:String} AND table IN {tables:Array(String)}`, { db, tables })
-    return Number(parts?.n ?? 0) + mutations.filter((m) => Number(m.n) < (last.get(m.table) ?? 0)).length
+    const older = (table: string, version: string): boolean => Number(version) < (last.get(table) ?? 0)
+    return parts.filter((p) => older(p.table, p.v)).length + mutations.filter((m) => older(m.table, m.n)).length
   }
 
   private async writeReceipt (r: ErasureReceipt): Promise<void> {
