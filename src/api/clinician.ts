@@ -99,6 +99,12 @@ export function registerClinicianApi (app: FastifyInstance, deps: ClinicianDeps)
     return [...seen]
   }
 
+  /** The query as the route's schema parsed it (unknown parameters dropped), never the raw query string. */
+  function parsedQuery (doc: RouteDoc, req: FastifyRequest): string {
+    const q = doc.query?.safeParse(req.query ?? {})
+    return q === undefined || !q.success ? '{}' : JSON.stringify(q.data)
+  }
+
   function route (doc: RouteDoc, handler: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>): void {
     docs.push(doc)
     app.route({
@@ -114,9 +120,18 @@ export function registerClinicianApi (app: FastifyInstance, deps: ClinicianDeps)
         }
         const answer = await handler(req, reply)
         // handlers return the reply itself when they have refused (validation, unknown or foreign patient)
-        if (doc.audit === true && answer !== reply && !reply.sent) {
-          const p = req.principal!
-          await deps.rights.audit(p.tenant, { user: p.user, role: p.role, remoteAddress: req.ip }, patientsOf(req, answer), `${doc.method} ${doc.path}`, JSON.stringify(req.query ?? {}))
+        // the access log: one row per patient whose data the answer holds. A read refused 404 (an
+        // unknown, foreign or erased id) showed no personal data: it is logged as an attempt with an
+        // empty patient, never under the id asked for, so an erased id does not come back through the
+        // log. A request refused by validation (400) is no read and is not logged.
+        if (doc.audit === true && req.principal !== undefined) {
+          const p = req.principal
+          const who = { user: p.user, role: p.role, remoteAddress: req.ip }
+          if (answer !== reply && !reply.sent) {
+            await deps.rights.audit(p.tenant, who, patientsOf(req, answer), `${doc.method} ${doc.path}`, parsedQuery(doc, req))
+          } else if (reply.statusCode === 404 && (req.params as { patient?: unknown } | undefined)?.patient !== undefined) {
+            await deps.rights.audit(p.tenant, who, '', `${doc.method} ${doc.path}`, 'refused 404: no such patient (id not recorded)')
+          }
         }
         return answer
       },

@@ -5,19 +5,20 @@
  * access audit (NEN 7513). The HTTP API and the admin CLI call these; the
  * export lives in export.ts.
  *
- * Erasure finds its tables in system.columns (every MergeTree table with a
- * patient_id column), so a table added later is covered without touching
- * this file. Rows the law makes us keep (the opt-in register, hold and
- * restriction history, the access log) are pseudonymised with the receipt's
- * subject hash instead of deleted; everything else is deleted.
+ * Erasure lives in erasure.ts: every MergeTree table with a patient_id column,
+ * the logs the law makes us keep pseudonymised under the receipt's subject
+ * hash, and nothing of the subject left on disk once it is purged.
  */
-import { createHash, randomBytes, randomUUID } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import {
   CATEGORIES, RETENTION_TABLES, registerOfProcessing, retentionTtls,
   type Category, type ConsentIndex, type Policy, type ProcessingActivity,
 } from '../consent/index.ts'
 import type { Registry } from '../registry/index.ts'
 import type { Storage } from '../storage/index.ts'
+import { CATEGORY_ROWS, Eraser, type ErasureOptions, type ErasureReceipt } from './erasure.ts'
+
+export type { ErasureReceipt } from './erasure.ts'
 
 export class RightsError extends Error {
   constructor (readonly code: 'ING_ERR_HELD' | 'ING_ERR_INVALID' | 'ING_ERR_NOT_FOUND', message: string) {
@@ -28,36 +29,6 @@ export class RightsError extends Error {
 
 /** Who asks: every rights call is logged in the access log under this. */
 export interface Actor { user: string; role: string; remoteAddress?: string | undefined }
-
-export interface ErasureReceipt {
-  receiptId: string
-  tenant: string
-  /** sha256(salt \0 tenant \0 patient), hex: whoever knows the patient id can check the receipt; it names nobody. */
-  subjectHash: string
-  salt: string
-  scope: 'all' | Category[]
-  requestedBy: string
-  requestedAtMs: number
-  /** Rows per table: `table` erased, `table (pseudonymised)` kept under the subject hash, `table (unbound)` binding history cleared. */
-  rowCounts: Record<string, number>
-  hiddenAtMs: number
-  purgedAtMs: number | null
-}
-
-/** Rows about a patient kept under a legal obligation: pseudonymised on erasure, not deleted. */
-const PSEUDONYMISE: ReadonlySet<string> = new Set(['consent_events', 'legal_holds', 'restrictions', 'access_log'])
-/** Binding history: the patient id becomes "nobody", so the time ranges stay and late data of that time is not misattributed. */
-const UNBIND: ReadonlySet<string> = new Set(['devices', 'device_bindings'])
-
-/** Where each consent-based category's values live, for erasure on withdrawal. */
-const CATEGORY_ROWS: Partial<Record<Category, { table: string; where: string; clear?: string }>> = {
-  vitals: { table: 'vital_samples', where: "category = 'vitals'" },
-  sleep: { table: 'vital_samples', where: "category = 'sleep'" },
-  activity: { table: 'vital_samples', where: "category = 'activity'" },
-  spot_measurements: { table: 'spot_measurements', where: '1' },
-  // location rides on alarm events (contract): clear the coordinates, keep the alarm
-  location: { table: 'alarm_events', where: 'latitude IS NOT NULL', clear: 'latitude = NULL, longitude = NULL, accuracy_m = NULL, location_consent_version = 0' },
-}
 
 /** Values a professional may rectify: table.column → the row key columns. */
 const RECTIFIABLE: Readonly<Record<string, { table: string; column: string; byIdx: boolean }>> = {
@@ -82,16 +53,18 @@ const FLAGS = {
   restriction: { table: 'restrictions', on: 'restrict', audit: 'restriction' },
 } as const
 
-export interface RightsOptions { storage: Storage; registry: Registry; consent: ConsentIndex; policy: Policy }
+export interface RightsOptions { storage: Storage; registry: Registry; consent: ConsentIndex; policy: Policy; erasure?: ErasureOptions }
 
 export class Rights {
   private readonly held = new Set<string>()
   private readonly restricted = new Set<string>()
   private readonly retention = new Map<string, Partial<Record<Category, number>>>()
   private readonly conn: Storage['conn']
+  private readonly eraser: Eraser
 
   private constructor (private readonly opts: RightsOptions) {
     this.conn = opts.storage.conn
+    this.eraser = new Eraser(opts.storage, opts.registry, opts.erasure)
   }
 
   static async load (opts: RightsOptions): Promise<Rights> {
@@ -105,6 +78,7 @@ export class Rights {
       r.retention.set(row.tenant_id, { ...r.retention.get(row.tenant_id), [row.category]: Number(row.days) })
     }
     await r.applyRetention()
+    await r.eraser.ensureTableSettings()
     // an erasure interrupted between hiding and purging is purged now
     await r.purgePending()
     return r
@@ -236,21 +210,13 @@ export class Rights {
   // ---- erasure -----------------------------------------------------------------------------
 
   /** Every MergeTree table of the database with tenant_id and patient_id columns. */
-  async patientTables (): Promise<string[]> {
-    const rows = await this.rows<{ table: string }>(
-      `SELECT c.table AS table FROM system.columns AS c INNER JOIN system.tables AS t ON c.database = t.database AND c.table = t.name
-       WHERE c.database = {db:String} AND c.name IN ('tenant_id', 'patient_id') AND t.engine LIKE '%MergeTree%'
-       GROUP BY c.table HAVING count() = 2 ORDER BY c.table`, { db: this.conn.database })
-    return rows.map((r) => r.table)
-  }
+  async patientTables (): Promise<string[]> { return await this.eraser.patientTables() }
 
   /**
-   * Erases a patient: all their rows (or, on a withdrawal with the erase flag,
-   * the rows of the given consent-based categories) become invisible at once
-   * (lightweight DELETE), then are physically removed (APPLY DELETED MASK
-   * rewrites the parts; the old parts go after old_parts_lifetime). The
-   * write-ahead log is switched to a new segment so no file keeps them. A
-   * receipt records who, when, what and how many rows, without the data.
+   * Erases a patient: all their rows (or, on a withdrawal with the erase flag, the rows of the
+   * given consent-based categories) become invisible at once, the logs we must keep are
+   * pseudonymised, and with purge nothing of them is left on disk when this returns (see
+   * erasure.ts). A receipt records who, when, what and how many rows, without the data.
    */
   async erase (tenant: string, patient: string, actor: Actor, categories?: Category[], opts: { purge: boolean } = { purge: true }): Promise<ErasureReceipt> {
     this.requirePatient(tenant, patient)
@@ -259,95 +225,16 @@ export class Rights {
       const bad = categories.filter((c) => CATEGORY_ROWS[c] === undefined)
       if (bad.length > 0 || categories.length === 0) throw new RightsError('ING_ERR_INVALID', `only consent-based categories can be erased on their own: ${Object.keys(CATEGORY_ROWS).join(', ')}`)
     }
-    const requestedAtMs = Date.now()
-    // stop new rows first, then let everything in flight land, then remove
-    if (categories === undefined) await this.opts.registry.forgetPatient(tenant, patient)
-    await this.opts.storage.sealLog()
-    const salt = randomBytes(16).toString('hex')
-    const subjectHash = createHash('sha256').update(`${salt}\0${tenant}\0${patient}`).digest('hex')
-    const params = { tenant, patient, hash: subjectHash }
-    const who = 'tenant_id = {tenant:String} AND patient_id = {patient:String}'
-    const rowCounts: Record<string, number> = {}
-    const touched = new Set<string>()
-    const count = async (table: string, where: string): Promise<number> =>
-      Number((await this.rows<{ n: string }>(`SELECT count() AS n FROM ${this.conn.table(table)} WHERE ${who} AND ${where}`, params))[0]?.n ?? 0)
-
-    if (categories === undefined) {
-      for (const table of await this.patientTables()) {
-        const n = await count(table, '1')
-        if (n === 0) continue
-        const t = this.conn.table(table)
-        if (PSEUDONYMISE.has(table)) {
-          rowCounts[`${table} (pseudonymised)`] = n
-          await this.command(`INSERT INTO ${t} SELECT * REPLACE ({hash:String} AS patient_id) FROM ${t} WHERE ${who}`, params)
-          await this.command(`DELETE FROM ${t} WHERE ${who}`, params)
-        } else if (UNBIND.has(table)) {
-          rowCounts[`${table} (unbound)`] = n
-          await this.command(`ALTER TABLE ${t} UPDATE patient_id = '' WHERE ${who}`, params, SYNC)
-        } else {
-          rowCounts[table] = n
-          await this.command(`DELETE FROM ${t} WHERE ${who}`, params)
-        }
-        touched.add(table)
-      }
-    } else {
-      for (const c of categories) {
-        const spec = CATEGORY_ROWS[c]!
-        const n = await count(spec.table, spec.where)
-        rowCounts[`${spec.table}:${c}`] = n
-        if (n === 0) continue
-        if (spec.clear !== undefined) await this.command(`ALTER TABLE ${this.conn.table(spec.table)} UPDATE ${spec.clear} WHERE ${who} AND ${spec.where}`, params, SYNC)
-        else await this.command(`DELETE FROM ${this.conn.table(spec.table)} WHERE ${who} AND ${spec.where}`, params)
-        touched.add(spec.table)
-      }
-    }
-    const receipt: ErasureReceipt = {
-      receiptId: randomUUID(), tenant, subjectHash, salt, scope: categories ?? 'all', requestedBy: actor.user, requestedAtMs,
-      rowCounts, hiddenAtMs: Date.now(), purgedAtMs: null,
-    }
-    await this.writeReceipt(receipt)
-    if (opts.purge) {
-      await this.purge([...touched])
-      receipt.purgedAtMs = Date.now()
-      await this.writeReceipt(receipt)
-    }
+    const receipt = await this.eraser.erase(tenant, patient, actor.user, categories, opts.purge)
     // the audit entry names the subject by hash: the erased id must not come back through the log
-    await this.audit(tenant, actor, categories === undefined ? subjectHash : patient, 'erasure', `receipt ${receipt.receiptId}`)
+    await this.audit(tenant, actor, categories === undefined ? receipt.subjectHash : patient, 'erasure', `receipt ${receipt.receiptId}`)
     return receipt
   }
 
-  /** Purges what erasures hid but did not yet remove physically (after a crash, or erasures run with purge: false). */
-  async purgePending (): Promise<number> {
-    const t = this.conn.table
-    const pending = await this.rows<{ receipt_id: string; tenant_id: string }>(`SELECT receipt_id, tenant_id FROM ${t('erasure_receipts')} FINAL WHERE purged_at IS NULL`)
-    if (pending.length === 0) return 0
-    await this.purge(await this.patientTables())
-    for (const p of pending) {
-      await this.command(`ALTER TABLE ${t('erasure_receipts')} UPDATE purged_at = now64(3) WHERE receipt_id = {id:String} AND tenant_id = {tenant:String}`,
-        { id: p.receipt_id, tenant: p.tenant_id }, SYNC)
-    }
-    return pending.length
-  }
+  /** Purges what erasures hid but did not yet remove physically (after a crash, a timed-out purge, or erasures run with purge: false). */
+  async purgePending (): Promise<number> { return await this.eraser.purgePending() }
 
-  private async purge (tables: string[]): Promise<void> {
-    for (const table of tables) await this.command(`ALTER TABLE ${this.conn.table(table)} APPLY DELETED MASK`, {}, SYNC)
-  }
-
-  private async writeReceipt (r: ErasureReceipt): Promise<void> {
-    await this.conn.client.insert({
-      table: this.conn.table('erasure_receipts'), format: 'JSONEachRow',
-      values: [{
-        receipt_id: r.receiptId, tenant_id: r.tenant, subject_hash: r.subjectHash, salt: r.salt, scope: r.scope === 'all' ? 'all' : r.scope.join(','),
-        requested_by: r.requestedBy, requested_at: r.requestedAtMs, row_counts: r.rowCounts, hidden_at: r.hiddenAtMs, purged_at: r.purgedAtMs,
-      }],
-    })
-  }
-
-  async receipts (tenant: string): Promise<Array<Record<string, unknown>>> {
-    return await this.rows(`SELECT receipt_id, subject_hash, salt, scope, requested_by, toUnixTimestamp64Milli(requested_at) AS requested_ms, row_counts,
-      toUnixTimestamp64Milli(hidden_at) AS hidden_ms, toUnixTimestamp64Milli(purged_at) AS purged_ms FROM ${this.conn.table('erasure_receipts')} FINAL
-      WHERE tenant_id = {tenant:String} ORDER BY requested_at`, { tenant })
-  }
+  async receipts (tenant: string): Promise<Array<Record<string, unknown>>> { return await this.eraser.receipts(tenant) }
 
   // ---- access ------------------------------------------------------------------------------
 

@@ -308,6 +308,20 @@ ORDER BY (tenant_id, ts)`,
       `INSERT INTO ${db}.device_heads SELECT tenant_id, device_id, max(seq) FROM ${db}.device_sequences GROUP BY tenant_id, device_id`,
     ],
   },
+  {
+    version: 11,
+    name: 'erasure set: the ids being erased, in memory only',
+    // erasure statements select their subject from here (patient_id IN (SELECT ...)), so the text
+    // ClickHouse keeps of every DELETE and UPDATE (mutation_*.txt, system.mutations) names no patient;
+    // a Memory table's rows never reach disk (src/rights/erasure.ts)
+    statements: (db) => [
+      `CREATE TABLE IF NOT EXISTS ${db}.erasure_set (
+    erasure_id String,
+    tenant_id String,
+    patient_id String
+) ENGINE = Memory`,
+    ],
+  },
 ]
 
 /** Every table migration 9 made durable (later migrations create theirs with DURABLE_PART_SETTINGS). */
