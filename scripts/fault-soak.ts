@@ -47,6 +47,8 @@ while (Date.now() - started < minutes * 60_000) {
     await world.dispose()
   }
   if (failures.length > 0 && failures.at(-1)!.ops === ops) process.stderr.write(`fault soak: FAILED ${JSON.stringify(failures.at(-1))}\n`)
+  // the report so far, after every sequence: a soak cut short still leaves its figures
+  process.stderr.write(`fault soak progress: ${JSON.stringify({ elapsedS: Math.round((Date.now() - started) / 1000), ...tally, operationsByKind: byOp, failing: failures.length })}\n`)
   process.stderr.write(`fault soak: ${tally.sequences} sequences, ${tally.acknowledged} acknowledged, ${tally.lost} lost, ${tally.duplicated} duplicated, ${failures.length} failing\n`)
 }
 process.stdout.write(JSON.stringify({
