@@ -38,6 +38,11 @@ export const BRACELET = {
     proto: 'active_energy', field: 'activeEnergy', shape: 'series', unit: 'kcal', range: [0, 10_000], category: 'activity', extent: 'interval',
     code: code([loinc('41981-2', 'Calories burned')], 'kcal', 'kcal', 'activity'),
   },
+  // from air pressure: climbing and weather, not where the wearer is (location is the cAlarm's GPS fix)
+  barometric_altitude: {
+    proto: 'barometric_altitude', field: 'barometricAltitude', shape: 'series', unit: 'm', range: [-1000, 10_000], category: 'activity', extent: 'instant',
+    code: code([own('barometric-altitude')], 'm', 'm', 'activity', 'Barometric altitude (no LOINC or MDC code: vitalflow code system)'),
+  },
   // value: the SleepStage number (1..4); exported as that stage's duration (codes.ts SLEEP_STAGES)
   sleep_stage: { proto: 'sleep', field: 'sleep', shape: 'epochs', unit: '1', range: [1, 4], category: 'sleep', extent: 'interval', code: null },
   battery: { proto: 'battery_percent', field: 'batteryPercent', shape: 'scalar', unit: '%', range: BATTERY_RANGE, category: 'device_diagnostics', extent: 'instant', code: BATTERY },

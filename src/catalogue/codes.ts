@@ -48,6 +48,7 @@ export interface Code {
 
 /** The concepts of VITALFLOW: the CodeSystem resource in every FHIR export lists them. */
 export const VITALFLOW_CONCEPTS = {
+  'barometric-altitude': { display: 'Barometric altitude', definition: 'Altitude above sea level the bracelet derives from air pressure, in m (its changes show floors and slopes climbed; weather shifts it by tens of metres). Neither LOINC nor IEEE 11073 MDC has a code for it.' },
   'hrv-rmssd': { display: 'Heart rate variability, RMSSD', definition: 'Root mean square of successive differences of normal R-R (pulse) intervals, in ms. LOINC 80404-7 is SDNN, a different statistic; neither LOINC nor IEEE 11073 MDC has a code for RMSSD.' },
   'sleep-awake-duration': { display: 'Awake duration within a sleep period', definition: 'Length of one epoch the bracelet scored as awake. LOINC codes deep, light and REM sleep durations but has no awake-duration code.' },
   'sleep-unscored-duration': { display: 'Unscored sleep-epoch duration', definition: 'Length of one sleep epoch stored without a stage (SLEEP_STAGE_UNSPECIFIED).' },
