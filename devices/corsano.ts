@@ -1,8 +1,8 @@
 /**
  * Corsano bracelet signal model: one batch per window with 1 Hz heart rate
  * (and its quality), HRV at 5-minute boundaries, SpO2, respiration rate, skin
- * temperature, steps and energy per minute, sleep-stage epochs at night, and a
- * battery that drains and recharges. Time of day is taken in UTC.
+ * temperature, steps, energy and barometric altitude per minute, sleep-stage
+ * epochs at night, and a battery that drains and recharges. Time of day is taken in UTC.
  */
 import { SleepStage, type BraceletBatch, type Series, type SleepEpoch } from '../src/decode/index.ts'
 import { clamp, createRng, round1 } from './rng.ts'
@@ -41,6 +41,11 @@ export function createBraceletModel (seed: number, options: BraceletModelOptions
   const cycleOffset = rng.uniform(0, 90)
   let battery = rng.uniform(40, 100)
   let hr = restingHr
+  // altitude has its own generator, so the other signals of a seed stay what they were before it existed
+  const air = createRng(seed ^ 0x0a17)
+  const home = air.uniform(-5, 120) // the Netherlands: a few metres below sea level to a hill
+  let floor = 0 // metres above home: stairs while active, back home at rest
+  let weather = air.normal(0, 15) // pressure systems shift barometric altitude by tens of metres
   return {
     nextBatch (windowStartMs, windowMs = MIN) {
       const asleep = asleepAt(windowStartMs)
@@ -61,6 +66,11 @@ export function createBraceletModel (seed: number, options: BraceletModelOptions
       const skin = perMinute(() => round1(rng.uniform(asleep ? 33.5 : 31, asleep ? 35 : 34.5)))
       const steps: Series = { offsetMs: 0, intervalMs: MIN, values: Array.from({ length: minutes }, () => asleep ? 0 : Math.round(activity * rng.uniform(60, 120))) }
       const energy: Series = { offsetMs: 0, intervalMs: MIN, values: Array.from({ length: minutes }, () => round1(1.1 + activity * rng.uniform(3, 8))) }
+      const altitude = perMinute(() => {
+        floor = activity > 0.5 ? clamp(floor + air.normal(0, 3), 0, 30) : floor * 0.7
+        weather = clamp(weather + air.normal(0, 0.2), -60, 60)
+        return round1(home + floor + weather)
+      })
       // HRV (RMSSD) at each 5-minute boundary inside the window
       const hrv: number[] = []
       const firstBoundary = Math.ceil(windowStartMs / (5 * MIN)) * 5 * MIN
@@ -82,6 +92,7 @@ export function createBraceletModel (seed: number, options: BraceletModelOptions
         skinTemperature: skin,
         steps,
         activeEnergy: energy,
+        barometricAltitude: altitude,
         sleep,
         batteryPercent: Math.round(battery),
       }

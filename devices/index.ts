@@ -1,4 +1,5 @@
-import type { PayloadByStream, Series, Stream } from '../src/decode/index.ts'
+import { BRACELET_SERIES } from '../src/catalogue/index.ts'
+import type { PayloadByStream, Stream } from '../src/decode/index.ts'
 
 export { DeviceSealer, encodePayload } from './envelope.ts'
 export type { DeviceCredentials } from './envelope.ts'
@@ -17,6 +18,6 @@ export type { StatusModel } from './status.ts'
 export function expectedRows<S extends Stream> (stream: S, msg: PayloadByStream[S]): number {
   if (stream !== 'vitals') return 1
   const b = msg as PayloadByStream['vitals']
-  const series: Array<Series | null | undefined> = [b.heartRate, b.hrvRmssd, b.spo2, b.respirationRate, b.skinTemperature, b.steps, b.activeEnergy]
-  return series.reduce((n, s) => n + (s?.values.length ?? 0), 0) + b.sleep.length + 1 // + battery
+  // every Series the catalogue lists, one row per value; a row per sleep epoch; the battery
+  return BRACELET_SERIES.reduce((n, s) => n + (b[s.field]?.values.length ?? 0), 0) + b.sleep.length + 1
 }

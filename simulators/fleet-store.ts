@@ -6,6 +6,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { AdminApiError, type AdminClient } from '../src/api/index.ts'
+import { CONSENT_CATEGORIES } from '../src/consent/index.ts'
 import type { Family } from '../src/registry/index.ts'
 
 export interface SimDevice {
@@ -37,7 +38,8 @@ export interface FleetStoreOptions {
 /** One responder identity per tenant: the alarm centre's app, subscribed to the tenant's alerts. */
 export interface SimResponder { tenant: string; device: string; secret: string }
 
-const CONSENTED = ['vitals', 'sleep', 'activity', 'spot_measurements', 'location'] as const
+/** A consenting simulated patient grants every category the policy stores only under consent. */
+const CONSENTED = CONSENT_CATEGORIES
 const MIX: readonly Family[] = ['bracelet', 'bracelet', 'cvitals', 'calarm']
 
 function familyOf (i: number): Family { return MIX[i % MIX.length]! }

@@ -19,6 +19,7 @@ import {
   DeviceSealer, createAlarmModel, createBraceletModel, createRng, createSpotModel, createStatusModel, expectedRows,
 } from '../devices/index.ts'
 import type { AdminClient } from '../src/api/index.ts'
+import { STREAM_TABLE } from '../src/catalogue/index.ts'
 import type { Stream } from '../src/decode/index.ts'
 import type { TelemetryTable } from '../src/storage/index.ts'
 import { inPool, type SimCertificate, type SimDevice, type SimResponder } from './fleet-store.ts'
@@ -104,7 +105,7 @@ export interface FleetResult {
 }
 
 export type DataTable = TelemetryTable
-const TABLE: Record<Stream, DataTable> = { vitals: 'vital_samples', spot: 'spot_measurements', alarm: 'alarm_events', status: 'device_status' }
+const TABLE: Readonly<Record<Stream, DataTable>> = STREAM_TABLE
 const MIN = 60_000
 const POLL_MS = 200
 const SAMPLE_CAP = 200_000
@@ -136,7 +137,7 @@ export function percentiles (xs: number[]): Percentiles {
 
 export async function runFleet (opts: FleetOptions): Promise<FleetResult> {
   const b: Behaviour = { ...DEFAULT_BEHAVIOUR, ...opts.behaviour }
-  const expected: Record<DataTable, number> = { vital_samples: 0, spot_measurements: 0, alarm_events: 0, device_status: 0 }
+  const expected = Object.fromEntries(Object.values(TABLE).map((table) => [table, 0])) as Record<DataTable, number>
   const samples = { ack: [] as number[], queryable: [] as number[], alarm: [] as number[] }
   const keep = (xs: number[], v: number): void => { if (xs.length < SAMPLE_CAP) xs.push(v) }
   const r = { sent: 0, acked: 0, failed: 0, duplicatesSent: 0, connectFailures: 0, reconnects: 0, gatewayOutages: 0, backfilled: 0 }

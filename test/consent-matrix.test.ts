@@ -89,7 +89,7 @@ describe('consent matrix', () => {
           frame = sealer.seal('vitals', b)
           const seq = frame.seq
           add(seq, 'vitals', [b.heartRate, b.hrvRmssd, b.spo2, b.respirationRate, b.skinTemperature].reduce((n, x) => n + (x?.values.length ?? 0), 0))
-          add(seq, 'activity', (b.steps?.values.length ?? 0) + (b.activeEnergy?.values.length ?? 0))
+          add(seq, 'activity', (b.steps?.values.length ?? 0) + (b.activeEnergy?.values.length ?? 0) + (b.barometricAltitude?.values.length ?? 0))
           add(seq, 'sleep', b.sleep.length)
           add(seq, 'device_diagnostics', 1)
         } else if (s.stream === 'spot') {

@@ -299,7 +299,7 @@ describe('CSV and the contracts', () => {
     const corsano = commented('corsano.proto')
     const cvitals = commented('cvitals.proto')
     const want: Record<string, string[]> = {
-      heart_rate: ['8867-4'], spo2: ['2708-6', '59408-5'], respiration_rate: ['9279-1'], skin_temperature: ['39106-0'], steps: ['55423-8'], active_energy: ['41981-2'], hrv_rmssd: [],
+      heart_rate: ['8867-4'], spo2: ['2708-6', '59408-5'], respiration_rate: ['9279-1'], skin_temperature: ['39106-0'], steps: ['55423-8'], active_energy: ['41981-2'], hrv_rmssd: [], barometric_altitude: [],
     }
     for (const [metric, codes] of Object.entries(want)) {
       expect(corsano.get(metric), metric).toEqual(codes)

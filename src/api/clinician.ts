@@ -6,7 +6,8 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { z } from 'zod'
-import type { ConsentIndex } from '../consent/index.ts'
+import { QUERYABLE_METRICS } from '../catalogue/index.ts'
+import { METRIC_CATEGORY, type ConsentIndex } from '../consent/index.ts'
 import { ID_PATTERN } from '../ids.ts'
 import type { AuthBackoff } from '../broker/index.ts'
 import { HasherBusyError, type Principal, type Registry, type Role, type Users } from '../registry/index.ts'
@@ -33,7 +34,8 @@ export interface ClinicianDeps {
 }
 
 const id = z.string().regex(ID_PATTERN)
-const METRICS = ['heart_rate', 'hrv_rmssd', 'spo2', 'respiration_rate', 'skin_temperature', 'steps', 'active_energy', 'sleep_stage'] as const
+/** The metrics a series or aggregate may ask for: the catalogue's, but the device's own diagnostics. */
+export const METRICS = QUERYABLE_METRICS
 const DAY = 86_400_000
 const Login = z.object({ tenant: id.or(z.literal('')), user: id, password: z.string().min(1).max(200) })
 const PatientParams = z.object({ patient: id })
@@ -240,7 +242,7 @@ export function registerClinicianApi (app: FastifyInstance, deps: ClinicianDeps)
     const q = parse(ResearchQuery, req.query, reply)
     if (q === undefined) return reply
     const tenant = req.principal!.tenant
-    const category = q.metric === 'steps' || q.metric === 'active_energy' ? 'activity' : q.metric === 'sleep_stage' ? 'sleep' : 'vitals'
+    const category = METRIC_CATEGORY[q.metric]
     const consented = deps.registry.listPatients(tenant).filter((p) => deps.consent.lookup(tenant, p, 'research', category) !== null && !deps.rights.isRestricted(tenant, p))
     const { from, to } = range({ from: q.from ?? Date.now() - 30 * DAY, to: q.to })
     return await deps.queries.research(tenant, consented, q.metric, from, to, deps.researchMinGroup)

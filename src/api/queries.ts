@@ -3,7 +3,10 @@
  * parameter ({tenant:String}) from the authenticated principal: never
  * concatenated, never from a request field.
  */
+import { SPOT_COLUMNS } from '../catalogue/index.ts'
 import type { StorageConnection } from '../storage/index.ts'
+
+const SPOT_VALUES = SPOT_COLUMNS.join(', ')
 
 export interface SeriesPoint { t: number; min: number; avg: number; max: number; n: number }
 
@@ -35,7 +38,7 @@ export function createQueries (conn: StorageConnection) {
     },
 
     spot: (tenant: string, patient: string, from: number, to: number) => rows<Record<string, unknown>>(
-      `SELECT toUnixTimestamp64Milli(ts) AS at, device_id AS device, meter_model, systolic, diastolic, pulse, spo2, temperature, glucose, weight
+      `SELECT toUnixTimestamp64Milli(ts) AS at, device_id AS device, meter_model, ${SPOT_VALUES}
        FROM ${t('spot_measurements')} WHERE tenant_id = {tenant:String} AND patient_id = {patient:String}
          AND ts >= fromUnixTimestamp64Milli({from:Int64}) AND ts < fromUnixTimestamp64Milli({to:Int64}) ORDER BY ts`, { tenant, patient, from, to }),
 

@@ -6,7 +6,7 @@
  */
 import type { FastifyReply } from 'fastify'
 import { z } from 'zod'
-import { CATEGORIES, PURPOSES, type Category } from '../consent/index.ts'
+import { CATEGORIES, CONSENT_CATEGORIES, PURPOSES, type Category } from '../consent/index.ts'
 import { ID_PATTERN } from '../ids.ts'
 import type { Registry, Role } from '../registry/index.ts'
 import { RightsError, RECTIFIABLE_TARGETS, type Actor, type Rights } from '../rights/index.ts'
@@ -14,7 +14,6 @@ import { exportPatient, type ExportFormat } from '../rights/export.ts'
 import type { Storage } from '../storage/index.ts'
 
 const id = z.string().regex(ID_PATTERN)
-const CONSENT_CATEGORIES = ['vitals', 'sleep', 'activity', 'location', 'spot_measurements'] as const
 
 export const RightsSchemas = {
   patient: z.object({ patient: id }),

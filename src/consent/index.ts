@@ -1,6 +1,6 @@
 export { ConsentIndex } from './consent-index.ts'
 export type { ConsentEvent, Grant, Gate } from './consent-index.ts'
-export { PURPOSES, LEGAL_BASES, CATEGORIES, COLLECTION, POLICY, METRIC_CATEGORY, needsConsent, basisFor } from './policy.ts'
+export { PURPOSES, LEGAL_BASES, CATEGORIES, COLLECTION, POLICY, METRIC_CATEGORY, CONSENT_CATEGORIES, needsConsent, basisFor } from './policy.ts'
 export type { Purpose, LegalBasis, Category, Metric, CollectionRule, RetentionRule, Policy } from './policy.ts'
 export { registerOfProcessing } from './register.ts'
 export type { ProcessingActivity } from './register.ts'

@@ -6,6 +6,8 @@
  * generated from one Policy value, so they cannot disagree. A test can hand
  * in another policy and see all four change.
  */
+import { BRACELET_CATEGORY, type Metric } from '../catalogue/index.ts'
+
 export const PURPOSES = ['care', 'research', 'service_improvement', 'service_operation'] as const
 export type Purpose = (typeof PURPOSES)[number]
 
@@ -88,19 +90,12 @@ export const POLICY: Policy = {
 /** Kept for readers of the default policy's collection rules. */
 export const COLLECTION = POLICY.collection
 
-/** Metric names as stored in vital_samples.metric, and the category each belongs to. */
-export const METRIC_CATEGORY = {
-  heart_rate: 'vitals',
-  hrv_rmssd: 'vitals',
-  spo2: 'vitals',
-  respiration_rate: 'vitals',
-  skin_temperature: 'vitals',
-  steps: 'activity',
-  active_energy: 'activity',
-  sleep_stage: 'sleep',
-  battery: 'device_diagnostics',
-} as const satisfies Record<string, Category>
-export type Metric = keyof typeof METRIC_CATEGORY
+/** Metric names as stored in vital_samples.metric, and the category each belongs to (from the catalogue). */
+export const METRIC_CATEGORY = BRACELET_CATEGORY satisfies Readonly<Record<Metric, Category>>
+export type { Metric }
+
+/** The categories stored only under the patient's consent (and erased on its withdrawal when asked). */
+export const CONSENT_CATEGORIES = CATEGORIES.filter((c) => POLICY.collection[c].basis === 'consent') as [Category, ...Category[]]
 
 export function needsConsent (category: Category, policy: Policy = POLICY): boolean {
   return policy.collection[category].basis === 'consent'

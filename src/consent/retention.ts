@@ -4,7 +4,8 @@
  * a patient under legal hold is excluded from every clause of tables that
  * hold patient data, so nothing of theirs expires until the hold is lifted.
  */
-import type { Category, Policy } from './policy.ts'
+import { VITAL_CATEGORIES } from '../catalogue/index.ts'
+import { CATEGORIES, type Category, type Policy } from './policy.ts'
 import { sqlString } from '../storage/sql.ts'
 
 export interface RetentionInputs {
@@ -23,7 +24,7 @@ interface TableRetention {
 }
 
 export const RETENTION_TABLES: Readonly<Record<string, TableRetention>> = {
-  vital_samples: { time: 'toDateTime(ts)', category: { column: 'category', values: ['vitals', 'sleep', 'activity', 'device_diagnostics'] }, patientColumn: 'patient_id' },
+  vital_samples: { time: 'toDateTime(ts)', category: { column: 'category', values: CATEGORIES.filter((c) => (VITAL_CATEGORIES as readonly string[]).includes(c)) }, patientColumn: 'patient_id' },
   spot_measurements: { time: 'toDateTime(ts)', category: 'spot_measurements', patientColumn: 'patient_id' },
   alarm_events: { time: 'toDateTime(ts)', category: 'alarm_events', patientColumn: 'patient_id' },
   device_status: { time: 'toDateTime(ts)', category: 'device_diagnostics', patientColumn: 'patient_id' },

@@ -12,6 +12,7 @@ import {
 } from './limits.ts'
 import type { AlarmEvent, BraceletBatch, DeviceStatus, Envelope, Payload, Series, SpotMeasurement, Stream } from './messages.ts'
 import { AlarmKind } from './messages.ts'
+import { ALARM_LOCATION, BRACELET, BRACELET_SERIES, SPOT, SPOT_COLUMNS } from '../catalogue/index.ts'
 
 const NONCE_BYTES = 24
 const TAG_BYTES = 16
@@ -78,10 +79,9 @@ function checkValue (field: RangedField, v: number): string | null {
   return inRange(field, v) ? null : `${field} outside its plausible range`
 }
 
-const SERIES: ReadonlyArray<readonly [keyof BraceletBatch, RangedField]> = [
-  ['heartRate', 'heart_rate'], ['hrvRmssd', 'hrv_rmssd'], ['spo2', 'spo2'], ['respirationRate', 'respiration_rate'],
-  ['skinTemperature', 'skin_temperature'], ['steps', 'steps'], ['activeEnergy', 'active_energy'],
-]
+/** [decoded field, proto field] of every Series the catalogue lists, in its order. */
+const SERIES = BRACELET_SERIES.map((s) => [s.field, s.proto] as const)
+const STAGES = BRACELET.sleep_stage.range
 
 function checkBracelet (m: BraceletBatch, nowMs: number): string | null {
   const t = checkTime('window_start_ms', m.windowStartMs, nowMs)
@@ -89,7 +89,7 @@ function checkBracelet (m: BraceletBatch, nowMs: number): string | null {
   if (m.windowMs <= 0 || m.windowMs > MAX_WINDOW_MS) return 'window_ms out of range'
   let samples = m.sleep.length
   for (const [key, field] of SERIES) {
-    const s = m[key] as Series | null | undefined
+    const s: Series | null | undefined = m[key]
     if (s == null || s.values.length === 0) continue
     if (s.intervalMs <= 0) return `${field} interval_ms must be positive`
     if (s.offsetMs + (s.values.length - 1) * s.intervalMs > m.windowMs) return `${field} runs past the window`
@@ -101,24 +101,26 @@ function checkBracelet (m: BraceletBatch, nowMs: number): string | null {
   if (m.heartRateQuality.length !== 0 && m.heartRateQuality.length !== hr) return 'heart_rate_quality does not match heart_rate'
   for (const q of m.heartRateQuality) if (q > 4) return 'heart_rate_quality outside 0..4'
   for (const e of m.sleep) {
-    if (e.stage < 1 || e.stage > 4) return 'sleep stage unknown'
+    if (e.stage < STAGES[0] || e.stage > STAGES[1]) return 'sleep stage unknown'
     if (e.durationMs <= 0 || e.offsetMs + e.durationMs > m.windowMs) return 'sleep epoch outside the window'
   }
   return checkValue('battery', m.batteryPercent)
 }
 
-const SPOT_FIELDS = ['systolic', 'diastolic', 'pulse', 'spo2', 'temperature', 'glucose', 'weight'] as const
+/** [decoded field, proto field] of every spot value the catalogue lists, in table order. */
+const SPOT_FIELDS = SPOT_COLUMNS.map((c) => [SPOT[c].field, SPOT[c].proto] as const)
+const LOCATION = Object.values(ALARM_LOCATION).map((l) => [l.field, l.proto] as const)
 
 function checkSpot (m: SpotMeasurement, nowMs: number): string | null {
   const t = checkTime('measured_at_ms', m.measuredAtMs, nowMs)
   if (t !== null) return t
   if (m.meterModel.length > MAX_TEXT) return 'meter_model too long'
   let present = 0
-  for (const f of SPOT_FIELDS) {
-    const v = m[f]
+  for (const [key, field] of SPOT_FIELDS) {
+    const v = m[key]
     if (v == null) continue
     present++
-    const bad = checkValue(f, v)
+    const bad = checkValue(field, v)
     if (bad !== null) return bad
   }
   return present === 0 ? 'spot measurement without any value' : null
@@ -132,7 +134,11 @@ function checkAlarm (m: AlarmEvent, nowMs: number): string | null {
   if (b !== null) return b
   const loc = m.location
   if (loc == null) return null
-  return checkValue('latitude', loc.latitude) ?? checkValue('longitude', loc.longitude) ?? checkValue('accuracy_m', loc.accuracyM)
+  for (const [key, field] of LOCATION) {
+    const bad = checkValue(field, loc[key])
+    if (bad !== null) return bad
+  }
+  return null
 }
 
 function checkStatus (m: DeviceStatus, nowMs: number): string | null {

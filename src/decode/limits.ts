@@ -1,28 +1,13 @@
+import { RANGES, type RangedField } from '../catalogue/index.ts'
+
 /**
- * Plausible ranges per measurement, in the unit of the proto field. A value
- * outside its range means a broken or hostile sender, not a patient in
- * trouble: physiologically extreme but real values stay inside these bounds.
+ * Plausible ranges per measurement, in the unit of the proto field, from the
+ * catalogue (src/catalogue/). A value outside its range means a broken or
+ * hostile sender, not a patient in trouble: physiologically extreme but real
+ * values stay inside these bounds.
  */
-export const RANGES = {
-  heart_rate: [0, 300],
-  hrv_rmssd: [0, 2000],
-  spo2: [0, 100],
-  respiration_rate: [0, 120],
-  skin_temperature: [0, 50],
-  steps: [0, 10_000],
-  active_energy: [0, 10_000],
-  battery: [0, 100],
-  systolic: [30, 320],
-  diastolic: [10, 250],
-  pulse: [10, 350],
-  temperature: [20, 46],
-  glucose: [0.1, 60],
-  weight: [0.3, 650],
-  latitude: [-90, 90],
-  longitude: [-180, 180],
-  accuracy_m: [0, 1_000_000],
-} as const satisfies Record<string, readonly [number, number]>
-export type RangedField = keyof typeof RANGES
+export { RANGES }
+export type { RangedField }
 
 /** Earliest device timestamp accepted (2015-01-01T00:00:00Z). */
 export const MIN_TIME_MS = 1_420_070_400_000

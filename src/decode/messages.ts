@@ -1,4 +1,6 @@
 /** TypeScript shapes of the decoded protobuf messages in proto/ (as protobufjs yields them). */
+import type { BraceletSeriesField, SpotField } from '../catalogue/index.ts'
+
 export const STREAMS = ['vitals', 'spot', 'alarm', 'status'] as const
 export type Stream = (typeof STREAMS)[number]
 
@@ -21,31 +23,23 @@ export interface Series {
 export const SleepStage = { UNSPECIFIED: 0, AWAKE: 1, LIGHT: 2, DEEP: 3, REM: 4 } as const
 export interface SleepEpoch { offsetMs: number; durationMs: number; stage: number }
 
-export interface BraceletBatch {
+/** The bracelet's Series fields, one per series metric of the catalogue (heartRate, spo2, ...). */
+export type BraceletSeries = { [K in BraceletSeriesField]?: Series | null }
+
+export interface BraceletBatch extends BraceletSeries {
   windowStartMs: number
   windowMs: number
-  heartRate?: Series | null
   heartRateQuality: number[]
-  hrvRmssd?: Series | null
-  spo2?: Series | null
-  respirationRate?: Series | null
-  skinTemperature?: Series | null
-  steps?: Series | null
-  activeEnergy?: Series | null
   sleep: SleepEpoch[]
   batteryPercent: number
 }
 
-export interface SpotMeasurement {
+/** The spot values, one per column of the catalogue's SPOT table (systolic, ..., weight). */
+export type SpotValues = { [K in SpotField]?: number | null }
+
+export interface SpotMeasurement extends SpotValues {
   measuredAtMs: number
   meterModel: string
-  systolic?: number | null
-  diastolic?: number | null
-  pulse?: number | null
-  spo2?: number | null
-  temperature?: number | null
-  glucose?: number | null
-  weight?: number | null
 }
 
 export const AlarmKind = { UNSPECIFIED: 0, BUTTON_PRESS: 1, FALL_DETECTED: 2, LOW_BATTERY: 3, HEARTBEAT: 4 } as const

@@ -9,6 +9,7 @@
  * with a reason code, which is counted and recorded without the payload.
  */
 import type { AlarmNotice } from '../api/index.ts'
+import { STREAM_TABLE } from '../catalogue/index.ts'
 import type { ConsentIndex } from '../consent/index.ts'
 import { associatedData, open, ReplayWindow } from '../crypto/index.ts'
 import { AlarmKind, decodeEnvelope, decodePayload, parseTopic, type Envelope, type Payload, type TelemetryTopic } from '../decode/index.ts'
@@ -140,11 +141,12 @@ export function createIngest (deps: IngestDeps): Ingest {
   }
 
   function encodeRows (ctx: RowContext, p: Payload): [TableName, Encoded] {
+    const table: TableName = STREAM_TABLE[p.stream]
     switch (p.stream) {
-      case 'vitals': return ['vital_samples', vitalRows(ctx, p.msg)]
-      case 'spot': return ['spot_measurements', spotRows(ctx, p.msg)]
-      case 'alarm': return ['alarm_events', alarmRows(ctx, p.msg)]
-      case 'status': return ['device_status', statusRows(ctx, p.msg)]
+      case 'vitals': return [table, vitalRows(ctx, p.msg)]
+      case 'spot': return [table, spotRows(ctx, p.msg)]
+      case 'alarm': return [table, alarmRows(ctx, p.msg)]
+      case 'status': return [table, statusRows(ctx, p.msg)]
     }
   }
 

@@ -21,7 +21,8 @@
  * patient_id), so a table added later is covered without touching this file.
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto'
-import type { Category } from '../consent/index.ts'
+import { VITAL_CATEGORIES } from '../catalogue/index.ts'
+import { needsConsent, type Category } from '../consent/index.ts'
 import type { Registry } from '../registry/index.ts'
 import type { Storage } from '../storage/index.ts'
 
@@ -75,9 +76,8 @@ const UNBIND: ReadonlySet<string> = new Set(['devices', 'device_bindings'])
 
 /** Where each consent-based category's values live, for erasure on withdrawal. */
 export const CATEGORY_ROWS: Partial<Record<Category, { table: string; where: string; clear?: string }>> = {
-  vitals: { table: 'vital_samples', where: "category = 'vitals'" },
-  sleep: { table: 'vital_samples', where: "category = 'sleep'" },
-  activity: { table: 'vital_samples', where: "category = 'activity'" },
+  // the consent-based categories of vital_samples rows (vitals, sleep, activity), from the catalogue
+  ...Object.fromEntries(VITAL_CATEGORIES.filter((c) => needsConsent(c)).map((c) => [c, { table: 'vital_samples', where: `category = '${c}'` }])),
   spot_measurements: { table: 'spot_measurements', where: '1' },
   // location rides on alarm events (contract): clear the coordinates, keep the alarm
   location: { table: 'alarm_events', where: 'latitude IS NOT NULL', clear: 'latitude = NULL, longitude = NULL, accuracy_m = NULL, location_consent_version = 0' },

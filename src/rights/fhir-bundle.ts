@@ -28,6 +28,7 @@
  * is bounded by the number of devices and, with `sampled`, one message's series per metric.
  */
 import { createHash, randomUUID } from 'node:crypto'
+import { BRACELET_SERIES } from '../catalogue/index.ts'
 import type { StorageConnection } from '../storage/connection.ts'
 import { TELEMETRY_TABLES } from '../storage/rows.ts'
 import {
@@ -69,7 +70,7 @@ interface Series { first: Row; code: Code; firstIdx: number; lastIdx: number; t0
 
 const VITALS = new Map<string, Code>(Object.entries(VITAL_CODES))
 /** Metrics a message carries as a regular series, so `sampled` may gather them. */
-const SERIES = new Set(['heart_rate', 'hrv_rmssd', 'spo2', 'respiration_rate', 'skin_temperature', 'steps', 'active_energy'])
+const SERIES = new Set<string>(BRACELET_SERIES.map((s) => s.metric))
 const KINDS = new Map(Object.entries(ALARM_KINDS))
 const A = { kind: at('alarm_events', 'kind'), battery: at('alarm_events', 'battery') }
 const LOCATION = (['latitude', 'longitude', 'accuracy_m'] as const).map((c) => [LOCATION_CODES[c], at('alarm_events', c)] as const)

@@ -14,6 +14,7 @@ import {
   CATEGORIES, RETENTION_TABLES, registerOfProcessing, retentionTtls,
   type Category, type ConsentIndex, type Policy, type ProcessingActivity,
 } from '../consent/index.ts'
+import { SPOT_COLUMNS } from '../catalogue/index.ts'
 import type { Registry } from '../registry/index.ts'
 import type { Storage } from '../storage/index.ts'
 import { CATEGORY_ROWS, Eraser, type ErasureOptions, type ErasureReceipt } from './erasure.ts'
@@ -33,7 +34,7 @@ export interface Actor { user: string; role: string; remoteAddress?: string | un
 /** Values a professional may rectify: table.column → the row key columns. */
 const RECTIFIABLE: Readonly<Record<string, { table: string; column: string; byIdx: boolean }>> = {
   'vital_samples.value': { table: 'vital_samples', column: 'value', byIdx: true },
-  ...Object.fromEntries(['systolic', 'diastolic', 'pulse', 'spo2', 'temperature', 'glucose', 'weight'].map((c) =>
+  ...Object.fromEntries(SPOT_COLUMNS.map((c) =>
     [`spot_measurements.${c}`, { table: 'spot_measurements', column: c, byIdx: false }])),
 }
 export const RECTIFIABLE_TARGETS = Object.keys(RECTIFIABLE)

@@ -4,9 +4,10 @@
  * whether, and under which grant, a value may be stored: a row is written only
  * with the purpose, legal basis and consent version it was admitted under.
  */
-import type { Category, Gate, Grant, Metric } from '../consent/index.ts'
+import type { Category, Gate, Grant } from '../consent/index.ts'
 import { METRIC_CATEGORY } from '../consent/index.ts'
 import type { AlarmEvent, BraceletBatch, DeviceStatus, Series, SpotMeasurement } from '../decode/index.ts'
+import { BRACELET_SERIES, SPOT, SPOT_COLUMNS, STREAM_TABLE } from '../catalogue/index.ts'
 import { RowWriter, encodeStrings } from './row-binary.ts'
 
 export interface RowContext {
@@ -26,8 +27,7 @@ export interface Encoded { chunk: Buffer; rows: number; dropped: number }
 export const COLUMNS = {
   vital_samples: ['tenant_id', 'patient_id', 'device_id', 'metric', 'category', 'ts', 'value', 'duration_ms', 'quality', 'seq', 'idx',
     'purpose', 'legal_basis', 'consent_version', 'ingested_at'],
-  spot_measurements: ['tenant_id', 'patient_id', 'device_id', 'ts', 'meter_model', 'systolic', 'diastolic', 'pulse', 'spo2',
-    'temperature', 'glucose', 'weight', 'seq', 'purpose', 'legal_basis', 'consent_version', 'ingested_at'],
+  spot_measurements: ['tenant_id', 'patient_id', 'device_id', 'ts', 'meter_model', ...SPOT_COLUMNS, 'seq', 'purpose', 'legal_basis', 'consent_version', 'ingested_at'],
   alarm_events: ['tenant_id', 'patient_id', 'device_id', 'ts', 'kind', 'battery', 'latitude', 'longitude', 'accuracy_m',
     'location_consent_version', 'seq', 'purpose', 'legal_basis', 'consent_version', 'ingested_at'],
   device_status: ['tenant_id', 'device_id', 'patient_id', 'ts', 'model', 'firmware', 'serial_number', 'battery', 'last_sync',
@@ -40,7 +40,7 @@ export const COLUMNS = {
 export type TableName = keyof typeof COLUMNS
 
 /** The tables that hold what devices sent (as opposed to refusals, events and bookkeeping). */
-export const TELEMETRY_TABLES = ['vital_samples', 'spot_measurements', 'alarm_events', 'device_status'] as const satisfies readonly TableName[]
+export const TELEMETRY_TABLES = Object.values(STREAM_TABLE) satisfies readonly TableName[]
 export type TelemetryTable = (typeof TELEMETRY_TABLES)[number]
 
 // encoding is synchronous and the process single-threaded: one writer serves every call
@@ -59,16 +59,10 @@ function ids (a: string, b: string, c: string): void {
   w.string(c)
 }
 
-const SERIES: ReadonlyArray<readonly [keyof BraceletBatch, Metric, boolean]> = [
-  // [field, metric, values are counts over the interval]
-  ['heartRate', 'heart_rate', false],
-  ['hrvRmssd', 'hrv_rmssd', false],
-  ['spo2', 'spo2', false],
-  ['respirationRate', 'respiration_rate', false],
-  ['skinTemperature', 'skin_temperature', false],
-  ['steps', 'steps', true],
-  ['activeEnergy', 'active_energy', true],
-]
+/** [field, metric, values cover their interval] of every Series the catalogue lists, in its order. */
+const SERIES = BRACELET_SERIES.map((s) => [s.field, s.metric, s.extent === 'interval'] as const)
+/** The decoded fields of the spot value columns, in table order. */
+const SPOT_FIELDS = SPOT_COLUMNS.map((c) => SPOT[c].field)
 
 const EMPTY: Buffer = Buffer.alloc(0)
 const LABELS = new Map<string, Buffer>()
@@ -110,7 +104,7 @@ export function vitalRows (ctx: RowContext, m: BraceletBatch): Encoded {
     rows++
   }
   for (const [field, metric, isCount] of SERIES) {
-    const s = m[field] as Series | null | undefined
+    const s: Series | null | undefined = m[field]
     const n = s?.values.length ?? 0
     if (s == null || n === 0) continue
     const category: Category = METRIC_CATEGORY[metric]
@@ -149,7 +143,7 @@ export function spotRows (ctx: RowContext, m: SpotMeasurement): Encoded {
   ids(ctx.tenant, ctx.patient, ctx.device)
   w.time(m.measuredAtMs)
   w.string(m.meterModel)
-  for (const v of [m.systolic, m.diastolic, m.pulse, m.spo2, m.temperature, m.glucose, m.weight]) w.nullableF32(v)
+  for (const f of SPOT_FIELDS) w.nullableF32(m[f])
   w.u64n(ctx.seq)
   provenance(g, ctx.ingestedAt)
   return { chunk: w.take(), rows: 1, dropped: 0 }

@@ -13,19 +13,19 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\rcorsano.proto\x12\x0cvitalflow.v1\"@\n\x06Series\x12\x11\n\toffset_ms\x18\x01 \x01(\r\x12\x13\n\x0binterval_ms\x18\x02 \x01(\r\x12\x0e\n\x06values\x18\x03 \x03(\x02\"]\n\nSleepEpoch\x12\x11\n\toffset_ms\x18\x01 \x01(\r\x12\x13\n\x0b\x64uration_ms\x18\x02 \x01(\r\x12\'\n\x05stage\x18\x03 \x01(\x0e\x32\x18.vitalflow.v1.SleepStage\"\xc2\x03\n\rBraceletBatch\x12\x17\n\x0fwindow_start_ms\x18\x01 \x01(\x04\x12\x11\n\twindow_ms\x18\x02 \x01(\r\x12(\n\nheart_rate\x18\x03 \x01(\x0b\x32\x14.vitalflow.v1.Series\x12\x1a\n\x12heart_rate_quality\x18\x04 \x03(\r\x12\'\n\thrv_rmssd\x18\x05 \x01(\x0b\x32\x14.vitalflow.v1.Series\x12\"\n\x04spo2\x18\x06 \x01(\x0b\x32\x14.vitalflow.v1.Series\x12.\n\x10respiration_rate\x18\x07 \x01(\x0b\x32\x14.vitalflow.v1.Series\x12.\n\x10skin_temperature\x18\x08 \x01(\x0b\x32\x14.vitalflow.v1.Series\x12#\n\x05steps\x18\t \x01(\x0b\x32\x14.vitalflow.v1.Series\x12+\n\ractive_energy\x18\n \x01(\x0b\x32\x14.vitalflow.v1.Series\x12\'\n\x05sleep\x18\x0b \x03(\x0b\x32\x18.vitalflow.v1.SleepEpoch\x12\x17\n\x0f\x62\x61ttery_percent\x18\x0c \x01(\r*\x82\x01\n\nSleepStage\x12\x1b\n\x17SLEEP_STAGE_UNSPECIFIED\x10\x00\x12\x15\n\x11SLEEP_STAGE_AWAKE\x10\x01\x12\x15\n\x11SLEEP_STAGE_LIGHT\x10\x02\x12\x14\n\x10SLEEP_STAGE_DEEP\x10\x03\x12\x13\n\x0fSLEEP_STAGE_REM\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\rcorsano.proto\x12\x0cvitalflow.v1\"@\n\x06Series\x12\x11\n\toffset_ms\x18\x01 \x01(\r\x12\x13\n\x0binterval_ms\x18\x02 \x01(\r\x12\x0e\n\x06values\x18\x03 \x03(\x02\"]\n\nSleepEpoch\x12\x11\n\toffset_ms\x18\x01 \x01(\r\x12\x13\n\x0b\x64uration_ms\x18\x02 \x01(\r\x12\'\n\x05stage\x18\x03 \x01(\x0e\x32\x18.vitalflow.v1.SleepStage\"\xf5\x03\n\rBraceletBatch\x12\x17\n\x0fwindow_start_ms\x18\x01 \x01(\x04\x12\x11\n\twindow_ms\x18\x02 \x01(\r\x12(\n\nheart_rate\x18\x03 \x01(\x0b\x32\x14.vitalflow.v1.Series\x12\x1a\n\x12heart_rate_quality\x18\x04 \x03(\r\x12\'\n\thrv_rmssd\x18\x05 \x01(\x0b\x32\x14.vitalflow.v1.Series\x12\"\n\x04spo2\x18\x06 \x01(\x0b\x32\x14.vitalflow.v1.Series\x12.\n\x10respiration_rate\x18\x07 \x01(\x0b\x32\x14.vitalflow.v1.Series\x12.\n\x10skin_temperature\x18\x08 \x01(\x0b\x32\x14.vitalflow.v1.Series\x12#\n\x05steps\x18\t \x01(\x0b\x32\x14.vitalflow.v1.Series\x12+\n\ractive_energy\x18\n \x01(\x0b\x32\x14.vitalflow.v1.Series\x12\'\n\x05sleep\x18\x0b \x03(\x0b\x32\x18.vitalflow.v1.SleepEpoch\x12\x17\n\x0f\x62\x61ttery_percent\x18\x0c \x01(\r\x12\x31\n\x13\x62\x61rometric_altitude\x18\r \x01(\x0b\x32\x14.vitalflow.v1.Series*\x82\x01\n\nSleepStage\x12\x1b\n\x17SLEEP_STAGE_UNSPECIFIED\x10\x00\x12\x15\n\x11SLEEP_STAGE_AWAKE\x10\x01\x12\x15\n\x11SLEEP_STAGE_LIGHT\x10\x02\x12\x14\n\x10SLEEP_STAGE_DEEP\x10\x03\x12\x13\n\x0fSLEEP_STAGE_REM\x10\x04\x62\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'corsano_pb2', globals())
 if _descriptor._USE_C_DESCRIPTORS == False:
 
   DESCRIPTOR._options = None
-  _SLEEPSTAGE._serialized_start=646
-  _SLEEPSTAGE._serialized_end=776
+  _SLEEPSTAGE._serialized_start=697
+  _SLEEPSTAGE._serialized_end=827
   _SERIES._serialized_start=31
   _SERIES._serialized_end=95
   _SLEEPEPOCH._serialized_start=97
   _SLEEPEPOCH._serialized_end=190
   _BRACELETBATCH._serialized_start=193
-  _BRACELETBATCH._serialized_end=643
+  _BRACELETBATCH._serialized_end=694
 # @@protoc_insertion_point(module_scope)
