@@ -186,17 +186,20 @@ export class FaultWorld {
     if (d.client?.connected === true) return d.client
     d.client?.end(true)
     d.client = null
-    try {
-      const c = await mqtt.connectAsync({
-        protocol: 'mqtts', host: '127.0.0.1', port: this.ports.mqtts, ca: this.caPem, servername: 'localhost', clientId: d.e.device,
-        username: d.e.device, password: d.e.secret, reconnectPeriod: 0, connectTimeout: 5000, clean: true,
-      })
-      c.on('error', () => {})
-      d.client = c
-      return c
-    } catch {
-      return null
-    }
+    // mqtt.js settles neither way when the node closes the socket before CONNACK (and nothing else then keeps the
+    // loop alive: node exits 13 with this await pending): the harness bounds every connect and publish itself
+    const c = mqtt.connect({
+      protocol: 'mqtts', host: '127.0.0.1', port: this.ports.mqtts, ca: this.caPem, servername: 'localhost', clientId: d.e.device,
+      username: d.e.device, password: d.e.secret, reconnectPeriod: 0, connectTimeout: 5000, clean: true,
+    })
+    c.on('error', () => {})
+    const ok = await bounded(new Promise<boolean>((resolve) => {
+      c.once('connect', () => { resolve(true) })
+      c.once('close', () => { resolve(false) })
+    }), 8000, false)
+    if (!ok) { c.end(true); return null }
+    d.client = c
+    return c
   }
 
   /** Sends the device's backlog, then `count` new messages (or until `stop()`); records every PUBACK. */
@@ -216,7 +219,7 @@ export class FaultWorld {
       const c = await this.connect(d)
       if (c === null) { await sleep(50); continue }
       const m = d.backlog[0]!
-      if (await publishAcked(c, m.topic, m.frame)) {
+      if (await bounded(publishAcked(c, m.topic, m.frame), 10_000, false)) {
         this.acked.add(`${d.e.device}/${m.seq}`)
         d.backlog.shift()
       } else {
@@ -317,6 +320,12 @@ function freeBytes (dir: string): number {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** `p`, or `fallback` after `ms` (the timer also keeps the event loop alive meanwhile). */
+function bounded<T> (p: Promise<T>, ms: number, fallback: T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  return Promise.race([p, new Promise<T>((resolve) => { timer = setTimeout(() => { resolve(fallback) }, ms) })]).finally(() => { clearTimeout(timer) })
+}
 
 /** Counts stored alarm rows by `${device}/${seq}`, from the stopped node's files, in a process of its own. */
 async function readStopped (dataDir: string): Promise<Map<string, number>> {
