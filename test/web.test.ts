@@ -54,6 +54,7 @@ async function token (user: string): Promise<string> {
 
 async function newPage (): Promise<Page> {
   const p = await browser.newPage({ viewport: { width: 1024, height: 900 } })
+  p.setDefaultTimeout(10_000) // a step that does not happen fails with its own line, before the test's timeout
   p.on('console', (m) => { if (/Content[- ]Security[- ]Policy/i.test(m.text())) cspViolations.push(m.text()) })
   return p
 }
