@@ -211,7 +211,7 @@ describe('the care web app in chromium', () => {
       if (range !== 'lastHour') await page.locator(`button[data-range="${range}"]`).click()
       await page.locator(`button[data-range="${range}"][aria-pressed="true"]`).waitFor()
       for (const metric of ['heart_rate', 'spo2', 'respiration_rate', 'skin_temperature']) {
-        const fig = page.locator(`figure[data-metric="${metric}"]`)
+        const fig = page.locator(`figure[data-range="${range}"][data-metric="${metric}"]`)
         await fig.locator('.plot[data-points]').waitFor()
         const [from, to, buckets, points] = [await fig.getAttribute('data-from'), await fig.getAttribute('data-to'), await fig.getAttribute('data-buckets'), await fig.locator('.plot').getAttribute('data-points')]
         const series = (await api('GET', `/api/patients/w-p1/series?metric=${metric}&from=${from}&to=${to}&buckets=${buckets}`, doc)).json as unknown[]

@@ -6,9 +6,9 @@ import { t } from './i18n.js'
 /**
  * One metric over time: the API's server-side buckets as an average line inside a min–max band.
  * The element carries what it asked for and what uPlot holds (data-points), for a reader and a test.
- * @param {{ metric: string, points: Array<{t:number,min:number,avg:number,max:number}>, from: number, to: number, buckets: number }} props
+ * @param {{ range: string, metric: string, points: Array<{t:number,min:number,avg:number,max:number}>, from: number, to: number, buckets: number }} props
  */
-export function Chart ({ metric, points, from, to, buckets }) {
+export function Chart ({ range, metric, points, from, to, buckets }) {
   const box = useRef(null)
   const plot = useRef(null)
 
@@ -39,7 +39,7 @@ export function Chart ({ metric, points, from, to, buckets }) {
   }, [points, metric, from, to])
 
   return html`
-    <figure class="chart" data-metric=${metric} data-from=${from} data-to=${to} data-buckets=${buckets}>
+    <figure class="chart" data-range=${range} data-metric=${metric} data-from=${from} data-to=${to} data-buckets=${buckets}>
       <figcaption>${t(metric)} <span class="muted">(${t(`unit_${metric}`)}; ${t('minAvgMax')})</span></figcaption>
       ${points.length === 0 ? html`<p class="muted" data-empty="true">${t('noData')}</p>` : null}
       <div ref=${box} class="plot" role="img" aria-label=${`${t(metric)}: ${points.length}`}></div>

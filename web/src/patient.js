@@ -44,7 +44,7 @@ export function Patient ({ patient, onError }) {
     const from = to - range.ms
     setCharts(null)
     Promise.all(LIST_METRICS.map(async (metric) => ({ metric, points: await get(`${path}/series?metric=${metric}&from=${from}&to=${to}&buckets=${BUCKETS}`) })))
-      .then((c) => { if (live) setCharts({ from, to, list: c }) }, onError)
+      .then((c) => { if (live) setCharts({ range: range.key, from, to, list: c }) }, onError)
     return () => { live = false }
   }, [latest, range])
 
@@ -64,9 +64,9 @@ export function Patient ({ patient, onError }) {
       <div class="ranges" role="group" aria-label=${t('range')}>
         ${RANGES.map((r) => html`<button type="button" data-range=${r.key} aria-pressed=${r === range ? 'true' : 'false'} onClick=${() => setRange(r)}>${t(r.key)}</button>`)}
       </div>
-      ${charts === null ? html`<p role="status">${t('loading')}</p>` : html`
+      ${charts === null || charts.range !== range.key ? html`<p role="status">${t('loading')}</p>` : html`
         <div class="charts">
-          ${charts.list.map((c) => html`<${Chart} key=${c.metric} metric=${c.metric} points=${c.points} from=${charts.from} to=${charts.to} buckets=${BUCKETS} />`)}
+          ${charts.list.map((c) => html`<${Chart} key=${`${charts.range}/${c.metric}`} range=${charts.range} metric=${c.metric} points=${c.points} from=${charts.from} to=${charts.to} buckets=${BUCKETS} />`)}
         </div>`}
     </main>`
 }
