@@ -18,7 +18,7 @@ const STRINGS = {
     alarmBoard: 'Alarm board', live: 'Live', offline: 'Reconnecting…', time: 'Time', kind: 'Kind', device: 'Device', status: 'Status',
     button_press: 'Button pressed', fall_detected: 'Fall detected', acknowledge: 'Acknowledge', acknowledgedBy: 'Acknowledged by {0}',
     newAlarms: '{0} new alarm(s)!', dismiss: 'Seen', noAlarms: 'No alarms in the last 24 hours.', unit_heart_rate: 'bpm', unit_spo2: '%',
-    unit_respiration_rate: '/min', unit_skin_temperature: '°C', unit_hrv_rmssd: 'ms', sortBy: 'Sort by {0}', forbidden: 'Your role may not read this.',
+    unit_respiration_rate: '/min', unit_skin_temperature: '°C', unit_hrv_rmssd: 'ms', sortBy: 'Sort by {0}', forbidden: 'Your role may not read this.', refresh: 'Refresh',
   },
   nl: {
     app: 'vitalflow zorg', language: 'English', languageLabel: 'Naar Engels',
@@ -37,7 +37,7 @@ const STRINGS = {
     alarmBoard: 'Alarmbord', live: 'Live', offline: 'Opnieuw verbinden…', time: 'Tijd', kind: 'Soort', device: 'Apparaat', status: 'Status',
     button_press: 'Knop ingedrukt', fall_detected: 'Val gedetecteerd', acknowledge: 'Bevestigen', acknowledgedBy: 'Bevestigd door {0}',
     newAlarms: '{0} nieuw(e) alarm(en)!', dismiss: 'Gezien', noAlarms: 'Geen alarmen in de afgelopen 24 uur.', unit_heart_rate: 'bpm', unit_spo2: '%',
-    unit_respiration_rate: '/min', unit_skin_temperature: '°C', unit_hrv_rmssd: 'ms', sortBy: 'Sorteer op {0}', forbidden: 'Jouw rol mag dit niet lezen.',
+    unit_respiration_rate: '/min', unit_skin_temperature: '°C', unit_hrv_rmssd: 'ms', sortBy: 'Sorteer op {0}', forbidden: 'Jouw rol mag dit niet lezen.', refresh: 'Vernieuwen',
   },
 }
 

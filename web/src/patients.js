@@ -29,12 +29,10 @@ export function Patients ({ onError }) {
   const [sort, setSort] = useState({ key: 'patient', dir: 1 })
   const local = names(tenant())
 
-  useEffect(() => {
-    let live = true
-    load().then((r) => { if (live) setRows(r) }, onError)
-    const every = setInterval(() => { load().then((r) => { if (live) setRows(r) }, () => {}) }, 30_000)
-    return () => { live = false; clearInterval(every) }
-  }, [])
+  // no polling: every read of a patient's data is a row in the access log (NEN 7513), so the list is read
+  // when opened and when the user asks for it again
+  const refresh = () => { setRows(null); load().then(setRows, onError) }
+  useEffect(refresh, [])
 
   const shownRows = useMemo(() => {
     if (rows === null) return []
@@ -55,7 +53,7 @@ export function Patients ({ onError }) {
 
   return html`
     <main>
-      <h1>${t('patients')}</h1>
+      <div class="title-row"><h1>${t('patients')}</h1><button type="button" onClick=${refresh}>${t('refresh')}</button></div>
       <label for="filter">${t('filter')}</label>
       <input id="filter" type="search" value=${filter} onInput=${(e) => setFilter(e.currentTarget.value)} />
       ${rows === null ? html`<p role="status">${t('loading')}</p>` : html`
