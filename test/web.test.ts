@@ -226,6 +226,24 @@ describe('the care web app in chromium', () => {
     }
   })
 
+  it('a name given on this device stays in the browser: shown in the list, in no request', async () => {
+    const NAME = 'Jansje Testpersoon'
+    const sent: string[] = []
+    const record = (r: import('playwright-core').Request): void => { sent.push(`${r.url()} ${JSON.stringify(r.headers())} ${r.postData() ?? ''}`) }
+    page.on('request', record)
+    await page.getByLabel('Name on this device only').fill(NAME)
+    await page.getByRole('button', { name: 'Save name' }).click()
+    await page.locator('a[href="#/patients"]').first().click()
+    await page.locator('tr[data-patient="w-p1"] .local-name').waitFor()
+    expect(await page.locator('tr[data-patient="w-p1"] .local-name').textContent()).toBe(NAME)
+    await page.getByLabel('Filter by id or name').fill('jansje')
+    expect(await page.locator('tr[data-patient]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-patient')))).toEqual(['w-p1'])
+    await page.getByLabel('Filter by id or name').fill('')
+    page.off('request', record)
+    expect(sent.length).toBeGreaterThan(0) // the list was read again
+    expect(sent.filter((x) => x.includes('Jansje') || x.includes('Testpersoon'))).toEqual([])
+  })
+
   it('a foreign or unknown patient id shows "not found"', async () => {
     for (const id of ['v-p1', 'no-such-patient']) {
       await page.evaluate((p) => { (globalThis as unknown as { location: { hash: string } }).location.hash = `#/patients/${p}` }, id)
