@@ -2,7 +2,8 @@
  * The care web app (web/) in a real browser (Debian's chromium, driven by playwright-core) against
  * a real node on port 0, with data published by real mqtt.js device clients: log-in and the API's
  * refusals, the patient list's latest values against storage, the patient page's charts against
- * the API's buckets, "not found" for foreign and unknown ids, session expiry and return, and the
+ * the API's buckets, a name kept on the device and sent in no request, "not found" for foreign and
+ * unknown ids, session expiry and return, and the
  * responder's alarm board live from MQTT to an acknowledgement in storage. Every screen is checked
  * with axe-core (no serious or critical violations) and for CSP violations, and saved as a
  * screenshot under docs/screenshots/.
