@@ -9,6 +9,10 @@ RUN npm ci
 COPY tsconfig.json tsconfig.build.json ./
 COPY src src
 RUN npm run build
+# the care web app: web/src bundled into web/dist (esbuild, a dev dependency)
+COPY scripts/build-web.ts scripts/
+COPY web web
+RUN npm run build:web
 
 FROM node:20-bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends openssl && rm -rf /var/lib/apt/lists/*
@@ -17,6 +21,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev && npm cache clean --force
 COPY proto proto
 COPY --from=build /app/dist dist
+COPY --from=build /app/web/dist web/dist
 ENV VF_DATA_DIR=/data VF_MQTTS_HOST=0.0.0.0 VF_HTTP_HOST=0.0.0.0
 EXPOSE 8883 8884 8080
 # node is PID 1 and handles SIGTERM itself: it stops accepting, ships the log for up to

@@ -15,6 +15,7 @@ import { clientError, frameworkError, registerAnswers } from './http-answers.ts'
 import { registerClinicianApi, type ClinicianDeps } from './clinician.ts'
 import { rightsRoutes } from './rights-routes.ts'
 import { openApiDocument } from './openapi.ts'
+import { createWebApp } from './web.ts'
 import { randomBytes } from 'node:crypto'
 import { tenantAccessDdl, type Storage, type TableName } from '../storage/index.ts'
 
@@ -75,7 +76,10 @@ function parse<T> (schema: z.ZodType<T>, value: unknown, reply: FastifyReply): T
 export function createAdminApi (deps: AdminApiDeps): FastifyInstance {
   // errors met before routing and requests the HTTP parser refuses get the same answers as the rest
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024, frameworkErrors: frameworkError, clientErrorHandler: clientError })
-  registerAnswers(app)
+  // the care web app (web/dist), when built: static files on this port, over the same API
+  const web = createWebApp()
+  registerAnswers(app, web?.fallback)
+  web?.register(app)
   const isAdmin = bearerCheck(deps.adminToken)
   // /metrics names tenants (with VF_METRICS_TENANT_LABELS) and shows load: operators only. A bearer
   // token on the same port rather than a separate loopback listener: one listener to run and firewall,

@@ -9,7 +9,7 @@
  */
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import type { FastifyInstance, FastifyReply } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import helmet, { type HelmetOptions } from 'helmet'
 import { InvalidIdError } from '../ids.ts'
 import { CsrError, HasherBusyError, RegistryError, UserError } from '../registry/index.ts'
@@ -101,9 +101,12 @@ export function clientError (err: Error & { code?: string }, socket: Socket): vo
   socket.destroy(err)
 }
 
-/** Headers on every answer, the error handler, and the not-found answer. Call before any route is added. */
-export function registerAnswers (app: FastifyInstance): void {
+/**
+ * Headers on every answer, the error handler, and the not-found answer. Call before any route is added.
+ * `fallback` may answer a request no route matched first (the web app's page requests); false: a 404.
+ */
+export function registerAnswers (app: FastifyInstance, fallback?: (req: FastifyRequest, reply: FastifyReply) => boolean): void {
   app.addHook('onRequest', (req, reply, done) => { setAnswerHeaders(req.raw, reply.raw); done() })
   app.setErrorHandler((err, _req, reply) => send(reply, errorAnswer(err)))
-  app.setNotFoundHandler((_req, reply) => send(reply, statusAnswer(404)))
+  app.setNotFoundHandler((req, reply) => fallback?.(req, reply) === true ? reply : send(reply, statusAnswer(404)))
 }

@@ -1,0 +1,88 @@
+import { html } from 'htm/preact'
+import { useEffect, useRef, useState } from 'preact/hooks'
+import { ApiError, alarmStream, call, get } from './api.js'
+import { clock, t } from './i18n.js'
+
+const DAY = 86_400_000
+const key = (a) => `${a.device}/${a.seq}`
+const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** The stored list with the alarms that arrived live and are not in storage yet (they are durable in the node's log, on their way). */
+function merge (stored, live) {
+  const have = new Set(stored.map(key))
+  return [...live.values()].filter((a) => !have.has(key(a))).concat(stored).sort((a, b) => Number(b.at) - Number(a.at))
+}
+
+/** Recent alarms of the tenant, new ones live from the alarm stream with a visible alert, each acknowledged here. */
+export function Alarms ({ onError }) {
+  const [list, setList] = useState(null)
+  const [live, setLive] = useState(false)
+  const [fresh, setFresh] = useState(new Set())
+  const [busy, setBusy] = useState(new Set())
+  const arrived = useRef(new Map())
+  const stored = useRef(null)
+
+  const reload = async () => {
+    const rows = (await get(`/api/alarms?from=${Date.now() - DAY}`)).map((a) => ({ ...a, seq: String(a.seq) }))
+    stored.current = rows
+    for (const r of rows) arrived.current.delete(key(r))
+    setList(merge(rows, arrived.current))
+  }
+
+  useEffect(() => {
+    reload().catch(onError)
+    const stop = alarmStream((a) => {
+      arrived.current.set(key(a), a)
+      if (stored.current !== null) setList(merge(stored.current, arrived.current))
+      setFresh((f) => new Set(f).add(key(a)))
+    }, setLive)
+    return stop
+  }, [])
+
+  /** POST /api/alarms/ack; an alarm that arrived live may not be queryable yet (404) for a moment: retried a few times. */
+  const acknowledge = async (a) => {
+    for (let i = 0; ; i++) {
+      try { return await call('POST', '/api/alarms/ack', { device: a.device, seq: a.seq }) } catch (err) {
+        if (!(err instanceof ApiError && err.status === 404) || i >= 10) throw err
+        await pause(300)
+      }
+    }
+  }
+
+  const ack = async (a) => {
+    setBusy((b) => new Set(b).add(key(a)))
+    try {
+      await acknowledge(a)
+      setFresh((f) => { const n = new Set(f); n.delete(key(a)); return n })
+      await reload()
+    } catch (err) { onError(err) } finally { setBusy((b) => { const n = new Set(b); n.delete(key(a)); return n }) }
+  }
+
+  return html`
+    <main>
+      <h1>${t('alarmBoard')} <span class=${live ? 'live on' : 'live'} data-live=${live}>${live ? t('live') : t('offline')}</span></h1>
+      <div aria-live="assertive">
+        ${fresh.size > 0 ? html`
+          <div class="alert" role="alert" data-new=${fresh.size}>
+            <strong>${t('newAlarms', fresh.size)}</strong>
+            <button type="button" onClick=${() => setFresh(new Set())}>${t('dismiss')}</button>
+          </div>` : null}
+      </div>
+      ${list === null ? html`<p role="status">${t('loading')}</p>` : list.length === 0 ? html`<p>${t('noAlarms')}</p>` : html`
+        <table class="alarms">
+          <thead><tr><th scope="col">${t('time')}</th><th scope="col">${t('kind')}</th><th scope="col">${t('patient')}</th><th scope="col">${t('device')}</th><th scope="col">${t('status')}</th></tr></thead>
+          <tbody>
+            ${list.map((a) => html`
+              <tr key=${key(a)} data-alarm=${key(a)} class=${fresh.has(key(a)) ? 'fresh' : a.acknowledgedBy ? 'acked' : 'open'}>
+                <td>${clock(Number(a.at))}</td>
+                <td>${t(a.kind)}</td>
+                <td>${a.patient || '–'}</td>
+                <td>${a.device}</td>
+                <td>${a.acknowledgedBy
+                  ? html`<span data-acked-by=${a.acknowledgedBy}>${t('acknowledgedBy', a.acknowledgedBy)}</span>`
+                  : html`<button type="button" class="ack" disabled=${busy.has(key(a))} onClick=${() => ack(a)}>${t('acknowledge')}</button>`}</td>
+              </tr>`)}
+          </tbody>
+        </table>`}
+    </main>`
+}

@@ -1,0 +1,14 @@
+// Names of patients, for a care team that wants them, live in this browser only (localStorage,
+// per tenant): the node and its API only ever see pseudonymous ids, and no request carries a name.
+const key = (tenant) => `vf.names.${tenant}`
+
+export function names (tenant) {
+  try { return JSON.parse(localStorage.getItem(key(tenant)) ?? '{}') } catch { return {} }
+}
+
+export function setName (tenant, patient, name) {
+  const all = names(tenant)
+  if (name.trim() === '') delete all[patient]
+  else all[patient] = name.trim()
+  localStorage.setItem(key(tenant), JSON.stringify(all))
+}
