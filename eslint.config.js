@@ -38,11 +38,42 @@ export default tseslint.config(
       // numbers and booleans read fine in messages; objects and unions with
       // undefined/null still need an explicit String()/JSON.stringify
       '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true, allowBoolean: true }],
-      // `() => void x()` and `(e) => console.log(e)` shorthand callbacks are fine
-      '@typescript-eslint/no-confusing-void-expression': ['error', { ignoreArrowShorthand: true }],
+      // `return callback(err)` is the callback idiom of aedes' hooks (src/broker); a
+      // rule against returning a void call would rewrite each into two statements
+      '@typescript-eslint/no-confusing-void-expression': 'off',
+      // Off: here it flags defensive checks, not dead ones. Row values from ClickHouse
+      // and keys cast from strings are typed narrower than what arrives (a nullable
+      // column, an unknown table name), flags set by callbacks or across an await are
+      // narrowed by TypeScript as if nothing else ran (`while (this.checkpointDirty)`),
+      // and tests tear down with `x?.close()` because a failed beforeAll leaves x unset.
+      '@typescript-eslint/no-unnecessary-condition': 'off',
+      // Off: Number(x) and String(x) on values typed number/string are deliberate where
+      // the type is a promise the data may not keep: rows from ClickHouse's JSON formats
+      // (64-bit integers arrive as strings), `(err as Error).message` of a thrown non-Error
+      '@typescript-eslint/no-unnecessary-type-conversion': 'off',
+      // fastify handlers and interface implementations are `async` by contract (the
+      // returned promise is what fastify sends); an await inside is not the point
+      '@typescript-eslint/require-await': 'off',
+      // a type parameter used only in the return type is how `brand<TenantId>('tenant')`
+      // and `protoDecode<T>()` name what they produce
+      '@typescript-eslint/no-unnecessary-type-parameters': 'off',
       // `_name` marks a deliberately unused parameter or destructured field (tsconfig's
       // noUnusedParameters follows the same convention)
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrorsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_', ignoreRestSiblings: true }],
+    },
+  },
+  {
+    // Tests read JSON answers (`any`) and compare with vitest's asymmetric matchers
+    // (`expect.any(Number)` is typed `any`); a wrong shape fails the assertion itself.
+    // Promises stay checked: a floating one there is a test that passes unawaited.
+    files: ['test/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-explicit-any': 'off',
+      '@typescript-eslint/no-unsafe-assignment': 'off',
+      '@typescript-eslint/no-unsafe-member-access': 'off',
+      '@typescript-eslint/no-unsafe-call': 'off',
+      '@typescript-eslint/no-unsafe-argument': 'off',
+      '@typescript-eslint/no-unsafe-return': 'off',
     },
   },
   {
@@ -83,37 +114,6 @@ export default tseslint.config(
       '@stylistic/multiline-ternary': 'off',
       // lookup tables quote only the keys that need it (`'Content-Type'`) next to bare ones
       '@stylistic/quote-props': 'off',
-    },
-  },
-  {
-    // TEMPORARY (first commit): rules with open findings, switched on again as they are fixed
-    rules: {
-      '@stylistic/indent-binary-ops': 'off',
-      '@stylistic/lines-between-class-members': 'off',
-      '@stylistic/no-multiple-empty-lines': 'off',
-      '@stylistic/quotes': 'off',
-      '@typescript-eslint/no-base-to-string': 'off',
-      '@typescript-eslint/no-confusing-void-expression': 'off',
-      '@typescript-eslint/no-deprecated': 'off',
-      '@typescript-eslint/no-explicit-any': 'off',
-      '@typescript-eslint/no-misused-spread': 'off',
-      '@typescript-eslint/no-redundant-type-constituents': 'off',
-      '@typescript-eslint/no-unnecessary-condition': 'off',
-      '@typescript-eslint/no-unnecessary-type-arguments': 'off',
-      '@typescript-eslint/no-unnecessary-type-assertion': 'off',
-      '@typescript-eslint/no-unnecessary-type-conversion': 'off',
-      '@typescript-eslint/no-unnecessary-type-parameters': 'off',
-      '@typescript-eslint/no-unsafe-argument': 'off',
-      '@typescript-eslint/no-unsafe-assignment': 'off',
-      '@typescript-eslint/no-unsafe-call': 'off',
-      '@typescript-eslint/no-unsafe-enum-assignment': 'off',
-      '@typescript-eslint/no-unsafe-member-access': 'off',
-      '@typescript-eslint/only-throw-error': 'off',
-      '@typescript-eslint/prefer-promise-reject-errors': 'off',
-      '@typescript-eslint/require-await': 'off',
-      '@typescript-eslint/restrict-template-expressions': 'off',
-      '@typescript-eslint/use-unknown-in-catch-callback-variable': 'off',
-      'no-empty': 'off',
     },
   },
 )

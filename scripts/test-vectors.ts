@@ -147,7 +147,7 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
   const json = vectorsJson()
   if (process.argv.includes('--check')) {
     let current = ''
-    try { current = readFileSync(VECTORS_PATH, 'utf8') } catch {}
+    try { current = readFileSync(VECTORS_PATH, 'utf8') } catch { /* no file yet: out of date */ }
     if (current !== json) { console.error(`${VECTORS_PATH} is out of date: run npm run vectors`); process.exit(1) }
     console.log(`${VECTORS_PATH} is up to date`)
   } else {

@@ -41,7 +41,7 @@ const secure = helmet(HELMET_OPTIONS)
 
 /** Sets the security headers and `Cache-Control: no-store` on the raw response, so hijacked answers (SSE, export streams) carry them too. */
 export function setAnswerHeaders (req: IncomingMessage, res: ServerResponse): void {
-  secure(req, res, (err?: unknown) => { if (err !== undefined && err !== null) throw err })
+  secure(req, res, (err?: unknown) => { if (err !== undefined && err !== null) throw err instanceof Error ? err : new Error('security headers failed', { cause: err }) })
   res.setHeader('cache-control', 'no-store')
 }
 
