@@ -322,6 +322,7 @@ export class WriteAheadLog {
       return
     }
     if (free < Math.max(2 * reserve, 2 * this.lastFailedBytes)) return
+    // repair() catches its own failures (the next poll tries again): nothing to reject
     void this.repair().then(() => {
       if (this.torn || this.stalled === null || this.closed) return
       this.stalled = null
