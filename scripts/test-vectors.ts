@@ -112,7 +112,7 @@ export interface Vector {
   mqtt_payload_hex: string
 }
 
-export function buildVectors (): { description: string; generator: string; associated_data: string; vectors: Vector[] } {
+function buildVectors (): { description: string; generator: string; associated_data: string; vectors: Vector[] } {
   const vectors = CASES.map((c): Vector => {
     const key = fixed(`key ${c.device} ${c.keyId}`, 32)
     const nonce = fixed(`nonce ${c.name}`, 24)
