@@ -31,6 +31,9 @@ export default tseslint.config(
     },
     linterOptions: { reportUnusedDisableDirectives: 'error' },
     rules: {
+      // in strictTypeChecked already; spelled out because they are the point of the gate
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
       // noUncheckedIndexedAccess types every index as `T | undefined`; `x[i]!` is how
       // this code says "in range by construction" (decoders, hot loops, tests reading
       // rows they just wrote). Several hundred such sites; a check at each would be noise.
