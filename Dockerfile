@@ -5,6 +5,8 @@
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
+# the lint's local package (a file: dev dependency) must be there for npm ci
+COPY tools tools
 RUN npm ci
 COPY tsconfig.json tsconfig.build.json ./
 COPY src src

@@ -35,7 +35,7 @@ const prepared = input.devices.map((d, i) => {
   let t = now - input.frames * 60_000 - 3_600_000
   return Array.from({ length: input.frames }, () => {
     const msg = input.stream === 'alarm' ? alarms.next(now - 1000) : bracelet.nextBatch(t += 60_000)
-    const { topic, frame } = sealer.seal(input.stream, msg as never)
+    const { topic, frame } = sealer.seal(input.stream, msg)
     return { topic, frame: Buffer.from(frame) }
   })
 })

@@ -20,7 +20,7 @@ const TYPES = { vitals: BraceletBatchType, spot: SpotMeasurementType, alarm: Ala
 
 export function encodePayload<S extends Stream> (stream: S, msg: PayloadByStream[S]): Uint8Array {
   const type = TYPES[stream]
-  return type.encode(type.fromObject(msg as unknown as Record<string, unknown>)).finish()
+  return type.encode(type.fromObject(msg)).finish()
 }
 
 /**

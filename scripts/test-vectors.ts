@@ -112,7 +112,7 @@ export interface Vector {
   mqtt_payload_hex: string
 }
 
-export function buildVectors (): { description: string; generator: string; associated_data: string; vectors: Vector[] } {
+function buildVectors (): { description: string; generator: string; associated_data: string; vectors: Vector[] } {
   const vectors = CASES.map((c): Vector => {
     const key = fixed(`key ${c.device} ${c.keyId}`, 32)
     const nonce = fixed(`nonce ${c.name}`, 24)
@@ -147,7 +147,7 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
   const json = vectorsJson()
   if (process.argv.includes('--check')) {
     let current = ''
-    try { current = readFileSync(VECTORS_PATH, 'utf8') } catch {}
+    try { current = readFileSync(VECTORS_PATH, 'utf8') } catch { /* no file yet: out of date */ }
     if (current !== json) { console.error(`${VECTORS_PATH} is out of date: run npm run vectors`); process.exit(1) }
     console.log(`${VECTORS_PATH} is up to date`)
   } else {

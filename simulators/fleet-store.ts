@@ -65,7 +65,7 @@ export async function ensureFleetWithResponders (api: AdminClient, file: string,
       savedResponders.splice(0, savedResponders.length, ...savedResponders.filter((r) => r.tenant !== tenant), { tenant, device, secret: e.secret })
     }
   }
-  const fleet: SimDevice[] = new Array(opts.devices)
+  const fleet = new Array<SimDevice>(opts.devices)
   let enrolled = 0
   await inPool(opts.devices, 8, async (i) => {
     const family = familyOf(i)
@@ -99,7 +99,7 @@ export async function ensureFleetWithResponders (api: AdminClient, file: string,
       const phone = `${fresh}-phone`
       const g = await api.request<{ secret: string }>('POST', `/admin/tenants/${tenant}/devices`, { device: phone, family: 'gateway', patient: null })
       await api.request('POST', `/admin/tenants/${tenant}/devices/${fresh}/gateway`, { gateway: phone })
-      fleet[i]!.gateway = { device: phone, secret: g.secret }
+      fleet[i].gateway = { device: phone, secret: g.secret }
     }
     enrolled++
   })

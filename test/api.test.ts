@@ -176,7 +176,7 @@ describe('tenant isolation', () => {
   it('no response ever contains another tenant\'s data, and a foreign id is answered exactly like an unknown one', async () => {
     const tokens = { 'care-a': await login('care-a', 'care-a-doc'), 'care-b': await login('care-b', 'care-b-doc') }
     const patient = fc.oneof(fc.constantFrom('care-a-p1', 'care-a-p2', 'care-b-p1', 'care-b-p2', 'care-b-p3'), fc.stringMatching(/^[A-Za-z0-9_-]{1,20}$/))
-    await fc.assert(fc.asyncProperty(fc.constantFrom('care-a', 'care-b') as fc.Arbitrary<'care-a' | 'care-b'>, patient, fc.nat(6), async (tenant, p, which) => {
+    await fc.assert(fc.asyncProperty(fc.constantFrom<'care-a' | 'care-b'>('care-a', 'care-b'), patient, fc.nat(6), async (tenant, p, which) => {
       const other = tenant === 'care-a' ? 'care-b' : 'care-a'
       const path = endpoints(p)[which]!
       const r = await call('GET', path, tokens[tenant])
@@ -192,10 +192,10 @@ describe('tenant isolation', () => {
     const client = node.storage.conn.client
     const seen: Array<{ query: string; params: Record<string, unknown> }> = []
     const original = client.query.bind(client)
-    client.query = (async (p: Parameters<typeof client.query>[0]) => {
-      seen.push({ query: p.query, params: (p.query_params ?? {}) as Record<string, unknown> })
+    client.query = async (p: Parameters<typeof client.query>[0]) => {
+      seen.push({ query: p.query, params: (p.query_params ?? {}) })
       return await original(p)
-    }) as typeof client.query
+    }
     try {
       const token = await login('care-b', 'care-b-doc')
       for (const path of endpoints('care-b-p1')) await call('GET', path, token)

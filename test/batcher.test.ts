@@ -8,7 +8,7 @@ import { TableBatcher } from '../src/storage/index.ts'
 const B = (s: string): Buffer => Buffer.from(s, 'utf8')
 
 function controlledInsert () {
-  const calls: Array<{ body: string; resolve: () => void; reject: (e: unknown) => void }> = []
+  const calls: Array<{ body: string; resolve: () => void; reject: (e: Error) => void }> = []
   let inflight = 0
   let maxInflight = 0
   const insert = (bytes: Buffer): Promise<void> => new Promise<void>((resolve, reject) => {

@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { CATEGORIES, COLLECTION, ConsentIndex, needsConsent, type Category } from '../src/consent/index.ts'
+import { CATEGORIES, COLLECTION, ConsentIndex, needsConsent } from '../src/consent/index.ts'
 
 const tenants = ['t1', 't2']
 const patients = ['p1', 'p2', 'p3']
@@ -46,7 +46,7 @@ describe('consent index', () => {
   it('numbers each patient\'s consent events from 1 upward, per tenant', () => {
     const index = new ConsentIndex()
     expect(index.nextVersion('t1', 'p1')).toBe(1)
-    index.apply({ tenant: 't1', patient: 'p1', purpose: 'care', category: 'vitals' as Category, action: 'grant', version: 1, recordedBy: 'x', source: 'app', recordedAtMs: 1, validFromMs: 1 })
+    index.apply({ tenant: 't1', patient: 'p1', purpose: 'care', category: 'vitals', action: 'grant', version: 1, recordedBy: 'x', source: 'app', recordedAtMs: 1, validFromMs: 1 })
     expect(index.nextVersion('t1', 'p1')).toBe(2)
     expect(index.nextVersion('t2', 'p1')).toBe(1)
   })

@@ -21,7 +21,6 @@ async function storedSeqs (device: string): Promise<number[]> {
   return r.map((x) => Number(x.s)).sort((a, b) => a - b)
 }
 
-
 beforeAll(async () => {
   dir = tempDir()
   node = await startTestNode(dir.path, { WAL_SEGMENT_BYTES: 4096, WAL_BUDGET_BYTES: 12 * 1024 })

@@ -71,7 +71,7 @@ async function publish (device: string, stream: 'vitals' | 'spot' | 'alarm', n: 
 
 /** A kept table's rows of one patient id, every column but patient_id, as sorted JSON lines. */
 async function keptRows (table: string, patient: string, extra = '1'): Promise<string[]> {
-  const rows = await rowsOf<Record<string, unknown>>(node!, `SELECT * EXCEPT (patient_id) FROM {db}.${table} WHERE tenant_id = {t:String} AND patient_id = {p:String} AND ${extra}`, { t: T, p: patient })
+  const rows = await rowsOf(node!, `SELECT * EXCEPT (patient_id) FROM {db}.${table} WHERE tenant_id = {t:String} AND patient_id = {p:String} AND ${extra}`, { t: T, p: patient })
   return rows.map((r) => JSON.stringify(r)).sort()
 }
 
@@ -114,7 +114,7 @@ beforeAll(async () => {
   const client = node.storage.conn.client
   const { command, query, insert } = { command: client.command.bind(client), query: client.query.bind(client), insert: client.insert.bind(client) }
   client.command = async (p) => { sent.push({ kind: 'command', query: p.query, params: p.query_params ?? {} }); return await command(p) }
-  client.query = (async (p: Parameters<typeof query>[0]) => { sent.push({ kind: 'query', query: p.query, params: p.query_params ?? {} }); return await query(p) }) as typeof client.query
+  client.query = async (p: Parameters<typeof query>[0]) => { sent.push({ kind: 'query', query: p.query, params: p.query_params ?? {} }); return await query(p) }
   client.insert = async (p) => { sent.push({ kind: 'insert', query: '', params: {}, table: p.table }); return await insert(p) }
   const r = await call('POST', `/api/patients/${SUBJECT}/erasure`, boss, {})
   Object.assign(client, { command, query, insert })
@@ -139,7 +139,7 @@ describe('erasure keeps the logs the law needs, pseudonymised', () => {
       expect(copies, table).toEqual(before[table])
       expect(await keptRows(table, SUBJECT), table).toEqual([])
     }
-    expect(await count(node!, 'access_log', "tenant_id = {t:String} AND patient_id = {h:String} AND detail = {d:String}", { t: T, h: receipt.subjectHash, d: `receipt ${receipt.receiptId}` })).toBe(1)
+    expect(await count(node!, 'access_log', 'tenant_id = {t:String} AND patient_id = {h:String} AND detail = {d:String}', { t: T, h: receipt.subjectHash, d: `receipt ${receipt.receiptId}` })).toBe(1)
   })
 
   it('the receipt counts every device it unbound', async () => {

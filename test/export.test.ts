@@ -124,7 +124,7 @@ function literal (column: string, v: unknown): string {
   if (TIME_COLUMNS.has(column)) return `fromUnixTimestamp64Milli(${v as number}, 'UTC')`
   if (typeof v === 'number') return String(v)
   if (Array.isArray(v)) return `[${v.map((x) => literal('', x)).join(', ')}]`
-  return `'${String(v).replaceAll('\\', '\\\\').replaceAll("'", "\\'").replaceAll('\n', '\\n')}'`
+  return `'${(typeof v === 'string' ? v : JSON.stringify(v)).replaceAll('\\', '\\\\').replaceAll("'", "\\'").replaceAll('\n', '\\n')}'`
 }
 
 async function insert (table: string, rows: Rec[]): Promise<void> {
@@ -211,7 +211,7 @@ const startOf = (o: Observation): number => Date.parse(o.effectiveDateTime ?? o.
 describe('FHIR export', () => {
   it('gives a structurally valid Observation for every metric and every spot column, with LOINC and UCUM', async () => {
     const { observations, patientUrl } = await bundle()
-    const vitals = new Map(DATA['vital_samples']!.filter((r) => r['tenant_id'] === 't1' && r['patient_id'] === 'p1').map((r) => [`${r['device_id']}/${r['seq']}/${r['idx']}`, r]))
+    const vitals = new Map(DATA['vital_samples']!.filter((r) => r['tenant_id'] === 't1' && r['patient_id'] === 'p1').map((r) => [`${String(r['device_id'])}/${String(r['seq'])}/${String(r['idx'])}`, r]))
     const seenMetrics = new Set<string>()
     const seenColumns = new Set<string>()
     for (const o of observations) {
@@ -293,10 +293,10 @@ describe('FHIR export', () => {
         for (const p of parts) spots.push([columnOf.get(p.code.coding[0]!.code), ms, device, seq, p.valueQuantity.value].join('|'))
       }
     }
-    const held = await query<Rec>(`SELECT metric, toUnixTimestamp64Milli(ts) AS ms, device_id, toString(seq) AS s, idx, value, duration_ms FROM {db}.vital_samples
+    const held = await query(`SELECT metric, toUnixTimestamp64Milli(ts) AS ms, device_id, toString(seq) AS s, idx, value, duration_ms FROM {db}.vital_samples
       WHERE tenant_id = {t:String} AND patient_id = {p:String}`, { t: 't1', p: 'p1' })
     expect(fromFhir.sort()).toEqual(held.map((r) => [r['metric'], Number(r['ms']), r['device_id'], r['s'], r['idx'], r['value'], r['duration_ms']].join('|')).sort())
-    const heldSpots = await query<Rec>(`SELECT toUnixTimestamp64Milli(ts) AS ms, device_id, toString(seq) AS s, ${SPOT_COLUMNS.join(', ')} FROM {db}.spot_measurements
+    const heldSpots = await query(`SELECT toUnixTimestamp64Milli(ts) AS ms, device_id, toString(seq) AS s, ${SPOT_COLUMNS.join(', ')} FROM {db}.spot_measurements
       WHERE tenant_id = {t:String} AND patient_id = {p:String}`, { t: 't1', p: 'p1' })
     expect(spots.sort()).toEqual(heldSpots.flatMap((r) => SPOT_COLUMNS.filter((c) => r[c] !== null).map((c) => [c, Number(r['ms']), r['device_id'], r['s'], r[c]].join('|'))).sort())
     const vitalStarts = observations.filter((o) => o.identifier[0]!.system.endsWith('vital_samples')).map(startOf)

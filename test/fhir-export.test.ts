@@ -71,7 +71,7 @@ function literal (column: string, v: unknown): string {
   if (TIME_COLUMNS.has(column)) return `fromUnixTimestamp64Milli(${v as number}, 'UTC')`
   if (typeof v === 'number') return String(v)
   if (Array.isArray(v)) return `[${v.map((x) => literal('', x)).join(', ')}]`
-  return `'${String(v).replaceAll("'", "\\'")}'`
+  return `'${(typeof v === 'string' ? v : JSON.stringify(v)).replaceAll("'", "\\'")}'`
 }
 
 beforeAll(async () => {

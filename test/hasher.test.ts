@@ -34,7 +34,7 @@ describe('hasher', () => {
     const checks = await Promise.allSettled(Array.from({ length: 20 }, async () => await verifySecret(hasher!, 'x', stored)))
     const refused = checks.filter((c) => c.status === 'rejected')
     expect(checks.length - refused.length).toBe(5) // 2 running + 3 waiting
-    expect(refused.every((c) => (c as PromiseRejectedResult).reason instanceof HasherBusyError && (c as PromiseRejectedResult).reason.code === 'ING_ERR_AUTH_BUSY')).toBe(true)
+    expect(refused.every((c) => c.reason instanceof HasherBusyError && c.reason.code === 'ING_ERR_AUTH_BUSY')).toBe(true)
     const made = await Promise.all(Array.from({ length: 8 }, async () => await hashSecret(hasher!, 'y', 10)))
     expect(made).toHaveLength(8)
     const stats = hasher.stats()

@@ -187,7 +187,6 @@ describe('limit primitives', () => {
     expect(b.size).toBeLessThan(10)
   })
 
-
   it('token bucket admits burst + rate × elapsed, never more', () => {
     fc.assert(fc.property(fc.integer({ min: 1, max: 100 }), fc.integer({ min: 1, max: 50 }), fc.array(fc.integer({ min: 0, max: 500 }), { maxLength: 200 }), (rate, burst, gaps) => {
       const b = new TokenBucket(rate, burst, 0)

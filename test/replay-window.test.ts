@@ -9,6 +9,7 @@ class Model {
   check (s: number): boolean {
     return Number.isSafeInteger(s) && s >= 0 && !this.seen.has(s) && s > this.high - WINDOW_SIZE
   }
+
   accept (s: number): void { this.seen.add(s); this.high = Math.max(this.high, s) }
   forget (s: number): void { if (s > this.high - WINDOW_SIZE) this.seen.delete(s) }
 }

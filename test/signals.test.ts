@@ -47,7 +47,7 @@ function start (command: string, args: string[]): Started {
   const exited = once(proc, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }))
   const lines: LogLine[] = []
   const waiting = new Set<() => void>()
-  createInterface({ input: proc.stdout! }).on('line', (text) => {
+  createInterface({ input: proc.stdout }).on('line', (text) => {
     if (!text.startsWith('{')) return // npm's "> vitalflow@… start" banner
     lines.push(JSON.parse(text) as LogLine)
     for (const wake of waiting) wake()
@@ -75,7 +75,7 @@ function start (command: string, args: string[]): Started {
 afterEach(() => {
   // whatever a failed test left running (an orphaned node keeps its group id)
   for (const { started, dir } of running.splice(0)) {
-    try { process.kill(-started.proc.pid!, 'SIGKILL') } catch {}
+    try { process.kill(-started.proc.pid!, 'SIGKILL') } catch { /* the group has exited already */ }
     started.proc.stdout?.destroy()
     dir.remove()
   }
@@ -103,7 +103,7 @@ async function groupGone (pgid: number, timeoutMs: number): Promise<void> {
       throw e
     }
     if (Date.now() > deadline) {
-      const ps = await promisify(execFile)('ps', ['-o', 'pid,ppid,pgid,args', '-g', String(pgid)]).then((r) => r.stdout, (e: Error) => e.message)
+      const ps = await promisify(execFile)('ps', ['-o', 'pid,ppid,pgid,args', '-g', String(pgid)]).then((r) => r.stdout, (e: unknown) => (e as Error).message)
       throw new Error(`processes of group ${pgid} still running ${timeoutMs} ms after the signal:\n${ps}`)
     }
     await new Promise((resolve) => setTimeout(resolve, 100))

@@ -8,7 +8,7 @@ import { once } from 'node:events'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { X509Certificate } from 'node:crypto'
 import { join } from 'node:path'
-import { connect as tlsConnect, createServer as createTlsServer, type ConnectionOptions, type TLSSocket } from 'node:tls'
+import { connect as tlsConnect, createServer as createTlsServer, type ConnectionOptions } from 'node:tls'
 import { promisify } from 'node:util'
 import mqtt from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -32,7 +32,7 @@ async function handshake (port: number, opts: ConnectionOptions): Promise<string
   const s = tlsConnect({ host: '127.0.0.1', port, servername: 'localhost', ...opts })
   return await new Promise((resolve) => {
     s.once('secureConnect', () => { resolve(`ok ${s.getProtocol()} ${s.getCipher().name}`); s.destroy() })
-    s.once('error', (e) => { resolve(`refused: ${e.message}`) })
+    s.once('error', (e: Error) => { resolve(`refused: ${e.message}`) })
     s.once('close', () => { resolve('refused: closed') })
   })
 }
@@ -87,7 +87,7 @@ describe('TLS policy', () => {
     const fingerprint = async (): Promise<string> => {
       const s = tlsConnect({ host: '127.0.0.1', port: node.mqtts.port, servername: 'localhost', rejectUnauthorized: false })
       await once(s, 'secureConnect')
-      const f = (s as TLSSocket).getPeerCertificate().fingerprint256
+      const f = s.getPeerCertificate().fingerprint256
       s.destroy()
       return f
     }
@@ -102,7 +102,7 @@ describe('TLS policy', () => {
 })
 
 describe('mutual TLS with device certificates', () => {
-  const publishOnce = async (opts: { key?: string; cert?: string; ca: string; clientId: string }): Promise<'stored' | string> => {
+  const publishOnce = async (opts: { key?: string; cert?: string; ca: string; clientId: string }): Promise<string> => {
     try {
       const c = mqtt.connect({ protocol: 'mqtts', host: '127.0.0.1', port: node.mqttsMutual!.port, servername: 'localhost', reconnectPeriod: 0, connectTimeout: 3000, ...opts })
       // a handshake the server aborts ends in 'close' without an 'error' from mqtt.js

@@ -49,7 +49,7 @@ export function createAdminClient (baseUrl: string, token: string, metricsToken:
       if (!res.ok || res.body === null) throw new AdminApiError(res.status, await res.text())
       const { Readable } = await import('node:stream')
       const { pipeline } = await import('node:stream/promises')
-      await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), out, { end: false })
+      await pipeline(Readable.fromWeb(res.body), out, { end: false })
     },
   }
 }

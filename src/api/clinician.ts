@@ -110,7 +110,7 @@ export function registerClinicianApi (app: FastifyInstance, deps: ClinicianDeps)
   function route (doc: RouteDoc, handler: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>): void {
     docs.push(doc)
     app.route({
-      method: doc.method as 'GET',
+      method: doc.method,
       url: doc.path.replace(/\{(\w+)\}/g, ':$1'),
       handler: async (req, reply) => {
         if (doc.roles !== 'public') {

@@ -15,7 +15,7 @@ import { InvalidIdError } from '../ids.ts'
 import { CsrError, HasherBusyError, RegistryError, UserError } from '../registry/index.ts'
 import { RightsError } from '../rights/index.ts'
 
-export const HELMET_OPTIONS: Readonly<HelmetOptions> = {
+const HELMET_OPTIONS: Readonly<HelmetOptions> = {
   contentSecurityPolicy: {
     useDefaults: false,
     directives: {
@@ -40,8 +40,8 @@ export const HELMET_OPTIONS: Readonly<HelmetOptions> = {
 const secure = helmet(HELMET_OPTIONS)
 
 /** Sets the security headers and `Cache-Control: no-store` on the raw response, so hijacked answers (SSE, export streams) carry them too. */
-export function setAnswerHeaders (req: IncomingMessage, res: ServerResponse): void {
-  secure(req, res, (err?: unknown) => { if (err !== undefined && err !== null) throw err })
+function setAnswerHeaders (req: IncomingMessage, res: ServerResponse): void {
+  secure(req, res, (err?: unknown) => { if (err !== undefined && err !== null) throw err instanceof Error ? err : new Error('security headers failed', { cause: err }) })
   res.setHeader('cache-control', 'no-store')
 }
 
@@ -55,7 +55,7 @@ const BY_STATUS: Record<number, string> = {
 }
 
 /** The answer to a status with nothing of the request in it. */
-export function statusAnswer (status: number): ErrorAnswer {
+function statusAnswer (status: number): ErrorAnswer {
   const s = Number.isInteger(status) && status >= 400 && status <= 599 && STATUS_CODES[status] !== undefined ? status : 500
   return { status: s, body: { error: BY_STATUS[s] ?? (s >= 500 ? 'ING_ERR_INTERNAL' : 'ING_ERR_REQUEST'), message: s >= 500 && s !== 503 ? 'internal error' : STATUS_CODES[s]!.toLowerCase() } }
 }
@@ -68,7 +68,7 @@ const RIGHTS_STATUS: Record<RightsError['code'], number> = { ING_ERR_NOT_FOUND: 
  * value); anything else (the framework's: bad JSON, too large, bad URL, ...) is answered by its status alone,
  * because its message may quote the request.
  */
-export function errorAnswer (err: unknown): ErrorAnswer {
+function errorAnswer (err: unknown): ErrorAnswer {
   const own = (status: number, e: { code: string; message: string }): ErrorAnswer => ({ status, body: { error: e.code, message: e.message } })
   if (err instanceof RegistryError) return own(REGISTRY_STATUS[err.code], err)
   if (err instanceof RightsError) return own(RIGHTS_STATUS[err.code], err)

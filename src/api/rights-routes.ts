@@ -6,7 +6,7 @@
  */
 import type { FastifyReply } from 'fastify'
 import { z } from 'zod'
-import { CATEGORIES, CONSENT_CATEGORIES, PURPOSES, type Category } from '../consent/index.ts'
+import { CATEGORIES, CONSENT_CATEGORIES, PURPOSES } from '../consent/index.ts'
 import { ID_PATTERN } from '../ids.ts'
 import type { Registry, Role } from '../registry/index.ts'
 import { RightsError, RECTIFIABLE_TARGETS, type Actor, type Rights } from '../rights/index.ts'
@@ -25,7 +25,7 @@ export const RightsSchemas = {
   restriction: z.object({ restrict: z.boolean(), reason: z.string().min(1).max(200) }),
   rectification: z.object({
     target: z.enum(RECTIFIABLE_TARGETS as [string, ...string[]]), device: id, seq: z.number().int().min(0),
-    idx: z.number().int().min(0).max(65535).optional(), corrected: z.number().finite(), reason: z.string().min(1).max(500),
+    idx: z.number().int().min(0).max(65535).optional(), corrected: z.number(), reason: z.string().min(1).max(500),
   }),
   consent: z.object({
     purpose: z.enum(PURPOSES).default('care'), category: z.enum(CATEGORIES), action: z.enum(['grant', 'withdraw']),
@@ -146,7 +146,7 @@ export function rightsRoutes (deps: RightsDeps): RightsRoute[] {
       method: 'POST', path: '/patients/{patient}/erasure', summary: 'Erase the patient (or, with categories, their consent-based data of those categories); returns the receipt', roles: ADMIN,
       params: S.patient, body: S.erasure,
       handler: withPatient(S.erasure, async (tenant, actor, patient, b, reply) =>
-        await answer(reply, async () => await rights.erase(tenant, patient, actor, b.categories as Category[] | undefined))),
+        await answer(reply, async () => await rights.erase(tenant, patient, actor, b.categories))),
     },
     {
       method: 'POST', path: '/patients/{patient}/hold', summary: 'Place or lift a legal hold (blocks erasure and retention deletion)', roles: ADMIN,

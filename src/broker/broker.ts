@@ -6,7 +6,7 @@
  */
 import type { X509Certificate } from 'node:crypto'
 import { TLSSocket } from 'node:tls'
-import { Aedes, type AuthenticateError, type Client } from 'aedes'
+import { Aedes, type AuthenticateError, type AuthErrorCode, type Client } from 'aedes'
 import type { DeviceRecord } from '../registry/index.ts'
 import { AuthBackoff, ConnectionCounter, IdentityBuckets, type TokenBucket } from './limits.ts'
 
@@ -46,8 +46,6 @@ export interface BrokerDeps {
   authenticateCertificate?: (peer: X509Certificate) => DeviceRecord | null
   ingest: (sender: Sender, topic: string, payload: Uint8Array) => IngestOutcome
   reject: (r: BrokerRejection) => void
-  /** Called when a stored message could not be made durable (the device gets no PUBACK and resends). */
-  onStorageError?: (err: unknown) => void
   limits?: Partial<BrokerLimits>
 }
 
@@ -65,7 +63,11 @@ const IDENTIFIER_REJECTED = 2
 const SERVER_UNAVAILABLE = 3
 
 function authError (code: number, message: string): AuthenticateError {
-  return Object.assign(new Error(message), { returnCode: code }) as AuthenticateError
+  // aedes declares AuthErrorCode a `const enum`, whose members an isolated module
+  // (verbatimModuleSyntax) cannot name; the codes are MQTT 3.1.1 CONNACK return codes
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-enum-assignment -- see above
+  const returnCode = code as AuthErrorCode
+  return Object.assign(new Error(message), { returnCode })
 }
 
 /** The verified client certificate of a mutual-TLS connection, if any. */
@@ -82,7 +84,6 @@ export function remoteAddressOf (client: Client): string {
 
 export interface VitalflowBroker {
   aedes: Aedes
-  senderOf: (client: Client) => Sender | undefined
   connections: ConnectionCounter
   close: () => Promise<void>
 }
@@ -183,7 +184,6 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
         return callback(outcome.disconnect ? new RefusedError(outcome.reason, outcome.detail) : null)
       }
       outcome.durable.then(() => callback(null), (err: unknown) => {
-        deps.onStorageError?.(err)
         // no PUBACK: aedes drops the connection and the device resends on reconnect
         callback(err instanceof Error ? err : new Error(String(err)))
       })
@@ -207,7 +207,6 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
   return {
     aedes,
     connections,
-    senderOf: (client) => senders.get(client),
     close: () => new Promise<void>((resolve) => { aedes.close(() => resolve()) }),
   }
 }

@@ -197,11 +197,13 @@ export class ConnectionCounter {
     this.counts.set(tenant, n + 1)
     return true
   }
+
   remove (tenant: string): void {
     const n = (this.counts.get(tenant) ?? 1) - 1
     if (n <= 0) this.counts.delete(tenant)
     else this.counts.set(tenant, n)
   }
+
   get (tenant: string): number { return this.counts.get(tenant) ?? 0 }
   snapshot (): Record<string, number> { return Object.fromEntries(this.counts) }
 }

@@ -27,7 +27,7 @@ export const configSchema = z.object({
   ADMIN_TOKEN: z.string().min(24).optional().describe('bearer token of the admin API; generated into DATA_DIR/admin-token when unset'),
   MASTER_KEY: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'must be 32 bytes, base64url').optional()
     .describe('master key wrapping device payload keys; a development key is generated into DATA_DIR/master.key when unset'),
-  CLICKHOUSE_URL: z.string().url().optional().describe('ClickHouse server URL; unset = embedded chDB in DATA_DIR/chdb'),
+  CLICKHOUSE_URL: z.url().optional().describe('ClickHouse server URL; unset = embedded chDB in DATA_DIR/chdb'),
   CLICKHOUSE_USER: z.string().default('default').describe('server mode only'),
   CLICKHOUSE_PASSWORD: z.string().default('').describe('server mode only'),
   CLICKHOUSE_DATABASE: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).default('vitalflow').describe('database holding every vitalflow table'),
@@ -108,9 +108,10 @@ function crossCheck (c: Config): string[] {
 export function describeConfig (): Array<{ key: string; default: string; description: string }> {
   return Object.entries(configSchema.shape).map(([key, schema]) => {
     const parsed = (schema as z.ZodType).safeParse(undefined)
+    const value = parsed.success ? parsed.data : undefined
     return {
       key: ENV_PREFIX + key,
-      default: parsed.success && parsed.data !== undefined ? String(parsed.data) : '',
+      default: value === undefined ? '' : typeof value === 'string' ? value : JSON.stringify(value),
       description: (schema as z.ZodType).description ?? '',
     }
   })

@@ -68,4 +68,4 @@ export interface PayloadByStream {
   status: DeviceStatus
 }
 export type Payload = { stream: 'vitals'; msg: BraceletBatch } | { stream: 'spot'; msg: SpotMeasurement } |
-{ stream: 'alarm'; msg: AlarmEvent } | { stream: 'status'; msg: DeviceStatus }
+  { stream: 'alarm'; msg: AlarmEvent } | { stream: 'status'; msg: DeviceStatus }

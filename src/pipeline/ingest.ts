@@ -37,7 +37,6 @@ function refuse (reason: Reason, detail: string, disconnect = false): Refusal {
   return { kind: 'rejected', reason, detail, disconnect }
 }
 
-
 export interface IngestDeps {
   consent: ConsentIndex
   /** Enrolled devices by id (for gateways publishing on a bound device's behalf) and their patient at a time. */
@@ -53,7 +52,6 @@ export interface IngestDeps {
   /** Button presses and falls, the moment they are durable (never behind a telemetry batch). */
   onAlarm?: (a: AlarmNotice) => void
 }
-
 
 export interface RejectionInput {
   reason: Reason

@@ -19,7 +19,7 @@ import { loadOrCreateSecret } from './local-secrets.ts'
 import { createMetrics, type IngestMetrics } from './metrics.ts'
 
 /** An error's name and codes, never its message (which may quote stored data). */
-export function describeError (err: unknown): Record<string, unknown> {
+function describeError (err: unknown): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   for (let e: unknown = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
     const { code, type } = e as { code?: unknown; type?: unknown }

@@ -21,7 +21,7 @@ const CURVES = new Set(['prime256v1', 'secp384r1', 'secp521r1'])
 const MIN_RSA_BITS = 2048
 
 /** What a device key may be: EC on P-256/384/521, RSA of at least 2048 bits, or Ed25519. */
-export function keyProblem (publicKeyPem: string): string | null {
+function keyProblem (publicKeyPem: string): string | null {
   const key = createPublicKey(publicKeyPem)
   const d = key.asymmetricKeyDetails ?? {}
   switch (key.asymmetricKeyType) {

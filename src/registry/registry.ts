@@ -156,10 +156,12 @@ export class Registry {
   listTenants (): Array<{ tenant: TenantId; displayName: string }> {
     return [...this.tenantNames].map(([tenant, displayName]) => ({ tenant, displayName }))
   }
+
   listPatients (tenant: string): string[] {
     const prefix = `${tenant}\0`
     return [...this.patients].filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length))
   }
+
   listDevices (tenant: string): DeviceRecord[] {
     return [...this.devices.values()].filter((d) => d.tenant === tenant)
   }
@@ -405,4 +407,3 @@ export class Registry {
     return tenant
   }
 }
-

@@ -61,7 +61,7 @@ export class ErasureError extends Error {
  * default; chDB runs with 0). The parts are fsync'd (migration 9), so the old
  * ones are no insurance against a power cut.
  */
-export const ERASURE_TABLE_SETTINGS = {
+const ERASURE_TABLE_SETTINGS = {
   finished_mutations_to_keep: 1,
   old_parts_lifetime: 0,
   cleanup_delay_period: 1,

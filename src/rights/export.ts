@@ -157,7 +157,7 @@ function ndjson (): Format {
     skip: () => false,
     head: '',
     row (table, row, sink) {
-      let line = `{"table":"${table}","ts":"${iso(row[0]!)}","device":${json(row[1]!)},"seq":${row[2]}`
+      let line = `{"table":"${table}","ts":"${iso(row[0]!)}","device":${json(row[1]!)},"seq":${String(row[2])}`
       const columns = layout.get(table)!
       for (let i = 0; i < columns.length; i++) {
         const [key, time] = columns[i]!
@@ -195,7 +195,7 @@ function extra (table: TelemetryTable, row: Row, more?: Record<string, Value>): 
  */
 function csv (): Format {
   const line = (table: TelemetryTable, row: Row, idx: Value, metric: Value, value: Value, unit: string, loinc: string, more: string): string =>
-    `${table},${iso(row[0]!)},${field(row[1]!)},${row[2]},${idx ?? ''},${field(metric)},${value ?? ''},${field(unit)},${loinc},${field(more)}\r\n`
+    `${table},${iso(row[0]!)},${field(row[1]!)},${String(row[2])},${String(idx ?? '')},${field(metric)},${String(value ?? '')},${field(unit)},${loinc},${field(more)}\r\n`
   return {
     tables: TELEMETRY_TABLES,
     skip: () => false,

@@ -117,7 +117,7 @@ export function fhir (opts: FhirOptions): Format {
     const d = device(row[1] as string)
     const o: Record<string, unknown> = { resourceType: 'Observation' }
     if (d.extension !== undefined) o['extension'] = d.extension
-    o['identifier'] = [{ system: `urn:vitalflow:${table}`, value: `${row[1]}/${row[2]}/${id}` }]
+    o['identifier'] = [{ system: `urn:vitalflow:${table}`, value: `${String(row[1])}/${String(row[2])}/${id}` }]
     o['status'] = 'final'
     if (c.category !== null) o['category'] = FHIR_CATEGORY[c.category]
     o['code'] = concept(c)

@@ -108,10 +108,10 @@ export class TableBatcher {
     for (let attempt = 1; ; attempt++) {
       const started = performance.now()
       try {
-        if (logged && !announced) { await this.log!.intent(this.table, batch.first, batch.last); announced = true }
+        if (logged && !announced) { await this.log.intent(this.table, batch.first, batch.last); announced = true }
         await this.insert(body, token)
         this.onFlush({ table: this.table, rows: batch.rows, bytes: batch.bytes, ms: performance.now() - started, attempt })
-        if (logged) this.log!.checkpoint(this.table, batch.last)
+        if (logged) this.log.checkpoint(this.table, batch.last)
         batch.resolve()
         return
       } catch (error) {

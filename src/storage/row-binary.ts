@@ -64,6 +64,7 @@ export class RowWriter {
     this.dv.setUint32(this.o + 4, Math.floor(v / 0x1_0000_0000) >>> 0, true)
     this.o += 8
   }
+
   /** UInt64 over its whole range (sequence numbers). */
   u64n (v: bigint): void { this.room(8); this.dv.setBigUint64(this.o, v, true); this.o += 8 }
   /** DateTime64(3): Int64 milliseconds since the epoch. */

@@ -325,11 +325,11 @@ ORDER BY (tenant_id, ts)`,
 ]
 
 /** Every table migration 9 made durable (later migrations create theirs with DURABLE_PART_SETTINGS). */
-export const DURABLE_TABLES = [
+const DURABLE_TABLES = [
   'schema_migrations',
   'vital_samples', 'spot_measurements', 'alarm_events', 'device_status', 'rejected_messages', 'tenants', 'patients', 'devices',
   'device_keys', 'consent_events', 'device_sequences', 'security_events', 'device_bindings', 'users', 'alarm_acks',
   'tenant_retention', 'legal_holds', 'restrictions', 'rectifications', 'erasure_receipts', 'access_log', 'retention_applied',
 ] as const
 
-export const DURABLE_PART_SETTINGS = 'fsync_after_insert = 1, fsync_part_directory = 1, min_rows_to_fsync_after_merge = 1'
+const DURABLE_PART_SETTINGS = 'fsync_after_insert = 1, fsync_part_directory = 1, min_rows_to_fsync_after_merge = 1'

@@ -91,6 +91,8 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
       if (wal.bytes > opts.wal.budgetBytes) {
         return Promise.reject(new StorageError('ING_ERR_BACKPRESSURE', `write-ahead log over its budget of ${opts.wal.budgetBytes} bytes; storage is behind`))
       }
+      // logged rows are acknowledged once in the log; their batch is not awaited (it
+      // retries until stored, and a batch promise carries its own catch: batcher.ts)
       return wal.append(table, rows, chunk).then((lsn) => { void b.add(chunk, rows, lsn) })
     },
     flush,
@@ -140,6 +142,7 @@ async function shipRecovered (recovered: Recovered, batchers: Record<TableName, 
       rows += n
       await b.replay(inBatch.map((r) => r.chunk), n, intent.first, intent.last)
     }
+    // queued, then awaited together by drain(); a batch promise carries its own catch
     for (const r of rest) { rows += r.rows; void b.add(r.chunk, r.rows, r.lsn) }
     await b.drain()
   }

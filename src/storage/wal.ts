@@ -26,7 +26,7 @@
  * a write can fail, while intents, which let storage ship the log and so free
  * its segments, are still written.
  */
-import { constants, mkdirSync, readdirSync, readFileSync, rmSync, statSync, truncateSync } from 'node:fs'
+import { constants, mkdirSync, readdirSync, readFileSync, rmSync, truncateSync } from 'node:fs'
 import { open, rename, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { watchDiskSpace, type DiskSpace } from './disk-space.ts'
@@ -322,6 +322,7 @@ export class WriteAheadLog {
       return
     }
     if (free < Math.max(2 * reserve, 2 * this.lastFailedBytes)) return
+    // repair() catches its own failures (the next poll tries again): nothing to reject
     void this.repair().then(() => {
       if (this.torn || this.stalled === null || this.closed) return
       this.stalled = null
@@ -392,11 +393,4 @@ function push<T> (m: Map<string, T[]>, k: string, v: T): void {
   const a = m.get(k)
   if (a === undefined) m.set(k, [v])
   else a.push(v)
-}
-
-/** Size of the files in a log directory (for tests and metrics). */
-export function walDiskBytes (dir: string): number {
-  let n = 0
-  for (const f of readdirSync(dir)) if (f.endsWith('.wal')) n += statSync(join(dir, f)).size
-  return n
 }

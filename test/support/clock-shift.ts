@@ -13,7 +13,7 @@ if (Number.isFinite(offset) && offset !== 0) {
   class ShiftedDate extends RealDate {
     constructor (...args: ConstructorParameters<DateConstructor> | []) {
       if (args.length === 0) super(realNow() + offset)
-      else super(...(args as ConstructorParameters<DateConstructor>))
+      else super(...(args))
     }
 
     static override now (): number { return realNow() + offset }

@@ -126,8 +126,8 @@ export class FaultWorld {
     const child = spawn(process.execPath, ['--import', 'tsx', '--import', './test/support/clock-shift.ts', 'src/main.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
     this.child = child
     this.exit = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as string | null }))
-    child.stderr!.on('data', (b: Buffer) => { this.log.push(`stderr: ${b.toString().slice(0, 2000)}`) })
-    const lines = createInterface({ input: child.stdout! })
+    child.stderr.on('data', (b: Buffer) => { this.log.push(`stderr: ${b.toString().slice(0, 2000)}`) })
+    const lines = createInterface({ input: child.stdout })
     const listening = new Promise<void>((resolve, reject) => {
       lines.on('line', (line) => {
         this.log.push(line.slice(0, 500))
@@ -331,7 +331,7 @@ function bounded<T> (p: Promise<T>, ms: number, fallback: T): Promise<T> {
 async function readStopped (dataDir: string): Promise<Map<string, number>> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'test/support/read-store.ts', dataDir], { stdio: ['ignore', 'pipe', 'inherit'] })
   let out = ''
-  child.stdout!.on('data', (b: Buffer) => { out += b.toString() })
+  child.stdout.on('data', (b: Buffer) => { out += b.toString() })
   const [code] = await once(child, 'exit') as [number | null]
   if (code !== 0) throw new Error(`reading the stopped store failed (exit ${code})`)
   return new Map(Object.entries(JSON.parse(out) as Record<string, number>))

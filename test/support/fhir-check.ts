@@ -26,7 +26,7 @@ interface Rule { category: string | null; ucum: string; value: 'quantity' | 'com
 const vital = (ucum: string, more: Partial<Rule> = {}): Rule => ({ category: 'vital-signs', ucum, value: 'quantity', ...more })
 const activity = (ucum: string): Rule => ({ category: 'activity', ucum, value: 'quantity', period: true })
 /** Keyed by the first coding's code. The vitalflow code system's codes are found by their code, whatever the system URL. */
-export const RULES: Record<string, Rule> = {
+const RULES: Record<string, Rule> = {
   '8867-4': vital('/min'),
   'hrv-rmssd': vital('ms'),
   '2708-6': vital('%', { with: ['59408-5'] }),
@@ -47,7 +47,7 @@ export const RULES: Record<string, Rule> = {
   'alarm-event': { category: null, ucum: '', value: 'concept' },
 }
 /** Codes that must not code anything (SDNN for RMSSD, steps per 24 h for an interval, total sleep for one epoch). */
-export const WRONG = new Set(['80404-7', '41950-7', '93832-4'])
+const WRONG = new Set(['80404-7', '41950-7', '93832-4'])
 
 let validator: FhirSchemaValidator | undefined
 

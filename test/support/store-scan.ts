@@ -12,11 +12,11 @@ import { fileURLToPath } from 'node:url'
 
 export interface Hit { file: string; where: 'raw' | 'lz4' | 'none' }
 
-export function encodings (needle: string): Buffer[] {
+function encodings (needle: string): Buffer[] {
   return [Buffer.from(needle, 'utf8'), Buffer.from(needle, 'utf16le'), Buffer.from(Buffer.from(needle, 'utf8').toString('hex'), 'latin1')]
 }
 
-export function filesUnder (dir: string): string[] {
+function filesUnder (dir: string): string[] {
   const out: string[] = []
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     const p = join(dir, e.name)
@@ -27,7 +27,7 @@ export function filesUnder (dir: string): string[] {
 }
 
 /** LZ4 block format (what ClickHouse's LZ4 codec writes). */
-export function lz4Block (src: Buffer, outLen: number): Buffer {
+function lz4Block (src: Buffer, outLen: number): Buffer {
   const out = Buffer.alloc(outLen)
   let i = 0
   let o = 0
@@ -59,7 +59,7 @@ const LZ4 = 0x82
  * compressed size including the 9-byte header, u32 decompressed size, payload)
  * into blocks; null when the bytes are not such a stream.
  */
-export function compressedBlocks (buf: Buffer): Array<{ method: number; payload: Buffer; size: number }> | null {
+function compressedBlocks (buf: Buffer): Array<{ method: number; payload: Buffer; size: number }> | null {
   const blocks: Array<{ method: number; payload: Buffer; size: number }> = []
   let o = 0
   while (o < buf.length) {

@@ -13,13 +13,13 @@ import { delimiter, join } from 'node:path'
 import { it } from 'vitest'
 
 /** command → Debian package, from tools.txt (the one list; .ci/run reads it too) */
-export const DEBIAN_TOOLS: ReadonlyMap<string, string> = new Map(
+const DEBIAN_TOOLS: ReadonlyMap<string, string> = new Map(
   readFileSync(new URL('tools.txt', import.meta.url), 'utf8').split('\n')
     .map((line) => line.replace(/#.*/, '').trim()).filter((line) => line !== '')
     .map((line) => line.split(/\s+/) as [string, string]),
 )
 
-export function inCI (env: NodeJS.ProcessEnv = process.env): boolean {
+function inCI (env: NodeJS.ProcessEnv = process.env): boolean {
   const ci = env['CI']
   return ci !== undefined && ci !== '' && ci !== '0' && ci.toLowerCase() !== 'false'
 }

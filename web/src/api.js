@@ -92,7 +92,7 @@ export function alarmStream (onAlarm, onState) {
           onAlarm({ at: a.occurredAtMs, device: a.device, seq: seq ?? String(a.seq), patient: a.patient ?? '', kind: a.kind, acknowledgedBy: '' })
         }
       }
-    } catch (err) {
+    } catch {
       if (stop.signal.aborted) return
     }
     onState(false)

@@ -76,8 +76,8 @@ function App () {
     ${error === null ? null : html`<p class="error banner" role="alert">${error}</p>`}
     ${page === 'patients' && session.patients ? html`<${Patients} onError=${onError} />`
       : page === 'patient' && session.patients ? html`<${Patient} key=${where.patient} patient=${where.patient} onError=${onError} />`
-      : page === 'alarms' ? html`<${Alarms} onError=${onError} />`
-      : html`<main><p role="alert">${t('forbidden')}</p></main>`}`
+        : page === 'alarms' ? html`<${Alarms} onError=${onError} />`
+          : html`<main><p role="alert">${t('forbidden')}</p></main>`}`
 }
 
 render(html`<${App} />`, document.getElementById('app'))

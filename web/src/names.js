@@ -7,8 +7,8 @@ export function names (tenant) {
 }
 
 export function setName (tenant, patient, name) {
-  const all = names(tenant)
-  if (name.trim() === '') delete all[patient]
-  else all[patient] = name.trim()
-  localStorage.setItem(key(tenant), JSON.stringify(all))
+  const all = new Map(Object.entries(names(tenant)))
+  if (name.trim() === '') all.delete(patient)
+  else all.set(patient, name.trim())
+  localStorage.setItem(key(tenant), JSON.stringify(Object.fromEntries(all)))
 }
