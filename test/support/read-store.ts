@@ -17,5 +17,5 @@ const rs = await client.query({ query: 'SELECT device_id, toString(seq) AS s, co
 const out: Record<string, number> = {}
 for (const r of await rs.json<{ device_id: string; s: string; n: string | number }>()) out[`${r.device_id}/${r.s}`] = Number(r.n)
 await client.close()
-process.stdout.write(JSON.stringify(out))
-process.exit(0)
+// exit only once the JSON is written: stdout is a pipe, and process.exit() would cut a large answer short
+process.stdout.write(JSON.stringify(out), () => { process.exit(0) })
