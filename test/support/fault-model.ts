@@ -329,7 +329,7 @@ function bounded<T> (p: Promise<T>, ms: number, fallback: T): Promise<T> {
 
 /** Counts stored alarm rows by `${device}/${seq}`, from the stopped node's files, in a process of its own. */
 async function readStopped (dataDir: string): Promise<Map<string, number>> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/support/read-store.ts', dataDir], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/support/read-alarm-rows.ts', dataDir], { stdio: ['ignore', 'pipe', 'inherit'] })
   let out = ''
   child.stdout.on('data', (b: Buffer) => { out += b.toString() })
   const [code] = await once(child, 'exit') as [number | null]

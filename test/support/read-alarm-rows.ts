@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { createClient } from '@clickhouse/client'
 
 const dataDir = process.argv[2]
-if (dataDir === undefined) throw new Error('usage: read-store.ts <data dir>')
+if (dataDir === undefined) throw new Error('usage: read-alarm-rows.ts <data dir>')
 const { createChdbConnection } = await import('chdb/connection')
 const connection = createChdbConnection({ path: join(dataDir, 'chdb') }) as unknown as NonNullable<Parameters<typeof createClient>[0]>['connection']
 const client = createClient({ connection })
