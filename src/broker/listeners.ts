@@ -1,13 +1,18 @@
 /**
  * Network listeners feeding aedes: plain TCP (development, loopback by
  * default) and TLS. Every connection passes the packet guard before aedes sees
- * a byte, and each listener caps its open connections.
+ * a byte, and each listener caps its open connections. Behind a TCP load
+ * balancer, connections from its configured addresses start with a PROXY
+ * protocol header naming the device's address, which is read first.
  */
 import { once } from 'node:events'
 import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net'
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls'
 import type { Aedes } from 'aedes'
+import type { BlockList } from 'node:net'
 import { GuardedConnection, type GuardLimits, type GuardViolation } from './packet-guard.ts'
+import { onList } from '../addresses.ts'
+import { readProxyHeader } from './proxy-protocol.ts'
 import { TLS_OPTIONS, type TlsMaterial } from './tls.ts'
 
 export interface ListenerSpec { host: string; port: number }
@@ -24,7 +29,14 @@ export interface ListenerOptions {
    * After it, aedes' connectTimeout bounds the wait for CONNECT.
    */
   handshakeTimeoutMs: number
-  onViolation: (v: GuardViolation, remoteAddress: string) => void
+  /**
+   * Load balancers whose connections must begin with a PROXY protocol header (v1 or v2); the
+   * address it carries is the connection's for back-off, security events and rejection records.
+   * Null: no header is read from anyone.
+   */
+  proxyFrom: BlockList | null
+  /** `detail` says what was wrong when it is not the packet guard's finding (a bad PROXY header). */
+  onViolation: (v: GuardViolation, remoteAddress: string, detail?: string) => void
 }
 export interface Listeners {
   tcp: AddressInfo | null
@@ -44,29 +56,54 @@ async function listen (server: Server, spec: ListenerSpec): Promise<AddressInfo>
 }
 
 export async function startListeners (aedes: Aedes, opts: ListenerOptions): Promise<Listeners> {
+  const handshakeTimeout = opts.handshakeTimeoutMs
+  // the device address a balancer gave, by the balancer's connection (its address and port); a TLS
+  // socket reports the same pair as the TCP socket under it. At most one entry per open connection.
+  const proxied = new Map<string, string>()
+  const pair = (s: Socket): string => `${s.remoteAddress ?? ''}|${s.remotePort ?? ''}`
   const accept = (socket: Socket): void => {
     // PUBACKs are small and latency-bound: no Nagle delay waiting for the peer's delayed ACK
     socket.setNoDelay(true)
-    const guarded = new GuardedConnection(socket, opts.guard, (v, s) => { opts.onViolation(v, s.remoteAddress ?? '') })
+    const peer = opts.proxyFrom === null ? undefined : proxied.get(pair(socket))
+    const guarded = new GuardedConnection(socket, opts.guard, (v, address) => { opts.onViolation(v, address) }, peer)
     aedes.handle(guarded)
   }
-  const servers: Server[] = []
-  let tcp: AddressInfo | null = null
-  if (opts.tcp !== null) {
-    const s = createTcpServer(accept)
-    s.maxConnections = opts.maxConnections
-    servers.push(s)
-    tcp = await listen(s, opts.tcp)
+  /** From a trusted balancer the header comes first; from anyone else the connection is taken as it is. */
+  const ingress = (next: (s: Socket) => void) => (socket: Socket): void => {
+    if (opts.proxyFrom === null || !onList(opts.proxyFrom, socket.remoteAddress)) { next(socket); return }
+    const key = pair(socket)
+    readProxyHeader(socket, handshakeTimeout).then((header) => {
+      if (header.kind === 'proxy') {
+        proxied.set(key, header.source.address)
+        socket.once('close', () => { proxied.delete(key) })
+      }
+      next(socket)
+    }, (err: unknown) => {
+      opts.onViolation('ING_ERR_PROTOCOL', socket.remoteAddress ?? '', `PROXY protocol: ${(err as Error).message}`)
+    })
   }
-  const handshakeTimeout = opts.handshakeTimeoutMs
+  const listening: Server[] = []
+  const front = async (spec: ListenerSpec, next: (s: Socket) => void): Promise<AddressInfo> => {
+    const s = createTcpServer(ingress(next))
+    s.maxConnections = opts.maxConnections
+    listening.push(s)
+    return await listen(s, spec)
+  }
+  let tcp: AddressInfo | null = null
+  if (opts.tcp !== null) tcp = await front(opts.tcp, accept)
   const tlsServer = createTlsServer({ ...TLS_OPTIONS, handshakeTimeout, key: opts.material.key, cert: opts.material.cert }, accept)
-  tlsServer.maxConnections = opts.maxConnections
   // a failed handshake is the client's problem, never the broker's. With a listener
   // here Node leaves the socket to us (a handshake timeout alone closes nothing): close it.
   const dropFailedHandshake = (_err: Error, socket: TLSSocket): void => { socket.destroy() }
   tlsServer.on('tlsClientError', dropFailedHandshake)
-  servers.push(tlsServer)
-  const tls = await listen(tlsServer, opts.tls)
+  /** A TLS server listens itself, or (behind a balancer) takes the sockets a TCP front has read the header off. */
+  const serveTls = async (server: Server, spec: ListenerSpec): Promise<AddressInfo> => {
+    if (opts.proxyFrom !== null) return await front(spec, (socket) => { server.emit('connection', socket) })
+    server.maxConnections = opts.maxConnections
+    listening.push(server)
+    return await listen(server, spec)
+  }
+  const tls = await serveTls(tlsServer, opts.tls)
 
   let material = opts.material
   let trust = opts.mtls?.trust ?? []
@@ -75,11 +112,9 @@ export async function startListeners (aedes: Aedes, opts: ListenerOptions): Prom
   let mtls: AddressInfo | null = null
   if (opts.mtls !== null) {
     const s = createTlsServer({ ...mutual(), handshakeTimeout }, accept)
-    s.maxConnections = opts.maxConnections
     s.on('tlsClientError', dropFailedHandshake)
-    servers.push(s)
     mtlsServer = s
-    mtls = await listen(s, opts.mtls)
+    mtls = await serveTls(s, opts.mtls)
   }
   return {
     tcp,
@@ -95,7 +130,7 @@ export async function startListeners (aedes: Aedes, opts: ListenerOptions): Prom
       ;(mtlsServer as ReturnType<typeof createTlsServer> | null)?.setSecureContext(mutual())
     },
     close: async () => {
-      await Promise.all(servers.map((s) => new Promise<void>((resolve) => { s.close(() => resolve()) })))
+      await Promise.all(listening.map((s) => new Promise<void>((resolve) => { s.close(() => resolve()) })))
     },
   }
 }

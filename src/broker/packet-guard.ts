@@ -81,13 +81,14 @@ export class FrameScanner {
 export class GuardedConnection extends Duplex {
   private readonly scanner: FrameScanner
 
-  constructor (readonly socket: Socket, limits: GuardLimits, onViolation: (v: GuardViolation, socket: Socket) => void) {
+  /** `peerAddress`: the device's address when a trusted load balancer said it (PROXY protocol); else the socket's. */
+  constructor (readonly socket: Socket, limits: GuardLimits, onViolation: (v: GuardViolation, remoteAddress: string) => void, private readonly peerAddress?: string) {
     super({ allowHalfOpen: false })
     this.scanner = new FrameScanner(limits)
     socket.on('data', (chunk: Buffer) => {
       const v = this.scanner.scan(chunk)
       if (v !== null) {
-        onViolation(v, socket)
+        onViolation(v, this.remoteAddress ?? '')
         socket.destroy()
         this.destroy()
         return
@@ -99,7 +100,7 @@ export class GuardedConnection extends Duplex {
     socket.on('close', () => { this.destroy() })
   }
 
-  get remoteAddress (): string | undefined { return this.socket.remoteAddress }
+  get remoteAddress (): string | undefined { return this.peerAddress ?? this.socket.remoteAddress }
 
   override _read (): void { this.socket.resume() }
 

@@ -4,6 +4,7 @@
  * start-up with a message that names the variable and what it accepts.
  */
 import { z } from 'zod'
+import { addressList } from '../addresses.ts'
 
 const port = z.coerce.number().int().min(0).max(65535)
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')
@@ -62,6 +63,11 @@ export const configSchema = z.object({
     .describe('worker threads computing secret and password hashes (scrypt runs there, never on the libuv pool the write-ahead log uses); unset = half the cores, 1 to 4'),
   HASH_QUEUE: z.coerce.number().int().min(0).max(100_000).default(256)
     .describe('secret and password checks that may wait for a hash thread (the last waits about this many hash times); one more is refused at once (MQTT CONNACK 3, HTTP 503, ING_ERR_AUTH_BUSY)'),
+  PROXY_PROTOCOL_FROM: z.string().default('').transform((v, ctx) => {
+    const entries = v.split(',').map((e) => e.trim()).filter((e) => e !== '')
+    try { addressList(entries) } catch (err) { ctx.addIssue({ code: 'custom', message: (err as Error).message }) }
+    return entries
+  }).describe('load balancers (comma-separated addresses or CIDR ranges) whose MQTT connections begin with a PROXY protocol v1/v2 header; its device address is then used for back-off, security events and rejection records. Required from these, ignored from anyone else; empty = off'),
 })
 
 export type Config = z.infer<typeof configSchema>
@@ -111,7 +117,8 @@ export function describeConfig (): Array<{ key: string; default: string; descrip
     const value = parsed.success ? parsed.data : undefined
     return {
       key: ENV_PREFIX + key,
-      default: value === undefined ? '' : typeof value === 'string' ? value : JSON.stringify(value),
+      // a list is written as it is set: comma-separated
+      default: value === undefined ? '' : typeof value === 'string' ? value : Array.isArray(value) ? value.join(',') : JSON.stringify(value),
       description: (schema as z.ZodType).description ?? '',
     }
   })

@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import pino, { type Logger } from 'pino'
 import { AlarmHub, alarmNoticeJson, Sessions, createAdminApi, createPrometheus, createQueries, type Prometheus } from '../api/index.ts'
+import { addressList } from '../addresses.ts'
 import { AuthBackoff, createBroker, loadTls, startListeners } from '../broker/index.ts'
 import type { Config } from '../config/index.ts'
 import { ConsentIndex, POLICY, type Policy } from '../consent/index.ts'
@@ -123,8 +124,9 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     guard: { maxPacketBytes: config.MAX_PACKET_BYTES, maxConnectBytes: config.MAX_CONNECT_BYTES },
     maxConnections: config.MAX_CONNECTIONS,
     handshakeTimeoutMs: config.TLS_HANDSHAKE_TIMEOUT_MS,
-    onViolation: (reason, remoteAddress) => {
-      ingest.reject({ reason, detail: reason === 'ING_ERR_SIZE' ? 'packet larger than the limit: connection dropped before buffering' : 'not an MQTT session', remoteAddress })
+    proxyFrom: config.PROXY_PROTOCOL_FROM.length === 0 ? null : addressList(config.PROXY_PROTOCOL_FROM),
+    onViolation: (reason, remoteAddress, detail) => {
+      ingest.reject({ reason, detail: detail ?? (reason === 'ING_ERR_SIZE' ? 'packet larger than the limit: connection dropped before buffering' : 'not an MQTT session'), remoteAddress })
     },
   })
   trustTenants = () => { listeners.setTrust(tenantCas()) }
