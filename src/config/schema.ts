@@ -54,7 +54,7 @@ export const configSchema = z.object({
   LOGIN_MAX_FAILURES: z.coerce.number().int().min(1).max(100).default(5).describe('failed log-ins in a row before an account is locked'),
   LOGIN_LOCK_MS: z.coerce.number().int().min(1000).max(86_400_000).default(15 * 60_000).describe('how long a locked account stays locked'),
   RESEARCH_MIN_GROUP: z.coerce.number().int().min(2).max(1000).default(5).describe('smallest number of patients a research aggregate may describe'),
-  DEVICE_AUTH_COST: z.coerce.number().int().min(10).max(20).default(14).describe('scrypt cost (log2 N) of new device secrets'),
+  DEVICE_AUTH_COST: z.coerce.number().int().min(10).max(20).default(14).describe('scrypt cost (log2 N) of user passwords; device secrets (256 random bits) are stored as a keyed hash, and one still stored as scrypt by an earlier version is replaced on its next CONNECT'),
   TLS_HANDSHAKE_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000)
     .describe('a TLS handshake must complete within this or the socket is closed; in line with the 10 s MQTT connect timeout that follows it'),
   METRICS_TOKEN: z.string().min(24).optional().describe('bearer token a Prometheus scraper sends to /metrics; the admin token when unset'),

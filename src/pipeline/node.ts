@@ -85,7 +85,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
   const cas = new CertificateAuthorities(join(dataDir, 'tenant-ca'), masterKey)
   let trustTenants: (() => void) | null = null
   const registry = await Registry.load(storage.conn, {
-    masterKey, consent, secretCost: config.DEVICE_AUTH_COST, hasher, cas, onTenant: () => { trustTenants?.() },
+    masterKey, consent, hasher, cas, onTenant: () => { trustTenants?.() },
   })
   const rights = await Rights.load({ storage, registry, consent, policy })
   const users = await Users.load(storage.conn, { maxFailures: config.LOGIN_MAX_FAILURES, lockMs: config.LOGIN_LOCK_MS }, config.DEVICE_AUTH_COST, hasher)

@@ -1,6 +1,6 @@
 export { Registry, RegistryError, FAMILIES } from './registry.ts'
 export type { DeviceKey, DeviceRecord, Enrollment, Family, RegistryOptions } from './registry.ts'
-export { hashSecret, verifySecret, placeholderHash } from './secrets.ts'
+export { hashSecret, verifySecret, placeholderHash, deviceSecretHash, verifyDeviceSecret, devicePepper, isKeyedHash } from './secrets.ts'
 export { createHasher, HasherBusyError, HasherClosedError } from './hasher.ts'
 export type { Hasher, HasherOptions, HasherStats, ScryptParams } from './hasher.ts'
 export { CertificateAuthorities } from './certificates.ts'

@@ -10,7 +10,7 @@ import { prepareKey, unwrapKey, wrapKey, type AeadKey } from '../crypto/index.ts
 import type { Category, ConsentEvent, ConsentIndex, Purpose } from '../consent/index.ts'
 import { deviceId, patientId, tenantId, type DeviceId, type PatientId, type TenantId } from '../ids.ts'
 import type { StorageConnection } from '../storage/index.ts'
-import { hashSecret, newSecret, placeholderHash, verifySecret } from './secrets.ts'
+import { devicePepper, deviceSecretHash, isKeyedHash, newSecret, verifyDeviceSecret, verifySecret } from './secrets.ts'
 import type { Hasher } from './hasher.ts'
 import type { CertificateAuthorities } from './certificates.ts'
 import { patientAt, type Binding } from './bindings.ts'
@@ -57,7 +57,6 @@ export class RegistryError extends Error {
 export interface RegistryOptions {
   masterKey: Uint8Array
   consent: ConsentIndex
-  secretCost: number
   /** Computes every secret hash (worker threads, bounded). */
   hasher: Hasher
   /** Tenant CAs for device client certificates (mutual TLS); optional. */
@@ -76,12 +75,12 @@ export class Registry {
   /** Device ids whose enrolment is under way (between the check and the insert): a second enrolment of the same id is a conflict. */
   private readonly enrolling = new Set<DeviceId>()
   private readonly client: ClickHouseClient
-  /** A well-formed hash at the configured cost that nothing matches, so a lookup miss does the same work as a hit. */
-  private readonly dummyHash: string
+  /** Key of the device-secret MACs (from the master key). */
+  private readonly pepper: Buffer
 
   private constructor (private readonly conn: StorageConnection, private readonly opts: RegistryOptions) {
     this.client = conn.client
-    this.dummyHash = placeholderHash(opts.secretCost)
+    this.pepper = devicePepper(opts.masterKey)
   }
 
   static async load (conn: StorageConnection, opts: RegistryOptions): Promise<Registry> {
@@ -251,7 +250,7 @@ export class Registry {
 
   private async enrollReserved (tenant: TenantId, device: DeviceId, family: Family, patient: PatientId | null, gateway: DeviceId | null): Promise<Enrollment> {
     const secret = newSecret()
-    const secretHash = await hashSecret(this.opts.hasher, secret, this.opts.secretCost)
+    const secretHash = deviceSecretHash(this.pepper, device, secret)
     const key = randomBytes(32)
     const keyId = 1
     const now = Date.now()
@@ -365,14 +364,27 @@ export class Registry {
   }
 
   /**
-   * Checks a device's secret. Unknown devices cost the same scrypt work as known ones (and wait in the
-   * same queue). Rejects with HasherBusyError (ING_ERR_AUTH_BUSY) when too many checks are waiting.
+   * Checks a device's secret: a keyed hash, microseconds on this thread. An unknown device costs the
+   * same MAC as a known one. A secret still stored as scrypt (enrolled by an earlier version) is
+   * checked on the hash threads — rejecting with HasherBusyError (ING_ERR_AUTH_BUSY) when too many
+   * checks wait — and on success replaced by its keyed hash, so each device pays that once.
    */
   async authenticate (device: string, secret: string): Promise<DeviceRecord | null> {
     const d = this.devices.get(device as DeviceId)
-    const ok = await verifySecret(this.opts.hasher, secret, d?.secretHash ?? this.dummyHash)
-    return ok && d !== undefined ? d : null
+    if (d === undefined || isKeyedHash(d.secretHash)) {
+      const ok = verifyDeviceSecret(this.pepper, device, secret, d?.secretHash ?? '')
+      return ok && d !== undefined ? d : null
+    }
+    if (!await verifySecret(this.opts.hasher, secret, d.secretHash)) return null
+    const keyed = deviceSecretHash(this.pepper, d.device, secret)
+    await this.persistDevice(d, { secret_hash: keyed })
+    d.secretHash = keyed
+    this.secretsMigrated++
+    return d
   }
+
+  /** Device secrets moved from scrypt to the keyed hash since start. */
+  secretsMigrated = 0
 
   /** Appends a consent event to the log and applies it to the in-memory index. */
   async recordConsent (input: {

@@ -115,7 +115,7 @@ ORDER BY (tenant_id, ts)`,
     device_id String,
     family LowCardinality(String),
     patient_id String COMMENT 'current binding; empty = unbound',
-    secret_hash String COMMENT 'scrypt; the secret itself is never stored',
+    secret_hash String COMMENT 'HMAC-SHA-256 under a pepper from the master key (scrypt if enrolled before keyed hashes, until its next CONNECT); the secret itself is never stored',
     updated_at DateTime64(3, 'UTC')
 ) ENGINE = ReplacingMergeTree(updated_at) ORDER BY (tenant_id, device_id)`,
       `CREATE TABLE IF NOT EXISTS ${db}.device_keys (
