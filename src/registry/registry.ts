@@ -15,8 +15,10 @@ import type { Hasher } from './hasher.ts'
 import type { CertificateAuthorities } from './certificates.ts'
 import { patientAt, type Binding } from './bindings.ts'
 
-export const FAMILIES = ['bracelet', 'cvitals', 'calarm', 'gateway', 'responder'] as const
-export type Family = (typeof FAMILIES)[number]
+import { FAMILIES, type Family } from './families.ts'
+import { planImport, type ImportItem, type ImportLineError } from './device-import.ts'
+
+export { FAMILIES, type Family }
 
 /** A payload key; a rotated-out key stays valid until notAfterMs so messages sealed before the rotation still open. */
 export interface DeviceKey { readonly aead: AeadKey; notAfterMs: number | null }
@@ -45,6 +47,14 @@ export interface Enrollment {
   keyId: number
   /** 32-byte payload key, base64url. */
   key: string
+}
+
+/** What an import answers: the enrolments (one-time secrets and keys, for the provisioning line), or why nothing was applied. */
+export interface ImportResult {
+  applied: boolean
+  enrolled: Array<Enrollment & { line: number }>
+  unchanged: Array<{ line: number; device: string }>
+  errors: ImportLineError[]
 }
 
 export class RegistryError extends Error {
@@ -146,7 +156,11 @@ export class Registry {
   }
 
   private async insert (table: string, row: Record<string, unknown>): Promise<void> {
-    await this.client.insert({ table: this.conn.table(table), values: [row], format: 'JSONEachRow' })
+    await this.insertMany(table, [row])
+  }
+
+  private async insertMany (table: string, rows: Array<Record<string, unknown>>): Promise<void> {
+    if (rows.length > 0) await this.client.insert({ table: this.conn.table(table), values: rows, format: 'JSONEachRow' })
   }
 
   hasTenant (tenant: string): boolean { return this.tenantNames.has(tenant as TenantId) }
@@ -230,6 +244,53 @@ export class Registry {
   }
 
   tenantName (tenant: string): string | undefined { return this.tenantNames.get(tenant as TenantId) }
+
+  /**
+   * Enrols a file of devices (see device-import.ts): every line is checked first and a file with
+   * any bad line changes nothing; then one insert per table for all of them. Returns the one-time
+   * secrets and keys of the devices it enrolled, and the lines that were already enrolled so.
+   */
+  async importDevices (tenantRaw: string, items: ImportItem[]): Promise<ImportResult> {
+    const tenant = this.requireTenant(tenantRaw)
+    const plan = planImport(tenant, items, {
+      hasPatient: (t, p) => this.hasPatient(t, p),
+      device: (id) => this.devices.get(id as DeviceId),
+      enrolling: (id) => this.enrolling.has(id as DeviceId),
+    })
+    if (plan.errors.length > 0) return { applied: false, enrolled: [], unchanged: plan.unchanged.map((i) => ({ line: i.line, device: i.device })), errors: plan.errors }
+    for (const it of plan.enrol) this.enrolling.add(it.device as DeviceId)
+    try {
+      const now = Date.now()
+      const made = plan.enrol.map((it) => {
+        const device = it.device as DeviceId
+        const secret = newSecret()
+        const key = randomBytes(32)
+        return { it, device, secret, key, secretHash: deviceSecretHash(this.pepper, device, secret) }
+      })
+      await this.insertMany('device_keys', made.map((m) => ({
+        tenant_id: tenant, device_id: m.device, key_id: 1, wrapped_key: wrapKey(this.opts.masterKey, tenant, m.device, 1, m.key), created_at: now,
+      })))
+      await this.insertMany('device_bindings', made.map((m) => ({ tenant_id: tenant, device_id: m.device, patient_id: m.it.patient ?? '', valid_from: 0, recorded_at: now })))
+      await this.insertMany('devices', made.map((m) => ({
+        tenant_id: tenant, device_id: m.device, family: m.it.family, patient_id: m.it.patient ?? '', secret_hash: m.secretHash, gateway_id: m.it.gateway ?? '', updated_at: now,
+      })))
+      for (const m of made) {
+        const patient = m.it.patient as PatientId | null
+        this.devices.set(m.device, {
+          tenant, device: m.device, family: m.it.family, patient, bindings: [{ fromMs: 0, patient }], gateway: m.it.gateway as DeviceId | null, secretHash: m.secretHash,
+          keys: new Map([[1, { aead: prepareKey(m.key), notAfterMs: null }]]),
+        })
+      }
+      return {
+        applied: true,
+        enrolled: made.map((m) => ({ line: m.it.line, tenant, device: m.device, family: m.it.family, patient: m.it.patient as PatientId | null, secret: m.secret, keyId: 1, key: m.key.toString('base64url') })),
+        unchanged: plan.unchanged.map((i) => ({ line: i.line, device: i.device })),
+        errors: [],
+      }
+    } finally {
+      for (const it of plan.enrol) this.enrolling.delete(it.device as DeviceId)
+    }
+  }
 
   /** Enrolls a new device: issues its secret and first payload key, binds it to a patient (or none). */
   async enrollDevice (input: { tenant: string; device: string; family: Family; patient?: string | null; gateway?: string | null }): Promise<Enrollment> {
