@@ -2,7 +2,7 @@ export { createBroker, RefusedError, remoteAddressOf, DEFAULT_LIMITS } from './b
 export type { VitalflowBroker, BrokerDeps, BrokerRejection, BrokerLimits, IngestOutcome, Sender } from './broker.ts'
 export { startListeners } from './listeners.ts'
 export type { Listeners, ListenerSpec, ListenerOptions } from './listeners.ts'
-export { loadTls, ensureDevTls, TLS_OPTIONS } from './tls.ts'
+export { loadTls, ensureDevTls, TLS_OPTIONS, ticketKeysAt, TICKET_KEY_LIFETIME_MS } from './tls.ts'
 export type { TlsMaterial } from './tls.ts'
 export { FrameScanner, GuardedConnection } from './packet-guard.ts'
 export type { GuardLimits, GuardViolation } from './packet-guard.ts'

@@ -35,6 +35,13 @@ export interface ListenerOptions {
    * Null: no header is read from anyone.
    */
   proxyFrom: BlockList | null
+  /**
+   * Keys of TLS session tickets (48 bytes): a device that reconnects with a ticket skips the
+   * certificate exchange. Derived from the master key by the node, so tickets survive a restart
+   * (after one, every device reconnects at once). Resumed TLS 1.3 sessions still run an ECDHE
+   * exchange (psk_dhe_ke), so a leaked ticket key does not open recorded traffic.
+   */
+  ticketKeys: Buffer
   /** `detail` says what was wrong when it is not the packet guard's finding (a bad PROXY header). */
   onViolation: (v: GuardViolation, remoteAddress: string, detail?: string) => void
 }
@@ -46,6 +53,8 @@ export interface Listeners {
   setTls: (m: TlsMaterial) => void
   /** Replaces the CAs the mutual-TLS listener trusts. */
   setTrust: (cas: string[]) => void
+  /** Replaces the session-ticket keys (rotation); tickets under the old keys get a full handshake. */
+  setTicketKeys: (keys: Buffer) => void
   close: () => Promise<void>
 }
 
@@ -91,7 +100,12 @@ export async function startListeners (aedes: Aedes, opts: ListenerOptions): Prom
   }
   let tcp: AddressInfo | null = null
   if (opts.tcp !== null) tcp = await front(opts.tcp, accept)
-  const tlsServer = createTlsServer({ ...TLS_OPTIONS, handshakeTimeout, key: opts.material.key, cert: opts.material.cert }, accept)
+  // session resumption: the node's ticket keys, and a fixed session id context so a session is accepted by
+  // the next process too (Node's default hashes argv). Part of every secure context, so a reload keeps them.
+  let ticketKeys = opts.ticketKeys
+  const resumption = (context: string): object => ({ ticketKeys, sessionIdContext: context })
+  const tlsContext = (m: TlsMaterial): object => ({ ...TLS_OPTIONS, ...resumption('vitalflow-mqtts'), key: m.key, cert: m.cert })
+  const tlsServer = createTlsServer({ ...tlsContext(opts.material), handshakeTimeout }, accept)
   // a failed handshake is the client's problem, never the broker's. With a listener
   // here Node leaves the socket to us (a handshake timeout alone closes nothing): close it.
   const dropFailedHandshake = (_err: Error, socket: TLSSocket): void => { socket.destroy() }
@@ -107,7 +121,7 @@ export async function startListeners (aedes: Aedes, opts: ListenerOptions): Prom
 
   let material = opts.material
   let trust = opts.mtls?.trust ?? []
-  const mutual = (): object => ({ ...TLS_OPTIONS, key: material.key, cert: material.cert, ca: trust, requestCert: true, rejectUnauthorized: true })
+  const mutual = (): object => ({ ...TLS_OPTIONS, ...resumption('vitalflow-mqtts-mtls'), key: material.key, cert: material.cert, ca: trust, requestCert: true, rejectUnauthorized: true })
   let mtlsServer: Server | null = null
   let mtls: AddressInfo | null = null
   if (opts.mtls !== null) {
@@ -122,12 +136,17 @@ export async function startListeners (aedes: Aedes, opts: ListenerOptions): Prom
     mtls,
     setTls: (m) => {
       material = m
-      tlsServer.setSecureContext({ ...TLS_OPTIONS, key: m.key, cert: m.cert })
+      tlsServer.setSecureContext(tlsContext(m))
       ;(mtlsServer as ReturnType<typeof createTlsServer> | null)?.setSecureContext(mutual())
     },
     setTrust: (cas) => {
       trust = cas
       ;(mtlsServer as ReturnType<typeof createTlsServer> | null)?.setSecureContext(mutual())
+    },
+    setTicketKeys: (keys) => {
+      ticketKeys = keys
+      tlsServer.setTicketKeys(keys)
+      ;(mtlsServer as ReturnType<typeof createTlsServer> | null)?.setTicketKeys(keys)
     },
     close: async () => {
       await Promise.all(listening.map((s) => new Promise<void>((resolve) => { s.close(() => resolve()) })))

@@ -4,7 +4,7 @@
  * 127.0.0.1) are created with the openssl CLI under DATA_DIR/tls.
  */
 import { execFileSync } from 'node:child_process'
-import { constants } from 'node:crypto'
+import { constants, hkdfSync } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
@@ -27,6 +27,19 @@ export const TLS_OPTIONS = {
   ecdhCurve: 'X25519:P-256:P-384',
   secureOptions: constants.SSL_OP_NO_RENEGOTIATION,
 } as const
+
+/** A ticket key lives one UTC day; a device reconnecting the next day gets one full handshake. */
+export const TICKET_KEY_LIFETIME_MS = 86_400_000
+
+/**
+ * The session-ticket keys of the period that holds `nowMs`, derived from the master key: every
+ * process of a node (and every node sharing the master key) issues and accepts the same tickets,
+ * so a fleet reconnecting after a restart resumes its sessions.
+ */
+export function ticketKeysAt (masterKey: Uint8Array, nowMs: number): Buffer {
+  const period = Math.floor(nowMs / TICKET_KEY_LIFETIME_MS)
+  return Buffer.from(hkdfSync('sha256', masterKey, Buffer.alloc(0), `vitalflow tls session tickets ${period}`, 48))
+}
 
 function openssl (args: string[], cwd: string): void {
   execFileSync('openssl', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] })

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net'
 import pino, { type Logger } from 'pino'
 import { AlarmHub, alarmNoticeJson, Sessions, createAdminApi, createPrometheus, createQueries, type Prometheus } from '../api/index.ts'
 import { addressList } from '../addresses.ts'
-import { AuthBackoff, createBroker, loadTls, startListeners } from '../broker/index.ts'
+import { AuthBackoff, createBroker, loadTls, startListeners, ticketKeysAt, TICKET_KEY_LIFETIME_MS } from '../broker/index.ts'
 import type { Config } from '../config/index.ts'
 import { ConsentIndex, POLICY, type Policy } from '../consent/index.ts'
 import { Rights } from '../rights/index.ts'
@@ -125,11 +125,19 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     maxConnections: config.MAX_CONNECTIONS,
     handshakeTimeoutMs: config.TLS_HANDSHAKE_TIMEOUT_MS,
     proxyFrom: config.PROXY_PROTOCOL_FROM.length === 0 ? null : addressList(config.PROXY_PROTOCOL_FROM),
+    ticketKeys: ticketKeysAt(masterKey, Date.now()),
     onViolation: (reason, remoteAddress, detail) => {
       ingest.reject({ reason, detail: detail ?? (reason === 'ING_ERR_SIZE' ? 'packet larger than the limit: connection dropped before buffering' : 'not an MQTT session'), remoteAddress })
     },
   })
   trustTenants = () => { listeners.setTrust(tenantCas()) }
+  // the next period's ticket keys at its start (one timer a day; unref'd, it keeps no process alive)
+  const untilNextPeriod = (): number => TICKET_KEY_LIFETIME_MS - (Date.now() % TICKET_KEY_LIFETIME_MS) + 1
+  const rotateTickets = (): void => {
+    listeners.setTicketKeys(ticketKeysAt(masterKey, Date.now()))
+    ticketTimer = setTimeout(rotateTickets, untilNextPeriod()).unref()
+  }
+  let ticketTimer = setTimeout(rotateTickets, untilNextPeriod()).unref()
   const caPem = tls.ca?.toString('utf8')
 
   prometheus = createPrometheus({
@@ -182,6 +190,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     close: () => {
       closing ??= (async () => {
         ready = false
+        clearTimeout(ticketTimer)
         const stopped = listeners.close()
         await broker.close()
         await stopped
