@@ -6,7 +6,7 @@ import { html } from 'htm/preact'
 import { useEffect, useState } from 'preact/hooks'
 import { call, get, tenant } from '../api.js'
 import { t } from '../i18n.js'
-import { attempt, enc, FAMILIES, Outcome, saveJson, when } from './util.js'
+import { attempt, enc, FAMILIES, Outcome, saveJson, Scroll, when } from './util.js'
 
 function Copy ({ label, value }) {
   const [done, setDone] = useState(false)
@@ -108,9 +108,9 @@ export function AdminDevices ({ onError }) {
       ${secret === null ? null : html`<${Once} secret=${secret} onClose=${() => setSecret(null)} />`}
       <${Enrol} patients=${patients} gateways=${gateways} onEnrolled=${(e) => { setSecret({ tenant: e.tenant, device: e.device, family: e.family, patient: e.patient, secret: e.secret, keyId: e.keyId, key: e.key }); void reload() }} />
       ${devices === null ? html`<p role="status">${t('loading')}</p>` : devices.length === 0 ? html`<p>${t('a_noDevices')}</p>` : html`
-        <div class="scroll"><table class="devices">
+        <${Scroll} label=${t('a_devices')}><table class="devices">
           <thead><tr>${['a_deviceId', 'a_family', 'a_patient', 'a_keys', 'a_action'].map((k) => html`<th scope="col">${t(k)}</th>`)}</tr></thead>
           <tbody>${devices.map((d) => html`<${DeviceRow} key=${d.device} d=${d} patients=${patients} onChanged=${reload} onSecret=${setSecret} />`)}</tbody>
-        </table></div>`}
+        </table><//>`}
     </main>`
 }

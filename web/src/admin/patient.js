@@ -6,7 +6,7 @@ import { useEffect, useState } from 'preact/hooks'
 import { ApiError, call, get } from '../api.js'
 import { t } from '../i18n.js'
 import { AccessReport, Erasure, Export } from './rights.js'
-import { attempt, CONSENT_CATEGORIES, enc, Outcome, PURPOSES, SOURCES, when } from './util.js'
+import { attempt, CONSENT_CATEGORIES, enc, Outcome, PURPOSES, Scroll, SOURCES, when } from './util.js'
 
 function ConsentForm ({ path, onRecorded }) {
   const [f, setF] = useState({ purpose: 'care', category: 'vitals', action: 'grant', source: 'professional', validFrom: '', erase: false })
@@ -46,7 +46,7 @@ function ConsentForm ({ path, onRecorded }) {
 function History ({ events }) {
   if (events.length === 0) return html`<p>${t('a_noHistory')}</p>`
   return html`
-    <div class="scroll"><table class="consent-history">
+    <${Scroll} label=${t('a_history')}><table class="consent-history">
       <thead><tr>${['a_version', 'a_recordedAt', 'a_action', 'a_purpose', 'a_category', 'a_source', 'a_recordedBy', 'a_validFromCol'].map((k) => html`<th scope="col">${t(k)}</th>`)}</tr></thead>
       <tbody>
         ${[...events].reverse().map((e) => html`
@@ -55,7 +55,7 @@ function History ({ events }) {
             <td>${t(`a_cat_${e.category}`)}</td><td>${t(`a_src_${e.source}`)}</td><td>${e.recordedBy}</td><td>${when(e.validFromMs)}</td>
           </tr>`)}
       </tbody>
-    </table></div>`
+    </table><//>`
 }
 
 /** A legal hold or a restriction: the current state, a reason, and the button that sets or lifts it. */

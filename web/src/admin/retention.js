@@ -4,7 +4,7 @@ import { html } from 'htm/preact'
 import { useEffect, useState } from 'preact/hooks'
 import { call, get } from '../api.js'
 import { t } from '../i18n.js'
-import { attempt, Outcome } from './util.js'
+import { attempt, Outcome, Scroll } from './util.js'
 
 function Row ({ r, onSaved }) {
   const [days, setDays] = useState(String(r.days))
@@ -45,18 +45,18 @@ export function AdminRetention ({ onError }) {
       <h1>${t('a_retentionTitle')}</h1>
       <p>${t('a_retentionHint')}</p>
       ${rows === null ? html`<p role="status">${t('loading')}</p>` : html`
-        <div class="scroll"><table class="retention">
+        <${Scroll} label=${t('a_retentionTitle')}><table class="retention">
           <thead><tr><th scope="col">${t('a_category')}</th><th scope="col">${t('a_retentionDays')}</th><th scope="col">${t('a_bounds')}</th><th scope="col">${t('a_sourceDevices')}</th></tr></thead>
           <tbody>${rows.map((r) => html`<${Row} key=${r.category} r=${r} onSaved=${reload} />`)}</tbody>
-        </table></div>`}
+        </table><//>`}
       <h2>${t('a_register')}</h2>
       ${register === null ? html`<p role="status">${t('loading')}</p>` : html`
-        <div class="scroll"><table class="register">
+        <${Scroll} label=${t('a_register')}><table class="register">
           <thead><tr><th scope="col">${t('a_activity')}</th><th scope="col">${t('a_category')}</th><th scope="col">${t('a_recipients')}</th></tr></thead>
           <tbody>${register.map((a) => html`<tr data-purpose=${a.purpose}>
             <th scope="row">${t(`a_pur_${a.purpose}`)}</th>
             <td>${a.categories.map((c) => `${t(`a_cat_${c.category}`)} (${c.basis}, ${t('a_days', c.retentionDays)})`).join('; ')}</td>
             <td>${a.recipients.join(', ')}</td></tr>`)}</tbody>
-        </table></div>`}
+        </table><//>`}
     </main>`
 }

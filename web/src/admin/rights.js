@@ -5,7 +5,7 @@ import { html } from 'htm/preact'
 import { useState } from 'preact/hooks'
 import { call, download, get } from '../api.js'
 import { t } from '../i18n.js'
-import { attempt, Outcome, saveBlob, saveJson, when } from './util.js'
+import { attempt, Outcome, saveBlob, saveJson, Scroll, when } from './util.js'
 
 const FORMATS = ['fhir', 'ndjson', 'csv']
 const cat = (c) => t(`a_cat_${c}`)
@@ -22,7 +22,7 @@ function Report ({ r }) {
       </dl>
       <h4>${t('a_data')}</h4>
       ${r.data.length === 0 ? html`<p>${t('a_noData')}</p>` : html`
-        <div class="scroll"><table class="report-data">
+        <${Scroll} label=${t('a_data')}><table class="report-data">
           <thead><tr>${['a_table', 'a_category', 'a_purpose', 'a_basis', 'a_rows', 'a_period', 'a_sourceDevices', 'a_retentionDays', 'a_recipients'].map((k) => html`<th scope="col">${t(k)}</th>`)}</tr></thead>
           <tbody>${r.data.map((d) => html`
             <tr data-table=${d.table} data-rows=${d.rows}>
@@ -30,14 +30,14 @@ function Report ({ r }) {
               <td>${d.rows}</td><td>${when(d.firstMs)} – ${when(d.lastMs)}</td><td>${d.source.map((s) => `${s.device} (${t(`a_fam_${s.family}`)})`).join(', ')}</td>
               <td>${t('a_days', d.retentionDays)}</td><td>${d.recipients.join(', ')}</td>
             </tr>`)}</tbody>
-        </table></div>`}
+        </table><//>`}
       ${r.categoriesWithoutData.length > 0 ? html`<p class="muted">${t('a_withoutData', r.categoriesWithoutData.map(cat).join(', '))}</p>` : null}
       <p>${t('a_consentEvents', r.consent.length)}</p>
       <h4>${t('a_accessedBy')}</h4>
-      <div class="scroll"><table class="report-access">
+      <${Scroll} label=${t('a_accessedBy')}><table class="report-access">
         <thead><tr>${['a_when', 'user', 'a_role', 'a_action', 'a_detail'].map((k) => html`<th scope="col">${t(k)}</th>`)}</tr></thead>
         <tbody>${r.accessedBy.map((a) => html`<tr><td>${when(a.ts_ms)}</td><td>${a.user}</td><td>${t(`a_role_${a.role}`)}</td><td>${a.action}</td><td>${a.detail}</td></tr>`)}</tbody>
-      </table></div>
+      </table><//>
     </div>`
 }
 

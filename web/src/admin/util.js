@@ -57,3 +57,8 @@ export function when (ms) {
 }
 
 export const enc = encodeURIComponent
+
+/** A wide table's own scrolling region: focusable and named, so it scrolls from the keyboard too. */
+export function Scroll ({ label, children }) {
+  return html`<div class="scroll" tabindex="0" role="region" aria-label=${label}>${children}</div>`
+}
