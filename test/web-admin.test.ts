@@ -220,6 +220,11 @@ describe('the tenant administrator\'s screens in chromium', () => {
     const [logged] = await rowsOf(node, `SELECT action, category, purpose, recorded_by, source FROM {db}.consent_events
       WHERE tenant_id = {t:String} AND patient_id = 'a-p1' AND version = 2`, { t: T })
     expect(logged).toEqual({ action: 'withdraw', category: 'vitals', purpose: 'care', recorded_by: 'admin', source: 'professional' })
+    // reading the history is a read of personal data: in the access log under the patient, with who read it
+    const reads = await rowsOf<{ user_id: string; role: string }>(node, `SELECT user_id, role FROM {db}.access_log WHERE tenant_id = {t:String} AND patient_id = 'a-p1'
+      AND action = 'GET /api/patients/{patient}/consent'`, { t: T })
+    expect(reads.length).toBeGreaterThanOrEqual(2) // opened, and read again after the withdrawal
+    expect(new Set(reads.map((r) => `${r.user_id}/${r.role}`))).toEqual(new Set(['admin/tenant_admin']))
   })
 
   it('a guardian\'s grant for a minor recorded on the screen appears in the history, and only it lets the minor\'s vitals in', async () => {
@@ -441,6 +446,11 @@ describe('the tenant administrator\'s screens in chromium', () => {
     expect(node.registry.device('a-new1')!.patient).toBeNull()
     const bindings = await rowsOf<{ p: string }>(node, `SELECT patient_id AS p FROM {db}.device_bindings WHERE tenant_id = {t:String} AND device_id = 'a-new1' ORDER BY valid_from`, { t: T })
     expect(bindings.map((b) => b.p)).toEqual(['a-p2', 'a-p1', ''])
+
+    // the answer that carries a secret is never cached
+    const r = await fetch(`${base()}/api/tenant/devices`, { method: 'POST', headers: { authorization: `Bearer ${await token('admin')}`, 'content-type': 'application/json' }, body: JSON.stringify({ device: 'a-cal9', family: 'calarm' }) })
+    expect([r.status, r.headers.get('cache-control')]).toEqual([201, 'no-store'])
+    expect(await r.json()).toMatchObject({ tenant: T, device: 'a-cal9', patient: null, secret: expect.any(String), key: expect.any(String) })
   })
 
   it('an account created on the users screen logs in with its role', async () => {

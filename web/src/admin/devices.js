@@ -11,7 +11,7 @@ import { attempt, enc, FAMILIES, Outcome, saveJson, Scroll, when } from './util.
 function Copy ({ label, value }) {
   const [done, setDone] = useState(false)
   const copy = async () => { try { await navigator.clipboard.writeText(value); setDone(true) } catch { setDone(false) } }
-  return html`<button type="button" onClick=${copy} aria-label=${t('a_copy', label)}>${done ? t('a_copied') : t('a_copy', label)}</button>`
+  return html`<button type="button" class="copy" onClick=${copy} aria-label=${done ? t('a_copied') : t('a_copy', label)}>${done ? t('a_copied') : t('a_copyShort')}</button>`
 }
 
 /** The one-time panel: what the device needs, with copy and download; closing it forgets it. */
@@ -21,7 +21,7 @@ function Once ({ secret, onClose }) {
     <section class="once" role="region" aria-labelledby="once-title" data-once=${secret.device}>
       <h2 id="once-title">${t('a_onceTitle')}</h2>
       <p>${t('a_onceHint')}</p>
-      <dl class="facts">
+      <dl class="facts single">
         ${fields.map(([label, k]) => html`<div><dt>${t(label)}</dt><dd><code class="id" data-field=${k}>${String(secret[k])}</code>
           ${k === 'secret' || k === 'key' ? html` <${Copy} label=${t(label)} value=${String(secret[k])} />` : null}</dd></div>`)}
       </dl>

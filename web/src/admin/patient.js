@@ -47,12 +47,12 @@ function History ({ events }) {
   if (events.length === 0) return html`<p>${t('a_noHistory')}</p>`
   return html`
     <${Scroll} label=${t('a_history')}><table class="consent-history">
-      <thead><tr>${['a_version', 'a_recordedAt', 'a_action', 'a_purpose', 'a_category', 'a_source', 'a_recordedBy', 'a_validFromCol'].map((k) => html`<th scope="col">${t(k)}</th>`)}</tr></thead>
+      <thead><tr>${['a_version', 'a_recordedAt', 'a_action', 'a_purpose', 'a_category', 'a_source', 'a_validFromCol'].map((k) => html`<th scope="col">${t(k)}</th>`)}</tr></thead>
       <tbody>
         ${[...events].reverse().map((e) => html`
           <tr data-version=${e.version} data-action=${e.action} data-category=${e.category} data-source=${e.source}>
-            <td>${e.version}</td><td>${when(e.recordedAtMs)}</td><td>${t(`a_act_${e.action}`)}</td><td>${t(`a_pur_${e.purpose}`)}</td>
-            <td>${t(`a_cat_${e.category}`)}</td><td>${t(`a_src_${e.source}`)}</td><td>${e.recordedBy}</td><td>${when(e.validFromMs)}</td>
+            <td>${e.version}</td><td>${when(e.recordedAtMs)}<span class="muted block">${t('a_byWhom', e.recordedBy)}</span></td><td>${t(`a_act_${e.action}`)}</td>
+            <td>${t(`a_pur_${e.purpose}`)}</td><td>${t(`a_cat_${e.category}`)}</td><td>${t(`a_src_${e.source}`)}</td><td>${when(e.validFromMs)}</td>
           </tr>`)}
       </tbody>
     </table><//>`

@@ -6,6 +6,9 @@ import { call, get } from '../api.js'
 import { t } from '../i18n.js'
 import { attempt, Outcome, Scroll } from './util.js'
 
+/** Days as years, to one decimal where it is not whole. */
+const years = (days) => String(Math.round(days / 365.25 * 10) / 10)
+
 function Row ({ r, onSaved }) {
   const [days, setDays] = useState(String(r.days))
   const [outcome, setOutcome] = useState(null)
@@ -27,7 +30,7 @@ function Row ({ r, onSaved }) {
           <${Outcome} outcome=${outcome} />
         </form>
       </td>
-      <td>${r.minDays} – ${r.maxDays}<span class="muted block">${t('a_default')}: ${r.defaultDays}</span></td>
+      <td>${r.minDays} – ${r.maxDays}<span class="muted block">${t('a_years', years(r.minDays), years(r.maxDays))}</span><span class="muted block">${t('a_default')}: ${r.defaultDays}</span></td>
       <td class="muted">${r.source}</td>
     </tr>`
 }
