@@ -500,6 +500,55 @@ describe('the tenant administrator\'s screens in chromium', () => {
     await expectUsable(page, 'admin retention')
   })
 
+  it('works from the keyboard alone, and in Dutch', async () => {
+    await go(page, '#/admin/devices')
+    await page.locator('tr[data-device="a-cal9"][data-patient=""]').waitFor()
+    const select = page.getByLabel('Patient of a-cal9')
+    await select.focus()
+    await select.selectOption('a-p1')
+    await page.keyboard.press('Tab') // the next stop is this row's Bind button
+    expect(await page.evaluate(() => (globalThis as any).document.activeElement.getAttribute('aria-label'))).toBe('Bind a-cal9')
+    await page.keyboard.press('Enter')
+    await page.locator('tr[data-device="a-cal9"][data-patient="a-p1"]').waitFor()
+    expect(node.registry.device('a-cal9')!.patient).toBe('a-p1')
+
+    await go(page, '#/admin/patients/a-p1')
+    const radio = page.getByRole('radio', { name: 'Grant' })
+    await radio.focus()
+    await page.keyboard.press('Space')
+    await page.getByLabel('Category', { exact: true }).selectOption('sleep')
+    await page.getByRole('button', { name: 'Record' }).focus()
+    await page.keyboard.press('Enter')
+    await page.locator('table.consent-history tr[data-action="grant"][data-category="sleep"]').waitFor()
+
+    await page.getByRole('button', { name: 'Nederlands' }).click()
+    await page.locator('nav[aria-label="Beheer"] a[aria-current="page"]').filter({ hasText: 'Patiënten en rechten' }).waitFor()
+    expect(await page.locator('h2#h-consent').textContent()).toBe('Toestemming')
+    expect(await page.locator('table.consent-history').textContent()).toContain('slaap')
+    expect(await page.evaluate(() => (globalThis as any).document.documentElement.lang)).toBe('nl')
+    await expectUsable(page, 'admin patient (Dutch)')
+    await page.getByRole('button', { name: 'English' }).click()
+    await page.locator('h2#h-consent').filter({ hasText: 'Consent' }).waitFor()
+  })
+
+  it('a withdrawal with erasure removes the category\'s stored rows, keeps the others, and leaves a receipt', async () => {
+    const rows = async (category: string): Promise<number> => Number((await rowsOf<{ n: string }>(node, `SELECT count() AS n FROM {db}.vital_samples
+      WHERE tenant_id = {t:String} AND patient_id = 'a-p2' AND category = {c:String}`, { t: T, c: category }))[0]!.n)
+    expect(await rows('vitals')).toBeGreaterThan(0)
+    const diagnostics = await rows('device_diagnostics')
+    expect(diagnostics).toBeGreaterThan(0)
+    await go(page, '#/admin/patients/a-p2')
+    await page.getByRole('radio', { name: 'Withdraw' }).check()
+    await page.getByLabel('Category', { exact: true }).selectOption('vitals')
+    await page.getByLabel('Also erase the stored data of this category').check()
+    await page.getByRole('button', { name: 'Record' }).click()
+    await page.locator('tr[data-action="withdraw"][data-category="vitals"]').waitFor()
+    expect(await rows('vitals')).toBe(0)
+    expect(await rows('device_diagnostics')).toBe(diagnostics) // legitimate interest, not consent: kept
+    const receipts = await rowsOf<{ scope: string }>(node, `SELECT scope FROM {db}.erasure_receipts FINAL WHERE tenant_id = {t:String} AND requested_by = 'admin' ORDER BY requested_at`, { t: T })
+    expect(receipts.at(-1)!.scope).toContain('vitals')
+  })
+
   it('a clinician sees no administration screen, and the API answers 403', async () => {
     const p = await newPage()
     await p.goto(`${base()}/`)

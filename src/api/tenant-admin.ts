@@ -121,7 +121,8 @@ export function registerTenantAdminRoutes (route: Route, deps: TenantAdminDeps):
     // a new binding must start after the current one: two changes within the same millisecond follow each other
     const last = registry.device(device)!.bindings.at(-1)?.fromMs ?? 0
     await registry.bindDevice(tenant, device, patient, Math.max(Date.now(), last + 1))
-    for (const p of new Set([before, patient])) if (p !== null) await deps.rights.audit(tenant, actorOf(req), p, patient === null ? 'device_unbind' : 'device_bind', device)
+    if (before !== null && before !== patient) await deps.rights.audit(tenant, actorOf(req), before, 'device_unbind', device)
+    if (patient !== null) await deps.rights.audit(tenant, actorOf(req), patient, 'device_bind', device)
     return { device, patient: patient ?? '' }
   })
 

@@ -35,7 +35,7 @@ export function Outcome ({ outcome }) {
   if (outcome.ok !== undefined) return html`<p class="outcome ok" role="status">${outcome.ok}</p>`
   const e = outcome.error
   const code = e instanceof ApiError ? e.code : 'ING_ERR_HTTP'
-  const text = e instanceof ApiError && e.status === 404 ? t('a_notFound') : e instanceof ApiError && e.status === 403 ? t('forbidden') : t('a_loadFailed', e?.message ?? String(e))
+  const text = e instanceof ApiError && e.status === 404 ? t('a_notFoundAny') : e instanceof ApiError && e.status === 403 ? t('forbidden') : t('a_loadFailed', e?.message ?? String(e))
   return html`<p class="outcome error" role="alert" data-error-code=${code}>${text}</p>`
 }
 
