@@ -172,7 +172,7 @@ describe('the tenant administrator\'s screens in chromium', () => {
     await page.locator('tr[data-patient="a-p1"]').waitFor()
     expect(await page.locator('tr[data-patient]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-patient')))).toEqual(['a-minor', 'a-p1', 'a-p2', 'a-p3'])
     expect(await page.content()).not.toContain('b-p1')
-    await shot(page, 'admin-patients')
+    await page.getByText('No erasures yet.').waitFor()
     await expectUsable(page, 'admin patients')
 
     await page.getByLabel('Open a patient by pseudonymous id').fill('b-p1')
@@ -388,6 +388,8 @@ describe('the tenant administrator\'s screens in chromium', () => {
     await go(page, '#/admin')
     await page.locator(`li[data-receipt="${receiptId!}"]`).waitFor()
     expect(await page.locator('tr[data-patient="a-p3"]').count()).toBe(0)
+    await shot(page, 'admin-patients')
+    await expectUsable(page, 'admin patients with a receipt')
   })
 
   it('a device enrolled on the screen connects with the secret shown once and its rows are stored; rotate and rebind work too', async () => {

@@ -36,7 +36,7 @@ export function AdminPatients ({ onError }) {
             ${rows.map((r) => html`
               <tr data-patient=${r.patient}>
                 <td><a class="id" href=${`#/admin/patients/${enc(r.patient)}`}>${r.patient}</a>${local[r.patient] ? html`<span class="local-name">${local[r.patient]}</span>` : null}</td>
-                <td>${r.legalHold ? html`<span class="tag">${t('a_held')}</span>` : null}${r.restricted ? html`<span class="tag">${t('a_restricted')}</span>` : null}</td>
+                <td>${r.legalHold ? html`<span class="tag">${t('a_held')}</span>` : null}${r.restricted ? html`<span class="tag">${t('a_restricted')}</span>` : null}${r.legalHold || r.restricted ? null : t('a_none')}</td>
               </tr>`)}
           </tbody>
         </table>`}
