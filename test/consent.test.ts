@@ -43,6 +43,20 @@ describe('consent index', () => {
     }), { numRuns: 300 })
   })
 
+  it('a guardian\'s grant after one that was not a guardian\'s takes over, so it covers a minor', () => {
+    const index = new ConsentIndex()
+    index.setMinorUntil('t1', 'kid', Date.now() + 86_400_000)
+    const grant = (version: number, source: string, validFromMs: number): void => {
+      index.apply({ tenant: 't1', patient: 'kid', purpose: 'care', category: 'vitals', action: 'grant', version, recordedBy: 'x', source, recordedAtMs: validFromMs, validFromMs })
+    }
+    grant(1, 'professional', 100)
+    expect(index.gate('t1', 'kid')('vitals')).toBeNull()
+    grant(2, 'guardian', 200)
+    expect(index.gate('t1', 'kid')('vitals')).toMatchObject({ version: 2, fromMs: 200, guardian: true })
+    grant(3, 'professional', 300) // a later grant of another kind does not undo it
+    expect(index.gate('t1', 'kid')('vitals')).toMatchObject({ version: 2, fromMs: 200, guardian: true })
+  })
+
   it('numbers each patient\'s consent events from 1 upward, per tenant', () => {
     const index = new ConsentIndex()
     expect(index.nextVersion('t1', 'p1')).toBe(1)

@@ -15,6 +15,7 @@ import type { Rights } from '../rights/index.ts'
 import type { Storage } from '../storage/index.ts'
 import { alarmNoticeJson, type AlarmHub } from './alarm-hub.ts'
 import { rightsRoutes } from './rights-routes.ts'
+import { registerTenantAdminRoutes } from './tenant-admin.ts'
 import type { Queries } from './queries.ts'
 import type { Sessions } from './sessions.ts'
 
@@ -259,6 +260,8 @@ export function registerClinicianApi (app: FastifyInstance, deps: ClinicianDeps)
       return await r.handler(p.tenant, { user: p.user, role: p.role, remoteAddress: req.ip }, { params: req.params, query: req.query, body: req.body }, reply)
     })
   }
+
+  registerTenantAdminRoutes(route, deps) // the tenant administrator's screens: devices, users, consent history
 
   return docs
 }

@@ -59,7 +59,10 @@ export class ConsentIndex {
   apply (e: ConsentEvent): void {
     const k = key(e.tenant, e.patient, e.purpose, e.category)
     if (e.action === 'grant') {
-      if (!this.grants.has(k)) {
+      // a repeated grant keeps the one in force (and its earlier start); a guardian's grant replaces
+      // one that was not a guardian's, which never covered a minor, on its own terms
+      const had = this.grants.get(k)
+      if (had === undefined || (e.source === 'guardian' && had.guardian !== true)) {
         this.grants.set(k, Object.freeze({ purpose: e.purpose, basis: 'consent', version: e.version, fromMs: e.validFromMs, guardian: e.source === 'guardian' }))
       }
     } else {

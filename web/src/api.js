@@ -101,3 +101,16 @@ export function alarmStream (onAlarm, onState) {
   void run()
   return () => { stop.abort(); clearTimeout(retry) }
 }
+
+/**
+ * A file from the API (an export, for instance), read with the session's token in the
+ * Authorization header: the browser never navigates to it, so no token or id lands in a URL
+ * beyond the API path itself. Answers the body as a Blob and the name the node suggested.
+ */
+export async function download (path) {
+  const r = await fetch(path, { headers: headers() })
+  if (r.status === 401 && session !== null) expired()
+  if (!r.ok) await answer(r)
+  const name = /filename="([^"]+)"/.exec(r.headers.get('content-disposition') ?? '')?.[1] ?? 'download'
+  return { blob: await r.blob(), name }
+}

@@ -60,6 +60,12 @@ export function t (key, ...args) {
   return s.replace(/\{(\d)\}/g, (_, i) => String(args[Number(i)] ?? ''))
 }
 
+/** Adds a screen's own strings (kept in its own file) to both languages. */
+export function addStrings (en, nl) {
+  Object.assign(STRINGS.en, en)
+  Object.assign(STRINGS.nl, nl)
+}
+
 export function has (key) { return key in STRINGS.en }
 
 /** "3 min" / "2 h": how old a time (ms) is. */

@@ -6,6 +6,7 @@ import { html } from 'htm/preact'
 import { render } from 'preact'
 import { useEffect, useState } from 'preact/hooks'
 import { ApiError, get, loggedIn, logOut, whenExpired } from './api.js'
+import { Admin, adminRoute, mayAdminister } from './admin/index.js'
 import { Alarms } from './alarms.js'
 import { language, setLanguage, t } from './i18n.js'
 import { Login } from './login.js'
@@ -17,6 +18,7 @@ function route () {
   if (parts[0] === 'patients' && parts[1] !== undefined && parts[1] !== '') return { page: 'patient', patient: parts[1] }
   if (parts[0] === 'patients') return { page: 'patients' }
   if (parts[0] === 'alarms') return { page: 'alarms' }
+  if (parts[0] === 'admin') return { page: 'admin', admin: adminRoute(parts.slice(1)) }
   return { page: 'home' }
 }
 
@@ -46,8 +48,8 @@ function App () {
   const onLoggedIn = async () => {
     setExpired(false)
     try {
-      const patients = await mayReadPatients()
-      setSession({ patients })
+      const [patients, admin] = await Promise.all([mayReadPatients(), mayAdminister()])
+      setSession({ patients, admin })
       // back to the page the user was on when the session ended; else their start page
       if (route().page === 'home') location.hash = patients ? '#/patients' : '#/alarms'
       setWhere(route())
@@ -69,6 +71,7 @@ function App () {
       <nav aria-label="main">
         ${session.patients ? html`<a href="#/patients" aria-current=${page === 'patients' || page === 'patient' ? 'page' : null}>${t('patients')}</a>` : null}
         <a href="#/alarms" aria-current=${page === 'alarms' ? 'page' : null}>${t('alarms')}</a>
+        ${session.admin ? html`<a href="#/admin" aria-current=${page === 'admin' ? 'page' : null}>${t('a_nav')}</a>` : null}
       </nav>
       ${langButton}
       <button type="button" onClick=${async () => { await logOut(); setSession(null); location.hash = '' }}>${t('logOut')}</button>
@@ -77,7 +80,8 @@ function App () {
     ${page === 'patients' && session.patients ? html`<${Patients} onError=${onError} />`
       : page === 'patient' && session.patients ? html`<${Patient} key=${where.patient} patient=${where.patient} onError=${onError} />`
         : page === 'alarms' ? html`<${Alarms} onError=${onError} />`
-          : html`<main><p role="alert">${t('forbidden')}</p></main>`}`
+          : page === 'admin' && session.admin ? html`<${Admin} where=${where.admin} onError=${onError} />`
+            : html`<main><p role="alert">${t('forbidden')}</p></main>`}`
 }
 
 render(html`<${App} />`, document.getElementById('app'))
