@@ -14,6 +14,7 @@ import { hashSecret, newSecret, placeholderHash, verifySecret } from './secrets.
 import type { Hasher } from './hasher.ts'
 import type { CertificateAuthorities } from './certificates.ts'
 import { patientAt, type Binding } from './bindings.ts'
+import { VitalflowError } from '../errors.ts'
 
 export const FAMILIES = ['bracelet', 'cvitals', 'calarm', 'gateway', 'responder'] as const
 export type Family = (typeof FAMILIES)[number]
@@ -47,12 +48,7 @@ export interface Enrollment {
   key: string
 }
 
-export class RegistryError extends Error {
-  constructor (readonly code: 'ING_ERR_NOT_FOUND' | 'ING_ERR_CONFLICT' | 'ING_ERR_INVALID', message: string) {
-    super(message)
-    this.name = 'RegistryError'
-  }
-}
+export class RegistryError extends VitalflowError<'ING_ERR_NOT_FOUND' | 'ING_ERR_CONFLICT' | 'ING_ERR_INVALID'> {}
 
 export interface RegistryOptions {
   masterKey: Uint8Array
