@@ -4,6 +4,7 @@
  * levels, TSV, file names and associated data (no separators, no NUL).
  */
 import { VitalflowError } from './errors.ts'
+
 export type TenantId = string & { readonly __brand: 'TenantId' }
 export type PatientId = string & { readonly __brand: 'PatientId' }
 export type DeviceId = string & { readonly __brand: 'DeviceId' }

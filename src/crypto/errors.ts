@@ -1,5 +1,6 @@
-/** Reason codes for payloads refused by the crypto stage. Stable: they are stored and counted. */
 import { VitalflowError } from '../errors.ts'
+
+/** Reason codes for payloads refused by the crypto stage. Stable: they are stored and counted. */
 export const CryptoReason = {
   decrypt: 'ING_ERR_DECRYPT',
   replay: 'ING_ERR_REPLAY',
