@@ -42,3 +42,8 @@ export type HttpErrorCode = keyof typeof HTTP_STATUS
 export function httpStatusOf (code: string): number {
   return Object.hasOwn(HTTP_STATUS, code) ? HTTP_STATUS[code as HttpErrorCode] : 500
 }
+
+/** Whether `err` is one of ours (narrowed with its code a string, not `any` as `instanceof` of a generic class gives). */
+export function isVitalflowError (err: unknown): err is VitalflowError {
+  return err instanceof VitalflowError
+}
