@@ -54,10 +54,25 @@ const RotateBody = optionalBody(z.object({ overlapSeconds: z.number().int().min(
 const CertificateBody = optionalBody(z.object({ csr: z.string().startsWith('-----BEGIN CERTIFICATE REQUEST-----').max(8192).optional() }))
 const SinceQuery = z.object({ since: z.coerce.number().int().min(0).default(0) })
 
+type Operation = Record<string, unknown> & { parameters?: unknown[]; requestBody?: unknown; security?: unknown[] }
+
+/** The answers every operation may give besides its own (the error handler's), by what the operation takes. */
+function withAnswers (path: string, op: Operation): Operation {
+  const responses: Record<string, { description: string }> = { 200: { description: 'OK' } }
+  if (op.parameters !== undefined || op.requestBody !== undefined) responses[400] = { description: 'ING_ERR_INVALID: refused by the route\'s schema (issues name where and what)' }
+  if (op.security?.length !== 0) {
+    responses[401] = { description: 'ING_ERR_AUTH: no valid session or token' }
+    if (path.startsWith('/api/')) responses[403] = { description: 'ING_ERR_ROLE: the role (x-roles) may not call this' }
+  }
+  if (path.includes('{')) responses[404] = { description: 'ING_ERR_NOT_FOUND: not found (also: another tenant\'s id)' }
+  return { ...op, responses }
+}
+
 /** The OpenAPI document of every route with a schema; /api/openapi.json and /admin/openapi.json are its two halves. */
 function documentOf (full: Record<string, unknown>, prefix: '/api/' | '/admin/'): Record<string, unknown> {
-  const paths = full['paths'] as Record<string, unknown> | undefined
-  const mine = Object.fromEntries(Object.entries(paths ?? {}).filter(([path]) => path.startsWith(prefix)))
+  const paths = (full['paths'] ?? {}) as Record<string, Record<string, Operation>>
+  const mine = Object.fromEntries(Object.entries(paths).filter(([path]) => path.startsWith(prefix))
+    .map(([path, ops]) => [path, Object.fromEntries(Object.entries(ops).map(([method, op]) => [method, withAnswers(path, op)]))]))
   return prefix === '/api/'
     ? { ...full, info: { title: 'vitalflow clinician API', version: '1' }, components: { securitySchemes: { session: { type: 'http', scheme: 'bearer' } } }, security: [{ session: [] }], paths: mine }
     : { ...full, info: { title: 'vitalflow admin API', version: '1' }, components: { securitySchemes: { admin: { type: 'http', scheme: 'bearer' } } }, security: [{ admin: [] }], paths: mine }
