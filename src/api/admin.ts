@@ -11,13 +11,13 @@ import type { Registry as MetricsRegistry } from 'prom-client'
 import { z } from 'zod'
 import { randomBytes } from 'node:crypto'
 import { VitalflowError } from '../errors.ts'
-import { ID_PATTERN } from '../ids.ts'
 import { FAMILIES, ROLES, type Registry } from '../registry/index.ts'
 import { applyDashboardUser, rowsPerTable, securityEvents, storedSequences, type Storage } from '../storage/index.ts'
 import { bearerCheck } from './bearer.ts'
 import { clientError, frameworkError, registerAnswers } from './http-answers.ts'
 import { registerClinicianApi, type ClinicianDeps } from './clinician.ts'
-import { optionalBody, rightsRoutes } from './rights-routes.ts'
+import { rightsRoutes } from './rights-routes.ts'
+import { id, optionalBody } from './schemas.ts'
 import { createWebApp } from './web.ts'
 
 export interface AdminApiDeps {
@@ -40,7 +40,6 @@ export interface AdminApiDeps {
   clinician?: ClinicianDeps
 }
 
-const id = z.string().regex(ID_PATTERN)
 const TenantBody = z.object({ tenant: id, displayName: z.string().min(1).max(200) })
 const PatientBody = z.object({ patient: id })
 const DeviceBody = z.object({ device: id, family: z.enum(FAMILIES), patient: id.nullish(), gateway: id.nullish() })

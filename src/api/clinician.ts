@@ -8,7 +8,6 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { z } from 'zod'
 import { QUERYABLE_METRICS } from '../catalogue/index.ts'
 import { METRIC_CATEGORY, type ConsentIndex } from '../consent/index.ts'
-import { ID_PATTERN } from '../ids.ts'
 import type { AuthBackoff } from '../broker/index.ts'
 import { HasherBusyError, type Principal, type Registry, type Role, type Users } from '../registry/index.ts'
 import type { Rights } from '../rights/index.ts'
@@ -16,6 +15,7 @@ import type { Storage } from '../storage/index.ts'
 import { isVitalflowError, VitalflowError } from '../errors.ts'
 import { alarmNoticeJson, type AlarmHub } from './alarm-hub.ts'
 import { rightsRoutes } from './rights-routes.ts'
+import { id } from './schemas.ts'
 import type { Queries } from './queries.ts'
 import type { Sessions } from './sessions.ts'
 
@@ -34,7 +34,6 @@ export interface ClinicianDeps {
   loginBackoff: AuthBackoff
 }
 
-const id = z.string().regex(ID_PATTERN)
 /** The metrics a series or aggregate may ask for: the catalogue's, but the device's own diagnostics. */
 export const METRICS = QUERYABLE_METRICS
 const DAY = 86_400_000

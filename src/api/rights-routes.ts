@@ -8,18 +8,11 @@ import type { FastifyReply } from 'fastify'
 import { z } from 'zod'
 import { VitalflowError } from '../errors.ts'
 import { CATEGORIES, CONSENT_CATEGORIES, PURPOSES } from '../consent/index.ts'
-import { ID_PATTERN } from '../ids.ts'
 import type { Registry, Role } from '../registry/index.ts'
 import { RECTIFIABLE_TARGETS, type Actor, type Rights } from '../rights/index.ts'
 import { exportPatient, type ExportFormat } from '../rights/export.ts'
 import type { Storage } from '../storage/index.ts'
-
-const id = z.string().regex(ID_PATTERN)
-
-/** A body that may be left out (no content at all): read as `{}`, its defaults applied. */
-export function optionalBody<T extends z.ZodObject> (schema: T): z.ZodType<z.output<T>> {
-  return schema.nullish().transform((v) => v ?? schema.parse({}))
-}
+import { id, optionalBody } from './schemas.ts'
 
 export const RightsSchemas = {
   patient: z.object({ patient: id }),
