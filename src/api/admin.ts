@@ -1,6 +1,9 @@
 /**
- * Admin HTTP API (bearer token): tenants, patients, device enrollment, consent
- * recording, and ingest statistics. The admin CLI and the simulator use it.
+ * Admin HTTP API (bearer token): tenants, patients, device enrollment, the
+ * data-subject rights (consent among them: the same routes as under /api),
+ * stored rows and sequences, and ingest statistics. The admin CLI and the
+ * simulator use it. Every route declares its schemas once; fastify validates
+ * with them and @fastify/swagger documents them (/admin/openapi.json).
  * Responses never echo health values; patient ids appear only where the
  * administrator asked for them and are never logged.
  */
