@@ -67,7 +67,7 @@ function statusAnswer (status: number): { status: number; body: { error: string;
  * (the framework's: bad JSON, too large, bad URL, ...; or a bug) is answered by its status alone, because
  * its message may quote the request or the code.
  */
-export function errorAnswer (err: unknown): ErrorAnswer {
+function errorAnswer (err: unknown): ErrorAnswer {
   if (hasZodFastifySchemaValidationErrors(err)) {
     return { status: 400, body: { error: 'ING_ERR_INVALID', issues: err.validation.map((i) => `${i.instancePath.slice(1).replaceAll('/', '.')}: ${i.message}`) } }
   }
