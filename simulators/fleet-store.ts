@@ -79,8 +79,8 @@ export async function ensureFleetWithResponders (api: AdminClient, file: string,
     if (consent) {
       for (const category of CONSENTED) {
         // recorded from a signed paper form, valid since a month ago (the simulated clock starts in the past)
-        await api.request('POST', `/admin/tenants/${tenant}/consent`, {
-          patient, category, action: 'grant', recordedBy: 'simulator', source: 'paper_form', validFromMs: Date.now() - 30 * 86_400_000,
+        await api.request('POST', `/admin/tenants/${tenant}/patients/${patient}/consent`, {
+          category, action: 'grant', recordedBy: 'simulator', source: 'paper_form', validFromMs: Date.now() - 30 * 86_400_000,
         })
       }
     }

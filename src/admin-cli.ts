@@ -7,7 +7,7 @@
  *   tenant list
  *   patient create <tenant> <patient>
  *   device enroll|list|bind|gateway|cert|rotate-key ...   (see USAGE below)
- *   consent grant|withdraw <tenant> <patient> <category> --by <who> [--purpose care] [--source app|professional|paper_form|admin]
+ *   consent grant|withdraw <tenant> <patient> <category> --by <who> [--purpose care] [--source app|professional|paper_form|guardian|admin] [--erase]
  *   rights register|receipts|report|export|erase|hold|unhold|restrict|unrestrict|rectify|retention ...
  *   stats
  */
@@ -29,7 +29,8 @@ const USAGE = `usage: npm run admin -- <command>
   security-events <tenant>
   user create <tenant|-> <user> --role platform_admin|tenant_admin|clinician|researcher|responder --password <password>
   tenant dashboard-user <tenant> [--password <password>]   (server mode: read-only ClickHouse user + row policies)
-  consent grant|withdraw <tenant> <patient> <category> --by <who> [--purpose care] [--source app|professional|paper_form|admin]
+  consent grant|withdraw <tenant> <patient> <category> --by <who> [--purpose care] [--source app|professional|paper_form|guardian|admin]
+                                                [--erase: with a withdrawal, also erase the category's stored data]
   rights register <tenant>                      register of processing activities
   rights receipts <tenant>                      erasure receipts
   rights report <tenant> <patient>              access report (what is held, why, for whom, how long, who looked)
@@ -48,7 +49,7 @@ const { values, positionals } = parseArgs({
     from: { type: 'string' }, csr: { type: 'string' }, overlap: { type: 'string' }, role: { type: 'string' }, password: { type: 'string' },
     by: { type: 'string' }, purpose: { type: 'string' }, source: { type: 'string' }, help: { type: 'boolean', short: 'h' },
     format: { type: 'string' }, categories: { type: 'string' }, reason: { type: 'string' }, target: { type: 'string' }, device: { type: 'string' },
-    seq: { type: 'string' }, idx: { type: 'string' }, value: { type: 'string' },
+    seq: { type: 'string' }, idx: { type: 'string' }, value: { type: 'string' }, erase: { type: 'boolean' },
   },
 })
 
@@ -109,9 +110,10 @@ try {
       break
     case 'consent grant':
     case 'consent withdraw':
-      result = await api.request('POST', `/admin/tenants/${need(a, '<tenant>')}/consent`, {
-        patient: need(b, '<patient>'), category: need(c, '<category>'), action: verb, recordedBy: need(values.by, '--by'),
-        ...(values.purpose === undefined ? {} : { purpose: values.purpose }), ...(values.source === undefined ? {} : { source: values.source }),
+      // the rights route: the same one a tenant administrator uses under /api, audited in the access log
+      result = await api.request('POST', `${patientPath()}/consent`, {
+        category: need(c, '<category>'), action: verb, recordedBy: need(values.by, '--by'), source: values.source ?? 'admin',
+        ...(values.purpose === undefined ? {} : { purpose: values.purpose }), ...(values.erase === true ? { erase: true } : {}),
       })
       break
     case 'rights register': result = await api.request('GET', `/admin/tenants/${need(a, '<tenant>')}/register`); break

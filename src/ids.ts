@@ -3,6 +3,8 @@
  * patient id is expected. All ids share one alphabet: it is safe in MQTT topic
  * levels, TSV, file names and associated data (no separators, no NUL).
  */
+import { VitalflowError } from './errors.ts'
+
 export type TenantId = string & { readonly __brand: 'TenantId' }
 export type PatientId = string & { readonly __brand: 'PatientId' }
 export type DeviceId = string & { readonly __brand: 'DeviceId' }
@@ -13,11 +15,9 @@ export function isId (s: unknown): s is string {
   return typeof s === 'string' && ID_PATTERN.test(s)
 }
 
-export class InvalidIdError extends Error {
-  readonly code = 'ING_ERR_ID'
+export class InvalidIdError extends VitalflowError<'ING_ERR_ID'> {
   constructor (kind: string, value: unknown) {
-    super(`${kind} id must match ${ID_PATTERN.source} (got ${typeof value === 'string' ? `${value.length} chars` : typeof value})`)
-    this.name = 'InvalidIdError'
+    super('ING_ERR_ID', `${kind} id must match ${ID_PATTERN.source} (got ${typeof value === 'string' ? `${value.length} chars` : typeof value})`)
   }
 }
 

@@ -3,7 +3,8 @@ import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { IngestNode } from '../src/pipeline/index.ts'
-import { connectTls, count, startTestNode, tempDir } from './support/node.ts'
+import { createAdminClient } from '../src/api/index.ts'
+import { connectTls, count, rowsOf, startTestNode, tempDir } from './support/node.ts'
 
 const run = promisify(execFile)
 let dir: ReturnType<typeof tempDir>
@@ -64,6 +65,22 @@ describe('admin CLI', () => {
     const receipt = await admin('rights', 'erase', 'care-cli', 'p-2') as { receiptId: string }
     expect(await admin('rights', 'receipts', 'care-cli')).toContainEqual(expect.objectContaining({ receipt_id: receipt.receiptId }))
     expect(node.registry.hasPatient('care-cli', 'p-2')).toBe(false)
+  }, 60_000)
+
+  it('records a guardian\'s grant through the rights route: in the consent log and in the access log, by who recorded it', async () => {
+    await admin('patient', 'create', 'care-cli', 'p-minor')
+    expect(await admin('consent', 'grant', 'care-cli', 'p-minor', 'vitals', '--by', 'nurse-2', '--source', 'guardian')).toMatchObject({ version: 1, erasure: null })
+    const events = await rowsOf(node, `SELECT purpose, category, toString(action) AS action, source, recorded_by, version FROM {db}.consent_events
+      WHERE tenant_id = 'care-cli' AND patient_id = 'p-minor'`)
+    expect(events).toEqual([{ purpose: 'care', category: 'vitals', action: 'grant', source: 'guardian', recorded_by: 'nurse-2', version: 1 }])
+    const audit = await rowsOf(node, `SELECT user_id, role, action, detail FROM {db}.access_log WHERE tenant_id = 'care-cli' AND patient_id = 'p-minor'`)
+    expect(audit).toEqual([{ user_id: 'platform-admin', role: 'platform_admin', action: 'consent_grant', detail: 'care/vitals source=guardian' }])
+    // a source the schema does not know is refused, and nothing is recorded
+    await expect(admin('consent', 'grant', 'care-cli', 'p-minor', 'vitals', '--by', 'nurse-2', '--source', 'neighbour')).rejects.toThrow(/400.*ING_ERR_INVALID.*source/)
+    expect(await count(node, 'consent_events', "tenant_id = 'care-cli' AND patient_id = 'p-minor'")).toBe(1)
+    // one way to record consent: the tenant-level admin endpoint that refused guardians is gone
+    const api = createAdminClient(`http://127.0.0.1:${node.http.port}`, node.adminToken)
+    await expect(api.request('POST', '/admin/tenants/care-cli/consent', { patient: 'p-minor', category: 'vitals', action: 'grant', recordedBy: 'x' })).rejects.toThrow(/404/)
   }, 60_000)
 
   it('fails with a clear message for an unknown tenant', async () => {

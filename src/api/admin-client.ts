@@ -2,11 +2,12 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Config } from '../config/index.ts'
+import { VitalflowError } from '../errors.ts'
 
-export class AdminApiError extends Error {
+/** The admin API refused (status and body as it answered). */
+export class AdminApiError extends VitalflowError<'ING_ERR_UPSTREAM'> {
   constructor (readonly status: number, readonly body: unknown) {
-    super(`admin API answered ${status}: ${JSON.stringify(body)}`)
-    this.name = 'AdminApiError'
+    super('ING_ERR_UPSTREAM', `admin API answered ${status}: ${JSON.stringify(body)}`)
   }
 }
 

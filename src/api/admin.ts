@@ -1,23 +1,27 @@
 /**
- * Admin HTTP API (bearer token): tenants, patients, device enrollment, consent
- * recording, and ingest statistics. The admin CLI and the simulator use it.
+ * Admin HTTP API (bearer token): tenants, patients, device enrollment, the
+ * data-subject rights (consent among them: the same routes as under /api),
+ * stored rows and sequences, and ingest statistics. The admin CLI and the
+ * simulator use it. Every route declares its schemas once; fastify validates
+ * with them and @fastify/swagger documents them (/admin/openapi.json).
  * Responses never echo health values; patient ids appear only where the
  * administrator asked for them and are never logged.
  */
+import swagger from '@fastify/swagger'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
 import type { Registry as MetricsRegistry } from 'prom-client'
 import { z } from 'zod'
-import { CATEGORIES, PURPOSES } from '../consent/index.ts'
-import { ID_PATTERN } from '../ids.ts'
+import { randomBytes } from 'node:crypto'
+import { VitalflowError } from '../errors.ts'
 import { FAMILIES, ROLES, type Registry } from '../registry/index.ts'
+import { applyDashboardUser, rowsPerTable, securityEvents, storedSequences, type Storage } from '../storage/index.ts'
 import { bearerCheck } from './bearer.ts'
 import { clientError, frameworkError, registerAnswers } from './http-answers.ts'
 import { registerClinicianApi, type ClinicianDeps } from './clinician.ts'
 import { rightsRoutes } from './rights-routes.ts'
-import { openApiDocument } from './openapi.ts'
+import { id, optionalBody } from './schemas.ts'
 import { createWebApp } from './web.ts'
-import { randomBytes } from 'node:crypto'
-import { tenantAccessDdl, type Storage, type TableName } from '../storage/index.ts'
 
 export interface AdminApiDeps {
   registry: Registry
@@ -39,43 +43,54 @@ export interface AdminApiDeps {
   clinician?: ClinicianDeps
 }
 
-const id = z.string().regex(ID_PATTERN)
 const TenantBody = z.object({ tenant: id, displayName: z.string().min(1).max(200) })
 const PatientBody = z.object({ patient: id })
 const DeviceBody = z.object({ device: id, family: z.enum(FAMILIES), patient: id.nullish(), gateway: id.nullish() })
 const BindingBody = z.object({ patient: id.nullable(), validFromMs: z.number().int().min(0).optional() })
 const GatewayBody = z.object({ gateway: id.nullable() })
-const ConsentBody = z.object({
-  patient: id,
-  category: z.enum(CATEGORIES),
-  purpose: z.enum(PURPOSES).default('care'),
-  action: z.enum(['grant', 'withdraw']),
-  recordedBy: z.string().min(1).max(100),
-  source: z.enum(['app', 'professional', 'paper_form', 'admin']).default('admin'),
-  validFromMs: z.number().int().min(0).optional(),
-})
 const TenantParams = z.object({ tenant: id })
-const DashboardBody = z.object({ password: z.string().min(16).max(200).optional() })
+const DashboardBody = optionalBody(z.object({ password: z.string().min(16).max(200).optional() }))
 const UserBody = z.object({ tenant: id.or(z.literal('')), user: id, role: z.enum(ROLES), password: z.string().min(12).max(200) })
 const DeviceParams = z.object({ tenant: id, device: id })
-const RotateBody = z.object({ overlapSeconds: z.number().int().min(0).max(30 * 86_400).default(86_400) })
-const CertificateBody = z.object({ csr: z.string().startsWith('-----BEGIN CERTIFICATE REQUEST-----').max(8192).optional() })
+const RotateBody = optionalBody(z.object({ overlapSeconds: z.number().int().min(0).max(30 * 86_400).default(86_400) }))
+const CertificateBody = optionalBody(z.object({ csr: z.string().startsWith('-----BEGIN CERTIFICATE REQUEST-----').max(8192).optional() }))
 const SinceQuery = z.object({ since: z.coerce.number().int().min(0).default(0) })
 
-const TIME_COLUMN: Partial<Record<TableName, string>> = {
-  vital_samples: 'ingested_at', spot_measurements: 'ingested_at', alarm_events: 'ingested_at', device_status: 'ingested_at', rejected_messages: 'ts',
+type Operation = Record<string, unknown> & { parameters?: unknown[]; requestBody?: unknown; security?: unknown[] }
+
+/** The answers every operation may give besides its own (the error handler's), by what the operation takes. */
+function withAnswers (path: string, op: Operation): Operation {
+  const responses: Record<string, { description: string }> = { 200: { description: 'OK' } }
+  if (op.parameters !== undefined || op.requestBody !== undefined) responses[400] = { description: 'ING_ERR_INVALID: refused by the route\'s schema (issues name where and what)' }
+  if (op.security?.length !== 0) {
+    responses[401] = { description: 'ING_ERR_AUTH: no valid session or token' }
+    if (path.startsWith('/api/')) responses[403] = { description: 'ING_ERR_ROLE: the role (x-roles) may not call this' }
+  }
+  if (path.includes('{')) responses[404] = { description: 'ING_ERR_NOT_FOUND: not found (also: another tenant\'s id)' }
+  return { ...op, responses }
 }
 
-function parse<T> (schema: z.ZodType<T>, value: unknown, reply: FastifyReply): T | undefined {
-  const r = schema.safeParse(value)
-  if (r.success) return r.data
-  void reply.code(400).send({ error: 'ING_ERR_INVALID', issues: r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`) })
-  return undefined
+/** The OpenAPI document of every route with a schema; /api/openapi.json and /admin/openapi.json are its two halves. */
+function documentOf (full: Record<string, unknown>, prefix: '/api/' | '/admin/'): Record<string, unknown> {
+  const paths = (full['paths'] ?? {}) as Record<string, Record<string, Operation>>
+  const mine = Object.fromEntries(Object.entries(paths).filter(([path]) => path.startsWith(prefix))
+    .map(([path, ops]) => [path, Object.fromEntries(Object.entries(ops).map(([method, op]) => [method, withAnswers(path, op)]))]))
+  return prefix === '/api/'
+    ? { ...full, info: { title: 'vitalflow clinician API', version: '1' }, components: { securitySchemes: { session: { type: 'http', scheme: 'bearer' } } }, security: [{ session: [] }], paths: mine }
+    : { ...full, info: { title: 'vitalflow admin API', version: '1' }, components: { securitySchemes: { admin: { type: 'http', scheme: 'bearer' } } }, security: [{ admin: [] }], paths: mine }
 }
 
 export function createAdminApi (deps: AdminApiDeps): FastifyInstance {
   // errors met before routing and requests the HTTP parser refuses get the same answers as the rest
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024, frameworkErrors: frameworkError, clientErrorHandler: clientError })
+  // fastify validates every request with its route's own zod schemas; @fastify/swagger documents the same schemas
+  app.setValidatorCompiler(validatorCompiler)
+  app.setSerializerCompiler(serializerCompiler)
+  void app.register(swagger, {
+    openapi: { openapi: '3.1.0', info: { title: 'vitalflow', version: '1' } },
+    // routes without a schema of their own (the web app's files, health, metrics, the documents) are left out
+    transform: (route) => route.schema === undefined || route.schema.hide === true ? { schema: { hide: true }, url: route.url } : jsonSchemaTransform(route),
+  })
   // the care web app (web/dist), when built: static files on this port, over the same API
   const web = createWebApp()
   registerAnswers(app, web?.fallback)
@@ -86,9 +101,10 @@ export function createAdminApi (deps: AdminApiDeps): FastifyInstance {
   // Prometheus sends it with `authorization`, and a scraper on another host still works.
   const isScraper = bearerCheck(deps.metricsToken ?? deps.adminToken)
 
-  if (deps.clinician !== undefined) {
-    const doc = openApiDocument(registerClinicianApi(app, deps.clinician))
-    app.get('/api/openapi.json', async () => doc)
+  const clinician = deps.clinician
+  if (clinician !== undefined) {
+    void app.register(async (api) => { registerClinicianApi(api, clinician) })
+    app.get('/api/openapi.json', async () => documentOf(app.swagger() as unknown as Record<string, unknown>, '/api/'))
   }
 
   app.get('/healthz', async () => ({ status: 'ok' }))
@@ -102,169 +118,105 @@ export function createAdminApi (deps: AdminApiDeps): FastifyInstance {
     return reply.type(deps.metrics.contentType).send(await deps.metrics.metrics())
   })
 
-  app.register(async (admin) => {
-    admin.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
+  void app.register(async (plain) => {
+    plain.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
       if (!isAdmin(req.headers.authorization)) return reply.code(401).send({ error: 'ING_ERR_AUTH' })
     })
+    const admin = plain.withTypeProvider<ZodTypeProvider>()
+    const requireTenant = (tenant: string): void => {
+      if (!deps.registry.hasTenant(tenant)) throw new VitalflowError('ING_ERR_NOT_FOUND', 'unknown tenant')
+    }
 
-    admin.get('/connection', async () => deps.connectionInfo())
+    admin.get('/openapi.json', async () => documentOf(app.swagger() as unknown as Record<string, unknown>, '/admin/'))
 
-    admin.get('/tenants', async () => deps.registry.listTenants())
+    admin.get('/connection', { schema: { summary: 'What a device or the simulator needs to connect' } }, async () => deps.connectionInfo())
 
-    admin.post('/tenants', async (req, reply) => {
-      const b = parse(TenantBody, req.body, reply)
-      if (b === undefined) return reply
-      return reply.code(201).send({ tenant: await deps.registry.createTenant(b.tenant, b.displayName) })
-    })
+    admin.get('/tenants', { schema: { summary: 'Every tenant' } }, async () => deps.registry.listTenants())
 
-    admin.post('/tenants/:tenant/patients', async (req, reply) => {
-      const p = parse(TenantParams, req.params, reply)
-      const b = parse(PatientBody, req.body, reply)
-      if (p === undefined || b === undefined) return reply
-      return reply.code(201).send({ patient: await deps.registry.createPatient(p.tenant, b.patient) })
-    })
+    admin.post('/tenants', { schema: { summary: 'Create a tenant', body: TenantBody } }, async (req, reply) =>
+      reply.code(201).send({ tenant: await deps.registry.createTenant(req.body.tenant, req.body.displayName) }))
+
+    admin.post('/tenants/:tenant/patients', { schema: { summary: 'Register a patient (pseudonymous id)', params: TenantParams, body: PatientBody } }, async (req, reply) =>
+      reply.code(201).send({ patient: await deps.registry.createPatient(req.params.tenant, req.body.patient) }))
 
     // server mode: a read-only ClickHouse user, profile, quota and row policies for a tenant's dashboards
-    admin.post('/tenants/:tenant/dashboard-user', async (req, reply) => {
-      const p = parse(TenantParams, req.params, reply)
-      const b = parse(DashboardBody, req.body ?? {}, reply)
-      if (p === undefined || b === undefined) return reply
-      if (!deps.registry.hasTenant(p.tenant)) return reply.code(404).send({ error: 'ING_ERR_NOT_FOUND', message: 'unknown tenant' })
-      const password = b.password ?? randomBytes(24).toString('base64url')
-      const { conn } = deps.storage
-      const access = tenantAccessDdl(conn.database, p.tenant, password, deps.serviceUser ?? 'default')
-      if (conn.mode === 'server') for (const statement of access.statements) await conn.client.command({ query: statement })
+    admin.post('/tenants/:tenant/dashboard-user', {
+      schema: { summary: 'Read-only ClickHouse user and row policies of a tenant\'s dashboards (applied in server mode)', params: TenantParams, body: DashboardBody },
+    }, async (req, reply) => {
+      requireTenant(req.params.tenant)
+      const password = req.body.password ?? randomBytes(24).toString('base64url')
+      const access = await applyDashboardUser(deps.storage, req.params.tenant, password, deps.serviceUser ?? 'default')
       return reply.code(201).send({
-        user: access.user, password, applied: conn.mode === 'server', statements: access.statements,
-        ...(conn.mode === 'server' ? {} : { message: 'embedded ClickHouse (chDB) has no users or row policies: apply these statements on a ClickHouse server' }),
+        user: access.user, password, applied: access.applied, statements: access.statements,
+        ...(access.applied ? {} : { message: 'embedded ClickHouse (chDB) has no users or row policies: apply these statements on a ClickHouse server' }),
       })
     })
 
-    admin.post('/users', async (req, reply) => {
-      const b = parse(UserBody, req.body, reply)
-      if (b === undefined) return reply
-      if (b.tenant !== '' && !deps.registry.hasTenant(b.tenant)) return reply.code(404).send({ error: 'ING_ERR_NOT_FOUND', message: 'unknown tenant' })
-      if (deps.clinician === undefined) return reply.code(404).send({ error: 'ING_ERR_NOT_FOUND' })
-      const p = await deps.clinician.users.create(b.tenant, b.user, b.role, b.password)
-      return reply.code(201).send(p)
+    admin.post('/users', { schema: { summary: 'Create a personal account (tenant \'\' for a platform administrator)', body: UserBody } }, async (req, reply) => {
+      const b = req.body
+      if (b.tenant !== '') requireTenant(b.tenant)
+      if (deps.clinician === undefined) throw new VitalflowError('ING_ERR_NOT_FOUND', 'no clinician API on this node')
+      return reply.code(201).send(await deps.clinician.users.create(b.tenant, b.user, b.role, b.password))
     })
 
-    admin.get('/tenants/:tenant/devices', async (req, reply) => {
-      const p = parse(TenantParams, req.params, reply)
-      if (p === undefined) return reply
-      if (!deps.registry.hasTenant(p.tenant)) return reply.code(404).send({ error: 'ING_ERR_NOT_FOUND' })
-      return deps.registry.listDevices(p.tenant).map((d) => ({ device: d.device, family: d.family, patient: d.patient, gateway: d.gateway, keyIds: [...d.keys.keys()] }))
+    admin.get('/tenants/:tenant/devices', { schema: { summary: 'Enrolled devices of a tenant', params: TenantParams } }, async (req) => {
+      requireTenant(req.params.tenant)
+      return deps.registry.listDevices(req.params.tenant).map((d) => ({ device: d.device, family: d.family, patient: d.patient, gateway: d.gateway, keyIds: [...d.keys.keys()] }))
     })
 
-    admin.post('/tenants/:tenant/devices', async (req, reply) => {
-      const p = parse(TenantParams, req.params, reply)
-      const b = parse(DeviceBody, req.body, reply)
-      if (p === undefined || b === undefined) return reply
-      return reply.code(201).send(await deps.registry.enrollDevice({ tenant: p.tenant, device: b.device, family: b.family, patient: b.patient ?? null, gateway: b.gateway ?? null }))
+    admin.post('/tenants/:tenant/devices', { schema: { summary: 'Enroll a device; its secret and key are shown once', params: TenantParams, body: DeviceBody } }, async (req, reply) => {
+      const b = req.body
+      return reply.code(201).send(await deps.registry.enrollDevice({ tenant: req.params.tenant, device: b.device, family: b.family, patient: b.patient ?? null, gateway: b.gateway ?? null }))
     })
 
-    admin.post('/tenants/:tenant/devices/:device/binding', async (req, reply) => {
-      const p = parse(DeviceParams, req.params, reply)
-      const b = parse(BindingBody, req.body, reply)
-      if (p === undefined || b === undefined) return reply
-      await deps.registry.bindDevice(p.tenant, p.device, b.patient, b.validFromMs)
+    admin.post('/tenants/:tenant/devices/:device/binding', { schema: { summary: 'Bind a device to a patient (or none) from a time on', params: DeviceParams, body: BindingBody } }, async (req, reply) => {
+      await deps.registry.bindDevice(req.params.tenant, req.params.device, req.body.patient, req.body.validFromMs)
       return reply.code(204).send()
     })
 
-    admin.post('/tenants/:tenant/devices/:device/gateway', async (req, reply) => {
-      const p = parse(DeviceParams, req.params, reply)
-      const b = parse(GatewayBody, req.body, reply)
-      if (p === undefined || b === undefined) return reply
-      await deps.registry.setGateway(p.tenant, p.device, b.gateway)
+    admin.post('/tenants/:tenant/devices/:device/gateway', { schema: { summary: 'Set the gateway phone that may publish for a device', params: DeviceParams, body: GatewayBody } }, async (req, reply) => {
+      await deps.registry.setGateway(req.params.tenant, req.params.device, req.body.gateway)
       return reply.code(204).send()
     })
 
-    admin.post('/tenants/:tenant/devices/:device/keys', async (req, reply) => {
-      const p = parse(DeviceParams, req.params, reply)
-      const b = parse(RotateBody, req.body ?? {}, reply)
-      if (p === undefined || b === undefined) return reply
-      return reply.code(201).send(await deps.registry.rotateKey(p.tenant, p.device, b.overlapSeconds * 1000))
-    })
+    admin.post('/tenants/:tenant/devices/:device/keys', { schema: { summary: 'Rotate a device key, the old one valid for an overlap', params: DeviceParams, body: RotateBody } }, async (req, reply) =>
+      reply.code(201).send(await deps.registry.rotateKey(req.params.tenant, req.params.device, req.body.overlapSeconds * 1000)))
 
-    admin.post('/tenants/:tenant/devices/:device/certificate', async (req, reply) => {
-      const p = parse(DeviceParams, req.params, reply)
-      const b = parse(CertificateBody, req.body ?? {}, reply)
-      if (p === undefined || b === undefined) return reply
-      return reply.code(201).send(await deps.registry.issueCertificate(p.tenant, p.device, b.csr))
-    })
+    admin.post('/tenants/:tenant/devices/:device/certificate', { schema: { summary: 'Issue a client certificate for mutual TLS (for a CSR, or with a new key)', params: DeviceParams, body: CertificateBody } }, async (req, reply) =>
+      reply.code(201).send(await deps.registry.issueCertificate(req.params.tenant, req.params.device, req.body.csr)))
 
-    admin.post('/tenants/:tenant/consent', async (req, reply) => {
-      const p = parse(TenantParams, req.params, reply)
-      const b = parse(ConsentBody, req.body, reply)
-      if (p === undefined || b === undefined) return reply
-      const e = await deps.registry.recordConsent({ tenant: p.tenant, ...b })
-      return reply.code(201).send({ version: e.version, recordedAtMs: e.recordedAtMs })
-    })
+    admin.get('/stats', { schema: { summary: 'Counters of the ingest path' } }, async () => deps.stats())
 
-    admin.get('/stats', async () => deps.stats())
-
-    // the data-subject rights, for the platform administrator and the admin CLI
+    // the data-subject rights (consent among them), for the platform administrator and the admin CLI: the same table as under /api
     const rights = deps.clinician?.rights
     if (rights !== undefined) {
       for (const r of rightsRoutes({ rights, registry: deps.registry, storage: deps.storage })) {
         admin.route({
           method: r.method,
           url: `/tenants/:tenant${r.path.replace(/\{(\w+)\}/g, ':$1')}`,
+          schema: {
+            summary: r.summary, params: TenantParams.extend(r.params?.shape ?? {}),
+            ...(r.query === undefined ? {} : { querystring: r.query }),
+            ...(r.body === undefined ? {} : { body: r.body }),
+          },
           handler: async (req, reply) => {
-            const p = parse(TenantParams, req.params, reply)
-            if (p === undefined) return reply
-            if (!deps.registry.hasTenant(p.tenant)) return await reply.code(404).send({ error: 'ING_ERR_NOT_FOUND', message: 'unknown tenant' })
-            return await r.handler(p.tenant, { user: 'platform-admin', role: 'platform_admin', remoteAddress: req.ip }, { params: req.params, query: req.query, body: req.body }, reply)
+            // (the table's params, typed per action, with the tenant of the path beside them)
+            const { tenant, ...params } = req.params as z.output<typeof TenantParams> & Record<string, unknown>
+            requireTenant(tenant)
+            return await r.handler({ tenant, actor: { user: 'platform-admin', role: 'platform_admin', remoteAddress: req.ip }, params, query: req.query, body: req.body }, reply)
           },
         })
       }
     }
 
-    // security events (bursts of refused input) of one tenant, newest first
-    admin.get('/tenants/:tenant/security-events', async (req, reply) => {
-      const p = parse(TenantParams, req.params, reply)
-      const q = parse(SinceQuery, req.query, reply)
-      if (p === undefined || q === undefined) return reply
-      await deps.storage.flush()
-      const { client, table } = deps.storage.conn
-      const rs = await client.query({
-        query: `SELECT source, reasons, refusals, toUnixTimestamp64Milli(first_ts) AS firstMs, toUnixTimestamp64Milli(ts) AS lastMs
-          FROM ${table('security_events')} WHERE tenant_id = {tenant:String} AND ts >= fromUnixTimestamp64Milli({since:Int64}) ORDER BY ts DESC LIMIT 1000`,
-        query_params: { tenant: p.tenant, since: q.since },
-        format: 'JSONEachRow',
-      })
-      return (await rs.json<Record<string, unknown>>()).map((r) => ({ ...r, firstMs: Number(r['firstMs']), lastMs: Number(r['lastMs']) }))
-    })
+    admin.get('/tenants/:tenant/security-events', { schema: { summary: 'Security events (bursts of refused input) of a tenant, newest first', params: TenantParams, querystring: SinceQuery } }, async (req) =>
+      await securityEvents(deps.storage, req.params.tenant, req.query.since))
 
-    // the highest stored sequence number per device of a tenant (from `since` on): when a device's message became queryable
-    admin.get('/tenants/:tenant/sequences', async (req, reply) => {
-      const p = parse(TenantParams, req.params, reply)
-      const q = parse(SinceQuery, req.query, reply)
-      if (p === undefined || q === undefined) return reply
-      const { client, table } = deps.storage.conn
-      const rs = await client.query({
-        // (no alias named like a column: ClickHouse would read it in WHERE)
-        // device_heads: a row per device and unmerged part, not per message
-        query: `SELECT device_id AS device, toString(max(seq)) AS top FROM ${table('device_heads')} WHERE tenant_id = {tenant:String} AND seq >= {since:UInt64} GROUP BY device_id`,
-        query_params: { tenant: p.tenant, since: q.since }, format: 'JSONEachRow',
-      })
-      return (await rs.json<{ device: string; top: string }>()).map((r) => ({ device: r.device, seq: Number(r.top) }))
-    })
+    admin.get('/tenants/:tenant/sequences', { schema: { summary: 'Highest stored sequence number per device (from `since` on)', params: TenantParams, querystring: SinceQuery } }, async (req) =>
+      await storedSequences(deps.storage, req.params.tenant, req.query.since))
 
-    // rows stored per table for one tenant, optionally since an ingest time (ms)
-    admin.get('/tenants/:tenant/rows', async (req, reply) => {
-      const p = parse(TenantParams, req.params, reply)
-      const q = parse(SinceQuery, req.query, reply)
-      if (p === undefined || q === undefined) return reply
-      await deps.storage.flush()
-      const { client, table } = deps.storage.conn
-      const parts = (Object.keys(TIME_COLUMN) as TableName[]).map((t) =>
-        `SELECT '${t}' AS table, count() AS rows FROM ${table(t)} WHERE tenant_id = {tenant:String} AND ${TIME_COLUMN[t]} >= fromUnixTimestamp64Milli({since:Int64})`)
-      const rs = await client.query({ query: parts.join(' UNION ALL '), query_params: { tenant: p.tenant, since: q.since }, format: 'JSONEachRow' })
-      const out: Record<string, number> = {}
-      for (const r of await rs.json<{ table: string; rows: string | number }>()) out[r.table] = Number(r.rows)
-      return out
-    })
+    admin.get('/tenants/:tenant/rows', { schema: { summary: 'Rows stored per table for a tenant, ingested since `since` (ms)', params: TenantParams, querystring: SinceQuery } }, async (req) =>
+      await rowsPerTable(deps.storage, req.params.tenant, req.query.since))
   }, { prefix: '/admin' })
 
   return app

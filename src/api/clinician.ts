@@ -8,14 +8,15 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { z } from 'zod'
 import { QUERYABLE_METRICS } from '../catalogue/index.ts'
 import { METRIC_CATEGORY, type ConsentIndex } from '../consent/index.ts'
-import { ID_PATTERN } from '../ids.ts'
 import type { AuthBackoff } from '../broker/index.ts'
 import { HasherBusyError, type Principal, type Registry, type Role, type Users } from '../registry/index.ts'
 import type { Rights } from '../rights/index.ts'
 import type { Storage } from '../storage/index.ts'
+import { isVitalflowError, VitalflowError } from '../errors.ts'
 import { alarmNoticeJson, type AlarmHub } from './alarm-hub.ts'
 import { rightsRoutes } from './rights-routes.ts'
 import { registerTenantAdminRoutes } from './tenant-admin.ts'
+import { id } from './schemas.ts'
 import type { Queries } from './queries.ts'
 import type { Sessions } from './sessions.ts'
 
@@ -34,7 +35,6 @@ export interface ClinicianDeps {
   loginBackoff: AuthBackoff
 }
 
-const id = z.string().regex(ID_PATTERN)
 /** The metrics a series or aggregate may ask for: the catalogue's, but the device's own diagnostics. */
 export const METRICS = QUERYABLE_METRICS
 const DAY = 86_400_000
@@ -48,10 +48,11 @@ const Ack = z.object({ device: id, seq: z.number().int().min(0).max(Number.MAX_S
 
 const READERS: Role[] = ['tenant_admin', 'clinician']
 const ALARM_READERS: Role[] = ['tenant_admin', 'clinician', 'responder']
-const NOT_FOUND = { error: 'ING_ERR_NOT_FOUND', message: 'not found' }
+const NOT_FOUND = 'not found'
 
-export interface RouteDoc {
-  method: string; path: string; summary: string; roles: Role[] | 'public'; params?: z.ZodType; query?: z.ZodType; body?: z.ZodType
+/** A route of the clinician API: its path (OpenAPI style, `{patient}`), who may call it, and its schemas, declared once. */
+export interface ApiRoute<P extends z.ZodType | undefined = undefined, Q extends z.ZodType | undefined = undefined, B extends z.ZodType | undefined = undefined> {
+  method: 'GET' | 'POST' | 'PUT'; path: string; summary: string; roles: Role[] | 'public'; params?: P; query?: Q; body?: B
   /**
    * A read of personal data: logged in the access log (NEN 7513) before it is answered, one row per patient
    * whose data it answers (the path's patient, or each `patient` of a tenant-wide list). A request refused
@@ -60,34 +61,40 @@ export interface RouteDoc {
   audit?: boolean
 }
 
-declare module 'fastify' { interface FastifyRequest { principal?: Principal } }
+type Out<S> = S extends z.ZodType ? z.output<S> : unknown
+/** A request as the route's own schemas validated it (fastify replaced params, query and body by the parsed values). */
+export type ApiRequest<P, Q, B> = FastifyRequest<{ Params: Out<P>; Querystring: Out<Q>; Body: Out<B> }>
 
-export function registerClinicianApi (app: FastifyInstance, deps: ClinicianDeps): RouteDoc[] {
-  const docs: RouteDoc[] = []
+/** Declares one route of the API: its schemas, roles and access logging in `doc`, the handler typed from them. */
+export type Route = <P extends z.ZodType | undefined = undefined, Q extends z.ZodType | undefined = undefined, B extends z.ZodType | undefined = undefined> (
+  doc: ApiRoute<P, Q, B>, handler: (req: ApiRequest<P, Q, B>, reply: FastifyReply) => Promise<unknown>,
+) => void
 
+declare module 'fastify' {
+  interface FastifyRequest { principal?: Principal }
+  interface FastifySchema { 'x-roles'?: readonly Role[] }
+}
+
+/** Who may call a route, in the OpenAPI document: a public route needs no session. */
+function access (roles: Role[] | 'public'): { security: [] } | { 'x-roles': readonly Role[] } {
+  return roles === 'public' ? { security: [] } : { 'x-roles': roles }
+}
+
+export function registerClinicianApi (app: FastifyInstance, deps: ClinicianDeps): void {
   function range (q: { from?: number | undefined; to?: number | undefined }): { from: number; to: number } {
     const to = q.to ?? Date.now() + 60_000
     return { from: q.from ?? to - DAY, to }
   }
 
-  function parse<T> (schema: z.ZodType<T>, value: unknown, reply: FastifyReply): T | undefined {
-    const r = schema.safeParse(value)
-    if (r.success) return r.data
-    void reply.code(400).send({ error: 'ING_ERR_INVALID', issues: r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`) })
-    return undefined
-  }
-
   /**
-   * The principal's own patient, or undefined after answering 404: foreign and
-   * unknown ids alike, and a patient whose processing is restricted (their
-   * data is kept but shown to no read path but the rights export).
+   * The principal's own patient; foreign and unknown ids alike are refused 404, and so is a patient
+   * whose processing is restricted (their data is kept but shown to no read path but the rights export).
    */
-  function ownPatient (req: FastifyRequest, reply: FastifyReply): string | undefined {
-    const p = parse(PatientParams, req.params, reply)
-    if (p === undefined) return undefined
+  function ownPatient (req: FastifyRequest<{ Params: { patient: string } }>): string {
     const tenant = req.principal!.tenant
-    if (!deps.registry.hasPatient(tenant, p.patient) || deps.rights.isRestricted(tenant, p.patient)) { void reply.code(404).send(NOT_FOUND); return undefined }
-    return p.patient
+    const { patient } = req.params
+    if (!deps.registry.hasPatient(tenant, patient) || deps.rights.isRestricted(tenant, patient)) throw new VitalflowError('ING_ERR_NOT_FOUND', NOT_FOUND)
+    return patient
   }
 
   /** Whose data an answer holds: the path's patient (checked by the handler), else every `patient` in a list. */
@@ -102,48 +109,58 @@ export function registerClinicianApi (app: FastifyInstance, deps: ClinicianDeps)
     return [...seen]
   }
 
-  /** The query as the route's schema parsed it (unknown parameters dropped), never the raw query string. */
-  function parsedQuery (doc: RouteDoc, req: FastifyRequest): string {
-    const q = doc.query?.safeParse(req.query ?? {})
-    return q === undefined || !q.success ? '{}' : JSON.stringify(q.data)
+  /** The session's principal, checked before anything else (a request without one is refused 401 before validation). */
+  function authorize (roles: Role[]) {
+    return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+      const h = req.headers.authorization ?? ''
+      const principal = h.startsWith('Bearer ') ? deps.sessions.check(h.slice(7)) : null
+      if (principal === null) return await reply.code(401).send({ error: 'ING_ERR_AUTH', message: 'log in first, or again' })
+      if (!roles.includes(principal.role)) return await reply.code(403).send({ error: 'ING_ERR_ROLE', message: 'your role may not read this' })
+      req.principal = principal
+    }
   }
 
-  function route (doc: RouteDoc, handler: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>): void {
-    docs.push(doc)
+  function route<P extends z.ZodType | undefined = undefined, Q extends z.ZodType | undefined = undefined, B extends z.ZodType | undefined = undefined> (
+    doc: ApiRoute<P, Q, B>, handler: (req: ApiRequest<P, Q, B>, reply: FastifyReply) => Promise<unknown>,
+  ): void {
+    const action = `${doc.method} ${doc.path}`
     app.route({
       method: doc.method,
       url: doc.path.replace(/\{(\w+)\}/g, ':$1'),
+      schema: {
+        summary: doc.summary, ...access(doc.roles),
+        ...(doc.params === undefined ? {} : { params: doc.params }),
+        ...(doc.query === undefined ? {} : { querystring: doc.query }),
+        ...(doc.body === undefined ? {} : { body: doc.body }),
+      },
+      ...(doc.roles === 'public' ? {} : { onRequest: authorize(doc.roles) }),
       handler: async (req, reply) => {
-        if (doc.roles !== 'public') {
-          const h = req.headers.authorization ?? ''
-          const principal = h.startsWith('Bearer ') ? deps.sessions.check(h.slice(7)) : null
-          if (principal === null) return await reply.code(401).send({ error: 'ING_ERR_AUTH', message: 'log in first, or again' })
-          if (!doc.roles.includes(principal.role)) return await reply.code(403).send({ error: 'ING_ERR_ROLE', message: 'your role may not read this' })
-          req.principal = principal
-        }
-        const answer = await handler(req, reply)
-        // handlers return the reply itself when they have refused (validation, unknown or foreign patient)
+        const r = req as ApiRequest<P, Q, B>
+        if (doc.audit !== true || req.principal === undefined) return await handler(r, reply)
         // the access log: one row per patient whose data the answer holds. A read refused 404 (an
         // unknown, foreign or erased id) showed no personal data: it is logged as an attempt with an
         // empty patient, never under the id asked for, so an erased id does not come back through the
-        // log. A request refused by validation (400) is no read and is not logged.
-        if (doc.audit === true && req.principal !== undefined) {
-          const p = req.principal
-          const who = { user: p.user, role: p.role, remoteAddress: req.ip }
-          if (answer !== reply && !reply.sent) {
-            await deps.rights.audit(p.tenant, who, patientsOf(req, answer), `${doc.method} ${doc.path}`, parsedQuery(doc, req))
-          } else if (reply.statusCode === 404 && (req.params as { patient?: unknown } | undefined)?.patient !== undefined) {
-            await deps.rights.audit(p.tenant, who, '', `${doc.method} ${doc.path}`, 'refused 404: no such patient (id not recorded)')
+        // log. A request refused by validation (400) never reaches here and is not logged.
+        const p = req.principal
+        const who = { user: p.user, role: p.role, remoteAddress: req.ip }
+        let answer: unknown
+        try {
+          answer = await handler(r, reply)
+        } catch (err) {
+          if (isVitalflowError(err) && err.code === 'ING_ERR_NOT_FOUND' && (req.params as { patient?: unknown } | undefined)?.patient !== undefined) {
+            await deps.rights.audit(p.tenant, who, '', action, 'refused 404: no such patient (id not recorded)')
           }
+          throw err
         }
+        // the query as the route's schema parsed it (unknown parameters dropped), never the raw query string
+        if (!reply.sent) await deps.rights.audit(p.tenant, who, patientsOf(req, answer), action, doc.query === undefined ? '{}' : JSON.stringify(req.query))
         return answer
       },
     })
   }
 
   route({ method: 'POST', path: '/api/login', summary: 'Log in with a personal account; returns a time-limited bearer token', roles: 'public', body: Login }, async (req, reply) => {
-    const b = parse(Login, req.body, reply)
-    if (b === undefined) return reply
+    const b = req.body
     // refused without checking the password: the address failed too often, or has as many log-ins being checked as it may still fail
     const may = deps.loginBackoff.begin(req.ip)
     if (!may.ok) {
@@ -176,26 +193,21 @@ export function registerClinicianApi (app: FastifyInstance, deps: ClinicianDeps)
     return (await deps.queries.patients(tenant)).filter((p) => !deps.rights.isRestricted(tenant, p.patient))
   })
 
-  route({ method: 'GET', path: '/api/patients/{patient}/latest', summary: 'Latest value of every metric', roles: READERS, params: PatientParams, audit: true }, async (req, reply) => {
-    const patient = ownPatient(req, reply)
-    return patient === undefined ? reply : await deps.queries.latest(req.principal!.tenant, patient)
-  })
+  route({ method: 'GET', path: '/api/patients/{patient}/latest', summary: 'Latest value of every metric', roles: READERS, params: PatientParams, audit: true }, async (req) =>
+    await deps.queries.latest(req.principal!.tenant, ownPatient(req)))
 
-  route({ method: 'GET', path: '/api/patients/{patient}/series', summary: 'A metric as min/avg/max per time bucket (server-side downsampling, one query)', roles: READERS, params: PatientParams, query: SeriesQuery, audit: true }, async (req, reply) => {
-    const patient = ownPatient(req, reply)
-    const q = patient === undefined ? undefined : parse(SeriesQuery, req.query, reply)
-    if (patient === undefined || q === undefined) return reply
+  route({ method: 'GET', path: '/api/patients/{patient}/series', summary: 'A metric as min/avg/max per time bucket (server-side downsampling, one query)', roles: READERS, params: PatientParams, query: SeriesQuery, audit: true }, async (req) => {
+    const patient = ownPatient(req)
+    const q = req.query
     const { from, to } = range(q)
     return await deps.queries.series(req.principal!.tenant, patient, q.metric, from, to, q.buckets)
   })
 
   /** A route over one of the principal's patients and a time range. */
   function patientRange (path: string, summary: string, roles: Role[], read: (tenant: string, patient: string, from: number, to: number) => Promise<unknown>): void {
-    route({ method: 'GET', path, summary, roles, params: PatientParams, query: Range, audit: true }, async (req, reply) => {
-      const patient = ownPatient(req, reply)
-      const q = patient === undefined ? undefined : parse(Range, req.query, reply)
-      if (patient === undefined || q === undefined) return reply
-      const { from, to } = range(q)
+    route({ method: 'GET', path, summary, roles, params: PatientParams, query: Range, audit: true }, async (req) => {
+      const patient = ownPatient(req)
+      const { from, to } = range(req.query)
       return await read(req.principal!.tenant, patient, from, to)
     })
   }
@@ -203,19 +215,16 @@ export function registerClinicianApi (app: FastifyInstance, deps: ClinicianDeps)
   patientRange('/api/patients/{patient}/alarms', 'Alarm history of a patient, with acknowledgements', ALARM_READERS,
     async (tenant, patient, from, to) => await deps.queries.alarms(tenant, from, to, patient))
 
-  route({ method: 'GET', path: '/api/alarms', summary: 'Alarm history of the tenant, with acknowledgements', roles: ALARM_READERS, query: Range, audit: true }, async (req, reply) => {
-    const q = parse(Range, req.query, reply)
-    if (q === undefined) return reply
-    const { from, to } = range(q)
+  route({ method: 'GET', path: '/api/alarms', summary: 'Alarm history of the tenant, with acknowledgements', roles: ALARM_READERS, query: Range, audit: true }, async (req) => {
+    const { from, to } = range(req.query)
     const tenant = req.principal!.tenant
     return (await deps.queries.alarms(tenant, from, to, null)).filter((a) => !deps.rights.isRestricted(tenant, a['patient'] as string))
   })
 
   route({ method: 'POST', path: '/api/alarms/ack', summary: 'Acknowledge an alarm (who and when are stored)', roles: ALARM_READERS, body: Ack }, async (req, reply) => {
-    const b = parse(Ack, req.body, reply)
-    if (b === undefined) return reply
+    const b = req.body
     const tenant = req.principal!.tenant
-    if (!await deps.queries.alarmExists(tenant, b.device, b.seq)) return await reply.code(404).send(NOT_FOUND)
+    if (!await deps.queries.alarmExists(tenant, b.device, b.seq)) throw new VitalflowError('ING_ERR_NOT_FOUND', NOT_FOUND)
     await deps.queries.acknowledge(tenant, b.device, b.seq, req.principal!.user)
     return await reply.code(204).send()
   })
@@ -239,9 +248,8 @@ export function registerClinicianApi (app: FastifyInstance, deps: ClinicianDeps)
     })
   })
 
-  route({ method: 'GET', path: '/api/research/aggregate', summary: 'Daily aggregates over research-consented patients; small groups suppressed', roles: ['researcher'], query: ResearchQuery }, async (req, reply) => {
-    const q = parse(ResearchQuery, req.query, reply)
-    if (q === undefined) return reply
+  route({ method: 'GET', path: '/api/research/aggregate', summary: 'Daily aggregates over research-consented patients; small groups suppressed', roles: ['researcher'], query: ResearchQuery }, async (req) => {
+    const q = req.query
     const tenant = req.principal!.tenant
     const category = METRIC_CATEGORY[q.metric]
     const consented = deps.registry.listPatients(tenant).filter((p) => deps.consent.lookup(tenant, p, 'research', category) !== null && !deps.rights.isRestricted(tenant, p))
@@ -251,17 +259,11 @@ export function registerClinicianApi (app: FastifyInstance, deps: ClinicianDeps)
 
   // the data-subject rights, for the tenant's own administrator (tenant from the session)
   for (const r of rightsRoutes({ rights: deps.rights, registry: deps.registry, storage: deps.storage })) {
-    const doc: RouteDoc = { method: r.method, path: `/api${r.path}`, summary: r.summary, roles: r.roles }
-    if (r.params !== undefined) doc.params = r.params
-    if (r.query !== undefined) doc.query = r.query
-    if (r.body !== undefined) doc.body = r.body
-    route(doc, async (req, reply) => {
+    route({ method: r.method, path: `/api${r.path}`, summary: r.summary, roles: r.roles, params: r.params, query: r.query, body: r.body }, async (req, reply) => {
       const p = req.principal!
-      return await r.handler(p.tenant, { user: p.user, role: p.role, remoteAddress: req.ip }, { params: req.params, query: req.query, body: req.body }, reply)
+      return await r.handler({ tenant: p.tenant, actor: { user: p.user, role: p.role, remoteAddress: req.ip }, params: req.params, query: req.query, body: req.body }, reply)
     })
   }
 
   registerTenantAdminRoutes(route, deps) // the tenant administrator's screens: devices, users, consent history
-
-  return docs
 }

@@ -10,10 +10,9 @@
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod'
 import helmet, { type HelmetOptions } from 'helmet'
-import { InvalidIdError } from '../ids.ts'
-import { CsrError, HasherBusyError, RegistryError, UserError } from '../registry/index.ts'
-import { RightsError } from '../rights/index.ts'
+import { httpStatusOf, isVitalflowError } from '../errors.ts'
 
 const HELMET_OPTIONS: Readonly<HelmetOptions> = {
   contentSecurityPolicy: {
@@ -45,7 +44,7 @@ function setAnswerHeaders (req: IncomingMessage, res: ServerResponse): void {
   res.setHeader('cache-control', 'no-store')
 }
 
-export interface ErrorAnswer { status: number; body: { error: string; message: string } }
+export interface ErrorAnswer { status: number; body: { error: string; message: string } | { error: 'ING_ERR_INVALID'; issues: string[] } }
 
 /** Codes of statuses that the framework or the HTTP parser answers by themselves. */
 const BY_STATUS: Record<number, string> = {
@@ -55,26 +54,28 @@ const BY_STATUS: Record<number, string> = {
 }
 
 /** The answer to a status with nothing of the request in it. */
-function statusAnswer (status: number): ErrorAnswer {
+function statusAnswer (status: number): { status: number; body: { error: string; message: string } } {
   const s = Number.isInteger(status) && status >= 400 && status <= 599 && STATUS_CODES[status] !== undefined ? status : 500
   return { status: s, body: { error: BY_STATUS[s] ?? (s >= 500 ? 'ING_ERR_INTERNAL' : 'ING_ERR_REQUEST'), message: s >= 500 && s !== 503 ? 'internal error' : STATUS_CODES[s]!.toLowerCase() } }
 }
 
-const REGISTRY_STATUS: Record<RegistryError['code'], number> = { ING_ERR_NOT_FOUND: 404, ING_ERR_CONFLICT: 409, ING_ERR_INVALID: 400 }
-const RIGHTS_STATUS: Record<RightsError['code'], number> = { ING_ERR_NOT_FOUND: 404, ING_ERR_HELD: 409, ING_ERR_INVALID: 400 }
-
 /**
- * The answer to an error. Our own errors carry a stable code and a message we wrote (they name no request
- * value); anything else (the framework's: bad JSON, too large, bad URL, ...) is answered by its status alone,
- * because its message may quote the request.
+ * The answer to an error, keyed on its code. A request its route's schema refused: `ING_ERR_INVALID` with
+ * the issues (where and what, never the value sent). Our own errors (VitalflowError) carry a stable code,
+ * answered with the status of src/errors.ts's table and, below 500, the message we wrote (it names no
+ * request value); at 500 and over only the status's text, since a cause may name internals. Anything else
+ * (the framework's: bad JSON, too large, bad URL, ...; or a bug) is answered by its status alone, because
+ * its message may quote the request or the code.
  */
 function errorAnswer (err: unknown): ErrorAnswer {
-  const own = (status: number, e: { code: string; message: string }): ErrorAnswer => ({ status, body: { error: e.code, message: e.message } })
-  if (err instanceof RegistryError) return own(REGISTRY_STATUS[err.code], err)
-  if (err instanceof RightsError) return own(RIGHTS_STATUS[err.code], err)
-  if (err instanceof UserError) return own(err.code === 'ING_ERR_CONFLICT' ? 409 : 400, err)
-  if (err instanceof InvalidIdError || err instanceof CsrError) return own(400, err)
-  if (err instanceof HasherBusyError) return own(503, err)
+  if (hasZodFastifySchemaValidationErrors(err)) {
+    return { status: 400, body: { error: 'ING_ERR_INVALID', issues: err.validation.map((i) => `${i.instancePath.slice(1).replaceAll('/', '.')}: ${i.message}`) } }
+  }
+  if (isVitalflowError(err)) {
+    const status = httpStatusOf(err.code)
+    if (status >= 500) return status === 500 ? statusAnswer(500) : { status, body: { error: err.code, message: statusAnswer(status).body.message } }
+    return { status, body: { error: err.code, message: err.message } }
+  }
   const status = (err as { statusCode?: unknown } | null)?.statusCode
   return statusAnswer(typeof status === 'number' && status >= 400 ? status : 500)
 }

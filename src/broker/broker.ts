@@ -9,6 +9,7 @@ import { TLSSocket } from 'node:tls'
 import { Aedes, type AuthenticateError, type AuthErrorCode, type Client } from 'aedes'
 import type { DeviceRecord } from '../registry/index.ts'
 import { AuthBackoff, ConnectionCounter, IdentityBuckets, type TokenBucket } from './limits.ts'
+import { VitalflowError } from '../errors.ts'
 
 /** An authenticated connection. `bucket` is its identity's, shared with every other connection of the same device. */
 export interface Sender { record: DeviceRecord; clientId: string; remoteAddress: string; bucket: TokenBucket }
@@ -49,12 +50,8 @@ export interface BrokerDeps {
   limits?: Partial<BrokerLimits>
 }
 
-export class RefusedError extends Error {
-  constructor (readonly code: string, message: string) {
-    super(message)
-    this.name = 'RefusedError'
-  }
-}
+/** A refusal sent to a device (its code is the pipeline's reason); never an HTTP answer. */
+export class RefusedError extends VitalflowError {}
 
 const EMPTY = Buffer.alloc(0)
 const BAD_CREDENTIALS = 4

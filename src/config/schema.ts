@@ -5,6 +5,7 @@
  */
 import { z } from 'zod'
 import { addressList } from '../addresses.ts'
+import { VitalflowError } from '../errors.ts'
 
 const port = z.coerce.number().int().min(0).max(65535)
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')
@@ -72,11 +73,9 @@ export const configSchema = z.object({
 
 export type Config = z.infer<typeof configSchema>
 
-export class ConfigError extends Error {
-  readonly code = 'ING_ERR_CONFIG'
+export class ConfigError extends VitalflowError<'ING_ERR_CONFIG'> {
   constructor (message: string) {
-    super(message)
-    this.name = 'ConfigError'
+    super('ING_ERR_CONFIG', message)
   }
 }
 

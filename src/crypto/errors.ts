@@ -1,3 +1,5 @@
+import { VitalflowError } from '../errors.ts'
+
 /** Reason codes for payloads refused by the crypto stage. Stable: they are stored and counted. */
 export const CryptoReason = {
   decrypt: 'ING_ERR_DECRYPT',
@@ -6,10 +8,8 @@ export const CryptoReason = {
 } as const
 export type CryptoReason = (typeof CryptoReason)[keyof typeof CryptoReason]
 
-export class KeyWrapError extends Error {
-  readonly code = 'ING_ERR_KEY_WRAP'
+export class KeyWrapError extends VitalflowError<'ING_ERR_KEY_WRAP'> {
   constructor (message: string, options?: ErrorOptions) {
-    super(message, options)
-    this.name = 'KeyWrapError'
+    super('ING_ERR_KEY_WRAP', message, options)
   }
 }

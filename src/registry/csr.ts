@@ -7,12 +7,11 @@
 import { execFile } from 'node:child_process'
 import { createPublicKey } from 'node:crypto'
 import { promisify } from 'node:util'
+import { VitalflowError } from '../errors.ts'
 
-export class CsrError extends Error {
-  readonly code = 'ING_ERR_CSR'
-  constructor (message: string, options?: { cause?: unknown }) {
-    super(message, options)
-    this.name = 'CsrError'
+export class CsrError extends VitalflowError<'ING_ERR_CSR'> {
+  constructor (message: string, options?: ErrorOptions) {
+    super('ING_ERR_CSR', message, options)
   }
 }
 

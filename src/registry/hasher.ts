@@ -11,20 +11,17 @@
  * only node built-ins, so it loads the same under tsx and plain node 20-24.
  */
 import { Worker } from 'node:worker_threads'
+import { VitalflowError } from '../errors.ts'
 
-export class HasherBusyError extends Error {
-  readonly code = 'ING_ERR_AUTH_BUSY'
+export class HasherBusyError extends VitalflowError<'ING_ERR_AUTH_BUSY'> {
   constructor (message = 'password checks are saturated; retry shortly') {
-    super(message)
-    this.name = 'HasherBusyError'
+    super('ING_ERR_AUTH_BUSY', message)
   }
 }
 
-export class HasherClosedError extends Error {
-  readonly code = 'ING_ERR_AUTH_CLOSED'
+export class HasherClosedError extends VitalflowError<'ING_ERR_AUTH_CLOSED'> {
   constructor () {
-    super('the hasher is closed')
-    this.name = 'HasherClosedError'
+    super('ING_ERR_AUTH_CLOSED', 'the hasher is closed')
   }
 }
 

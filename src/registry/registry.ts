@@ -14,6 +14,7 @@ import { devicePepper, deviceSecretHash, isKeyedHash, newSecret, verifyDeviceSec
 import type { Hasher } from './hasher.ts'
 import type { CertificateAuthorities } from './certificates.ts'
 import { patientAt, type Binding } from './bindings.ts'
+import { VitalflowError } from '../errors.ts'
 
 import { FAMILIES, type Family } from './families.ts'
 import { planImport, type ImportItem, type ImportLineError } from './device-import.ts'
@@ -57,12 +58,7 @@ export interface ImportResult {
   errors: ImportLineError[]
 }
 
-export class RegistryError extends Error {
-  constructor (readonly code: 'ING_ERR_NOT_FOUND' | 'ING_ERR_CONFLICT' | 'ING_ERR_INVALID', message: string) {
-    super(message)
-    this.name = 'RegistryError'
-  }
-}
+export class RegistryError extends VitalflowError<'ING_ERR_NOT_FOUND' | 'ING_ERR_CONFLICT' | 'ING_ERR_INVALID'> {}
 
 export interface RegistryOptions {
   masterKey: Uint8Array

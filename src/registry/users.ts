@@ -9,6 +9,7 @@ import type { StorageConnection } from '../storage/index.ts'
 import { isId } from '../ids.ts'
 import { hashSecret, placeholderHash, verifySecret } from './secrets.ts'
 import type { Hasher } from './hasher.ts'
+import { VitalflowError } from '../errors.ts'
 
 export const ROLES = ['platform_admin', 'tenant_admin', 'clinician', 'researcher', 'responder'] as const
 export type Role = (typeof ROLES)[number]
@@ -23,12 +24,7 @@ export interface LockoutPolicy { maxFailures: number; lockMs: number }
 interface Attempts { failures: number; lockedUntil: number }
 interface Account extends Attempts { principal: Principal; hash: string }
 
-export class UserError extends Error {
-  constructor (readonly code: 'ING_ERR_INVALID' | 'ING_ERR_CONFLICT', message: string) {
-    super(message)
-    this.name = 'UserError'
-  }
-}
+export class UserError extends VitalflowError<'ING_ERR_INVALID' | 'ING_ERR_CONFLICT'> {}
 
 const MIN_PASSWORD = 12
 /** Names without an account whose failed log-ins are remembered; the oldest are forgotten first. */

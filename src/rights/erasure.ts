@@ -25,6 +25,7 @@ import { VITAL_CATEGORIES } from '../catalogue/index.ts'
 import { needsConsent, type Category } from '../consent/index.ts'
 import type { Registry } from '../registry/index.ts'
 import type { Storage } from '../storage/index.ts'
+import { VitalflowError } from '../errors.ts'
 
 export interface ErasureReceipt {
   receiptId: string
@@ -46,10 +47,9 @@ export interface ErasureReceipt {
 }
 
 /** A copy of kept rows did not come out as counted: nothing was deleted. A bug, not a refusal. */
-export class ErasureError extends Error {
+export class ErasureError extends VitalflowError<'ING_ERR_ERASURE'> {
   constructor (message: string) {
-    super(message)
-    this.name = 'ErasureError'
+    super('ING_ERR_ERASURE', message)
   }
 }
 

@@ -23,6 +23,7 @@ import { TELEMETRY_TABLES, type TelemetryTable } from '../storage/rows.ts'
 import { SLEEP_UNIT, SPOT_CODES, VITAL_CODES, loincOf, sleepStageCode, sleepStageName, type Code } from './codes.ts'
 import { HEAD, SOURCES, SPOT_AT, TIMES, TS, V, at, iso, type Format, type Out, type Row, type Value } from './export-rows.ts'
 import { fhir, registryDevices } from './fhir-bundle.ts'
+import { VitalflowError } from '../errors.ts'
 
 export type ExportFormat = 'fhir' | 'ndjson' | 'csv'
 export interface ExportRequest {
@@ -37,12 +38,7 @@ export interface ExportRequest {
 /** rows: rows read from ClickHouse; resources: Observations (fhir; not the Patient, Device and CodeSystem) or data lines (ndjson, csv) written. */
 export interface ExportResult { rows: number; resources: number }
 
-export class ExportError extends Error {
-  constructor (readonly code: 'ING_ERR_INVALID' | 'ING_ERR_OUTPUT', message: string, options?: ErrorOptions) {
-    super(message, options)
-    this.name = 'ExportError'
-  }
-}
+export class ExportError extends VitalflowError<'ING_ERR_INVALID' | 'ING_ERR_OUTPUT'> {}
 
 /** Rows held per table, pages in flight included; a stream never pages by fewer than MIN_PAGE (each query costs ~8 ms before its first row). */
 const PAGE_ROWS = 16_000

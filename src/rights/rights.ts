@@ -18,15 +18,11 @@ import { SPOT_COLUMNS } from '../catalogue/index.ts'
 import type { Registry } from '../registry/index.ts'
 import type { Storage } from '../storage/index.ts'
 import { CATEGORY_ROWS, Eraser, type ErasureOptions, type ErasureReceipt } from './erasure.ts'
+import { VitalflowError } from '../errors.ts'
 
 export type { ErasureReceipt } from './erasure.ts'
 
-export class RightsError extends Error {
-  constructor (readonly code: 'ING_ERR_HELD' | 'ING_ERR_INVALID' | 'ING_ERR_NOT_FOUND', message: string) {
-    super(message)
-    this.name = 'RightsError'
-  }
-}
+export class RightsError extends VitalflowError<'ING_ERR_HELD' | 'ING_ERR_INVALID' | 'ING_ERR_NOT_FOUND'> {}
 
 /** Who asks: every rights call is logged in the access log under this. */
 export interface Actor { user: string; role: string; remoteAddress?: string | undefined }

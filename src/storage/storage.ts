@@ -8,13 +8,9 @@ import { TableBatcher, type BatcherOptions, type FlushReport, type InsertFn } fr
 import { COLUMNS, TELEMETRY_TABLES, type TableName } from './rows.ts'
 import { WriteAheadLog, type Recovered, type WalErrorCode, type WalState } from './wal.ts'
 import { sqlString } from './sql.ts'
+import { VitalflowError } from '../errors.ts'
 
-export class StorageError extends Error {
-  constructor (readonly code: 'ING_ERR_STORAGE' | 'ING_ERR_BACKPRESSURE', message: string, options?: ErrorOptions) {
-    super(message, options)
-    this.name = 'StorageError'
-  }
-}
+export class StorageError extends VitalflowError<'ING_ERR_STORAGE' | 'ING_ERR_BACKPRESSURE'> {}
 
 /** Tables whose rows were acknowledged to a device: they go through the write-ahead log. */
 const LOGGED: ReadonlySet<TableName> = new Set<TableName>([...TELEMETRY_TABLES, 'device_sequences'])

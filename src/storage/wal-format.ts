@@ -9,6 +9,7 @@
  * A record whose length or checksum does not hold ends its segment.
  */
 import { crc32 } from 'node:zlib'
+import { VitalflowError } from '../errors.ts'
 
 export const DATA = 1
 export const INTENT = 2
@@ -21,12 +22,7 @@ export interface WalIntent { lsn: number; table: string; first: number; last: nu
 export type WalErrorCode = 'ING_ERR_DISK_FULL' | 'ING_ERR_WAL_IO' | 'ING_ERR_WAL_CLOSED'
 
 /** The log did not take a record; nothing of it is acknowledged. */
-export class WalError extends Error {
-  constructor (readonly code: WalErrorCode, message: string, options?: ErrorOptions) {
-    super(message, options)
-    this.name = 'WalError'
-  }
-}
+export class WalError extends VitalflowError<WalErrorCode> {}
 
 /** Whether the log takes data now, and if not since when and why. */
 export type WalState = { writable: true } | { writable: false; code: WalErrorCode; sinceMs: number }
