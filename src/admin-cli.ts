@@ -6,12 +6,12 @@
  *   tenant create <tenant> --name "Care organisation"
  *   tenant list
  *   patient create <tenant> <patient>
- *   device enroll|list|bind|gateway|cert|rotate-key ...   (see USAGE below)
+ *   device enroll|import|list|bind|gateway|cert|rotate-key ...   (see USAGE below)
  *   consent grant|withdraw <tenant> <patient> <category> --by <who> [--purpose care] [--source app|professional|paper_form|guardian|admin] [--erase]
  *   rights register|receipts|report|export|erase|hold|unhold|restrict|unrestrict|rectify|retention ...
  *   stats
  */
-import { readFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { adminClientFor } from './api/index.ts'
 import { loadConfig } from './config/index.ts'
@@ -21,6 +21,8 @@ const USAGE = `usage: npm run admin -- <command>
   tenant list
   patient create <tenant> <patient>
   device enroll <tenant> <device> --family bracelet|cvitals|calarm|gateway [--patient <patient>] [--gateway <gateway>]
+  device import <tenant> <file.ndjson|file.csv> --out <secrets.ndjson>
+                                                all or nothing; the one-time secrets and keys go to --out (mode 600)
   device list <tenant>
   device bind <tenant> <device> <patient|none> [--from <ms since epoch>]
   device gateway <tenant> <device> <gateway|none>
@@ -49,7 +51,7 @@ const { values, positionals } = parseArgs({
     from: { type: 'string' }, csr: { type: 'string' }, overlap: { type: 'string' }, role: { type: 'string' }, password: { type: 'string' },
     by: { type: 'string' }, purpose: { type: 'string' }, source: { type: 'string' }, help: { type: 'boolean', short: 'h' },
     format: { type: 'string' }, categories: { type: 'string' }, reason: { type: 'string' }, target: { type: 'string' }, device: { type: 'string' },
-    seq: { type: 'string' }, idx: { type: 'string' }, value: { type: 'string' }, erase: { type: 'boolean' },
+    seq: { type: 'string' }, idx: { type: 'string' }, value: { type: 'string' }, erase: { type: 'boolean' }, out: { type: 'string' },
   },
 })
 
@@ -84,6 +86,23 @@ try {
       })
       process.stderr.write('the secret and key below are shown once: hand them to the device now\n')
       break
+    case 'device import': {
+      const file = need(b, '<file>')
+      const out = need(values.out, '--out <secrets.ndjson> (where the one-time secrets go)')
+      const type = file.endsWith('.csv') ? 'text/csv' : 'application/x-ndjson'
+      const r = await api.upload<{ applied: boolean; enrolled: unknown[]; unchanged: unknown[]; errors: Array<{ line: number; message: string }> }>(
+        `/admin/tenants/${need(a, '<tenant>')}/devices:import`, type, readFileSync(file, 'utf8'))
+      if (r.status === 422 && r.body.errors.length > 0) {
+        for (const e of r.body.errors) process.stderr.write(`${file}:${e.line}: ${e.message}\n`)
+        process.stderr.write(`nothing enrolled: ${r.body.errors.length} bad line(s)\n`)
+        process.exit(1)
+      }
+      if (r.status !== 200) throw new Error(`admin API answered ${r.status}: ${JSON.stringify(r.body)}`)
+      // the provisioning line's file: one device per line, its secret and payload key; readable by the owner only
+      writeFileSync(out, r.body.enrolled.map((e) => JSON.stringify(e)).join('\n') + (r.body.enrolled.length > 0 ? '\n' : ''), { mode: 0o600 })
+      result = { enrolled: r.body.enrolled.length, unchanged: r.body.unchanged.length, secrets: out }
+      break
+    }
     case 'device list': result = await api.request('GET', `/admin/tenants/${need(a, '<tenant>')}/devices`); break
     case 'device bind': {
       const patient = need(c, '<patient|none>')

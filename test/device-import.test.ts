@@ -3,9 +3,14 @@
  * between tenants, idempotency, all or nothing), and imports into a real node,
  * read back from the store and used by real MQTT devices, across a restart.
  */
+import { execFile } from 'node:child_process'
+import { readFileSync, statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { IngestNode } from '../src/pipeline/index.ts'
+import { createAdminClient } from '../src/api/index.ts'
 import { FAMILIES, parseImport, planImport, type Family, type ImportItem } from '../src/registry/index.ts'
 import { createAlarmModel, DeviceSealer } from '../devices/index.ts'
 import { connectTls, count, publishAcked, rowsOf, startTestNode, tempDir } from './support/node.ts'
@@ -152,4 +157,65 @@ describe('bulk enrolment into a node', () => {
     expect(await count(node, 'alarm_events', "device_id = 'cal-im-b'")).toBe(1)
     expect(await count(node, 'devices FINAL', "tenant_id = 'care-im'")).toBe(N + 3)
   }, 60_000)
+})
+
+describe('bulk enrolment over the admin API and the CLI', () => {
+  let dir: ReturnType<typeof tempDir>
+  let node: IngestNode
+  const run = promisify(execFile)
+
+  beforeAll(async () => {
+    dir = tempDir()
+    node = await startTestNode(dir.path)
+    await node.registry.createTenant('care-api', 'API')
+  }, 60_000)
+  afterAll(async () => {
+    await node?.close()
+    dir?.remove()
+  })
+
+  const api = (): ReturnType<typeof createAdminClient> => createAdminClient(`http://127.0.0.1:${node.http.port}`, node.adminToken)
+
+  it('takes a CSV body, answers the one-time secrets, and refuses a bad file with its line numbers (422), a wrong type (400), an oversized body (413)', async () => {
+    const csvFile = ['device,family', ...Array.from({ length: 50 }, (_, i) => `cal-api${i},calarm`)].join('\n')
+    const ok = await api().upload<{ applied: boolean; enrolled: Array<{ device: string; secret: string }> }>('/admin/tenants/care-api/devices:import', 'text/csv', csvFile)
+    expect(ok.status).toBe(200)
+    expect(ok.body.enrolled.map((e) => e.device)).toEqual(Array.from({ length: 50 }, (_, i) => `cal-api${i}`))
+    const c = await connectTls(node, 'cal-api7', ok.body.enrolled[7]!.secret)
+    await c.endAsync()
+    const bad = await api().upload<{ applied: boolean; errors: Array<{ line: number }> }>('/admin/tenants/care-api/devices:import', 'application/x-ndjson', '{"device":"cal-b1","family":"calarm"}\n{"device":"cal-b2"}\nnot json')
+    expect(bad.status).toBe(422)
+    expect(bad.body.errors.map((e) => e.line)).toEqual([2, 3])
+    expect(node.registry.device('cal-b1')).toBeUndefined()
+    const plain = await api().upload<{ error: string; message: string }>('/admin/tenants/care-api/devices:import', 'text/plain', 'device,family')
+    expect([plain.status, plain.body.error]).toEqual([400, 'ING_ERR_INVALID'])
+    expect(plain.body.message).toMatch(/text\/csv/)
+    const huge = 'x'.repeat(33 * 1024 * 1024)
+    expect((await api().upload('/admin/tenants/care-api/devices:import', 'text/csv', huge)).status).toBe(413)
+    expect((await api().upload('/admin/tenants/nobody/devices:import', 'text/csv', csvFile)).status).toBe(404)
+  }, 60_000)
+
+  it('`npm run admin -- device import` writes the secrets file (owner-only), reports bad lines by file and line, and enrols nothing then', async () => {
+    const file = join(dir.path, 'rollout.ndjson')
+    const out = join(dir.path, 'secrets.ndjson')
+    writeFileSync(file, Array.from({ length: 20 }, (_, i) => JSON.stringify({ device: `brc-cli${i}`, family: 'bracelet' })).join('\n'))
+    const cli = async (...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> =>
+      await run(process.execPath, ['--import', 'tsx', 'src/admin-cli.ts', ...args], { env: { ...process.env, VF_DATA_DIR: dir.path, VF_HTTP_PORT: String(node.http.port) } })
+        .then((r) => ({ ...r, code: 0 }), (err: unknown) => { const e = err as { stdout: string; stderr: string; code: number }; return { stdout: e.stdout, stderr: e.stderr, code: e.code } })
+    const r = await cli('device', 'import', 'care-api', file, '--out', out)
+    expect(r.code).toBe(0)
+    expect(JSON.parse(r.stdout)).toEqual({ enrolled: 20, unchanged: 0, secrets: out })
+    expect(statSync(out).mode & 0o777).toBe(0o600)
+    const secrets = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { device: string; secret: string; key: string })
+    expect(secrets.map((e) => e.device)).toEqual(Array.from({ length: 20 }, (_, i) => `brc-cli${i}`))
+    const c = await connectTls(node, secrets[3]!.device, secrets[3]!.secret)
+    await c.endAsync()
+    // again: nothing new, no secrets
+    expect(JSON.parse((await cli('device', 'import', 'care-api', file, '--out', out)).stdout)).toMatchObject({ enrolled: 0, unchanged: 20 })
+    writeFileSync(file, '{"device":"brc-cli-x","family":"bracelet"}\n{"device":"brc-cli-y","family":"bracelet","patient":"p-nope"}\n')
+    const bad = await cli('device', 'import', 'care-api', file, '--out', out)
+    expect(bad.code).toBe(1)
+    expect(bad.stderr).toContain(`${file}:2: patient not registered with this tenant`)
+    expect(node.registry.device('brc-cli-x')).toBeUndefined()
+  }, 120_000)
 })

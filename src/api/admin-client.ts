@@ -14,6 +14,8 @@ export class AdminApiError extends VitalflowError<'ING_ERR_UPSTREAM'> {
 export interface AdminClient {
   baseUrl: string
   request: <T = unknown>(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown) => Promise<T>
+  /** A file as the body (bulk enrolment): the status and the JSON answer, also when it refused. */
+  upload: <T = unknown>(path: string, contentType: string, body: string) => Promise<{ status: number; body: T }>
   /** A streamed answer (exports), piped to `out` as it arrives. */
   download: (path: string, out: NodeJS.WritableStream) => Promise<void>
   /** The Prometheus text of /metrics (bearer: the metrics token). */
@@ -44,6 +46,11 @@ export function createAdminClient (baseUrl: string, token: string, metricsToken:
       const parsed: unknown = text === '' ? null : JSON.parse(text)
       if (!res.ok) throw new AdminApiError(res.status, parsed)
       return parsed as T
+    },
+    async upload<T> (path: string, contentType: string, body: string): Promise<{ status: number; body: T }> {
+      const res = await fetch(baseUrl + path, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': contentType }, body })
+      const text = await res.text()
+      return { status: res.status, body: (text === '' ? null : JSON.parse(text)) as T }
     },
     async download (path, out) {
       const res = await fetch(baseUrl + path, { headers: { authorization: `Bearer ${token}` } })

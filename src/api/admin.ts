@@ -14,7 +14,7 @@ import type { Registry as MetricsRegistry } from 'prom-client'
 import { z } from 'zod'
 import { randomBytes } from 'node:crypto'
 import { VitalflowError } from '../errors.ts'
-import { FAMILIES, ROLES, type Registry } from '../registry/index.ts'
+import { FAMILIES, IMPORT_MAX_BYTES, parseImport, ROLES, type ImportFormat, type Registry } from '../registry/index.ts'
 import { applyDashboardUser, rowsPerTable, securityEvents, storedSequences, type Storage } from '../storage/index.ts'
 import { bearerCheck } from './bearer.ts'
 import { clientError, frameworkError, registerAnswers } from './http-answers.ts'
@@ -167,6 +167,26 @@ export function createAdminApi (deps: AdminApiDeps): FastifyInstance {
     admin.post('/tenants/:tenant/devices', { schema: { summary: 'Enroll a device; its secret and key are shown once', params: TenantParams, body: DeviceBody } }, async (req, reply) => {
       const b = req.body
       return reply.code(201).send(await deps.registry.enrollDevice({ tenant: req.params.tenant, device: b.device, family: b.family, patient: b.patient ?? null, gateway: b.gateway ?? null }))
+    })
+
+    // bulk enrolment: an NDJSON or CSV file of devices in the body (up to IMPORT_MAX_BYTES), all or nothing
+    const IMPORT_TYPES: Record<string, ImportFormat> = { 'application/x-ndjson': 'ndjson', 'application/jsonl': 'ndjson', 'text/csv': 'csv' }
+    admin.addContentTypeParser(Object.keys(IMPORT_TYPES), { parseAs: 'string', bodyLimit: IMPORT_MAX_BYTES }, (_req, body, done) => { done(null, body) })
+    admin.post('/tenants/:tenant/devices::import', {
+      bodyLimit: IMPORT_MAX_BYTES,
+      schema: {
+        summary: 'Enrol a file of devices (NDJSON or CSV: device, family, patient, gateway), all or nothing and idempotent by device id; answers every enrolled device\'s one-time secret and key, or every bad line (422)',
+        params: TenantParams, body: z.string(),
+      },
+    }, async (req, reply) => {
+      requireTenant(req.params.tenant)
+      const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase()
+      const format = IMPORT_TYPES[type]
+      if (format === undefined) throw new VitalflowError('ING_ERR_INVALID', `send the file as ${Object.keys(IMPORT_TYPES).join(' or ')}`)
+      const parsed = parseImport(req.body, format)
+      if (parsed.errors.length > 0) return await reply.code(422).send({ applied: false, enrolled: [], unchanged: [], errors: parsed.errors })
+      const result = await deps.registry.importDevices(req.params.tenant, parsed.items)
+      return await reply.code(result.applied ? 200 : 422).send(result)
     })
 
     admin.post('/tenants/:tenant/devices/:device/binding', { schema: { summary: 'Bind a device to a patient (or none) from a time on', params: DeviceParams, body: BindingBody } }, async (req, reply) => {
