@@ -35,7 +35,10 @@ describe('admin CLI', () => {
     const e = await admin('device', 'enroll', 'care-cli', 'cal-1', '--family', 'calarm', '--patient', 'p-1') as { secret: string; key: string }
     expect(e.secret.length).toBeGreaterThan(20)
     expect(Buffer.from(e.key, 'base64url')).toHaveLength(32)
-    expect(await admin('device', 'list', 'care-cli')).toEqual([{ device: 'cal-1', family: 'calarm', patient: 'p-1', gateway: null, keyIds: [1] }])
+    expect(await admin('device', 'list', 'care-cli')).toEqual({
+      devices: [{ device: 'cal-1', family: 'calarm', patient: 'p-1', bound: true, gateway: null, lastSeenAt: null, battery: null, firmware: null, lastStatusAt: null, keyId: 1, certificateNotAfter: null }],
+      next: null, total: 1,
+    })
     const c = await connectTls(node, 'cal-1', e.secret)
     await c.endAsync()
     expect(await admin('device', 'bind', 'care-cli', 'cal-1', 'none')).toEqual({ bound: 'none' })

@@ -256,7 +256,7 @@ describe('/api/devices', () => {
     const token = await login('doc')
     const r = await http('GET', '/api/devices', { token })
     expect(r.status).toBe(200)
-    const list = r.json as Array<{ device: string; family: string; lastSeenAt: number | null; lastStatusAt: number | null }>
+    const list = (r.json as { devices: Array<{ device: string; family: string; lastSeenAt: number | null; lastStatusAt: number | null }> }).devices
     expect(list.map((d) => d.device).sort()).toEqual(['h-brc-silent', 'h-cal1', 'h-cal2'])
     expect(list.find((d) => d.device === 'h-brc-silent')).toMatchObject({ family: 'bracelet', lastSeenAt: null, lastStatusAt: null })
     const seen = list.find((d) => d.device === 'h-cal1')!

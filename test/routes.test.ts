@@ -8,7 +8,7 @@
 import type { FastifyInstance, RouteOptions } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { AlarmHub, createAdminApi, createQueries, Sessions } from '../src/api/index.ts'
+import { AlarmHub, createAdminApi, createFleetView, createQueries, Sessions } from '../src/api/index.ts'
 import { METRICS } from '../src/api/clinician.ts'
 import { AuthBackoff } from '../src/broker/index.ts'
 import { ConsentIndex } from '../src/consent/index.ts'
@@ -42,11 +42,12 @@ beforeAll(async () => {
   dir = tempDir()
   node = await startTestNode(dir.path)
   const users = await Users.load(node.storage.conn, { maxFailures: 5, lockMs: 60_000 }, 10, node.hasher)
+  const fleet = createFleetView(node.registry, node.presence)
   app = createAdminApi({
-    registry: node.registry, storage: node.storage, adminToken: node.adminToken, stats: () => ({}), connectionInfo: () => ({}),
+    registry: node.registry, storage: node.storage, adminToken: node.adminToken, stats: () => ({}), connectionInfo: () => ({}), fleet,
     clinician: {
       users, sessions: new Sessions({ idleMs: 60_000, absoluteMs: 600_000 }), queries: createQueries(node.storage.conn), registry: node.registry,
-      consent: new ConsentIndex(), alarms: new AlarmHub(), rights: node.rights, storage: node.storage, researchMinGroup: 2, loginBackoff: new AuthBackoff(5, 60),
+      consent: new ConsentIndex(), alarms: new AlarmHub(), rights: node.rights, storage: node.storage, fleet, researchMinGroup: 2, loginBackoff: new AuthBackoff(5, 60),
     },
   })
   // every route fastify registers, as it registers it (the clinician and admin routes are added when the app boots)

@@ -19,6 +19,7 @@ import { applyDashboardUser, rowsPerTable, securityEvents, storedSequences, type
 import { bearerCheck } from './bearer.ts'
 import { clientError, frameworkError, registerAnswers } from './http-answers.ts'
 import { registerClinicianApi, type ClinicianDeps } from './clinician.ts'
+import { FleetQuery, type FleetView } from './fleet-view.ts'
 import { rightsRoutes } from './rights-routes.ts'
 import { id, optionalBody } from './schemas.ts'
 import { createWebApp } from './web.ts'
@@ -27,6 +28,8 @@ export interface AdminApiDeps {
   registry: Registry
   storage: Storage
   adminToken: string
+  /** The fleet view, from memory. */
+  fleet: FleetView
   /** Counters of the ingest path, returned as they are. */
   stats: () => unknown
   /** What a device or the simulator needs to connect. */
@@ -159,9 +162,11 @@ export function createAdminApi (deps: AdminApiDeps): FastifyInstance {
       return reply.code(201).send(await deps.clinician.users.create(b.tenant, b.user, b.role, b.password))
     })
 
-    admin.get('/tenants/:tenant/devices', { schema: { summary: 'Enrolled devices of a tenant', params: TenantParams } }, async (req) => {
+    admin.get('/tenants/:tenant/devices', {
+      schema: { summary: 'Enrolled devices of a tenant with their binding, last seen, battery, firmware, key and certificate expiry; filtered and paged (as /api/devices)', params: TenantParams, querystring: FleetQuery },
+    }, async (req) => {
       requireTenant(req.params.tenant)
-      return deps.registry.listDevices(req.params.tenant).map((d) => ({ device: d.device, family: d.family, patient: d.patient, gateway: d.gateway, keyIds: [...d.keys.keys()] }))
+      return deps.fleet.page(req.params.tenant, req.query, { withPatient: true })
     })
 
     admin.post('/tenants/:tenant/devices', { schema: { summary: 'Enroll a device; its secret and key are shown once', params: TenantParams, body: DeviceBody } }, async (req, reply) => {

@@ -14,6 +14,7 @@ import type { Rights } from '../rights/index.ts'
 import type { Storage } from '../storage/index.ts'
 import { isVitalflowError, VitalflowError } from '../errors.ts'
 import { alarmNoticeJson, type AlarmHub } from './alarm-hub.ts'
+import { FleetQuery, type FleetView } from './fleet-view.ts'
 import { rightsRoutes } from './rights-routes.ts'
 import { registerTenantAdminRoutes } from './tenant-admin.ts'
 import { id } from './schemas.ts'
@@ -29,6 +30,8 @@ export interface ClinicianDeps {
   alarms: AlarmHub
   rights: Rights
   storage: Storage
+  /** The fleet view (devices with last seen, battery, certificate expiry), from memory. */
+  fleet: FleetView
   /** Smallest group of patients a researcher's aggregate may describe. */
   researchMinGroup: number
   /** Back-off of failed log-ins per source address (as for MQTT): during it a log-in is refused without checking the password. */
@@ -239,14 +242,10 @@ export function registerClinicianApi (app: FastifyInstance, deps: ClinicianDeps)
     req.raw.on('close', () => { stop(); clearInterval(ping) })
   })
 
-  route({ method: 'GET', path: '/api/devices', summary: 'Every enrolled device with its last status and when it was last seen (null: never)', roles: READERS }, async (req) => {
-    const tenant = req.principal!.tenant
-    const status = new Map((await deps.queries.devices(tenant)).map((s) => [s.device, s]))
-    return deps.registry.listDevices(tenant).sort((a, b) => a.device < b.device ? -1 : a.device > b.device ? 1 : 0).map((d) => {
-      const s = status.get(d.device)
-      return { device: d.device, family: d.family, battery: s?.battery ?? null, firmware: s?.firmware ?? null, lastStatusAt: s?.lastStatusAt ?? null, lastSeenAt: s?.lastSeenAt ?? null }
-    })
-  })
+  route({
+    method: 'GET', path: '/api/devices', roles: READERS, query: FleetQuery,
+    summary: 'The tenant\'s devices with last seen, battery, firmware, payload key and certificate expiry, filtered (not seen for N hours, battery below, certificate expiring) and paged by device id; from memory, never a telemetry scan',
+  }, async (req) => deps.fleet.page(req.principal!.tenant, req.query, { withPatient: false }))
 
   route({ method: 'GET', path: '/api/research/aggregate', summary: 'Daily aggregates over research-consented patients; small groups suppressed', roles: ['researcher'], query: ResearchQuery }, async (req) => {
     const q = req.query

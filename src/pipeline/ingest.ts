@@ -12,7 +12,7 @@ import type { AlarmNotice } from '../api/index.ts'
 import { STREAM_TABLE } from '../catalogue/index.ts'
 import type { ConsentIndex } from '../consent/index.ts'
 import { associatedData, open, ReplayWindow } from '../crypto/index.ts'
-import { AlarmKind, decodeEnvelope, decodePayload, parseTopic, type Envelope, type Payload, type TelemetryTopic } from '../decode/index.ts'
+import { AlarmKind, decodeEnvelope, decodePayload, parseTopic, type DeviceStatus, type Envelope, type Payload, type TelemetryTopic } from '../decode/index.ts'
 import type { DeviceRecord } from '../registry/index.ts'
 import {
   alarmRows, rejectionRow, securityEventRow, sequenceRow, spotRows, statusRows, vitalRows, type Encoded, type RowContext, type Storage, type StoredSequences, type TableName,
@@ -51,6 +51,8 @@ export interface IngestDeps {
   onSecurityEvent?: (e: SecurityEvent) => void
   /** Button presses and falls, the moment they are durable (never behind a telemetry batch). */
   onAlarm?: (a: AlarmNotice) => void
+  /** Every message taken (the fleet view's last seen); a device status with its battery and firmware. */
+  onAccepted?: (tenant: string, device: string, status: DeviceStatus | null, nowMs: number) => void
 }
 
 export interface RejectionInput {
@@ -187,6 +189,7 @@ export function createIngest (deps: IngestDeps): Ingest {
     const ctx: RowContext = { tenant: t.tenant, patient: patient ?? '', device: t.device, seq: env.seq, ingestedAt: nowMs, gate }
     const [table, enc] = encodeRows(ctx, p)
     const durable = batch(w, t, env.seq, table, enc)
+    deps.onAccepted?.(t.tenant, t.device, p.stream === 'status' ? p.msg : null, nowMs)
     if (p.stream === 'alarm' && (p.msg.kind === AlarmKind.BUTTON_PRESS || p.msg.kind === AlarmKind.FALL_DETECTED) && deps.onAlarm !== undefined) {
       const loc = p.msg.location
       const located = loc != null && gate('location') !== null

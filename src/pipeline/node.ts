@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import pino, { type Logger } from 'pino'
-import { AlarmHub, alarmNoticeJson, Sessions, createAdminApi, createPrometheus, createQueries, type Prometheus } from '../api/index.ts'
+import { AlarmHub, alarmNoticeJson, Sessions, createAdminApi, createFleetView, createPrometheus, createQueries, type Prometheus } from '../api/index.ts'
 import { addressList } from '../addresses.ts'
 import { AuthBackoff, createBroker, loadTls, startListeners, ticketKeysAt, TICKET_KEY_LIFETIME_MS } from '../broker/index.ts'
 import type { Config } from '../config/index.ts'
@@ -16,6 +16,7 @@ import { Rights } from '../rights/index.ts'
 import { CertificateAuthorities, Registry, Users, createHasher, type Hasher } from '../registry/index.ts'
 import { createStorage, loadSequences, type Storage } from '../storage/index.ts'
 import { createIngest } from './ingest.ts'
+import { loadPresence, type PresenceStore } from './presence.ts'
 import { loadOrCreateSecret } from './local-secrets.ts'
 import { createMetrics, type IngestMetrics } from './metrics.ts'
 
@@ -43,6 +44,8 @@ export interface IngestNode {
   metrics: IngestMetrics
   /** The pool that computes every secret and password hash. */
   hasher: Hasher
+  /** Last seen, battery, firmware and certificate expiry per device (the fleet view). */
+  presence: PresenceStore
   /** Re-reads the server certificate and key (VF_TLS_CERT/KEY or the development pair) without a restart. */
   reloadTls: () => void
   close: () => Promise<void>
@@ -80,12 +83,17 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
       }
     },
   })
+  const presence = await loadPresence(storage, {
+    flushMs: 5000,
+    onError: (err) => { logger.error({ error: describeError(err) }, 'device presence not written; kept in memory and retried') },
+  })
   const consent = new ConsentIndex(policy)
   const hasher = createHasher({ threads: config.HASH_THREADS ?? Math.max(1, Math.min(4, Math.floor(availableParallelism() / 2))), maxQueue: config.HASH_QUEUE })
   const cas = new CertificateAuthorities(join(dataDir, 'tenant-ca'), masterKey)
   let trustTenants: (() => void) | null = null
   const registry = await Registry.load(storage.conn, {
     masterKey, consent, hasher, cas, onTenant: () => { trustTenants?.() },
+    onCertificate: (tenant, device, notAfterMs) => { presence.certificate(tenant, device, notAfterMs) },
   })
   const rights = await Rights.load({ storage, registry, consent, policy })
   const users = await Users.load(storage.conn, { maxFailures: config.LOGIN_MAX_FAILURES, lockMs: config.LOGIN_LOCK_MS }, config.DEVICE_AUTH_COST, hasher)
@@ -95,11 +103,20 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     consent, storage, metrics, stored: await loadSequences(storage.conn),
     onAlarm: (a) => { alarms.publish(a); relayToMqtt?.(a) },
     devices: { device: (id) => registry.device(id), patientAt: (d, t) => registry.patientAt(d, t) },
+    onAccepted: (tenant, device, status, nowMs) => {
+      if (status === null) presence.seen(tenant, device, nowMs)
+      else presence.status(tenant, device, status, nowMs)
+    },
   })
 
   const broker = await createBroker({
     authenticate: (device, secret) => registry.authenticate(device, secret),
-    authenticateCertificate: (peer) => registry.deviceForCertificate(peer),
+    authenticateCertificate: (peer) => {
+      const d = registry.deviceForCertificate(peer)
+      // the certificate a device logs in with is the one whose expiry the fleet view shows
+      if (d !== null) presence.certificate(d.tenant, d.device, Date.parse(peer.validTo))
+      return d
+    },
     ingest: ingest.ingest,
     reject: (r) => { ingest.reject({ ...r, reason: r.reason as Parameters<typeof ingest.reject>[0]['reason'] }) },
     limits: {
@@ -151,13 +168,15 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     connections: () => broker.connections.snapshot(),
     hashing: () => hasher.stats(),
   }, { tenantLabels: config.METRICS_TENANT_LABELS })
+  const fleet = createFleetView(registry, presence)
   const api = createAdminApi({
     metrics: prometheus.registry,
+    fleet,
     ...(config.METRICS_TOKEN === undefined ? {} : { metricsToken: config.METRICS_TOKEN }),
     serviceUser: config.CLICKHOUSE_USER,
     clinician: {
       users, sessions: new Sessions({ idleMs: config.SESSION_IDLE_MS, absoluteMs: config.SESSION_MAX_MS }), queries: createQueries(storage.conn),
-      registry, consent, alarms, rights, storage, researchMinGroup: config.RESEARCH_MIN_GROUP,
+      registry, consent, alarms, rights, storage, fleet, researchMinGroup: config.RESEARCH_MIN_GROUP,
       loginBackoff: new AuthBackoff(config.AUTH_FREE_FAILURES, config.AUTH_MAX_BACKOFF_S),
     },
     // ready only while the node can acknowledge: a load balancer sends devices elsewhere otherwise
@@ -186,6 +205,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     storage,
     metrics,
     hasher,
+    presence,
     reloadTls: () => { listeners.setTls(loadTls(tlsFiles)) },
     close: () => {
       closing ??= (async () => {
@@ -195,6 +215,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
         await broker.close()
         await stopped
         await api.close()
+        await presence.close()
         await storage.close(config.SHUTDOWN_TIMEOUT_MS)
         await hasher.close()
       })()

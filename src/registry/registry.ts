@@ -4,7 +4,7 @@
  * path. Consent events are written to the append-only consent log here and
  * applied to the in-memory consent index in the same step.
  */
-import { randomBytes } from 'node:crypto'
+import { randomBytes, X509Certificate } from 'node:crypto'
 import type { ClickHouseClient } from '@clickhouse/client'
 import { prepareKey, unwrapKey, wrapKey, type AeadKey } from '../crypto/index.ts'
 import type { Category, ConsentEvent, ConsentIndex, Purpose } from '../consent/index.ts'
@@ -69,6 +69,8 @@ export interface RegistryOptions {
   cas?: CertificateAuthorities
   /** Called after a tenant is created (e.g. to trust its CA on the mutual-TLS listener). */
   onTenant?: (tenant: TenantId) => void
+  /** Called after a client certificate is issued, with when it expires (the fleet view). */
+  onCertificate?: (tenant: TenantId, device: DeviceId, notAfterMs: number) => void
 }
 
 export class Registry {
@@ -409,11 +411,13 @@ export class Registry {
     const d = this.requireDevice(tenantRaw, deviceRaw)
     const tenant = d.tenant
     if (this.opts.cas === undefined) throw new RegistryError('ING_ERR_INVALID', 'no certificate authority configured')
-    return { ...await this.opts.cas.issue(tenant, d.device, csrPem), caPem: this.opts.cas.ensure(tenant).certPem }
+    const issued = await this.opts.cas.issue(tenant, d.device, csrPem)
+    this.opts.onCertificate?.(tenant, d.device, Date.parse(new X509Certificate(issued.certPem).validTo))
+    return { ...issued, caPem: this.opts.cas.ensure(tenant).certPem }
   }
 
   /** The device a verified client certificate speaks for, if it is enrolled under the tenant the certificate names. */
-  deviceForCertificate (peer: import('node:crypto').X509Certificate): DeviceRecord | null {
+  deviceForCertificate (peer: X509Certificate): DeviceRecord | null {
     const id = this.opts.cas?.identify(peer)
     if (id == null) return null
     const d = this.devices.get(id.device as DeviceId)

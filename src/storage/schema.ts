@@ -322,6 +322,24 @@ ORDER BY (tenant_id, ts)`,
 ) ENGINE = Memory`,
     ],
   },
+  {
+    version: 12,
+    name: 'device presence: last seen, battery, firmware, certificate expiry per device',
+    // the fleet view reads this (and memory), never the telemetry; written every few seconds with what
+    // changed. Device facts only: no patient id, no health value.
+    statements: (db) => [
+      `CREATE TABLE IF NOT EXISTS ${db}.device_presence (
+    tenant_id LowCardinality(String),
+    device_id String,
+    last_seen Nullable(DateTime64(3, 'UTC')),
+    battery Nullable(UInt8),
+    firmware String,
+    status_at Nullable(DateTime64(3, 'UTC')),
+    cert_not_after Nullable(DateTime64(3, 'UTC')),
+    updated_at DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree(updated_at) ORDER BY (tenant_id, device_id) SETTINGS ${DURABLE_PART_SETTINGS}`,
+    ],
+  },
 ]
 
 /** Every table migration 9 made durable (later migrations create theirs with DURABLE_PART_SETTINGS). */

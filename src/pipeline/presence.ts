@@ -1,0 +1,106 @@
+/**
+ * The fleet as operators watch it: per device when it was last heard from, its
+ * last reported battery and firmware, and when its client certificate expires.
+ * Kept in memory (updated by the ingest path as messages are accepted, and by
+ * certificate issuance and mutual-TLS logins) so the fleet view of 200,000
+ * devices never scans telemetry. Written to `device_presence` every few seconds
+ * (only what changed, one insert) and read back at start; a crash loses at most
+ * that much of "last seen", never data. Holds device ids and device facts only,
+ * no patient id and no health value.
+ */
+import type { Storage } from '../storage/index.ts'
+
+export interface Presence {
+  tenant: string
+  lastSeenMs: number | null
+  batteryPercent: number | null
+  firmware: string | null
+  statusAtMs: number | null
+  certNotAfterMs: number | null
+}
+
+export interface PresenceStore {
+  seen: (tenant: string, device: string, nowMs: number) => void
+  status: (tenant: string, device: string, s: { batteryPercent: number; firmware: string; reportedAtMs: number }, nowMs: number) => void
+  certificate: (tenant: string, device: string, notAfterMs: number) => void
+  get: (device: string) => Presence | undefined
+  /** Writes what changed since the last flush (one insert). */
+  flush: () => Promise<void>
+  close: () => Promise<void>
+}
+
+interface Row {
+  tenant_id: string; device_id: string; last_seen: number | null; battery: number | null; firmware: string; status_at: number | null; cert_not_after: number | null; updated_at: number
+}
+
+export async function loadPresence (storage: Storage, opts: { flushMs: number; onError: (err: unknown) => void }): Promise<PresenceStore> {
+  const { client, table } = storage.conn
+  const byDevice = new Map<string, Presence>()
+  const rs = await client.query({
+    query: `SELECT tenant_id, device_id, toUnixTimestamp64Milli(last_seen) AS last_seen, battery, firmware, toUnixTimestamp64Milli(status_at) AS status_at,
+      toUnixTimestamp64Milli(cert_not_after) AS cert_not_after FROM ${table('device_presence')} FINAL`,
+    format: 'JSONEachRow',
+  })
+  const num = (v: unknown): number | null => v === null || v === undefined ? null : Number(v)
+  for (const r of await rs.json<Record<string, unknown>>()) {
+    byDevice.set(String(r['device_id']), {
+      tenant: String(r['tenant_id']), lastSeenMs: num(r['last_seen']), batteryPercent: num(r['battery']),
+      firmware: r['firmware'] === '' ? null : String(r['firmware']), statusAtMs: num(r['status_at']), certNotAfterMs: num(r['cert_not_after']),
+    })
+  }
+  const dirty = new Set<string>()
+  const entry = (tenant: string, device: string): Presence => {
+    let p = byDevice.get(device)
+    if (p === undefined || p.tenant !== tenant) {
+      p = { tenant, lastSeenMs: null, batteryPercent: null, firmware: null, statusAtMs: null, certNotAfterMs: null }
+      byDevice.set(device, p)
+    }
+    dirty.add(device)
+    return p
+  }
+  let flushing: Promise<void> = Promise.resolve()
+  const flush = async (): Promise<void> => {
+    await flushing
+    if (dirty.size === 0) return
+    const now = Date.now()
+    const rows: Row[] = []
+    for (const device of dirty) {
+      const p = byDevice.get(device)!
+      rows.push({
+        tenant_id: p.tenant, device_id: device, last_seen: p.lastSeenMs, battery: p.batteryPercent, firmware: p.firmware ?? '',
+        status_at: p.statusAtMs, cert_not_after: p.certNotAfterMs, updated_at: now,
+      })
+    }
+    dirty.clear()
+    flushing = client.insert({ table: table('device_presence'), values: rows, format: 'JSONEachRow' }).then(() => {}, (err: unknown) => {
+      // kept for the next flush: the in-memory view is still right
+      for (const r of rows) dirty.add(r.device_id)
+      opts.onError(err)
+    })
+    await flushing
+  }
+  const timer = setInterval(() => { void flush() }, opts.flushMs).unref()
+  return {
+    seen: (tenant, device, nowMs) => {
+      const p = entry(tenant, device)
+      if (p.lastSeenMs === null || nowMs > p.lastSeenMs) p.lastSeenMs = nowMs
+    },
+    status: (tenant, device, s, nowMs) => {
+      const p = entry(tenant, device)
+      if (p.lastSeenMs === null || nowMs > p.lastSeenMs) p.lastSeenMs = nowMs
+      // a backlog synced late does not overwrite a newer report
+      if (p.statusAtMs === null || s.reportedAtMs >= p.statusAtMs) {
+        p.statusAtMs = s.reportedAtMs
+        p.batteryPercent = s.batteryPercent
+        p.firmware = s.firmware
+      }
+    },
+    certificate: (tenant, device, notAfterMs) => { entry(tenant, device).certNotAfterMs = notAfterMs },
+    get: (device) => byDevice.get(device),
+    flush,
+    close: async () => {
+      clearInterval(timer)
+      await flush()
+    },
+  }
+}
