@@ -9,8 +9,7 @@ import { z } from 'zod'
 import { CATEGORIES, CONSENT_CATEGORIES, PURPOSES } from '../consent/index.ts'
 import { ID_PATTERN } from '../ids.ts'
 import type { Registry, Role } from '../registry/index.ts'
-import { RightsError, RECTIFIABLE_TARGETS, type Actor, type Rights } from '../rights/index.ts'
-import { exportPatient, type ExportFormat } from '../rights/export.ts'
+import { RightsError, RECTIFIABLE_TARGETS, exportPatient, type Actor, type ExportFormat, type Rights } from '../rights/index.ts'
 import type { Storage } from '../storage/index.ts'
 
 const id = z.string().regex(ID_PATTERN)

@@ -8,17 +8,16 @@
  * A refusal is a result, not an exception: each step returns a typed refusal
  * with a reason code, which is counted and recorded without the payload.
  */
-import type { AlarmNotice } from '../api/index.ts'
 import { STREAM_TABLE } from '../catalogue/index.ts'
 import type { ConsentIndex } from '../consent/index.ts'
 import { associatedData, open, ReplayWindow } from '../crypto/index.ts'
-import { AlarmKind, decodeEnvelope, decodePayload, parseTopic, type Envelope, type Payload, type TelemetryTopic } from '../decode/index.ts'
+import { AlarmKind, decodeEnvelope, decodePayload, parseTopic, type AlarmNotice, type Envelope, type Payload, type TelemetryTopic } from '../decode/index.ts'
 import type { DeviceRecord } from '../registry/index.ts'
 import {
   alarmRows, rejectionRow, securityEventRow, sequenceRow, spotRows, statusRows, vitalRows, type Encoded, type RowContext, type Storage, type StoredSequences, type TableName,
 } from '../storage/index.ts'
 import { bump, type IngestMetrics } from './metrics.ts'
-import { Reason } from './reasons.ts'
+import { Reason } from '../reasons.ts'
 import { BurstDetector, type BurstOptions, type SecurityEvent } from './security-events.ts'
 
 export interface Sender {

@@ -14,6 +14,7 @@ import { ConsentIndex, POLICY, type Policy } from '../consent/index.ts'
 import { Rights } from '../rights/index.ts'
 import { CertificateAuthorities, Registry, Users, createHasher, type Hasher } from '../registry/index.ts'
 import { createStorage, loadSequences, type Storage } from '../storage/index.ts'
+import { Reason } from '../reasons.ts'
 import { createIngest } from './ingest.ts'
 import { loadOrCreateSecret } from './local-secrets.ts'
 import { createMetrics, type IngestMetrics } from './metrics.ts'
@@ -100,7 +101,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     authenticate: (device, secret) => registry.authenticate(device, secret),
     authenticateCertificate: (peer) => registry.deviceForCertificate(peer),
     ingest: ingest.ingest,
-    reject: (r) => { ingest.reject({ ...r, reason: r.reason as Parameters<typeof ingest.reject>[0]['reason'] }) },
+    reject: ingest.reject,
     limits: {
       publishRate: config.PUBLISH_RATE, publishBurst: config.PUBLISH_BURST, connectionsPerTenant: config.MAX_CONNECTIONS_PER_TENANT,
       authFreeFailures: config.AUTH_FREE_FAILURES, authMaxBackoffSeconds: config.AUTH_MAX_BACKOFF_S,
@@ -124,7 +125,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     maxConnections: config.MAX_CONNECTIONS,
     handshakeTimeoutMs: config.TLS_HANDSHAKE_TIMEOUT_MS,
     onViolation: (reason, remoteAddress) => {
-      ingest.reject({ reason, detail: reason === 'ING_ERR_SIZE' ? 'packet larger than the limit: connection dropped before buffering' : 'not an MQTT session', remoteAddress })
+      ingest.reject({ reason, detail: reason === Reason.size ? 'packet larger than the limit: connection dropped before buffering' : 'not an MQTT session', remoteAddress })
     },
   })
   trustTenants = () => { listeners.setTrust(tenantCas()) }

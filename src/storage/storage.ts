@@ -7,7 +7,7 @@ import { migrate } from './migrate.ts'
 import { TableBatcher, type BatcherOptions, type FlushReport, type InsertFn } from './batcher.ts'
 import { COLUMNS, TELEMETRY_TABLES, type TableName } from './rows.ts'
 import { WriteAheadLog, type Recovered, type WalErrorCode, type WalState } from './wal.ts'
-import { sqlString } from './sql.ts'
+import { sqlString } from '../sql.ts'
 
 export class StorageError extends Error {
   constructor (readonly code: 'ING_ERR_STORAGE' | 'ING_ERR_BACKPRESSURE', message: string, options?: ErrorOptions) {
