@@ -14,7 +14,7 @@ import { associatedData, open, ReplayWindow } from '../crypto/index.ts'
 import { AlarmKind, decodeEnvelope, decodePayload, parseTopic, type AlarmNotice, type Envelope, type Payload, type TelemetryTopic } from '../decode/index.ts'
 import type { DeviceRecord } from '../registry/index.ts'
 import {
-  alarmRows, rejectionRow, securityEventRow, sequenceRow, spotRows, statusRows, vitalRows, type Encoded, type RowContext, type Storage, type StoredSequences, type TableName,
+  alarmRows, rejectionRow, securityEventRow, sequenceRow, spotRows, statusRows, vitalRows, type Encoded, type RowContext, type StorageWriter, type StoredSequences, type TableName,
 } from '../storage/index.ts'
 import { bump, type IngestMetrics } from './metrics.ts'
 import { Reason } from '../reasons.ts'
@@ -40,7 +40,8 @@ export interface IngestDeps {
   consent: ConsentIndex
   /** Enrolled devices by id (for gateways publishing on a bound device's behalf) and their patient at a time. */
   devices?: { device: (id: string) => DeviceRecord | undefined; patientAt: (d: DeviceRecord, t: number) => string | null }
-  storage: Storage
+  /** Only write: the path queues rows and waits for them to be durable. */
+  storage: StorageWriter
   metrics: IngestMetrics
   now?: () => number
   /** Sequence numbers already stored, per device (from storage at start). */

@@ -43,6 +43,9 @@ export interface Storage {
   close: (deadlineMs?: number) => Promise<void>
 }
 
+/** What the hot path needs of storage: queue rows (resolving once they are durable). Fakes and wrappers implement only this. */
+export type StorageWriter = Pick<Storage, 'write'>
+
 export interface StorageOptions extends StorageTarget {
   batch: BatcherOptions
   wal: { segmentBytes: number; budgetBytes: number; reserveBytes?: number; probeMs?: number }
