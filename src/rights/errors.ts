@@ -4,3 +4,10 @@ export class RightsError extends Error {
     this.name = 'RightsError'
   }
 }
+
+export class ExportError extends Error {
+  constructor (readonly code: 'ING_ERR_INVALID' | 'ING_ERR_OUTPUT', message: string, options?: ErrorOptions) {
+    super(message, options)
+    this.name = 'ExportError'
+  }
+}
