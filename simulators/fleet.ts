@@ -22,7 +22,11 @@ import type { AdminClient } from '../src/api/index.ts'
 import { STREAM_TABLE } from '../src/catalogue/index.ts'
 import type { Stream } from '../src/decode/index.ts'
 import type { TelemetryTable } from '../src/storage/index.ts'
+import { backoffMs, type Backoff } from '../src/backoff.ts'
 import { inPool, type SimCertificate, type SimDevice, type SimResponder } from './fleet-store.ts'
+import { percentiles, type Percentiles } from './percentiles.ts'
+
+export { percentiles, type Percentiles } from './percentiles.ts'
 
 export interface Behaviour {
   /** Connections are opened over this many seconds, each at a random moment. */
@@ -63,8 +67,6 @@ export interface FleetOptions {
   seqBase?: number
   log: (s: string) => void
 }
-
-export interface Percentiles { p50: number; p99: number; max: number; n: number }
 
 export interface FleetResult {
   sent: number
@@ -109,6 +111,7 @@ const TABLE: Readonly<Record<Stream, DataTable>> = STREAM_TABLE
 const MIN = 60_000
 const POLL_MS = 200
 const SAMPLE_CAP = 200_000
+const RECONNECT: Backoff = { baseMs: 2000, maxMs: 30_000 }
 
 /** Simulated periods: a bracelet batch per minute, a spot measurement every 10 min, an alarm heartbeat every 5 min, status every 30 min. */
 const PERIOD_SIM_MS = { bracelet: MIN, cvitals: 10 * MIN, calarm: 5 * MIN, status: 30 * MIN } as const
@@ -126,13 +129,8 @@ interface Link {
   generation: number
   queue: Frame[]
   offline: boolean
-  backoffMs: number
-}
-
-export function percentiles (xs: number[]): Percentiles {
-  const s = [...xs].sort((a, b) => a - b)
-  const at = (q: number): number => s.length === 0 ? 0 : Math.round(s[Math.min(s.length - 1, Math.floor(q * s.length))]! * 10) / 10
-  return { p50: at(0.5), p99: at(0.99), max: at(1), n: s.length }
+  /** Failed connection attempts since the last successful one. */
+  failures: number
 }
 
 export async function runFleet (opts: FleetOptions): Promise<FleetResult> {
@@ -156,10 +154,10 @@ export async function runFleet (opts: FleetOptions): Promise<FleetResult> {
   /** `${device}/${seq}` → send time of alarms that reach responders. */
   const awaitingResponder = new Map<string, number>()
 
-  /** Doubles the link's back-off (up to 30 s) and returns the next wait, with jitter. */
+  /** Counts a failed attempt and returns the next wait: 2 s doubling up to 30 s, with jitter. */
   function backOff (link: Link): number {
-    link.backoffMs = Math.min(30_000, link.backoffMs * 2)
-    return Math.round(link.backoffMs * (0.5 + rng.next()))
+    link.failures++
+    return backoffMs(link.failures, RECONNECT, () => rng.next())
   }
 
   /** The identity's own credential: its client certificate on the mutual-TLS port when it has one (and the port is given), else its secret. */
@@ -176,8 +174,8 @@ export async function runFleet (opts: FleetOptions): Promise<FleetResult> {
         if (link.offline) return
         client.options.reconnectPeriod = backOff(link)
       })
-      client.on('connect', () => { if (link.backoffMs > 1000) r.reconnects++; link.backoffMs = 1000 })
-      link.backoffMs = 1000
+      client.on('connect', () => { if (link.failures > 0) r.reconnects++; link.failures = 0 })
+      link.failures = 0
       return client
     })
   }
@@ -226,7 +224,7 @@ export async function runFleet (opts: FleetOptions): Promise<FleetResult> {
     const { dev, at } = order[i]!
     if (at > Date.now()) await new Promise((resolve) => setTimeout(resolve, at - Date.now()))
     const via = dev.gateway ?? dev
-    const link: Link = { id: via.device, client: null, inflight: 0, unacked: new Set(), generation: 0, queue: [], offline: false, backoffMs: 1000 }
+    const link: Link = { id: via.device, client: null, inflight: 0, unacked: new Set(), generation: 0, queue: [], offline: false, failures: 0 }
     // a refused attempt is counted and tried again with back-off, three attempts in all
     for (let attempt = 1; link.client === null && attempt <= 3; attempt++) {
       link.client = await connect(link, via).catch(async () => {

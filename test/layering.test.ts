@@ -12,7 +12,7 @@ const SRC = join(import.meta.dirname, '..', 'src')
 
 /** Leaf → top. A stage may import those on an earlier line, not its own line's neighbours. */
 const ORDER: ReadonlyArray<readonly string[]> = [
-  ['ids.ts', 'reasons.ts', 'sql.ts', 'config', 'catalogue'],
+  ['ids.ts', 'reasons.ts', 'sql.ts', 'backoff.ts', 'capped-map.ts', 'config', 'catalogue'],
   ['crypto'],
   ['decode'],
   ['consent'],
