@@ -7,6 +7,7 @@
 import type { X509Certificate } from 'node:crypto'
 import { TLSSocket } from 'node:tls'
 import { Aedes, type AuthenticateError, type AuthErrorCode, type Client } from 'aedes'
+import { CONFIG_DEFAULTS } from '../config/index.ts'
 import type { DeviceRecord } from '../registry/index.ts'
 import { BrokerReason, type Reason } from '../reasons.ts'
 import { AuthBackoff, ConnectionCounter, IdentityBuckets, type TokenBucket } from './limits.ts'
@@ -24,7 +25,11 @@ export interface BrokerLimits {
   authMaxBackoffSeconds: number
 }
 
-export const DEFAULT_LIMITS: BrokerLimits = { publishRate: 50, publishBurst: 500, connectionsPerTenant: 10_000, authFreeFailures: 5, authMaxBackoffSeconds: 300 }
+/** The configuration's defaults (src/config/schema.ts), for a broker created without limits. */
+export const DEFAULT_LIMITS: BrokerLimits = {
+  publishRate: CONFIG_DEFAULTS.PUBLISH_RATE, publishBurst: CONFIG_DEFAULTS.PUBLISH_BURST, connectionsPerTenant: CONFIG_DEFAULTS.MAX_CONNECTIONS_PER_TENANT,
+  authFreeFailures: CONFIG_DEFAULTS.AUTH_FREE_FAILURES, authMaxBackoffSeconds: CONFIG_DEFAULTS.AUTH_MAX_BACKOFF_S,
+}
 
 export type IngestOutcome =
   | { kind: 'stored'; durable: Promise<void> }
