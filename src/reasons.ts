@@ -45,3 +45,15 @@ export const Reason = {
   storage: 'ING_ERR_STORAGE',
 } as const
 export type Reason = (typeof Reason)[keyof typeof Reason]
+
+/** A refusal as it is counted and recorded: its reason and what is known of who sent what. */
+export interface Refused<R extends Reason = Reason> {
+  reason: R
+  detail: string
+  tenant?: string
+  device?: string
+  clientId?: string
+  remoteAddress?: string
+  topic?: string
+  bytes?: number
+}

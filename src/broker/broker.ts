@@ -9,7 +9,7 @@ import { TLSSocket } from 'node:tls'
 import { Aedes, type AuthenticateError, type AuthErrorCode, type Client } from 'aedes'
 import { CONFIG_DEFAULTS } from '../config/index.ts'
 import type { DeviceRecord } from '../registry/index.ts'
-import { BrokerReason, type Reason } from '../reasons.ts'
+import { BrokerReason, type Reason, type Refused } from '../reasons.ts'
 import { AuthBackoff, ConnectionCounter, IdentityBuckets, type TokenBucket } from './limits.ts'
 
 /** An authenticated connection. `bucket` is its identity's, shared with every other connection of the same device. */
@@ -35,15 +35,8 @@ export type IngestOutcome =
   | { kind: 'stored'; durable: Promise<void> }
   | { kind: 'rejected'; reason: Reason; detail: string; disconnect: boolean }
 
-export interface BrokerRejection {
-  reason: BrokerReason
-  detail: string
-  tenant?: string
-  device?: string
-  clientId?: string
-  remoteAddress?: string
-  topic?: string
-}
+/** The broker's own refusals: authentication, rate, subscribe. */
+export type BrokerRejection = Refused<BrokerReason>
 
 export interface BrokerDeps {
   /** Rejects with an error whose code is ING_ERR_AUTH_BUSY when secret checks are saturated (CONNACK 3). */

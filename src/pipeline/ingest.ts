@@ -17,7 +17,7 @@ import {
   alarmRows, rejectionRow, securityEventRow, sequenceRow, spotRows, statusRows, vitalRows, type Encoded, type RowContext, type StorageWriter, type StoredSequences, type TableName,
 } from '../storage/index.ts'
 import { bump, type IngestMetrics } from './metrics.ts'
-import { Reason } from '../reasons.ts'
+import { Reason, type Refused } from '../reasons.ts'
 import { BurstDetector, type BurstOptions, type SecurityEvent } from './security-events.ts'
 
 export interface Sender {
@@ -53,16 +53,8 @@ export interface IngestDeps {
   onAlarm?: (a: AlarmNotice) => void
 }
 
-export interface RejectionInput {
-  reason: Reason
-  detail: string
-  tenant?: string
-  device?: string
-  clientId?: string
-  remoteAddress?: string
-  topic?: string
-  bytes?: number
-}
+/** A refusal from this path or from the broker. */
+export type RejectionInput = Refused
 
 export interface Ingest {
   ingest: (sender: Sender, topic: string, payload: Uint8Array) => Outcome
