@@ -84,6 +84,8 @@ export function remoteAddressOf (client: Client): string {
 export interface VitalflowBroker {
   aedes: Aedes
   connections: ConnectionCounter
+  /** Live entries the bounded limit maps dropped at their caps. */
+  evictions: () => { auth_sources: number; identity_buckets: number }
   close: () => Promise<void>
 }
 
@@ -206,6 +208,7 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
   return {
     aedes,
     connections,
+    evictions: () => ({ auth_sources: backoff.evicted, identity_buckets: buckets.evicted }),
     close: () => new Promise<void>((resolve) => { aedes.close(() => resolve()) }),
   }
 }

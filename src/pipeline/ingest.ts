@@ -60,6 +60,8 @@ export interface Ingest {
   ingest: (sender: Sender, topic: string, payload: Uint8Array) => Outcome
   /** Counts and records a refusal (from this path or from the broker: authentication, subscribe). */
   reject: (r: RejectionInput) => void
+  /** Refusal tallies of live sources dropped at the burst detector's cap. */
+  evicted: () => number
 }
 
 export function createIngest (deps: IngestDeps): Ingest {
@@ -218,5 +220,6 @@ export function createIngest (deps: IngestDeps): Ingest {
       return out
     },
     reject,
+    evicted: () => bursts.evicted,
   }
 }

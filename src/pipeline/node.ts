@@ -131,6 +131,8 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
   trustTenants = () => { listeners.setTrust(tenantCas()) }
   const caPem = tls.ca?.toString('utf8')
 
+  const sessions = new Sessions({ idleMs: config.SESSION_IDLE_MS, absoluteMs: config.SESSION_MAX_MS })
+  const loginBackoff = new AuthBackoff(config.AUTH_FREE_FAILURES, config.AUTH_MAX_BACKOFF_S)
   prometheus = createPrometheus({
     accepted: metrics.accepted, rejected: metrics.rejected, unacknowledged: metrics.unacknowledged, rowsStored: metrics.rowsStored,
     get rowsFiltered () { return metrics.rowsFiltered },
@@ -141,15 +143,16 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     queuedRows: () => storage.stats().queuedRows,
     connections: () => broker.connections.snapshot(),
     hashing: () => hasher.stats(),
+    evictions: () => ({ ...broker.evictions(), security_event_sources: ingest.evicted(), sessions: sessions.evicted, login_sources: loginBackoff.evicted }),
   }, { tenantLabels: config.METRICS_TENANT_LABELS })
   const api = createAdminApi({
     metrics: prometheus.registry,
     ...(config.METRICS_TOKEN === undefined ? {} : { metricsToken: config.METRICS_TOKEN }),
     serviceUser: config.CLICKHOUSE_USER,
     clinician: {
-      users, sessions: new Sessions({ idleMs: config.SESSION_IDLE_MS, absoluteMs: config.SESSION_MAX_MS }), queries: createQueries(storage.conn),
+      users, sessions, queries: createQueries(storage.conn),
       registry, consent, alarms, rights, storage, researchMinGroup: config.RESEARCH_MIN_GROUP,
-      loginBackoff: new AuthBackoff(config.AUTH_FREE_FAILURES, config.AUTH_MAX_BACKOFF_S),
+      loginBackoff,
     },
     // ready only while the node can acknowledge: a load balancer sends devices elsewhere otherwise
     ready: () => ready && storage.acknowledging().ok,
