@@ -9,6 +9,7 @@ import { startNode } from '../src/pipeline/index.ts'
 import { createAlarmModel, createBraceletModel, DeviceSealer } from '../devices/index.ts'
 import { testConfig, tempDir } from '../test/support/node.ts'
 import { machine } from './harness.ts'
+import { percentiles } from '../simulators/percentiles.ts'
 
 const bracelets = Number(process.argv[2] ?? 200)
 const seconds = Number(process.argv[3] ?? 15)
@@ -49,9 +50,8 @@ async function measureAlarms (ms: number): Promise<Record<string, number>> {
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
   await new Promise((resolve) => setTimeout(resolve, 500))
-  const s = [...latencies].sort((a, b) => a - b)
-  const pct = (q: number): number => Math.round((s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? NaN) * 10) / 10
-  return { alarms: s.length, p50Ms: pct(0.5), p99Ms: pct(0.99), maxMs: pct(1) }
+  const p = percentiles(latencies)
+  return { alarms: p.n, p50Ms: p.p50, p99Ms: p.p99, maxMs: p.max }
 }
 
 const idle = await measureAlarms(seconds * 1000 / 3)

@@ -12,7 +12,7 @@ import { AlarmEventType, BraceletBatchType, decodeEnvelope, type Stream } from '
 import type { DeviceId, PatientId, TenantId } from '../src/ids.ts'
 import { createIngest, createMetrics } from '../src/pipeline/index.ts'
 import type { DeviceRecord } from '../src/registry/index.ts'
-import type { Storage } from '../src/storage/index.ts'
+import type { StorageWriter } from '../src/storage/index.ts'
 import { DeviceSealer, createAlarmModel, createBraceletModel, expectedRows } from '../devices/index.ts'
 import { machine, measure, ratio } from './harness.ts'
 
@@ -26,7 +26,7 @@ for (const category of ['vitals', 'sleep', 'activity', 'location'] as const) {
   consent.apply({ tenant, patient, purpose: 'care', category, action: 'grant', version: 1, recordedBy: 'bench', source: 'app', recordedAtMs: 0, validFromMs: 0 })
 }
 let sunk = 0
-const sink = { write: (_t: string, chunk: Buffer, rows: number) => { sunk += rows + (chunk.length > 0 ? 0 : 1); return Promise.resolve() } } as unknown as Storage
+const sink: StorageWriter = { write: (_t, chunk, rows) => { sunk += rows + (chunk.length > 0 ? 0 : 1); return Promise.resolve() } }
 const newIngest = (): ReturnType<typeof createIngest> => createIngest({ consent, storage: sink, metrics: createMetrics() })
 const sender = { record, clientId: device, remoteAddress: '127.0.0.1' }
 const sealer = new DeviceSealer({ tenant, device, keyId: 1, key })

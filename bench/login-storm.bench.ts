@@ -15,6 +15,7 @@ import { createAlarmModel, DeviceSealer } from '../devices/index.ts'
 import { connack, connectPacket, rawSocket } from '../test/support/raw-mqtt.ts'
 import { testConfig, tempDir } from '../test/support/node.ts'
 import { machine } from './harness.ts'
+import { percentiles } from '../simulators/percentiles.ts'
 
 const seconds = Number(process.argv[2] ?? 10)
 const mqttAttackers = Number(process.argv[3] ?? 100)
@@ -44,9 +45,8 @@ async function measurePubacks (ms: number): Promise<Record<string, number>> {
     lat.push(performance.now() - t)
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
-  const s = lat.sort((a, b) => a - b)
-  const pct = (q: number): number => Math.round((s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? NaN) * 100) / 100
-  return { pubacks: s.length, p50Ms: pct(0.5), p99Ms: pct(0.99), maxMs: pct(1) }
+  const p = percentiles(lat, 2)
+  return { pubacks: p.n, p50Ms: p.p50, p99Ms: p.p99, maxMs: p.max }
 }
 
 // a source address per attempt, from 127.1.0.0/16 (Linux answers all of 127/8 on loopback)

@@ -36,14 +36,14 @@ async function login (user: string): Promise<string> {
 
 beforeAll(async () => {
   dir = tempDir()
-  node = await startTestNode(dir.path, { RESEARCH_MIN_GROUP: 1 })
+  node = await startTestNode(dir.path, { RESEARCH_MIN_GROUP: 2 })
   await node.registry.createTenant(T, 'Care Alt')
   const admin = createAdminClient(base(), node.adminToken)
   for (const [user, role] of [['doc', 'clinician'], ['res', 'researcher'], ['boss', 'tenant_admin']] as const) {
     await admin.request('POST', '/admin/users', { tenant: T, user, role, password: PASSWORD })
   }
-  // p-act consents to activity (care and research); p-vit only to vitals: its altitude must not be stored
-  for (const [patient, categories] of [['p-act', ['vitals', 'activity']], ['p-vit', ['vitals']]] as const) {
+  // p-act and p-act2 consent to activity (care and research), two being the smallest research group; p-vit only to vitals: its altitude must not be stored
+  for (const [patient, categories] of [['p-act', ['vitals', 'activity']], ['p-vit', ['vitals']], ['p-act2', ['vitals', 'activity']]] as const) {
     await node.registry.createPatient(T, patient)
     for (const category of categories) {
       for (const purpose of ['care', 'research'] as const) {
@@ -52,7 +52,7 @@ beforeAll(async () => {
     }
   }
   const devices: TestDevice[] = []
-  for (const [i, patient] of ['p-act', 'p-vit'].entries()) {
+  for (const [i, patient] of ['p-act', 'p-vit', 'p-act2'].entries()) {
     const d = await enrollAndConnect(node, T, `brc-alt-${i}`, 'bracelet', patient)
     devices.push(d)
     const model = createBraceletModel(11 + i, { asleep: () => false })
@@ -81,8 +81,8 @@ describe('barometric altitude, a bracelet metric added through the catalogue', (
     for (const v of values) expect(v).toBeGreaterThan(-100)
     const rows = await rowsOf<{ patient_id: string; category: string; value: number }>(node,
       "SELECT patient_id, category, value FROM {db}.vital_samples WHERE tenant_id = {t:String} AND metric = 'barometric_altitude' ORDER BY ts", { t: T })
-    expect(rows.every((r) => r.patient_id === 'p-act' && r.category === 'activity')).toBe(true)
-    expect(rows.map((r) => r.value)).toEqual(values) // Float32, printed shortest: the model sends one decimal
+    expect(rows.every((r) => r.patient_id !== 'p-vit' && r.category === 'activity')).toBe(true)
+    expect(rows.filter((r) => r.patient_id === 'p-act').map((r) => r.value)).toEqual(values) // Float32, printed shortest: the model sends one decimal
     // the vitals-only patient's other series are stored, its altitude is not
     const other = await rowsOf<{ metric: string }>(node, "SELECT DISTINCT metric FROM {db}.vital_samples WHERE patient_id = 'p-vit'")
     expect(other.map((r) => r.metric)).toContain('heart_rate')
@@ -101,7 +101,7 @@ describe('barometric altitude, a bracelet metric added through the catalogue', (
     expect(latest.find((l) => l.metric === 'barometric_altitude')?.value).toBeCloseTo(values.at(-1)!, 3)
     const agg = await call(`/api/research/aggregate?metric=barometric_altitude&from=${t0 - MIN}`, await login('res'))
     expect(agg.status).toBe(200)
-    expect(JSON.parse(agg.text)).toMatchObject([{ patients: 1 }])
+    expect(JSON.parse(agg.text)).toMatchObject([{ patients: 2 }])
   })
 
   it('is exported: a FHIR Observation with the vitalflow code and UCUM m, and a CSV line per value', async () => {

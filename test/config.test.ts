@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { ConfigError, loadConfig } from '../src/config/index.ts'
+import { DEFAULT_LIMITS } from '../src/broker/index.ts'
+import { CONFIG_DEFAULTS, ConfigError, loadConfig, type Config } from '../src/config/index.ts'
+import { testConfig } from './support/node.ts'
 
 describe('configuration', () => {
   it('starts from embedded defaults', () => {
@@ -29,5 +31,33 @@ describe('configuration', () => {
     expect(loadConfig({ VF_WAL_SEGMENT_BYTES: '65536', VF_WAL_BUDGET_BYTES: '131072' })).toMatchObject({ WAL_BUDGET_BYTES: 131072 })
     // the same rule holds for configuration built in code
     expect(() => loadConfig({}, { WAL_SEGMENT_BYTES: 1 << 20, WAL_BUDGET_BYTES: 1 << 19 })).toThrow(ConfigError)
+  })
+
+  it.each([
+    ['RESEARCH_MIN_GROUP', 1], ['MQTT_PORT', 70_000], ['SESSION_IDLE_MS', 10], ['LOG_LEVEL', 'loud'], ['PUBLISH_RATE', -1], ['MQTT_TCP', 'maybe'],
+  ] as Array<[keyof Config, unknown]>)('an override goes through the schema: %s = %s stops with a message naming the override', (key, value) => {
+    const overrides = { [key]: value } as Partial<Config>
+    expect(() => loadConfig({}, overrides)).toThrow(ConfigError)
+    expect(() => loadConfig({}, overrides)).toThrow(`override ${key}:`)
+    // the test nodes' configuration is built the same way: a test cannot start a node the schema would refuse
+    expect(() => testConfig('/tmp/unused', overrides)).toThrow(ConfigError)
+  })
+
+  it('refuses an override of a key the schema does not have', () => {
+    expect(() => loadConfig({}, { MAX_CONECTIONS: 5 } as Partial<Config>)).toThrow(/override MAX_CONECTIONS: not a configuration key/)
+  })
+
+  it('takes valid overrides, typed or as text, over the environment', () => {
+    const c = loadConfig({ VF_MQTT_PORT: '1000', VF_MQTT_TCP: 'true' }, { MQTT_PORT: 0, MQTT_TCP: false, PUBLISH_RATE: 5, CLICKHOUSE_URL: undefined })
+    expect(c).toMatchObject({ MQTT_PORT: 0, MQTT_TCP: false, PUBLISH_RATE: 5 })
+    expect(c.CLICKHOUSE_URL).toBeUndefined()
+  })
+
+  it('the broker falls back on the configuration defaults, not on numbers of its own', () => {
+    expect(CONFIG_DEFAULTS.MAX_CONNECTIONS_PER_TENANT).toBe(20_000)
+    expect(DEFAULT_LIMITS).toEqual({
+      publishRate: CONFIG_DEFAULTS.PUBLISH_RATE, publishBurst: CONFIG_DEFAULTS.PUBLISH_BURST, connectionsPerTenant: CONFIG_DEFAULTS.MAX_CONNECTIONS_PER_TENANT,
+      authFreeFailures: CONFIG_DEFAULTS.AUTH_FREE_FAILURES, authMaxBackoffSeconds: CONFIG_DEFAULTS.AUTH_MAX_BACKOFF_S,
+    })
   })
 })

@@ -9,7 +9,7 @@ import mqtt from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ConsentIndex } from '../src/consent/index.ts'
 import { createIngest, createMetrics, type IngestNode } from '../src/pipeline/index.ts'
-import type { Storage } from '../src/storage/index.ts'
+import type { StorageWriter } from '../src/storage/index.ts'
 import { createAlarmModel, DeviceSealer } from '../devices/index.ts'
 import type { Enrollment } from '../src/registry/index.ts'
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy.ts'
@@ -80,7 +80,7 @@ describe('a million hostile frames', () => {
   it('never crash the ingest path, and every one is counted under a reason', () => {
     const rec = node.registry.device('cal-f1')!
     const metrics = createMetrics()
-    const sink = { write: () => Promise.resolve() } as unknown as Storage
+    const sink: StorageWriter = { write: () => Promise.resolve() }
     const ingest = createIngest({ consent: new ConsentIndex(), storage: sink, metrics })
     const sender = { record: rec, clientId: 'cal-f1', remoteAddress: '' }
     const sealer = new DeviceSealer({ tenant: dev.tenant, device: dev.device, keyId: 1, key: Buffer.from(dev.key, 'base64url') }, 1e9)

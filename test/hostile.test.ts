@@ -12,7 +12,7 @@ import type { MqttClient } from 'mqtt'
 import { ConsentIndex } from '../src/consent/index.ts'
 import { decodeEnvelope } from '../src/decode/index.ts'
 import { createIngest, createMetrics, type IngestNode } from '../src/pipeline/index.ts'
-import type { Storage } from '../src/storage/index.ts'
+import type { StorageWriter } from '../src/storage/index.ts'
 import { createAdminClient } from '../src/api/index.ts'
 import { createAlarmModel } from '../devices/index.ts'
 import { connack, connectPacket, publishPacket, rawSocket, varint } from './support/raw-mqtt.ts'
@@ -194,7 +194,7 @@ describe('mutated envelopes', () => {
 
   it('the ingest path accepts no mutated envelope and gives every refusal a reason code', () => {
     const rec = node.registry.device('cal-a1')!
-    const sink = { write: () => Promise.resolve() } as unknown as Storage
+    const sink: StorageWriter = { write: () => Promise.resolve() }
     const ingest = createIngest({ consent: new ConsentIndex(), storage: sink, metrics: createMetrics() })
     const sender = { record: rec, clientId: 'cal-a1', remoteAddress: '' }
     fc.assert(fc.property(mutations, (muts) => {

@@ -47,6 +47,10 @@ describe('observability', () => {
     // VF_METRICS_TENANT_LABELS=true here: connections by tenant
     expect(text).toMatch(/vitalflow_connections\{tenant="care-o"\} 1\b/)
     expect(text).toMatch(/vitalflow_wal_bytes \d+/)
+    // every bounded map reports its evictions: none in a run that never filled one
+    for (const map of ['auth_sources', 'identity_buckets', 'security_event_sources', 'sessions', 'login_sources']) {
+      expect(text).toMatch(new RegExp(`vitalflow_bounded_map_evictions_total\\{map="${map}"\\} 0\\b`))
+    }
     expect(text).toMatch(/vitalflow_insert_rows_count\{table="vital_samples"\} [1-9]/)
     expect(text).toMatch(/vitalflow_wal_sync_seconds_count [1-9]/)
     expect(text).not.toContain(PATIENT)

@@ -7,8 +7,7 @@
  * page's `next` is the id to continue after.
  */
 import { z } from 'zod'
-import type { PresenceStore } from '../pipeline/index.ts'
-import { FAMILIES, type DeviceRecord, type Registry } from '../registry/index.ts'
+import { FAMILIES, type DeviceRecord, type PresenceStore, type Registry } from '../registry/index.ts'
 import { id } from './schemas.ts'
 
 const HOUR = 3_600_000

@@ -19,6 +19,8 @@ export interface MetricsSource {
   notAcknowledging: () => string | null
   queuedRows: () => Record<string, number>
   connections: () => Record<string, number>
+  /** Live entries each bounded map (sessions, back-off sources, rate buckets, refusal tallies) dropped at its cap, by map. */
+  evictions?: () => Record<string, number>
   /** The secret hasher's counters, if there is one. */
   hashing?: () => { inFlight: number; queued: number; refused: number; completed: number }
 }
@@ -80,6 +82,9 @@ export function createPrometheus (src: MetricsSource, opts: PrometheusOptions = 
   const seconds = new Histogram({ name: 'vitalflow_insert_seconds', help: 'ClickHouse insert latency', labelNames: ['table', 'outcome'], buckets: [0.001, 0.005, 0.02, 0.1, 0.5, 2, 10], registers: [registry] })
   const walSync = new Histogram({ name: 'vitalflow_wal_sync_seconds', help: 'Write-ahead log group commit (write + fdatasync); PUBACKs wait for it', buckets: [0.001, 0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2], registers: [registry] })
   if (src.hashing !== undefined) hashingMetrics(src.hashing, registry)
+  if (src.evictions !== undefined) {
+    fromRecord('vitalflow_bounded_map_evictions_total', 'Live entries dropped because a bounded map was full (a flood of distinct sources, identities or sessions)', 'map', src.evictions, registry)
+  }
   return {
     registry,
     observeWalSync: (s) => { walSync.observe(s) },

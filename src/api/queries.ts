@@ -4,7 +4,7 @@
  * concatenated, never from a request field.
  */
 import { SPOT_COLUMNS } from '../catalogue/index.ts'
-import type { StorageConnection } from '../storage/index.ts'
+import { selectRows, type StorageConnection } from '../storage/index.ts'
 
 const SPOT_VALUES = SPOT_COLUMNS.join(', ')
 
@@ -12,10 +12,7 @@ export interface SeriesPoint { t: number; min: number; avg: number; max: number;
 
 export function createQueries (conn: StorageConnection) {
   const t = conn.table
-  async function rows<T> (query: string, params: Record<string, unknown>): Promise<T[]> {
-    const rs = await conn.client.query({ query, query_params: params, format: 'JSONEachRow' })
-    return await rs.json<T>()
-  }
+  const rows = <T>(query: string, params: Record<string, unknown>): Promise<T[]> => selectRows<T>(conn, query, params)
   return {
     patients: (tenant: string) => rows<{ patient: string }>(
       `SELECT patient_id AS patient FROM ${t('patients')} FINAL WHERE tenant_id = {tenant:String} ORDER BY patient_id`, { tenant }),

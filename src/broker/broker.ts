@@ -7,7 +7,9 @@
 import type { X509Certificate } from 'node:crypto'
 import { TLSSocket } from 'node:tls'
 import { Aedes, type AuthenticateError, type AuthErrorCode, type Client } from 'aedes'
+import { CONFIG_DEFAULTS } from '../config/index.ts'
 import type { DeviceRecord } from '../registry/index.ts'
+import { BrokerReason, type Reason, type Refused } from '../reasons.ts'
 import { AuthBackoff, ConnectionCounter, IdentityBuckets, type TokenBucket } from './limits.ts'
 import { VitalflowError } from '../errors.ts'
 
@@ -24,21 +26,18 @@ export interface BrokerLimits {
   authMaxBackoffSeconds: number
 }
 
-export const DEFAULT_LIMITS: BrokerLimits = { publishRate: 50, publishBurst: 500, connectionsPerTenant: 10_000, authFreeFailures: 5, authMaxBackoffSeconds: 300 }
+/** The configuration's defaults (src/config/schema.ts), for a broker created without limits. */
+export const DEFAULT_LIMITS: BrokerLimits = {
+  publishRate: CONFIG_DEFAULTS.PUBLISH_RATE, publishBurst: CONFIG_DEFAULTS.PUBLISH_BURST, connectionsPerTenant: CONFIG_DEFAULTS.MAX_CONNECTIONS_PER_TENANT,
+  authFreeFailures: CONFIG_DEFAULTS.AUTH_FREE_FAILURES, authMaxBackoffSeconds: CONFIG_DEFAULTS.AUTH_MAX_BACKOFF_S,
+}
 
 export type IngestOutcome =
   | { kind: 'stored'; durable: Promise<void> }
-  | { kind: 'rejected'; reason: string; detail: string; disconnect: boolean }
+  | { kind: 'rejected'; reason: Reason; detail: string; disconnect: boolean }
 
-export interface BrokerRejection {
-  reason: string
-  detail: string
-  tenant?: string
-  device?: string
-  clientId?: string
-  remoteAddress?: string
-  topic?: string
-}
+/** The broker's own refusals: authentication, rate, subscribe. */
+export type BrokerRejection = Refused<BrokerReason>
 
 export interface BrokerDeps {
   /** Rejects with an error whose code is ING_ERR_AUTH_BUSY when secret checks are saturated (CONNACK 3). */
@@ -51,7 +50,7 @@ export interface BrokerDeps {
 }
 
 /** A refusal sent to a device (its code is the pipeline's reason); never an HTTP answer. */
-export class RefusedError extends VitalflowError {}
+export class RefusedError extends VitalflowError<Reason> {}
 
 const EMPTY = Buffer.alloc(0)
 const BAD_CREDENTIALS = 4
@@ -82,6 +81,8 @@ export function remoteAddressOf (client: Client): string {
 export interface VitalflowBroker {
   aedes: Aedes
   connections: ConnectionCounter
+  /** Live entries the bounded limit maps dropped at their caps. */
+  evictions: () => { auth_sources: number; identity_buckets: number }
   close: () => Promise<void>
 }
 
@@ -103,14 +104,14 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
 
     authenticate (client, username, password, done) {
       const remoteAddress = remoteAddressOf(client)
-      const refuse = (code: number, reason: string, detail: string, tenant = ''): void => {
+      const refuse = (code: number, reason: BrokerReason, detail: string, tenant = ''): void => {
         deps.reject({ reason, detail, tenant, clientId: client.id.slice(0, 64), remoteAddress, device: username?.slice(0, 64) ?? '' })
         done(authError(code, detail), null)
       }
       // a certificate login does not touch the password back-off (see AuthBackoff: it forgives nothing)
       const admit = (record: DeviceRecord): void => {
         if (!connections.tryAdd(record.tenant)) {
-          return refuse(SERVER_UNAVAILABLE, 'ING_ERR_CONN_LIMIT', `tenant has ${limits.connectionsPerTenant} connections open`, record.tenant)
+          return refuse(SERVER_UNAVAILABLE, BrokerReason.connLimit, `tenant has ${limits.connectionsPerTenant} connections open`, record.tenant)
         }
         // the limit belongs to the identity: a reconnect gets the same, partly spent, bucket
         const held = buckets.acquire(record.tenant, record.device)
@@ -127,26 +128,26 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
       if (peer !== undefined) {
         // mutual TLS: the certificate is the credential; the client id (and username, if sent) must name the same device
         const record = deps.authenticateCertificate?.(peer) ?? null
-        if (record === null) return refuse(NOT_AUTHORIZED, 'ING_ERR_AUTH', 'client certificate names no enrolled device of its issuing tenant')
+        if (record === null) return refuse(NOT_AUTHORIZED, BrokerReason.auth, 'client certificate names no enrolled device of its issuing tenant')
         if (client.id !== record.device || (username !== undefined && username !== record.device)) {
-          return refuse(IDENTIFIER_REJECTED, 'ING_ERR_CLIENT_ID', 'client id must equal the certificate\'s device', record.tenant)
+          return refuse(IDENTIFIER_REJECTED, BrokerReason.clientId, 'client id must equal the certificate\'s device', record.tenant)
         }
         return admit(record)
       }
       const may = backoff.begin(remoteAddress)
-      if (!may.ok && may.reason === 'backoff') return refuse(NOT_AUTHORIZED, 'ING_ERR_AUTH_BACKOFF', `too many failed logins from this address; retry in ${Math.ceil(may.waitMs / 1000)} s`)
-      if (!may.ok) return refuse(SERVER_UNAVAILABLE, 'ING_ERR_AUTH_BUSY', 'as many logins from this address are being checked as it may still fail; retry shortly')
+      if (!may.ok && may.reason === 'backoff') return refuse(NOT_AUTHORIZED, BrokerReason.authBackoff, `too many failed logins from this address; retry in ${Math.ceil(may.waitMs / 1000)} s`)
+      if (!may.ok) return refuse(SERVER_UNAVAILABLE, BrokerReason.authBusy, 'as many logins from this address are being checked as it may still fail; retry shortly')
       // from here every path settles the begun check exactly once: fail, succeed or abandon
       if (typeof username !== 'string' || password === undefined) {
         backoff.fail(remoteAddress, username ?? '')
-        return refuse(BAD_CREDENTIALS, 'ING_ERR_AUTH', 'username and password required')
+        return refuse(BAD_CREDENTIALS, BrokerReason.auth, 'username and password required')
       }
       // also refuses an empty client id, which aedes would otherwise accept with clean=0 [MQTT-3.1.3-8]
-      if (client.id !== username) { backoff.abandon(remoteAddress); return refuse(IDENTIFIER_REJECTED, 'ING_ERR_CLIENT_ID', 'client id must equal the device id') }
+      if (client.id !== username) { backoff.abandon(remoteAddress); return refuse(IDENTIFIER_REJECTED, BrokerReason.clientId, 'client id must equal the device id') }
       deps.authenticate(username, password.toString('utf8')).then((record) => {
         if (record === null) {
           backoff.fail(remoteAddress, username)
-          return refuse(BAD_CREDENTIALS, 'ING_ERR_AUTH', 'unknown device or wrong secret')
+          return refuse(BAD_CREDENTIALS, BrokerReason.auth, 'unknown device or wrong secret')
         }
         // forgives this device's own failures from this address, not those against other devices
         backoff.succeed(remoteAddress, username)
@@ -154,20 +155,20 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
       }, (err: unknown) => {
         backoff.abandon(remoteAddress)
         // too many checks already waiting for a hash thread: refused at once, and not a failure of this source
-        if ((err as { code?: unknown }).code === 'ING_ERR_AUTH_BUSY') return refuse(SERVER_UNAVAILABLE, 'ING_ERR_AUTH_BUSY', 'secret checks are saturated; retry later')
-        refuse(NOT_AUTHORIZED, 'ING_ERR_AUTH', `authentication failed: ${(err as Error).name}`)
+        if ((err as { code?: unknown }).code === 'ING_ERR_AUTH_BUSY') return refuse(SERVER_UNAVAILABLE, BrokerReason.authBusy, 'secret checks are saturated; retry later')
+        refuse(NOT_AUTHORIZED, BrokerReason.auth, `authentication failed: ${(err as Error).name}`)
       })
     },
 
     authorizePublish (client, packet, callback) {
       const sender = client === null ? undefined : senders.get(client)
-      if (sender === undefined) return callback(new RefusedError('ING_ERR_AUTH', 'publish from an unauthenticated client'))
+      if (sender === undefined) return callback(new RefusedError(BrokerReason.auth, 'publish from an unauthenticated client'))
       if (!sender.bucket.take()) {
         deps.reject({
-          reason: 'ING_ERR_RATE', detail: `more than ${limits.publishRate}/s sustained (burst ${limits.publishBurst})`, tenant: sender.record.tenant,
+          reason: BrokerReason.rate, detail: `more than ${limits.publishRate}/s sustained (burst ${limits.publishBurst})`, tenant: sender.record.tenant,
           device: sender.record.device, clientId: sender.clientId, remoteAddress: sender.remoteAddress, topic: packet.topic.slice(0, 200),
         })
-        return callback(new RefusedError('ING_ERR_RATE', 'publish rate limit exceeded'))
+        return callback(new RefusedError(BrokerReason.rate, 'publish rate limit exceeded'))
       }
       const payload = packet.payload as Buffer
       const outcome = deps.ingest(sender, packet.topic, payload)
@@ -194,7 +195,7 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
       // a responder identity listens to its tenant's alarms
       if (sender?.record.family === 'responder' && sub.topic === `v1/${sender.record.tenant}/alerts`) return callback(null, sub)
       deps.reject({
-        reason: 'ING_ERR_SUBSCRIBE', detail: 'subscription outside the client\'s own topics', tenant: sender?.record.tenant ?? '',
+        reason: BrokerReason.subscribe, detail: 'subscription outside the client\'s own topics', tenant: sender?.record.tenant ?? '',
         device: sender?.record.device ?? '', clientId: client.id, remoteAddress: remoteAddressOf(client), topic: sub.topic.slice(0, 200),
       })
       callback(null, null)
@@ -204,6 +205,7 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
   return {
     aedes,
     connections,
+    evictions: () => ({ auth_sources: backoff.evicted, identity_buckets: buckets.evicted }),
     close: () => new Promise<void>((resolve) => { aedes.close(() => resolve()) }),
   }
 }

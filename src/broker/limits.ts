@@ -1,4 +1,5 @@
 /** Per-identity and per-source limits: publish rate, connections per tenant, back-off after failed authentication. */
+import { makeRoom, touch } from '../capped-map.ts'
 
 /** Token bucket: `rate` tokens per second, at most `burst` saved up. */
 export class TokenBucket {
@@ -31,12 +32,15 @@ export class TokenBucket {
  * which is exact (a new bucket starts full). Sweeps run when the map has
  * doubled since the last one, so the cost is amortised O(1) per connect and
  * the map stays within twice the identities that are connected or were
- * limited in the last burst/rate seconds.
+ * limited in the last burst/rate seconds. It never holds more than
+ * `maxIdentities` unheld buckets: past that the oldest unheld ones are dropped
+ * (counted in `evicted`; such an identity starts again with a full bucket).
  */
 export class IdentityBuckets {
   private readonly buckets = new Map<string, { bucket: TokenBucket; holders: number }>()
   private sweepAt: number
-  constructor (private readonly rate: number, private readonly burst: number, private readonly minSweep = 1024) {
+  private evictions = 0
+  constructor (private readonly rate: number, private readonly burst: number, private readonly minSweep = 1024, private readonly maxIdentities = 200_000) {
     this.sweepAt = minSweep
   }
 
@@ -46,6 +50,7 @@ export class IdentityBuckets {
     let e = this.buckets.get(key)
     if (e === undefined) {
       if (this.buckets.size >= this.sweepAt) this.sweep(now)
+      this.evictions += makeRoom(this.buckets, this.maxIdentities, (x) => x.holders === 0 && x.bucket.isFull(now), (x) => x.holders === 0)
       e = { bucket: new TokenBucket(this.rate, this.burst, now), holders: 0 }
       this.buckets.set(key, e)
     }
@@ -56,6 +61,8 @@ export class IdentityBuckets {
   }
 
   get size (): number { return this.buckets.size }
+  /** Unheld buckets not yet refilled, dropped at the cap. */
+  get evicted (): number { return this.evictions }
 
   sweep (now = performance.now()): void {
     for (const [k, e] of this.buckets) if (e.holders === 0 && e.bucket.isFull(now)) this.buckets.delete(k)
@@ -83,6 +90,10 @@ interface SourceFailures { failures: number; until: number; last: number; pendin
  *   the passwords tried from that address.
  * Per source at most `USERS_PER_SOURCE` user names are tracked one by one;
  * failures for further names count for the source and are never forgiven.
+ * At most `maxSources` sources are tracked: past it the forgotten go first,
+ * then those neither backing off nor being checked, then the least recently
+ * failed (the last two counted in `evicted`); a source failing now is the
+ * newest, so a flood of other addresses does not lift its back-off.
  *
  * A failure only counts once its check is done, so for a source that has
  * failed before, checks running at once are capped too: `begin` admits at
@@ -96,6 +107,7 @@ interface SourceFailures { failures: number; until: number; last: number; pendin
 export class AuthBackoff {
   static readonly USERS_PER_SOURCE = 8
   private readonly sources = new Map<string, SourceFailures>()
+  private evictions = 0
   constructor (private readonly freeFailures: number, private readonly maxSeconds: number, private readonly maxSources = 100_000) {}
 
   /** Milliseconds the source must still wait; 0 = may try. */
@@ -134,6 +146,7 @@ export class AuthBackoff {
     this.settle(s)
     s.failures++
     s.last = now
+    touch(this.sources, source, s)
     const name = user.slice(0, 64)
     const mine = s.byUser.get(name)
     if (mine !== undefined || s.byUser.size < AuthBackoff.USERS_PER_SOURCE) s.byUser.set(name, (mine ?? 0) + 1)
@@ -155,9 +168,14 @@ export class AuthBackoff {
   }
 
   get size (): number { return this.sources.size }
+  /** Sources with failures or checks running, dropped at the cap. */
+  get evicted (): number { return this.evictions }
 
   private record (source: string, now: number): SourceFailures {
-    if (this.sources.size >= this.maxSources) this.prune(now, this.maxSources - 1)
+    // those not backing off and not being checked go before those that are
+    const forgotten = (x: SourceFailures): boolean => this.forgotten(x, now)
+    this.evictions += makeRoom(this.sources, this.maxSources, forgotten, (x) => x.until < now && x.pending === 0)
+    this.evictions += makeRoom(this.sources, this.maxSources, forgotten)
     const s: SourceFailures = { failures: 0, until: 0, last: now, pending: 0, byUser: new Map<string, number>() }
     this.sources.set(source, s)
     return s
@@ -175,15 +193,6 @@ export class AuthBackoff {
 
   private forgotten (s: SourceFailures, now: number): boolean {
     return s.pending === 0 && Math.max(s.last, s.until) + this.maxSeconds * 1000 < now
-  }
-
-  /** At the cap: drops forgotten sources and those neither backing off nor checking, then (still over) the oldest. */
-  private prune (now: number, target: number): void {
-    for (const [k, s] of this.sources) if (this.forgotten(s, now) || (s.until < now && s.pending === 0)) this.sources.delete(k)
-    for (const k of this.sources.keys()) {
-      if (this.sources.size <= target) break
-      this.sources.delete(k)
-    }
   }
 }
 

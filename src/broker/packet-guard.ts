@@ -8,6 +8,7 @@
  */
 import { Duplex } from 'node:stream'
 import type { Socket } from 'node:net'
+import { BrokerReason } from '../reasons.ts'
 
 export interface GuardLimits {
   /** Largest packet accepted after CONNECT (fixed header excluded). */
@@ -16,7 +17,7 @@ export interface GuardLimits {
   maxConnectBytes: number
 }
 
-export type GuardViolation = 'ING_ERR_SIZE' | 'ING_ERR_PROTOCOL'
+export type GuardViolation = typeof BrokerReason.size | typeof BrokerReason.protocol
 
 const HEADER = 0
 const LENGTH = 1
@@ -41,9 +42,9 @@ export class FrameScanner {
       switch (this.state) {
         case HEADER: {
           const type = chunk[i++]! >> 4
-          if (this.first && type !== 1) return 'ING_ERR_PROTOCOL'
+          if (this.first && type !== 1) return BrokerReason.protocol
           this.isConnect = type === 1
-          if (!this.first && this.isConnect) return 'ING_ERR_PROTOCOL' // a second CONNECT is a protocol violation [MQTT-3.1.0-2]
+          if (!this.first && this.isConnect) return BrokerReason.protocol // a second CONNECT is a protocol violation [MQTT-3.1.0-2]
           this.first = false
           this.state = LENGTH
           this.length = 0
@@ -57,10 +58,10 @@ export class FrameScanner {
           this.multiplier *= 128
           this.lengthBytes++
           if ((b & 0x80) !== 0) {
-            if (this.lengthBytes === 4) return 'ING_ERR_PROTOCOL'
+            if (this.lengthBytes === 4) return BrokerReason.protocol
             break
           }
-          if (this.length > (this.isConnect ? this.limits.maxConnectBytes : this.limits.maxPacketBytes)) return 'ING_ERR_SIZE'
+          if (this.length > (this.isConnect ? this.limits.maxConnectBytes : this.limits.maxPacketBytes)) return BrokerReason.size
           this.remaining = this.length
           this.state = this.remaining === 0 ? HEADER : BODY
           break

@@ -8,7 +8,8 @@ import { addressList } from '../addresses.ts'
 import { VitalflowError } from '../errors.ts'
 
 const port = z.coerce.number().int().min(0).max(65535)
-const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')
+/** From the environment as text; an override may give the boolean itself. */
+const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')])
 
 export const configSchema = z.object({
   DATA_DIR: z.string().min(1).default('./data')
@@ -81,19 +82,35 @@ export class ConfigError extends VitalflowError<'ING_ERR_CONFIG'> {
 
 export const ENV_PREFIX = 'VF_'
 
-/** Reads the configuration from environment-style variables (VF_ prefix) plus explicit overrides. */
+/** Every key's default (the schema with nothing set): what a stage falls back to when it is given no configuration. */
+export const CONFIG_DEFAULTS: Readonly<Config> = Object.freeze(configSchema.parse({}))
+
+/**
+ * Reads the configuration from environment-style variables (VF_ prefix) plus
+ * explicit overrides (tests, embedding). An override takes the place of its
+ * variable and goes through the same schema and the same cross-checks; a bad
+ * one is named as an override.
+ */
 export function loadConfig (env: Record<string, string | undefined> = process.env, overrides: Partial<Config> = {}): Config {
   const raw: Record<string, unknown> = {}
+  const issues: string[] = []
   for (const key of Object.keys(configSchema.shape)) {
     const v = env[ENV_PREFIX + key]
     if (v !== undefined && v !== '') raw[key] = v
   }
+  for (const [key, v] of Object.entries(overrides)) {
+    if (!(key in configSchema.shape)) issues.push(`override ${key}: not a configuration key`)
+    else if (v !== undefined) raw[key] = v
+  }
   const parsed = configSchema.safeParse(raw)
   if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `${ENV_PREFIX}${i.path.join('.')}: ${i.message}`)
-    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`)
+    for (const i of parsed.error.issues) {
+      const key = i.path.join('.')
+      issues.push(`${key in overrides ? 'override ' : ENV_PREFIX}${key}: ${i.message}`)
+    }
   }
-  const config = { ...parsed.data, ...overrides }
+  if (issues.length > 0 || !parsed.success) throw new ConfigError(`invalid configuration:\n  ${issues.join('\n  ')}`)
+  const config = parsed.data
   const conflicts = crossCheck(config)
   if (conflicts.length > 0) throw new ConfigError(`invalid configuration:\n  ${conflicts.join('\n  ')}`)
   return config

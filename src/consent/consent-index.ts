@@ -34,6 +34,11 @@ export interface Grant {
 /** Answers, for one message, under which grant each category may be stored (null: not at all). */
 export type Gate = (category: Category) => Grant | null
 
+/** The consent cut: whether a grant covers a value measured at atMs (not before the patient consented). */
+export function covers (grant: Grant | null, atMs: number): grant is Grant {
+  return grant !== null && atMs >= grant.fromMs
+}
+
 function key (tenant: string, patient: string, purpose: Purpose, category: Category): string {
   return `${tenant}\0${patient}\0${purpose}\0${category}`
 }

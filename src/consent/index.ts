@@ -1,4 +1,4 @@
-export { ConsentIndex } from './consent-index.ts'
+export { ConsentIndex, covers } from './consent-index.ts'
 export type { ConsentEvent, Grant, Gate } from './consent-index.ts'
 export { PURPOSES, LEGAL_BASES, CATEGORIES, COLLECTION, POLICY, METRIC_CATEGORY, CONSENT_CATEGORIES, needsConsent, basisFor } from './policy.ts'
 export type { Purpose, LegalBasis, Category, Metric, CollectionRule, RetentionRule, Policy } from './policy.ts'

@@ -6,7 +6,7 @@
  */
 import { VITAL_CATEGORIES } from '../catalogue/index.ts'
 import { CATEGORIES, type Category, type Policy } from './policy.ts'
-import { sqlString } from '../storage/sql.ts'
+import { sqlString } from '../sql.ts'
 
 export interface RetentionInputs {
   policy: Policy

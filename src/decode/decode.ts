@@ -10,7 +10,7 @@ import {
   MAX_CLOCK_AHEAD_MS, MAX_DIAGNOSTIC_CHARS, MAX_DIAGNOSTICS, MAX_ENVELOPE_BYTES, MAX_SAMPLES_PER_MESSAGE, MAX_TEXT,
   MAX_WINDOW_MS, MIN_TIME_MS, inRange, type RangedField,
 } from './limits.ts'
-import type { AlarmEvent, BraceletBatch, DeviceStatus, Envelope, Payload, Series, SpotMeasurement, Stream } from './messages.ts'
+import type { AlarmEvent, BraceletBatch, DeviceStatus, Envelope, Payload, PayloadByStream, Series, SpotMeasurement, Stream } from './messages.ts'
 import { AlarmKind } from './messages.ts'
 import { ALARM_LOCATION, BRACELET, BRACELET_SERIES, SPOT, SPOT_COLUMNS } from '../catalogue/index.ts'
 
@@ -41,32 +41,26 @@ export function decodeEnvelope (buf: Uint8Array): DecodeResult<Envelope> {
   return { ok: true, value: env }
 }
 
+/** Decodes one message type and checks its ranges: the decode step of every stream. */
+function decodeChecked<T> (type: typeof BraceletBatchType, buf: Uint8Array, nowMs: number, check: (m: T, nowMs: number) => string | null): DecodeResult<T> {
+  const m = protoDecode<T>(type, buf)
+  if (typeof m === 'string') return fail(DecodeReason.decode, m)
+  const bad = check(m, nowMs)
+  return bad === null ? { ok: true, value: m } : fail(DecodeReason.range, bad)
+}
+
+/** The decoded message under its stream. */
+function tagged<S extends Stream> (stream: S, r: DecodeResult<PayloadByStream[S]>): DecodeResult<Payload> {
+  // a stream and its own message type: the pair is one member of the Payload union
+  return r.ok ? { ok: true, value: { stream, msg: r.value } as Payload } : r
+}
+
 export function decodePayload (stream: Stream, buf: Uint8Array, nowMs: number): DecodeResult<Payload> {
   switch (stream) {
-    case 'vitals': {
-      const m = protoDecode<BraceletBatch>(BraceletBatchType, buf)
-      if (typeof m === 'string') return fail(DecodeReason.decode, m)
-      const bad = checkBracelet(m, nowMs)
-      return bad === null ? { ok: true, value: { stream, msg: m } } : fail(DecodeReason.range, bad)
-    }
-    case 'spot': {
-      const m = protoDecode<SpotMeasurement>(SpotMeasurementType, buf)
-      if (typeof m === 'string') return fail(DecodeReason.decode, m)
-      const bad = checkSpot(m, nowMs)
-      return bad === null ? { ok: true, value: { stream, msg: m } } : fail(DecodeReason.range, bad)
-    }
-    case 'alarm': {
-      const m = protoDecode<AlarmEvent>(AlarmEventType, buf)
-      if (typeof m === 'string') return fail(DecodeReason.decode, m)
-      const bad = checkAlarm(m, nowMs)
-      return bad === null ? { ok: true, value: { stream, msg: m } } : fail(DecodeReason.range, bad)
-    }
-    case 'status': {
-      const m = protoDecode<DeviceStatus>(DeviceStatusType, buf)
-      if (typeof m === 'string') return fail(DecodeReason.decode, m)
-      const bad = checkStatus(m, nowMs)
-      return bad === null ? { ok: true, value: { stream, msg: m } } : fail(DecodeReason.range, bad)
-    }
+    case 'vitals': return tagged(stream, decodeChecked<BraceletBatch>(BraceletBatchType, buf, nowMs, checkBracelet))
+    case 'spot': return tagged(stream, decodeChecked<SpotMeasurement>(SpotMeasurementType, buf, nowMs, checkSpot))
+    case 'alarm': return tagged(stream, decodeChecked<AlarmEvent>(AlarmEventType, buf, nowMs, checkAlarm))
+    case 'status': return tagged(stream, decodeChecked<DeviceStatus>(DeviceStatusType, buf, nowMs, checkStatus))
   }
 }
 

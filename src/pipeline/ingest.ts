@@ -8,17 +8,16 @@
  * A refusal is a result, not an exception: each step returns a typed refusal
  * with a reason code, which is counted and recorded without the payload.
  */
-import type { AlarmNotice } from '../api/index.ts'
 import { STREAM_TABLE } from '../catalogue/index.ts'
 import type { ConsentIndex } from '../consent/index.ts'
 import { associatedData, open, ReplayWindow } from '../crypto/index.ts'
-import { AlarmKind, decodeEnvelope, decodePayload, parseTopic, type DeviceStatus, type Envelope, type Payload, type TelemetryTopic } from '../decode/index.ts'
+import { AlarmKind, decodeEnvelope, decodePayload, parseTopic, type AlarmNotice, type DeviceStatus, type Envelope, type Payload, type TelemetryTopic } from '../decode/index.ts'
 import type { DeviceRecord } from '../registry/index.ts'
 import {
-  alarmRows, rejectionRow, securityEventRow, sequenceRow, spotRows, statusRows, vitalRows, type Encoded, type RowContext, type Storage, type StoredSequences, type TableName,
+  alarmRows, rejectionRow, securityEventRow, sequenceRow, spotRows, statusRows, vitalRows, type Encoded, type RowContext, type StorageWriter, type StoredSequences, type TableName,
 } from '../storage/index.ts'
 import { bump, type IngestMetrics } from './metrics.ts'
-import { Reason } from './reasons.ts'
+import { Reason, type Refused } from '../reasons.ts'
 import { BurstDetector, type BurstOptions, type SecurityEvent } from './security-events.ts'
 
 export interface Sender {
@@ -41,7 +40,8 @@ export interface IngestDeps {
   consent: ConsentIndex
   /** Enrolled devices by id (for gateways publishing on a bound device's behalf) and their patient at a time. */
   devices?: { device: (id: string) => DeviceRecord | undefined; patientAt: (d: DeviceRecord, t: number) => string | null }
-  storage: Storage
+  /** Only write: the path queues rows and waits for them to be durable. */
+  storage: StorageWriter
   metrics: IngestMetrics
   now?: () => number
   /** Sequence numbers already stored, per device (from storage at start). */
@@ -55,21 +55,15 @@ export interface IngestDeps {
   onAccepted?: (tenant: string, device: string, status: DeviceStatus | null, nowMs: number) => void
 }
 
-export interface RejectionInput {
-  reason: Reason
-  detail: string
-  tenant?: string
-  device?: string
-  clientId?: string
-  remoteAddress?: string
-  topic?: string
-  bytes?: number
-}
+/** A refusal from this path or from the broker. */
+export type RejectionInput = Refused
 
 export interface Ingest {
   ingest: (sender: Sender, topic: string, payload: Uint8Array) => Outcome
   /** Counts and records a refusal (from this path or from the broker: authentication, subscribe). */
   reject: (r: RejectionInput) => void
+  /** Refusal tallies of live sources dropped at the burst detector's cap. */
+  evicted: () => number
 }
 
 export function createIngest (deps: IngestDeps): Ingest {
@@ -229,5 +223,6 @@ export function createIngest (deps: IngestDeps): Ingest {
       return out
     },
     reject,
+    evicted: () => bursts.evicted,
   }
 }

@@ -13,10 +13,10 @@ import { AuthBackoff, createBroker, loadTls, startListeners, ticketKeysAt, TICKE
 import type { Config } from '../config/index.ts'
 import { ConsentIndex, POLICY, type Policy } from '../consent/index.ts'
 import { Rights } from '../rights/index.ts'
-import { CertificateAuthorities, Registry, Users, createHasher, type Hasher } from '../registry/index.ts'
+import { CertificateAuthorities, Registry, Users, createHasher, loadPresence, type Hasher, type PresenceStore } from '../registry/index.ts'
 import { createStorage, loadSequences, type Storage } from '../storage/index.ts'
+import { Reason } from '../reasons.ts'
 import { createIngest } from './ingest.ts'
-import { loadPresence, type PresenceStore } from './presence.ts'
 import { loadOrCreateSecret } from './local-secrets.ts'
 import { createMetrics, type IngestMetrics } from './metrics.ts'
 
@@ -118,7 +118,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
       return d
     },
     ingest: ingest.ingest,
-    reject: (r) => { ingest.reject({ ...r, reason: r.reason as Parameters<typeof ingest.reject>[0]['reason'] }) },
+    reject: ingest.reject,
     limits: {
       publishRate: config.PUBLISH_RATE, publishBurst: config.PUBLISH_BURST, connectionsPerTenant: config.MAX_CONNECTIONS_PER_TENANT,
       authFreeFailures: config.AUTH_FREE_FAILURES, authMaxBackoffSeconds: config.AUTH_MAX_BACKOFF_S,
@@ -144,7 +144,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     proxyFrom: config.PROXY_PROTOCOL_FROM.length === 0 ? null : addressList(config.PROXY_PROTOCOL_FROM),
     ticketKeys: ticketKeysAt(masterKey, Date.now()),
     onViolation: (reason, remoteAddress, detail) => {
-      ingest.reject({ reason, detail: detail ?? (reason === 'ING_ERR_SIZE' ? 'packet larger than the limit: connection dropped before buffering' : 'not an MQTT session'), remoteAddress })
+      ingest.reject({ reason, detail: detail ?? (reason === Reason.size ? 'packet larger than the limit: connection dropped before buffering' : 'not an MQTT session'), remoteAddress })
     },
   })
   trustTenants = () => { listeners.setTrust(tenantCas()) }
@@ -157,6 +157,8 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
   let ticketTimer = setTimeout(rotateTickets, untilNextPeriod()).unref()
   const caPem = tls.ca?.toString('utf8')
 
+  const sessions = new Sessions({ idleMs: config.SESSION_IDLE_MS, absoluteMs: config.SESSION_MAX_MS })
+  const loginBackoff = new AuthBackoff(config.AUTH_FREE_FAILURES, config.AUTH_MAX_BACKOFF_S)
   prometheus = createPrometheus({
     accepted: metrics.accepted, rejected: metrics.rejected, unacknowledged: metrics.unacknowledged, rowsStored: metrics.rowsStored,
     get rowsFiltered () { return metrics.rowsFiltered },
@@ -167,6 +169,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     queuedRows: () => storage.stats().queuedRows,
     connections: () => broker.connections.snapshot(),
     hashing: () => hasher.stats(),
+    evictions: () => ({ ...broker.evictions(), security_event_sources: ingest.evicted(), sessions: sessions.evicted, login_sources: loginBackoff.evicted }),
   }, { tenantLabels: config.METRICS_TENANT_LABELS })
   const fleet = createFleetView(registry, presence)
   const api = createAdminApi({
@@ -175,9 +178,9 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     ...(config.METRICS_TOKEN === undefined ? {} : { metricsToken: config.METRICS_TOKEN }),
     serviceUser: config.CLICKHOUSE_USER,
     clinician: {
-      users, sessions: new Sessions({ idleMs: config.SESSION_IDLE_MS, absoluteMs: config.SESSION_MAX_MS }), queries: createQueries(storage.conn),
+      users, sessions, queries: createQueries(storage.conn),
       registry, consent, alarms, rights, storage, fleet, researchMinGroup: config.RESEARCH_MIN_GROUP,
-      loginBackoff: new AuthBackoff(config.AUTH_FREE_FAILURES, config.AUTH_MAX_BACKOFF_S),
+      loginBackoff,
     },
     // ready only while the node can acknowledge: a load balancer sends devices elsewhere otherwise
     ready: () => ready && storage.acknowledging().ok,

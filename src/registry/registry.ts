@@ -1,19 +1,19 @@
 /**
  * Tenants, patients (pseudonymous ids only), devices with their payload keys
  * and current patient, persisted in ClickHouse and held in memory for the hot
- * path. Consent events are written to the append-only consent log here and
- * applied to the in-memory consent index in the same step.
+ * path. Consent events go through here (the patient must be known) to the
+ * consent log (consent-log.ts).
  */
 import { randomBytes, X509Certificate } from 'node:crypto'
-import type { ClickHouseClient } from '@clickhouse/client'
 import { prepareKey, unwrapKey, wrapKey, type AeadKey } from '../crypto/index.ts'
-import type { Category, ConsentEvent, ConsentIndex, Purpose } from '../consent/index.ts'
+import type { ConsentEvent, ConsentIndex } from '../consent/index.ts'
 import { deviceId, patientId, tenantId, type DeviceId, type PatientId, type TenantId } from '../ids.ts'
-import type { StorageConnection } from '../storage/index.ts'
+import { insertRows, selectRows, type StorageConnection } from '../storage/index.ts'
 import { devicePepper, deviceSecretHash, isKeyedHash, newSecret, verifyDeviceSecret, verifySecret } from './secrets.ts'
 import type { Hasher } from './hasher.ts'
 import type { CertificateAuthorities } from './certificates.ts'
 import { patientAt, type Binding } from './bindings.ts'
+import { appendConsent, loadConsentLog, type ConsentInput } from './consent-log.ts'
 import { VitalflowError } from '../errors.ts'
 
 import { FAMILIES, type Family } from './families.ts'
@@ -82,12 +82,10 @@ export class Registry {
   private readonly devices = new Map<DeviceId, DeviceRecord>()
   /** Device ids whose enrolment is under way (between the check and the insert): a second enrolment of the same id is a conflict. */
   private readonly enrolling = new Set<DeviceId>()
-  private readonly client: ClickHouseClient
   /** Key of the device-secret MACs (from the master key). */
   private readonly pepper: Buffer
 
   private constructor (private readonly conn: StorageConnection, private readonly opts: RegistryOptions) {
-    this.client = conn.client
     this.pepper = devicePepper(opts.masterKey)
   }
 
@@ -97,22 +95,18 @@ export class Registry {
     return r
   }
 
-  private async rows<T> (query: string, params: Record<string, unknown> = {}): Promise<T[]> {
-    return await (await this.client.query({ query, query_params: params, format: 'JSONEachRow' })).json<T>()
-  }
-
   private async loadAll (): Promise<void> {
     const t = this.conn.table
-    for (const row of await this.rows<{ tenant_id: string; display_name: string; min_age: number }>(`SELECT tenant_id, display_name, min_age FROM ${t('tenants')} FINAL`)) {
+    for (const row of await selectRows<{ tenant_id: string; display_name: string; min_age: number }>(this.conn, `SELECT tenant_id, display_name, min_age FROM ${t('tenants')} FINAL`)) {
       this.tenantNames.set(row.tenant_id as TenantId, row.display_name)
       this.tenantMinAge.set(row.tenant_id as TenantId, Number(row.min_age))
     }
-    for (const row of await this.rows<{ tenant_id: string; patient_id: string; birth_date: string | null }>(`SELECT tenant_id, patient_id, birth_date FROM ${t('patients')} FINAL`)) {
+    for (const row of await selectRows<{ tenant_id: string; patient_id: string; birth_date: string | null }>(this.conn, `SELECT tenant_id, patient_id, birth_date FROM ${t('patients')} FINAL`)) {
       this.patients.add(`${row.tenant_id}\0${row.patient_id}`)
       if (row.birth_date !== null) this.setBirthDate(row.tenant_id as TenantId, row.patient_id, row.birth_date)
     }
     type DeviceRow = { tenant_id: string; device_id: string; family: Family; patient_id: string; secret_hash: string; gateway_id: string }
-    for (const row of await this.rows<DeviceRow>(`SELECT tenant_id, device_id, family, patient_id, secret_hash, gateway_id FROM ${t('devices')} FINAL`)) {
+    for (const row of await selectRows<DeviceRow>(this.conn, `SELECT tenant_id, device_id, family, patient_id, secret_hash, gateway_id FROM ${t('devices')} FINAL`)) {
       const patient = row.patient_id === '' ? null : row.patient_id as PatientId
       this.devices.set(row.device_id as DeviceId, {
         tenant: row.tenant_id as TenantId,
@@ -126,7 +120,7 @@ export class Registry {
       })
     }
     type BindingRow = { tenant_id: string; device_id: string; patient_id: string; from_ms: string }
-    for (const row of await this.rows<BindingRow>(`SELECT tenant_id, device_id, patient_id, toUnixTimestamp64Milli(valid_from) AS from_ms
+    for (const row of await selectRows<BindingRow>(this.conn, `SELECT tenant_id, device_id, patient_id, toUnixTimestamp64Milli(valid_from) AS from_ms
       FROM ${t('device_bindings')} ORDER BY tenant_id, device_id, valid_from, recorded_at`)) {
       const d = this.devices.get(row.device_id as DeviceId)
       if (d === undefined || d.tenant !== row.tenant_id) continue
@@ -134,7 +128,7 @@ export class Registry {
       d.patient = d.bindings[d.bindings.length - 1]!.patient
     }
     type KeyRow = { tenant_id: string; device_id: string; key_id: number; wrapped_key: string; not_after: string | number | null }
-    for (const row of await this.rows<KeyRow>(`SELECT tenant_id, device_id, key_id, wrapped_key, toUnixTimestamp64Milli(not_after) AS not_after
+    for (const row of await selectRows<KeyRow>(this.conn, `SELECT tenant_id, device_id, key_id, wrapped_key, toUnixTimestamp64Milli(not_after) AS not_after
       FROM ${t('device_keys')} FINAL`)) {
       const d = this.devices.get(row.device_id as DeviceId)
       if (d === undefined || d.tenant !== row.tenant_id) continue
@@ -142,15 +136,7 @@ export class Registry {
       const aead = prepareKey(unwrapKey(this.opts.masterKey, row.tenant_id, row.device_id, keyId, row.wrapped_key))
       d.keys.set(keyId, { aead, notAfterMs: row.not_after === null ? null : Number(row.not_after) })
     }
-    type ConsentRow = { tenant_id: string; patient_id: string; purpose: Purpose; category: Category; action: 'grant' | 'withdraw'; version: number; recorded_by: string; source: string; recorded_ms: number; valid_ms: number }
-    const consent = await this.rows<ConsentRow>(`SELECT tenant_id, patient_id, purpose, category, action, version, recorded_by, source,
-      toUnixTimestamp64Milli(recorded_at) AS recorded_ms, toUnixTimestamp64Milli(valid_from) AS valid_ms FROM ${t('consent_events')} ORDER BY tenant_id, patient_id, version`)
-    for (const row of consent) {
-      this.opts.consent.apply({
-        tenant: row.tenant_id, patient: row.patient_id, purpose: row.purpose, category: row.category, action: row.action,
-        version: Number(row.version), recordedBy: row.recorded_by, source: row.source, recordedAtMs: Number(row.recorded_ms), validFromMs: Number(row.valid_ms),
-      })
-    }
+    await loadConsentLog(this.conn, this.opts.consent)
   }
 
   private async insert (table: string, row: Record<string, unknown>): Promise<void> {
@@ -158,7 +144,7 @@ export class Registry {
   }
 
   private async insertMany (table: string, rows: Array<Record<string, unknown>>): Promise<void> {
-    if (rows.length > 0) await this.client.insert({ table: this.conn.table(table), values: rows, format: 'JSONEachRow' })
+    if (rows.length > 0) await insertRows(this.conn, table, rows)
   }
 
   hasTenant (tenant: string): boolean { return this.tenantNames.has(tenant as TenantId) }
@@ -345,7 +331,7 @@ export class Registry {
     for (const [id, k] of d.keys) {
       if (k.notAfterMs !== null && k.notAfterMs <= until) continue
       // re-insert the retired key's row with its end of validity (ReplacingMergeTree keeps the newest)
-      const [row] = await this.rows<{ wrapped_key: string }>(`SELECT wrapped_key FROM ${this.conn.table('device_keys')} FINAL
+      const [row] = await selectRows<{ wrapped_key: string }>(this.conn, `SELECT wrapped_key FROM ${this.conn.table('device_keys')} FINAL
         WHERE tenant_id = {tenant:String} AND device_id = {device:String} AND key_id = {id:UInt32}`, { tenant, device: d.device, id })
       await this.insert('device_keys', { tenant_id: tenant, device_id: d.device, key_id: id, wrapped_key: row!.wrapped_key, created_at: now + 1, not_after: until })
       k.notAfterMs = until
@@ -448,30 +434,14 @@ export class Registry {
   secretsMigrated = 0
 
   /** Appends a consent event to the log and applies it to the in-memory index. */
-  async recordConsent (input: {
-    tenant: string; patient: string; purpose: Purpose; category: Category; action: 'grant' | 'withdraw'; recordedBy: string; source: string
-    /** When a grant was given, if before now (a signed paper form recorded later). Withdrawals always take effect now. */
-    validFromMs?: number | undefined
-  }): Promise<ConsentEvent> {
+  async recordConsent (input: ConsentInput): Promise<ConsentEvent> {
     const tenant = this.requireTenant(input.tenant)
     const patient = patientId(input.patient)
     if (!this.hasPatient(tenant, patient)) throw new RegistryError('ING_ERR_NOT_FOUND', 'patient not registered with this tenant')
     const now = Date.now()
     const validFromMs = input.action === 'grant' ? input.validFromMs ?? now : now
     if (!Number.isSafeInteger(validFromMs) || validFromMs > now) throw new RegistryError('ING_ERR_INVALID', 'a consent cannot be valid from a time in the future')
-    const event: ConsentEvent = {
-      tenant, patient, purpose: input.purpose, category: input.category, action: input.action,
-      version: this.opts.consent.nextVersion(tenant, patient), recordedBy: input.recordedBy, source: input.source, recordedAtMs: now, validFromMs,
-    }
-    // a withdrawal stops collection before it is even written down (the very next message, also one already
-    // in the pipeline); a grant starts only once it is in the log. Either way the log and the index agree after.
-    if (event.action === 'withdraw') this.opts.consent.apply(event)
-    await this.insert('consent_events', {
-      tenant_id: tenant, patient_id: patient, purpose: event.purpose, category: event.category, action: event.action, version: event.version,
-      recorded_by: event.recordedBy, source: event.source, recorded_at: event.recordedAtMs, valid_from: event.validFromMs,
-    })
-    if (event.action === 'grant') this.opts.consent.apply(event)
-    return event
+    return await appendConsent(this.conn, this.opts.consent, tenant, patient, input, now, validFromMs)
   }
 
   private requireTenant (raw: string): TenantId {

@@ -4,8 +4,7 @@
  * account per person, passwords as a slow hash, and a lock-out after
  * repeated failures.
  */
-import type { ClickHouseClient } from '@clickhouse/client'
-import type { StorageConnection } from '../storage/index.ts'
+import { insertRows, selectRows, type StorageConnection } from '../storage/index.ts'
 import { isId } from '../ids.ts'
 import { hashSecret, placeholderHash, verifySecret } from './secrets.ts'
 import type { Hasher } from './hasher.ts'
@@ -39,17 +38,14 @@ export class Users {
    * (each one a password hash, under the per-source back-off).
    */
   private readonly unknown = new Map<string, Attempts>()
-  private readonly client: ClickHouseClient
   private dummy: string | undefined
 
-  private constructor (private readonly conn: StorageConnection, private readonly lockout: LockoutPolicy, private readonly cost: number, private readonly hasher: Hasher) {
-    this.client = conn.client
-  }
+  private constructor (private readonly conn: StorageConnection, private readonly lockout: LockoutPolicy, private readonly cost: number, private readonly hasher: Hasher) {}
 
   static async load (conn: StorageConnection, lockout: LockoutPolicy, cost: number, hasher: Hasher): Promise<Users> {
     const u = new Users(conn, lockout, cost, hasher)
-    const rs = await conn.client.query({ query: `SELECT tenant_id, user_id, role, password_hash FROM ${conn.table('users')} FINAL WHERE disabled = 0`, format: 'JSONEachRow' })
-    for (const r of await rs.json<{ tenant_id: string; user_id: string; role: Role; password_hash: string }>()) {
+    for (const r of await selectRows<{ tenant_id: string; user_id: string; role: Role; password_hash: string }>(conn,
+      `SELECT tenant_id, user_id, role, password_hash FROM ${conn.table('users')} FINAL WHERE disabled = 0`)) {
       u.accounts.set(`${r.tenant_id}\0${r.user_id}`, { principal: { tenant: r.tenant_id, user: r.user_id, role: r.role }, hash: r.password_hash, failures: 0, lockedUntil: 0 })
     }
     return u
@@ -62,10 +58,7 @@ export class Users {
     const key = `${tenant}\0${user}`
     if (this.accounts.has(key)) throw new UserError('ING_ERR_CONFLICT', 'user exists')
     const hash = await hashSecret(this.hasher, password, this.cost)
-    await this.client.insert({
-      table: this.conn.table('users'), format: 'JSONEachRow',
-      values: [{ tenant_id: tenant, user_id: user, role, password_hash: hash, disabled: 0, updated_at: Date.now() }],
-    })
+    await insertRows(this.conn, 'users', [{ tenant_id: tenant, user_id: user, role, password_hash: hash, disabled: 0, updated_at: Date.now() }])
     const principal = { tenant, user, role }
     // a name's failures before it had an account carry over: creating it does not unlock it
     const before = this.unknown.get(key)

@@ -24,7 +24,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto'
 import { VITAL_CATEGORIES } from '../catalogue/index.ts'
 import { needsConsent, type Category } from '../consent/index.ts'
 import type { Registry } from '../registry/index.ts'
-import type { Storage } from '../storage/index.ts'
+import { insertRows, runCommand, selectRows, type Storage } from '../storage/index.ts'
 import { VitalflowError } from '../errors.ts'
 
 export interface ErasureReceipt {
@@ -104,17 +104,9 @@ export class Eraser {
     this.who = `tenant_id = {tenant:String} AND patient_id IN (SELECT e.patient_id FROM ${this.set} AS e WHERE e.erasure_id = {eid:String})`
   }
 
-  private async rows<T> (query: string, params: Record<string, unknown> = {}): Promise<T[]> {
-    return await (await this.conn.client.query({ query, query_params: params, format: 'JSONEachRow' })).json<T>()
-  }
-
-  private async command (query: string, params: Record<string, unknown> = {}, settings: Record<string, string> = {}): Promise<void> {
-    await this.conn.client.command({ query, query_params: params, clickhouse_settings: settings })
-  }
-
   /** Every MergeTree table of the database with tenant_id and patient_id columns. */
   async patientTables (): Promise<string[]> {
-    const rows = await this.rows<{ table: string }>(
+    const rows = await selectRows<{ table: string }>(this.conn,
       `SELECT c.table AS table FROM system.columns AS c INNER JOIN system.tables AS t ON c.database = t.database AND c.table = t.name
        WHERE c.database = {db:String} AND c.name IN ('tenant_id', 'patient_id') AND t.engine LIKE '%MergeTree%'
        GROUP BY c.table HAVING count() = 2 ORDER BY c.table`, { db: this.conn.database })
@@ -124,20 +116,20 @@ export class Eraser {
   /** Gives every patient table ERASURE_TABLE_SETTINGS (a table added later gets them at the next start). */
   async ensureTableSettings (): Promise<void> {
     const wanted = Object.entries(ERASURE_TABLE_SETTINGS).map(([k, v]) => `${k} = ${v}`)
-    const engines = new Map((await this.rows<{ name: string; engine_full: string }>(
+    const engines = new Map((await selectRows<{ name: string; engine_full: string }>(this.conn,
       'SELECT name, engine_full FROM system.tables WHERE database = {db:String}', { db: this.conn.database })).map((r) => [r.name, r.engine_full]))
     for (const table of await this.patientTables()) {
       const engine = engines.get(table) ?? ''
       if (wanted.every((w) => engine.includes(w))) continue
       const t = this.conn.table(table)
-      await this.command(`ALTER TABLE ${t} MODIFY SETTING ${wanted.join(', ')}`)
+      await runCommand(this.conn, `ALTER TABLE ${t} MODIFY SETTING ${wanted.join(', ')}`)
       // the table's cleanup task keeps the period it was scheduled with (up to 5 minutes) until the
       // table is attached again (measured: first cleanup 30 s after the change, 1 s after a re-attach);
       // once per table in a data directory's life, at start. A server's other clients would see the
       // table vanish for a moment, so there the new period applies after the current one
       if (this.conn.mode === 'embedded') {
-        await this.command(`DETACH TABLE ${t}`)
-        await this.command(`ATTACH TABLE ${t}`)
+        await runCommand(this.conn, `DETACH TABLE ${t}`)
+        await runCommand(this.conn, `ATTACH TABLE ${t}`)
       }
     }
   }
@@ -154,11 +146,11 @@ export class Eraser {
     const subjectHash = createHash('sha256').update(`${salt}\0${tenant}\0${patient}`).digest('hex')
     const params = { tenant, eid, hash: subjectHash }
     // the id travels as inserted data into a table that never reaches disk; no statement text holds it
-    await this.conn.client.insert({ table: this.set, format: 'JSONEachRow', values: [{ erasure_id: eid, tenant_id: tenant, patient_id: patient }] })
+    await insertRows(this.conn, 'erasure_set', [{ erasure_id: eid, tenant_id: tenant, patient_id: patient }])
     try {
       const rowCounts: Record<string, number> = {}
       if (categories === undefined) {
-        const [devices] = await this.rows<{ n: string }>(`SELECT uniqExact(device_id) AS n FROM (
+        const [devices] = await selectRows<{ n: string }>(this.conn, `SELECT uniqExact(device_id) AS n FROM (
           SELECT device_id FROM ${this.conn.table('devices')} WHERE ${this.who} UNION ALL SELECT device_id FROM ${this.conn.table('device_bindings')} WHERE ${this.who})`, params)
         // stop new rows first, then let everything in flight land, then remove
         await this.registry.forgetPatient(tenant, patient)
@@ -173,8 +165,8 @@ export class Eraser {
           const n = await this.count(spec.table, `${this.who} AND ${spec.where}`, params)
           rowCounts[`${spec.table}:${c}`] = n
           if (n === 0) continue
-          if (spec.clear !== undefined) await this.command(`ALTER TABLE ${t} UPDATE ${spec.clear} WHERE ${this.who} AND ${spec.where}`, params, SYNC)
-          else await this.command(`DELETE FROM ${t} WHERE ${this.who} AND ${spec.where}`, params)
+          if (spec.clear !== undefined) await runCommand(this.conn, `ALTER TABLE ${t} UPDATE ${spec.clear} WHERE ${this.who} AND ${spec.where}`, params, SYNC)
+          else await runCommand(this.conn, `DELETE FROM ${t} WHERE ${this.who} AND ${spec.where}`, params)
         }
       }
       const receipt: ErasureReceipt = {
@@ -193,12 +185,12 @@ export class Eraser {
       }
       return receipt
     } finally {
-      await this.command(`ALTER TABLE ${this.set} DELETE WHERE erasure_id = {eid:String}`, { eid }, SYNC)
+      await runCommand(this.conn, `ALTER TABLE ${this.set} DELETE WHERE erasure_id = {eid:String}`, { eid }, SYNC)
     }
   }
 
   private async count (table: string, where: string, params: Record<string, unknown>): Promise<number> {
-    return Number((await this.rows<{ n: string }>(`SELECT count() AS n FROM ${this.conn.table(table)} WHERE ${where}`, params))[0]?.n ?? 0)
+    return Number((await selectRows<{ n: string }>(this.conn, `SELECT count() AS n FROM ${this.conn.table(table)} WHERE ${where}`, params))[0]?.n ?? 0)
   }
 
   /** Removes (kept tables: copies under the hash, then removes; binding tables: unbinds) the subject's rows of one table. */
@@ -211,30 +203,30 @@ export class Eraser {
       const copied = async (): Promise<number> => await this.count(table, 'tenant_id = {tenant:String} AND patient_id = {hash:String}', params)
       const had = await copied()
       // the column is qualified: an unqualified patient_id in WHERE would be the REPLACE alias (the hash), and nothing would be copied
-      await this.command(`INSERT INTO ${t} SELECT * REPLACE ({hash:String} AS patient_id) FROM ${t} AS src
+      await runCommand(this.conn, `INSERT INTO ${t} SELECT * REPLACE ({hash:String} AS patient_id) FROM ${t} AS src
         WHERE src.tenant_id = {tenant:String} AND src.patient_id IN (SELECT e.patient_id FROM ${this.set} AS e WHERE e.erasure_id = {eid:String})`, params)
       const got = await copied() - had
       if (got !== n) throw new ErasureError(`pseudonymised copy of ${table} has ${got} rows where ${n} were counted; nothing was deleted`)
       add(`${table} (pseudonymised)`)
-      await this.command(`DELETE FROM ${t} WHERE ${this.who}`, params)
+      await runCommand(this.conn, `DELETE FROM ${t} WHERE ${this.who}`, params)
     } else if (UNBIND.has(table)) {
       if (table !== 'devices') add(`${table} (unbound)`)
-      await this.command(`ALTER TABLE ${t} UPDATE patient_id = '' WHERE ${this.who}`, params, SYNC)
+      await runCommand(this.conn, `ALTER TABLE ${t} UPDATE patient_id = '' WHERE ${this.who}`, params, SYNC)
     } else {
       add(table)
-      await this.command(`DELETE FROM ${t} WHERE ${this.who}`, params)
+      await runCommand(this.conn, `DELETE FROM ${t} WHERE ${this.who}`, params)
     }
   }
 
   /** Purges what erasures hid but did not yet remove physically (after a crash, a timed-out purge, or purge: false). */
   async purgePending (): Promise<number> {
     const t = this.conn.table
-    const pending = await this.rows<{ receipt_id: string; tenant_id: string }>(`SELECT receipt_id, tenant_id FROM ${t('erasure_receipts')} FINAL WHERE purged_at IS NULL`)
+    const pending = await selectRows<{ receipt_id: string; tenant_id: string }>(this.conn, `SELECT receipt_id, tenant_id FROM ${t('erasure_receipts')} FINAL WHERE purged_at IS NULL`)
     if (pending.length === 0) return 0
     await this.storage.sealLog()
     if (!await this.purge()) return 0
     for (const p of pending) {
-      await this.command(`ALTER TABLE ${t('erasure_receipts')} UPDATE purged_at = now64(3) WHERE receipt_id = {id:String} AND tenant_id = {tenant:String}`,
+      await runCommand(this.conn, `ALTER TABLE ${t('erasure_receipts')} UPDATE purged_at = now64(3) WHERE receipt_id = {id:String} AND tenant_id = {tenant:String}`,
         { id: p.receipt_id, tenant: p.tenant_id }, SYNC)
     }
     return pending.length
@@ -250,8 +242,8 @@ export class Eraser {
     const tables = await this.patientTables()
     const last = new Map<string, number>()
     for (const table of tables) {
-      await this.command(`ALTER TABLE ${this.conn.table(table)} APPLY DELETED MASK`, {}, SYNC)
-      const [m] = await this.rows<{ n: string }>(`SELECT max(toUInt64OrZero(extract(mutation_id, '(\\\\d+)'))) AS n FROM system.mutations
+      await runCommand(this.conn, `ALTER TABLE ${this.conn.table(table)} APPLY DELETED MASK`, {}, SYNC)
+      const [m] = await selectRows<{ n: string }>(this.conn, `SELECT max(toUInt64OrZero(extract(mutation_id, '(\\\\d+)'))) AS n FROM system.mutations
         WHERE database = {db:String} AND table = {table:String}`, { db: this.conn.database, table })
       last.set(table, Number(m?.n ?? 0))
     }
@@ -272,26 +264,23 @@ export class Eraser {
   private async leftovers (last: Map<string, number>): Promise<number> {
     const db = this.conn.database
     const tables = [...last.keys()]
-    const parts = await this.rows<{ table: string; v: string }>(`SELECT table, toString(data_version) AS v FROM system.parts
+    const parts = await selectRows<{ table: string; v: string }>(this.conn, `SELECT table, toString(data_version) AS v FROM system.parts
       WHERE database = {db:String} AND table IN {tables:Array(String)} AND active = 0`, { db, tables })
-    const mutations = await this.rows<{ table: string; n: string }>(`SELECT table, toString(toUInt64OrZero(extract(mutation_id, '(\\\\d+)'))) AS n FROM system.mutations
+    const mutations = await selectRows<{ table: string; n: string }>(this.conn, `SELECT table, toString(toUInt64OrZero(extract(mutation_id, '(\\\\d+)'))) AS n FROM system.mutations
       WHERE database = {db:String} AND table IN {tables:Array(String)}`, { db, tables })
     const older = (table: string, version: string): boolean => Number(version) < (last.get(table) ?? 0)
     return parts.filter((p) => older(p.table, p.v)).length + mutations.filter((m) => older(m.table, m.n)).length
   }
 
   private async writeReceipt (r: ErasureReceipt): Promise<void> {
-    await this.conn.client.insert({
-      table: this.conn.table('erasure_receipts'), format: 'JSONEachRow',
-      values: [{
-        receipt_id: r.receiptId, tenant_id: r.tenant, subject_hash: r.subjectHash, salt: r.salt, scope: r.scope === 'all' ? 'all' : r.scope.join(','),
-        requested_by: r.requestedBy, requested_at: r.requestedAtMs, row_counts: r.rowCounts, hidden_at: r.hiddenAtMs, purged_at: r.purgedAtMs,
-      }],
-    })
+    await insertRows(this.conn, 'erasure_receipts', [{
+      receipt_id: r.receiptId, tenant_id: r.tenant, subject_hash: r.subjectHash, salt: r.salt, scope: r.scope === 'all' ? 'all' : r.scope.join(','),
+      requested_by: r.requestedBy, requested_at: r.requestedAtMs, row_counts: r.rowCounts, hidden_at: r.hiddenAtMs, purged_at: r.purgedAtMs,
+    }])
   }
 
   async receipts (tenant: string): Promise<Array<Record<string, unknown>>> {
-    return await this.rows(`SELECT receipt_id, subject_hash, salt, scope, requested_by, toUnixTimestamp64Milli(requested_at) AS requested_ms, row_counts,
+    return await selectRows(this.conn, `SELECT receipt_id, subject_hash, salt, scope, requested_by, toUnixTimestamp64Milli(requested_at) AS requested_ms, row_counts,
       toUnixTimestamp64Milli(hidden_at) AS hidden_ms, toUnixTimestamp64Milli(purged_at) AS purged_ms FROM ${this.conn.table('erasure_receipts')} FINAL
       WHERE tenant_id = {tenant:String} ORDER BY requested_at`, { tenant })
   }

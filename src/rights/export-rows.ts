@@ -2,7 +2,7 @@
  * What the export reads from each telemetry table and where each column sits in
  * a row, shared by export.ts (paging, NDJSON, CSV) and fhir-bundle.ts (FHIR).
  */
-import type { TelemetryTable } from '../storage/rows.ts'
+import type { TelemetryTable } from '../storage/index.ts'
 import { SPOT_COLUMNS } from './codes.ts'
 
 /** A row as JSONCompact gives it: ts ('YYYY-MM-DD hh:mm:ss.sss', UTC), device_id, seq (decimal text), then the source's columns. */

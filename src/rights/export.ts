@@ -16,14 +16,15 @@
  * telemetry tables (vital samples, spot measurements, alarm events, device status).
  */
 import type { Writable } from 'node:stream'
-import { setImmediate as tick } from 'node:timers/promises'
 import { patientId, tenantId } from '../ids.ts'
-import type { StorageConnection } from '../storage/connection.ts'
-import { TELEMETRY_TABLES, type TelemetryTable } from '../storage/rows.ts'
-import { SLEEP_UNIT, SPOT_CODES, VITAL_CODES, loincOf, sleepStageCode, sleepStageName, type Code } from './codes.ts'
-import { HEAD, SOURCES, SPOT_AT, TIMES, TS, V, at, iso, type Format, type Out, type Row, type Value } from './export-rows.ts'
+import type { StorageConnection } from '../storage/index.ts'
+import { ExportError } from './errors.ts'
+import { csv, ndjson } from './export-formats.ts'
+import { Reader, Sink, before } from './export-paging.ts'
+import { SOURCES, TS, type Row } from './export-rows.ts'
 import { fhir, registryDevices } from './fhir-bundle.ts'
-import { VitalflowError } from '../errors.ts'
+
+export { ExportError } from './errors.ts'
 
 export type ExportFormat = 'fhir' | 'ndjson' | 'csv'
 export interface ExportRequest {
@@ -38,194 +39,9 @@ export interface ExportRequest {
 /** rows: rows read from ClickHouse; resources: Observations (fhir; not the Patient, Device and CodeSystem) or data lines (ndjson, csv) written. */
 export interface ExportResult { rows: number; resources: number }
 
-export class ExportError extends VitalflowError<'ING_ERR_INVALID' | 'ING_ERR_OUTPUT'> {}
-
 /** Rows held per table, pages in flight included; a stream never pages by fewer than MIN_PAGE (each query costs ~8 ms before its first row). */
 const PAGE_ROWS = 16_000
 const MIN_PAGE = 2_000
-/** Output goes to `out` in strings of about this many characters. */
-const CHUNK = 64 * 1024
-
-const KIND = at('alarm_events', 'kind')
-/** Maps, not the objects: a stored metric named like an Object.prototype member must find nothing. */
-const VITALS = new Map<string, Code>(Object.entries(VITAL_CODES))
-
-/** (ts, device, seq, idx) order across the page streams of one table; idx only ever decides between vital samples. */
-function before (a: Row, b: Row): boolean {
-  if (a[0] !== b[0]) return (a[0] as string) < (b[0] as string)
-  if (a[1] !== b[1]) return (a[1] as string) < (b[1] as string)
-  const sa = a[2] as string
-  const sb = b[2] as string
-  if (sa !== sb) return sa.length !== sb.length ? sa.length < sb.length : sa < sb
-  return (a[3] as number) < (b[3] as number)
-}
-
-/** One ordered page stream (a table, or one split value of it), one page ahead. */
-class Reader {
-  rows: Row[] = []
-  at = 0
-  private next: Promise<Row[]> | null
-
-  constructor (private readonly fetch: (after: Row | null) => Promise<Row[]>, private readonly limit: number) {
-    this.next = this.prefetch(null)
-  }
-
-  /** A failed page surfaces where it is awaited; abandoned after an error elsewhere, it must not become an unhandled rejection. */
-  private prefetch (after: Row | null): Promise<Row[]> {
-    const p = this.fetch(after)
-    p.catch(() => {})
-    return p
-  }
-
-  /** Moves to the next page; false when the stream is over. */
-  async advance (): Promise<boolean> {
-    if (this.next === null) return false
-    this.rows = await this.next
-    this.at = 0
-    const last = this.rows[this.rows.length - 1]
-    this.next = this.rows.length === this.limit && last !== undefined ? this.prefetch(last) : null
-    return this.rows.length > 0
-  }
-}
-
-/** Gathers output into chunks and waits for `out` to drain; an error or close of `out` ends the export. */
-class Sink implements Out {
-  private buf = ''
-  private failed: Error | null = null
-  private readonly onError = (err: Error): void => { this.failed ??= err }
-
-  constructor (private readonly out: NodeJS.WritableStream | Writable) { out.on('error', this.onError) }
-
-  push (s: string): void { this.buf += s }
-  get full (): boolean { return this.buf.length >= CHUNK }
-
-  async flush (): Promise<void> {
-    const chunk = this.buf
-    this.buf = ''
-    const out = this.out as NodeJS.WritableStream & Partial<Writable>
-    if (this.failed !== null) throw new ExportError('ING_ERR_OUTPUT', 'the output failed', { cause: this.failed })
-    if (out.destroyed === true || out.writableEnded === true) throw new ExportError('ING_ERR_OUTPUT', 'the output was closed before the export ended')
-    // yield even when `out` takes more: page queries are only dispatched from the event loop, and a long export must not starve the process
-    if (chunk.length === 0 || out.write(chunk)) { await tick(); return }
-    await new Promise<void>((resolve, reject) => {
-      const settle = (err?: Error): void => {
-        out.off('drain', settle)
-        out.off('close', closed)
-        out.off('error', settle)
-        if (err === undefined) resolve()
-        else reject(new ExportError('ING_ERR_OUTPUT', 'the output failed', { cause: err }))
-      }
-      const closed = (): void => { settle(new Error('closed before the export ended')) }
-      out.on('drain', settle)
-      out.on('close', closed)
-      out.on('error', settle)
-    })
-  }
-
-  release (): void { this.out.off('error', this.onError) }
-}
-
-/** JSON text of a stored value; the few strings a patient's rows repeat (metric, purpose, model) are encoded once. */
-function encoder (): (v: Value) => string {
-  const seen = new Map<string, string>()
-  return (v) => {
-    if (typeof v === 'number') return String(v)
-    if (typeof v !== 'string') return JSON.stringify(v)
-    let e = seen.get(v)
-    if (e === undefined) {
-      e = JSON.stringify(v)
-      if (seen.size < 4096) seen.set(v, e)
-    }
-    return e
-  }
-}
-
-/**
- * NDJSON: { table, ts, device, seq, ...every other column } per row, times in
- * ISO 8601. Lines are concatenated, not built as objects: this is the hot loop.
- * seq is a device counter, far below 2^53; ClickHouse hands it over as digits.
- */
-function ndjson (): Format {
-  const json = encoder()
-  const layout = new Map(TELEMETRY_TABLES.map((t) => [t, SOURCES[t].columns.map((c) => [`,"${c}":`, TIMES.has(c)] as const)]))
-  return {
-    tables: TELEMETRY_TABLES,
-    skip: () => false,
-    head: '',
-    row (table, row, sink) {
-      let line = `{"table":"${table}","ts":"${iso(row[0]!)}","device":${json(row[1]!)},"seq":${String(row[2])}`
-      const columns = layout.get(table)!
-      for (let i = 0; i < columns.length; i++) {
-        const [key, time] = columns[i]!
-        const v = row[HEAD + i]!
-        line += key + (time && v !== null ? `"${iso(v)}"` : json(v))
-      }
-      sink.push(line + '}\n')
-      return 1
-    },
-    tail: () => '',
-  }
-}
-
-/** RFC 4180 field: quoted, quotes doubled, when it holds a comma, quote or line break. */
-function field (v: Value): string {
-  const s = v === null ? '' : String(v)
-  return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s
-}
-
-/** The columns of a row that have no CSV column of their own, as one JSON object. */
-function extra (table: TelemetryTable, row: Row, more?: Record<string, Value>): string {
-  const { columns, placed } = SOURCES[table]
-  const o: Record<string, Value> = {}
-  columns.forEach((name, i) => { if (!placed.has(name)) o[name] = TIMES.has(name) ? iso(row[HEAD + i]!) : row[HEAD + i]! })
-  return JSON.stringify(more === undefined ? o : { ...o, ...more })
-}
-
-/**
- * CSV: one line per vital sample, alarm event and device status row; a spot
- * measurement row gives one line per value it holds (metric = its column), so
- * each value has its own unit and LOINC code. A sleep epoch's value is its
- * duration in minutes, coded by its stage (its stage name is in extra). Alarm
- * lines carry their kind in metric. unit is the UCUM code; loinc is empty where
- * the value has no LOINC code (codes.ts). Whatever has no column of its own is in extra, as JSON.
- */
-function csv (): Format {
-  const line = (table: TelemetryTable, row: Row, idx: Value, metric: Value, value: Value, unit: string, loinc: string, more: string): string =>
-    `${table},${iso(row[0]!)},${field(row[1]!)},${String(row[2])},${String(idx ?? '')},${field(metric)},${String(value ?? '')},${field(unit)},${loinc},${field(more)}\r\n`
-  return {
-    tables: TELEMETRY_TABLES,
-    skip: () => false,
-    head: 'table,ts,device,seq,idx,metric,value,unit,loinc,extra\r\n',
-    row (table, row, sink) {
-      if (table === 'vital_samples') {
-        const metric = row[V.metric] as string
-        if (metric === 'sleep_stage') {
-          const stage = row[V.value] as number
-          const c = sleepStageCode(stage)
-          const minutes = (row[V.duration] as number) * SLEEP_UNIT.perMs
-          sink.push(line(table, row, row[V.idx]!, metric, minutes, c.ucum, loincOf(c), extra(table, row, { stage: sleepStageName(stage) })))
-          return 1
-        }
-        const code = VITALS.get(metric)
-        sink.push(line(table, row, row[V.idx]!, metric, row[V.value]!, code?.ucum ?? '', code === undefined ? '' : loincOf(code), extra(table, row)))
-        return 1
-      }
-      if (table === 'spot_measurements') {
-        const more = extra(table, row)
-        let n = 0
-        for (const [column, i] of SPOT_AT) {
-          if (row[i] === null) continue
-          sink.push(line(table, row, null, column, row[i]!, SPOT_CODES[column].ucum, loincOf(SPOT_CODES[column]), more))
-          n++
-        }
-        return n
-      }
-      sink.push(line(table, row, null, table === 'alarm_events' ? row[KIND]! : null, null, '', '', extra(table, row)))
-      return 1
-    },
-    tail: () => '',
-  }
-}
 
 function check (req: ExportRequest): void {
   if (!['fhir', 'ndjson', 'csv'].includes(req.format)) throw new ExportError('ING_ERR_INVALID', 'format must be fhir, ndjson or csv')

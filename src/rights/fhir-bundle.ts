@@ -29,8 +29,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto'
 import { BRACELET_SERIES } from '../catalogue/index.ts'
-import type { StorageConnection } from '../storage/connection.ts'
-import { TELEMETRY_TABLES } from '../storage/rows.ts'
+import { TELEMETRY_TABLES, type StorageConnection } from '../storage/index.ts'
 import {
   ALARM_EVENT, ALARM_KINDS, BATTERY, BLOOD_PRESSURE_PANEL, FHIR_CATEGORY, FIRMWARE_REVISION, GATEWAY_EXTENSION, LAST_SYNC, LOCATION_CODES,
   SLEEP_UNIT, SPOT_CODES, UCUM, VITAL_CODES, sleepStageCode, vitalflowCodeSystem, vitalflowConcept, type Code,

@@ -10,6 +10,8 @@
  * storage takes it, and is checkpointed afterwards. Rows without an LSN
  * (refusals, security events) are inserted once; a failure is reported.
  */
+import { backoffMs, type Backoff } from '../backoff.ts'
+
 export interface BatcherOptions { maxRows: number; maxAgeMs: number }
 export interface FlushReport { table: string; rows: number; bytes: number; ms: number; error?: unknown; attempt?: number }
 
@@ -41,8 +43,7 @@ function newBatch (): Batch {
   return { chunks: [], rows: 0, bytes: 0, first: 0, last: 0, promise, resolve, reject }
 }
 
-const RETRY_MIN_MS = 100
-const RETRY_MAX_MS = 5000
+const RETRY: Backoff = { baseMs: 100, maxMs: 5000 }
 
 export class TableBatcher {
   private pending: Batch = newBatch()
@@ -118,7 +119,7 @@ export class TableBatcher {
         this.onFlush({ table: this.table, rows: batch.rows, bytes: batch.bytes, ms: performance.now() - started, error, attempt })
         // logged rows were acknowledged: keep trying (a restart would replay them from the log anyway)
         if (!logged || this.stopped) { batch.reject(error); return }
-        await new Promise((resolve) => setTimeout(resolve, Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** (attempt - 1))))
+        await new Promise((resolve) => setTimeout(resolve, backoffMs(attempt, RETRY)))
       }
     }
   }

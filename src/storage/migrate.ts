@@ -1,4 +1,5 @@
 import type { StorageConnection } from './connection.ts'
+import { insertRows, selectRows } from './query.ts'
 import { MIGRATIONS } from './schema.ts'
 
 /** Applies pending migrations in order; records each in schema_migrations. Idempotent. */
@@ -8,13 +9,12 @@ export async function migrate (conn: StorageConnection): Promise<number[]> {
     query: `CREATE TABLE IF NOT EXISTS ${table('schema_migrations')} (version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3))
 ENGINE = MergeTree ORDER BY version`,
   })
-  const rs = await client.query({ query: `SELECT version FROM ${table('schema_migrations')}`, format: 'JSONEachRow' })
-  const done = new Set((await rs.json<{ version: number }>()).map((r) => Number(r.version)))
+  const done = new Set((await selectRows<{ version: number }>(conn, `SELECT version FROM ${table('schema_migrations')}`)).map((r) => Number(r.version)))
   const applied: number[] = []
   for (const m of MIGRATIONS) {
     if (done.has(m.version)) continue
     for (const statement of m.statements(conn.database)) await client.command({ query: statement })
-    await client.insert({ table: table('schema_migrations'), values: [{ version: m.version, name: m.name }], format: 'JSONEachRow' })
+    await insertRows(conn, 'schema_migrations', [{ version: m.version, name: m.name }])
     applied.push(m.version)
   }
   return applied

@@ -5,7 +5,7 @@
  * with the purpose, legal basis and consent version it was admitted under.
  */
 import type { Category, Gate, Grant } from '../consent/index.ts'
-import { METRIC_CATEGORY } from '../consent/index.ts'
+import { METRIC_CATEGORY, covers } from '../consent/index.ts'
 import type { AlarmEvent, BraceletBatch, DeviceStatus, Series, SpotMeasurement } from '../decode/index.ts'
 import { BRACELET_SERIES, SPOT, SPOT_COLUMNS, STREAM_TABLE } from '../catalogue/index.ts'
 import { RowWriter, encodeStrings } from './row-binary.ts'
@@ -115,7 +115,7 @@ export function vitalRows (ctx: RowContext, m: BraceletBatch): Encoded {
     const t0 = start + s.offsetMs
     for (let i = 0; i < n; i++, idx++) {
       const ts = t0 + i * s.intervalMs
-      if (ts < g.fromMs) { dropped++; continue }
+      if (!covers(g, ts)) { dropped++; continue }
       sample(metric, category, ts, s.values[i]!, duration, quality !== null && quality.length > i ? quality[i]! : 255, g)
     }
   }
@@ -123,7 +123,7 @@ export function vitalRows (ctx: RowContext, m: BraceletBatch): Encoded {
     const g = ctx.gate('sleep')
     for (const e of m.sleep) {
       const ts = start + e.offsetMs
-      if (g === null || ts < g.fromMs) dropped++
+      if (!covers(g, ts)) dropped++
       else sample('sleep_stage', 'sleep', ts, e.stage, e.durationMs, 255, g)
       idx++
     }
@@ -138,7 +138,7 @@ const NONE: Encoded = { chunk: EMPTY, rows: 0, dropped: 1 }
 
 export function spotRows (ctx: RowContext, m: SpotMeasurement): Encoded {
   const g = ctx.gate('spot_measurements')
-  if (g === null || m.measuredAtMs < g.fromMs) return NONE
+  if (!covers(g, m.measuredAtMs)) return NONE
   w.reset()
   ids(ctx.tenant, ctx.patient, ctx.device)
   w.time(m.measuredAtMs)
@@ -157,7 +157,7 @@ export function alarmRows (ctx: RowContext, m: AlarmEvent): Encoded {
   // the alarm itself rides on the contract; where it happened needs location consent
   const loc = m.location
   const lg = loc == null ? null : ctx.gate('location')
-  const located = loc != null && lg !== null && m.occurredAtMs >= lg.fromMs
+  const located = loc != null && covers(lg, m.occurredAtMs)
   w.reset()
   ids(ctx.tenant, ctx.patient, ctx.device)
   w.time(m.occurredAtMs)

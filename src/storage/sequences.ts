@@ -1,5 +1,6 @@
 import { WINDOW_SIZE } from '../crypto/index.ts'
 import type { StorageConnection } from './connection.ts'
+import { selectRows } from './query.ts'
 
 /** Sequence numbers are uint64: exact as bigint (ClickHouse hands them over as decimal text). */
 export interface StoredSequences { high: bigint; recent: bigint[] }
@@ -12,17 +13,13 @@ export interface StoredSequences { high: bigint; recent: bigint[] }
  */
 export async function loadSequences (conn: StorageConnection): Promise<Map<string, StoredSequences>> {
   const t = conn.table('device_sequences')
-  const rs = await conn.client.query({
-    query: `WITH highs AS (SELECT device_id, max(seq) AS high FROM ${t} GROUP BY device_id)
+  const rows = await selectRows<{ device: string; high: string; recent: string[] }>(conn, `WITH highs AS (SELECT device_id, max(seq) AS high FROM ${t} GROUP BY device_id)
       SELECT s.device_id AS device, toString(any(h.high)) AS high, arrayMap(x -> toString(x), groupArray(s.seq)) AS recent
       FROM ${t} AS s INNER JOIN highs AS h ON s.device_id = h.device_id
       WHERE h.high - s.seq < {window:UInt64}
-      GROUP BY s.device_id`,
-    query_params: { window: WINDOW_SIZE },
-    format: 'JSONEachRow',
-  })
+      GROUP BY s.device_id`, { window: WINDOW_SIZE })
   const out = new Map<string, StoredSequences>()
-  for (const r of await rs.json<{ device: string; high: string; recent: string[] }>()) {
+  for (const r of rows) {
     out.set(r.device, { high: BigInt(r.high), recent: r.recent.map((s) => BigInt(s)) })
   }
   return out

@@ -7,7 +7,7 @@ import { migrate } from './migrate.ts'
 import { TableBatcher, type BatcherOptions, type FlushReport, type InsertFn } from './batcher.ts'
 import { COLUMNS, TELEMETRY_TABLES, type TableName } from './rows.ts'
 import { WriteAheadLog, type Recovered, type WalErrorCode, type WalState } from './wal.ts'
-import { sqlString } from './sql.ts'
+import { sqlString } from '../sql.ts'
 import { VitalflowError } from '../errors.ts'
 
 export class StorageError extends VitalflowError<'ING_ERR_STORAGE' | 'ING_ERR_BACKPRESSURE'> {}
@@ -38,6 +38,9 @@ export interface Storage {
   /** Ships what it can within `deadlineMs`; what is left stays in the log for the next start. */
   close: (deadlineMs?: number) => Promise<void>
 }
+
+/** What the hot path needs of storage: queue rows (resolving once they are durable). Fakes and wrappers implement only this. */
+export type StorageWriter = Pick<Storage, 'write'>
 
 export interface StorageOptions extends StorageTarget {
   batch: BatcherOptions
