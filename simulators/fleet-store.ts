@@ -58,7 +58,13 @@ export async function ensureFleetWithResponders (api: AdminClient, file: string,
   const known = new Set<string>()
   for (const [t, tenant] of tenants.entries()) {
     await api.request('POST', '/admin/tenants', { tenant, displayName: `Demo care organisation ${t + 1}` })
-    for (const d of await api.request<Array<{ device: string }>>('GET', `/admin/tenants/${tenant}/devices`)) known.add(d.device)
+    // the fleet view pages by device id
+    for (let after = ''; ;) {
+      const page = await api.request<{ devices: Array<{ device: string }>; next: string | null }>('GET', `/admin/tenants/${tenant}/devices?limit=5000${after === '' ? '' : `&after=${after}`}`)
+      for (const d of page.devices) known.add(d.device)
+      if (page.next === null) break
+      after = page.next
+    }
     if (!savedResponders.some((r) => r.tenant === tenant && known.has(r.device))) {
       const device = `sim-responder-${tenant}-${Date.now().toString(36)}`
       const e = await api.request<{ secret: string }>('POST', `/admin/tenants/${tenant}/devices`, { device, family: 'responder', patient: null })
