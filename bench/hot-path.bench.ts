@@ -20,7 +20,7 @@ const tenant = 'care-north' as TenantId
 const device = 'brc-000123' as DeviceId
 const patient = 'p-000123' as PatientId
 const key = randomBytes(32)
-const record: DeviceRecord = { tenant, device, family: 'bracelet', patient, bindings: [{ fromMs: 0, patient }], gateway: null, secretHash: '', keys: new Map([[1, { aead: prepareKey(key), notAfterMs: null }]]) }
+const record: DeviceRecord = { tenant, device, family: 'bracelet', patient, bindings: [{ fromMs: 0, patient }], gateway: null, secretHash: '', keys: new Map([[1, { aead: prepareKey(key), notAfterMs: null }]]), revokedAtMs: null }
 const consent = new ConsentIndex()
 for (const category of ['vitals', 'sleep', 'activity', 'location'] as const) {
   consent.apply({ tenant, patient, purpose: 'care', category, action: 'grant', version: 1, recordedBy: 'bench', source: 'app', recordedAtMs: 0, validFromMs: 0 })

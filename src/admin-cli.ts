@@ -6,7 +6,7 @@
  *   tenant create <tenant> --name "Care organisation"
  *   tenant list
  *   patient create <tenant> <patient>
- *   device enroll|import|list|bind|gateway|cert|rotate-key ...   (see USAGE below)
+ *   device enroll|import|list|bind|gateway|cert|rotate-key|revoke ...   (see USAGE below)
  *   consent grant|withdraw <tenant> <patient> <category> --by <who> [--purpose care] [--source app|professional|paper_form|guardian|admin] [--erase]
  *   rights register|receipts|report|export|erase|hold|unhold|restrict|unrestrict|rectify|retention ...
  *   stats
@@ -28,6 +28,7 @@ const USAGE = `usage: npm run admin -- <command>
   device gateway <tenant> <device> <gateway|none>
   device cert <tenant> <device> [--csr <file.csr>]
   device rotate-key <tenant> <device> [--overlap <seconds>]
+  device revoke <tenant> <device>                lost or stolen: disconnected and refused from now on
   security-events <tenant>
   user create <tenant|-> <user> --role platform_admin|tenant_admin|clinician|researcher|responder --password <password>
   tenant dashboard-user <tenant> [--password <password>]   (server mode: read-only ClickHouse user + row policies)
@@ -103,6 +104,7 @@ try {
       result = { enrolled: r.body.enrolled.length, unchanged: r.body.unchanged.length, secrets: out }
       break
     }
+    case 'device revoke': result = await api.request('POST', `/admin/tenants/${need(a, '<tenant>')}/devices/${need(b, '<device>')}/revoke`); break
     case 'device list': result = await api.request('GET', `/admin/tenants/${need(a, '<tenant>')}/devices`); break
     case 'device bind': {
       const patient = need(c, '<patient|none>')

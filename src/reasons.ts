@@ -32,6 +32,7 @@ export const BrokerReason = {
   connLimit: 'ING_ERR_CONN_LIMIT',
   authBackoff: 'ING_ERR_AUTH_BACKOFF',
   authBusy: 'ING_ERR_AUTH_BUSY',
+  revoked: 'ING_ERR_REVOKED',
 } as const
 export type BrokerReason = (typeof BrokerReason)[keyof typeof BrokerReason]
 

@@ -36,7 +36,7 @@ describe('admin CLI', () => {
     expect(e.secret.length).toBeGreaterThan(20)
     expect(Buffer.from(e.key, 'base64url')).toHaveLength(32)
     expect(await admin('device', 'list', 'care-cli')).toEqual({
-      devices: [{ device: 'cal-1', family: 'calarm', patient: 'p-1', bound: true, gateway: null, lastSeenAt: null, battery: null, firmware: null, lastStatusAt: null, keyId: 1, certificateNotAfter: null }],
+      devices: [{ device: 'cal-1', family: 'calarm', patient: 'p-1', bound: true, gateway: null, lastSeenAt: null, battery: null, firmware: null, lastStatusAt: null, keyId: 1, certificateNotAfter: null, revokedAt: null }],
       next: null, total: 1,
     })
     const c = await connectTls(node, 'cal-1', e.secret)

@@ -59,7 +59,7 @@ describe('consent matrix', () => {
       const senders = patients.map((patient, i) => {
         const key = randomBytes(32)
         const device = `${tenant}-d${i}`
-        const record = { tenant, device, family: 'bracelet', patient, bindings: [{ fromMs: 0, patient }], gateway: null, secretHash: '', keys: new Map([[1, { aead: prepareKey(key), notAfterMs: null }]]) } as unknown as DeviceRecord
+        const record = { tenant, device, family: 'bracelet', patient, bindings: [{ fromMs: 0, patient }], gateway: null, secretHash: '', keys: new Map([[1, { aead: prepareKey(key), notAfterMs: null }]]), revokedAtMs: null } as unknown as DeviceRecord
         return { sender: { record, clientId: device, remoteAddress: '127.0.0.1' }, sealer: new DeviceSealer({ tenant, device, keyId: 1, key }), device }
       })
       // the independent model: per patient, which consent categories hold a grant right now

@@ -140,7 +140,7 @@ describe('a node that trusts one balancer', () => {
 
   beforeAll(async () => {
     dir = tempDir()
-    node = await startTestNode(dir.path, { PROXY_PROTOCOL_FROM: BALANCER, AUTH_FREE_FAILURES: 2, AUTH_MAX_BACKOFF_S: 60, TLS_HANDSHAKE_TIMEOUT_MS: 500 })
+    node = await startTestNode(dir.path, { PROXY_PROTOCOL_FROM: [BALANCER], AUTH_FREE_FAILURES: 2, AUTH_MAX_BACKOFF_S: 60, TLS_HANDSHAKE_TIMEOUT_MS: 500 })
     await node.registry.createTenant('care-px', 'PX')
     device = await node.registry.enrollDevice({ tenant: 'care-px', device: 'cal-px0', family: 'calarm', patient: null })
   }, 60_000)
@@ -226,7 +226,7 @@ describe('behind a real haproxy', () => {
 
   beforeAll(async () => {
     dir = tempDir()
-    node = await startTestNode(dir.path, { PROXY_PROTOCOL_FROM: BALANCER, AUTH_FREE_FAILURES: 2, AUTH_MAX_BACKOFF_S: 60 })
+    node = await startTestNode(dir.path, { PROXY_PROTOCOL_FROM: [BALANCER], AUTH_FREE_FAILURES: 2, AUTH_MAX_BACKOFF_S: 60 })
     await node.registry.createTenant('care-hx', 'HX')
     for (let i = 0; i < 2; i++) devices.push(await node.registry.enrollDevice({ tenant: 'care-hx', device: `cal-hx${i}`, family: 'calarm', patient: null }))
   }, 60_000)

@@ -207,6 +207,9 @@ export function createAdminApi (deps: AdminApiDeps): FastifyInstance {
     admin.post('/tenants/:tenant/devices/:device/keys', { schema: { summary: 'Rotate a device key, the old one valid for an overlap', params: DeviceParams, body: RotateBody } }, async (req, reply) =>
       reply.code(201).send(await deps.registry.rotateKey(req.params.tenant, req.params.device, req.body.overlapSeconds * 1000)))
 
+    admin.post('/tenants/:tenant/devices/:device/revoke', { schema: { summary: 'Revoke a lost or stolen device: disconnected on every listener, refused at CONNECT and for every message after (no way back: enrol a replacement)', params: DeviceParams } }, async (req) =>
+      await deps.registry.revokeDevice(req.params.tenant, req.params.device))
+
     admin.post('/tenants/:tenant/devices/:device/certificate', { schema: { summary: 'Issue a client certificate for mutual TLS (for a CSR, or with a new key)', params: DeviceParams, body: CertificateBody } }, async (req, reply) =>
       reply.code(201).send(await deps.registry.issueCertificate(req.params.tenant, req.params.device, req.body.csr)))
 

@@ -40,6 +40,8 @@ export interface FleetDevice {
   /** The newest payload key. */
   keyId: number
   certificateNotAfter: number | null
+  /** When it was revoked; null while in service. */
+  revokedAt: number | null
 }
 
 export interface FleetPage { devices: FleetDevice[]; next: string | null; total: number }
@@ -88,7 +90,7 @@ export function createFleetView (registry: Registry, presence: PresenceStore): F
         out.push({
           device: d.device, family: d.family, ...(opts.withPatient ? { patient: d.patient } : {}), bound: d.patient !== null, gateway: d.gateway,
           lastSeenAt: seen?.lastSeenMs ?? null, battery: seen?.batteryPercent ?? null, firmware: seen?.firmware ?? null, lastStatusAt: seen?.statusAtMs ?? null,
-          keyId: Math.max(...d.keys.keys()), certificateNotAfter: seen?.certNotAfterMs ?? null,
+          keyId: Math.max(...d.keys.keys()), certificateNotAfter: seen?.certNotAfterMs ?? null, revokedAt: d.revokedAtMs,
         })
       }
       return { devices: out, next: i < ids.length && out.length === q.limit ? out.at(-1)!.device : null, total: ids.length }

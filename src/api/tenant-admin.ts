@@ -99,6 +99,11 @@ export function registerTenantAdminRoutes (route: Route, deps: TenantAdminDeps):
     return await reply.code(201).send({ device, ...await registry.rotateKey(tenant, device, req.body.overlapSeconds * 1000) })
   })
 
+  route({ method: 'POST', path: '/api/tenant/devices/{device}/revoke', summary: 'Revoke a lost or stolen device: disconnected at once, refused at CONNECT and for every message after', roles: ADMIN, params: DeviceParams }, async (req) => {
+    const tenant = req.principal!.tenant
+    return await registry.revokeDevice(tenant, ownDevice(tenant, req.params.device))
+  })
+
   route({ method: 'GET', path: '/api/tenant/retention', summary: 'The tenant\'s retention period of each category with the policy\'s default and legal bounds', roles: ADMIN }, async (req) => {
     const tenant = req.principal!.tenant
     return CATEGORIES.map((category) => {

@@ -83,6 +83,8 @@ export interface VitalflowBroker {
   connections: ConnectionCounter
   /** Live entries the bounded limit maps dropped at their caps. */
   evictions: () => { auth_sources: number; identity_buckets: number }
+  /** Closes the device's connection, whichever listener it came in on (client id = device id); false if it had none. */
+  disconnect: (device: string) => boolean
   close: () => Promise<void>
 }
 
@@ -206,6 +208,13 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
     aedes,
     connections,
     evictions: () => ({ auth_sources: backoff.evicted, identity_buckets: buckets.evicted }),
+    disconnect: (device) => {
+      // aedes keeps its clients by id; its types do not declare the map
+      const client = (aedes as unknown as { clients: Record<string, Client | undefined> }).clients[device]
+      if (client === undefined) return false
+      client.close()
+      return true
+    },
     close: () => new Promise<void>((resolve) => { aedes.close(() => resolve()) }),
   }
 }

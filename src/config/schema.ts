@@ -65,8 +65,9 @@ export const configSchema = z.object({
     .describe('worker threads computing secret and password hashes (scrypt runs there, never on the libuv pool the write-ahead log uses); unset = half the cores, 1 to 4'),
   HASH_QUEUE: z.coerce.number().int().min(0).max(100_000).default(256)
     .describe('secret and password checks that may wait for a hash thread (the last waits about this many hash times); one more is refused at once (MQTT CONNACK 3, HTTP 503, ING_ERR_AUTH_BUSY)'),
-  PROXY_PROTOCOL_FROM: z.string().default('').transform((v, ctx) => {
-    const entries = v.split(',').map((e) => e.trim()).filter((e) => e !== '')
+  PROXY_PROTOCOL_FROM: z.union([z.string(), z.array(z.string())]).default('').transform((v, ctx) => {
+    // comma-separated in the environment, a list when given programmatically
+    const entries = (typeof v === 'string' ? v.split(',') : v).map((e) => e.trim()).filter((e) => e !== '')
     try { addressList(entries) } catch (err) { ctx.addIssue({ code: 'custom', message: (err as Error).message }) }
     return entries
   }).describe('load balancers (comma-separated addresses or CIDR ranges) whose MQTT connections begin with a PROXY protocol v1/v2 header; its device address is then used for back-off, security events and rejection records. Required from these, ignored from anyone else; empty = off'),

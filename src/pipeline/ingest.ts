@@ -93,11 +93,14 @@ export function createIngest (deps: IngestDeps): Ingest {
     const t = parseTopic(topic)
     if (t === null) return refuse(Reason.topic, 'topic is not v1/{tenant}/{device}/{stream}', true)
     if (t.tenant !== sender.record.tenant) return refuse(Reason.tenant, 'topic names another tenant', true)
+    // revoked while connected (or with messages in flight): nothing more of it, or through it, is taken
+    if (sender.record.revokedAtMs !== null) return refuse(Reason.revoked, 'device revoked', true)
     if (t.device === sender.record.device) return [t, sender.record]
     const target = deps.devices?.device(t.device)
     if (target === undefined || target.tenant !== t.tenant || target.gateway !== sender.record.device) {
       return refuse(Reason.device, 'topic names a device that is neither the sender nor bound to it', true)
     }
+    if (target.revokedAtMs !== null) return refuse(Reason.revoked, 'the bound device is revoked')
     return [t, target]
   }
 

@@ -91,9 +91,13 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
   const hasher = createHasher({ threads: config.HASH_THREADS ?? Math.max(1, Math.min(4, Math.floor(availableParallelism() / 2))), maxQueue: config.HASH_QUEUE })
   const cas = new CertificateAuthorities(join(dataDir, 'tenant-ca'), masterKey)
   let trustTenants: (() => void) | null = null
+  let disconnectDevice: ((device: string) => boolean) | null = null
   const registry = await Registry.load(storage.conn, {
     masterKey, consent, hasher, cas, onTenant: () => { trustTenants?.() },
     onCertificate: (tenant, device, notAfterMs) => { presence.certificate(tenant, device, notAfterMs) },
+    onRevoke: (d) => {
+      if (disconnectDevice?.(d.device) === true) logger.info({ family: d.family }, 'revoked device disconnected')
+    },
   })
   const rights = await Rights.load({ storage, registry, consent, policy })
   const users = await Users.load(storage.conn, { maxFailures: config.LOGIN_MAX_FAILURES, lockMs: config.LOGIN_LOCK_MS }, config.DEVICE_AUTH_COST, hasher)
@@ -124,6 +128,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
       authFreeFailures: config.AUTH_FREE_FAILURES, authMaxBackoffSeconds: config.AUTH_MAX_BACKOFF_S,
     },
   })
+  disconnectDevice = (device) => broker.disconnect(device)
   broker.aedes.on('clientError', (_client, err) => { logger.debug({ err: err.message }, 'client error') })
   // responders subscribed to v1/{tenant}/alerts get each alarm at QoS 1; aedes routes it like any message
   relayToMqtt = (a) => {

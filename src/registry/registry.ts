@@ -36,6 +36,8 @@ export interface DeviceRecord {
   gateway: DeviceId | null
   secretHash: string
   readonly keys: Map<number, DeviceKey>
+  /** When the device was revoked (lost, stolen): it is refused at CONNECT and every message of it after. */
+  revokedAtMs: number | null
 }
 
 /** What an enrollment hands to the device, once. Never stored in this form. */
@@ -69,6 +71,8 @@ export interface RegistryOptions {
   cas?: CertificateAuthorities
   /** Called after a tenant is created (e.g. to trust its CA on the mutual-TLS listener). */
   onTenant?: (tenant: TenantId) => void
+  /** Called when a device is revoked (to disconnect it). */
+  onRevoke?: (d: DeviceRecord) => void
   /** Called after a client certificate is issued, with when it expires (the fleet view). */
   onCertificate?: (tenant: TenantId, device: DeviceId, notAfterMs: number) => void
 }
@@ -105,8 +109,9 @@ export class Registry {
       this.patients.add(`${row.tenant_id}\0${row.patient_id}`)
       if (row.birth_date !== null) this.setBirthDate(row.tenant_id as TenantId, row.patient_id, row.birth_date)
     }
-    type DeviceRow = { tenant_id: string; device_id: string; family: Family; patient_id: string; secret_hash: string; gateway_id: string }
-    for (const row of await selectRows<DeviceRow>(this.conn, `SELECT tenant_id, device_id, family, patient_id, secret_hash, gateway_id FROM ${t('devices')} FINAL`)) {
+    type DeviceRow = { tenant_id: string; device_id: string; family: Family; patient_id: string; secret_hash: string; gateway_id: string; revoked_ms: string | null }
+    for (const row of await selectRows<DeviceRow>(this.conn, `SELECT tenant_id, device_id, family, patient_id, secret_hash, gateway_id,
+      toString(toUnixTimestamp64Milli(revoked_at)) AS revoked_ms FROM ${t('devices')} FINAL`)) {
       const patient = row.patient_id === '' ? null : row.patient_id as PatientId
       this.devices.set(row.device_id as DeviceId, {
         tenant: row.tenant_id as TenantId,
@@ -117,6 +122,7 @@ export class Registry {
         gateway: row.gateway_id === '' ? null : row.gateway_id as DeviceId,
         secretHash: row.secret_hash,
         keys: new Map(),
+        revokedAtMs: row.revoked_ms === null ? null : Number(row.revoked_ms),
       })
     }
     type BindingRow = { tenant_id: string; device_id: string; patient_id: string; from_ms: string }
@@ -261,7 +267,7 @@ export class Registry {
       for (const m of made) {
         const patient = m.it.patient as PatientId | null
         this.devices.set(m.device, {
-          tenant, device: m.device, family: m.it.family, patient, bindings: [{ fromMs: 0, patient }], gateway: m.it.gateway as DeviceId | null, secretHash: m.secretHash,
+          tenant, device: m.device, family: m.it.family, patient, bindings: [{ fromMs: 0, patient }], gateway: m.it.gateway as DeviceId | null, secretHash: m.secretHash, revokedAtMs: null,
           keys: new Map([[1, { aead: prepareKey(m.key), notAfterMs: null }]]),
         })
       }
@@ -308,7 +314,7 @@ export class Registry {
       tenant_id: tenant, device_id: device, family, patient_id: patient ?? '', secret_hash: secretHash, gateway_id: gateway ?? '', updated_at: now,
     })
     this.devices.set(device, {
-      tenant, device, family, patient, bindings: [{ fromMs: 0, patient }], gateway, secretHash,
+      tenant, device, family, patient, bindings: [{ fromMs: 0, patient }], gateway, secretHash, revokedAtMs: null,
       keys: new Map([[keyId, { aead: prepareKey(key), notAfterMs: null }]]),
     })
     return { tenant, device, family, patient, secret, keyId, key: key.toString('base64url') }
@@ -374,7 +380,7 @@ export class Registry {
 
   private async persistDevice (d: DeviceRecord, change: Record<string, unknown>): Promise<void> {
     await this.insert('devices', {
-      tenant_id: d.tenant, device_id: d.device, family: d.family, patient_id: d.patient ?? '', secret_hash: d.secretHash,
+      tenant_id: d.tenant, device_id: d.device, family: d.family, patient_id: d.patient ?? '', secret_hash: d.secretHash, revoked_at: d.revokedAtMs,
       gateway_id: d.gateway ?? '', updated_at: Date.now(), ...change,
     })
   }
@@ -392,6 +398,23 @@ export class Registry {
     return g.device
   }
 
+  /**
+   * Revokes a device (lost bracelet, stolen phone): from now on its secret and certificates are
+   * refused at CONNECT, and any message of it (or through it, for a gateway) still in flight is
+   * refused; `onRevoke` disconnects it on every listener. Idempotent; there is no un-revoke (enrol
+   * a replacement under a new id).
+   */
+  async revokeDevice (tenantRaw: string, deviceRaw: string): Promise<{ device: DeviceId; revokedAtMs: number }> {
+    const d = this.requireDevice(tenantRaw, deviceRaw)
+    if (d.revokedAtMs === null) {
+      // refused in memory first: a message arriving while the row is written is already refused
+      d.revokedAtMs = Date.now()
+      await this.persistDevice(d, {})
+    }
+    this.opts.onRevoke?.(d)
+    return { device: d.device, revokedAtMs: d.revokedAtMs }
+  }
+
   /** Issues a client certificate (CN = device, O = tenant) signed by the tenant's CA. */
   async issueCertificate (tenantRaw: string, deviceRaw: string, csrPem?: string): Promise<{ certPem: string; keyPem?: string; caPem: string }> {
     const d = this.requireDevice(tenantRaw, deviceRaw)
@@ -407,7 +430,7 @@ export class Registry {
     const id = this.opts.cas?.identify(peer)
     if (id == null) return null
     const d = this.devices.get(id.device as DeviceId)
-    return d !== undefined && d.tenant === id.tenant ? d : null
+    return d !== undefined && d.tenant === id.tenant && d.revokedAtMs === null ? d : null
   }
 
   /**
@@ -420,9 +443,10 @@ export class Registry {
     const d = this.devices.get(device as DeviceId)
     if (d === undefined || isKeyedHash(d.secretHash)) {
       const ok = verifyDeviceSecret(this.pepper, device, secret, d?.secretHash ?? '')
-      return ok && d !== undefined ? d : null
+      // a revoked device costs the same check and gets the same answer as a wrong secret
+      return ok && d !== undefined && d.revokedAtMs === null ? d : null
     }
-    if (!await verifySecret(this.opts.hasher, secret, d.secretHash)) return null
+    if (!await verifySecret(this.opts.hasher, secret, d.secretHash) || d.revokedAtMs !== null) return null
     const keyed = deviceSecretHash(this.pepper, d.device, secret)
     await this.persistDevice(d, { secret_hash: keyed })
     d.secretHash = keyed

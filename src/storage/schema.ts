@@ -340,6 +340,13 @@ ORDER BY (tenant_id, ts)`,
 ) ENGINE = ReplacingMergeTree(updated_at) ORDER BY (tenant_id, device_id) SETTINGS ${DURABLE_PART_SETTINGS}`,
     ],
   },
+  {
+    version: 13,
+    name: 'device revocation',
+    statements: (db) => [
+      `ALTER TABLE ${db}.devices ADD COLUMN IF NOT EXISTS revoked_at Nullable(DateTime64(3, 'UTC')) COMMENT 'lost or stolen: refused at CONNECT and for every message after' AFTER gateway_id`,
+    ],
+  },
 ]
 
 /** Every table migration 9 made durable (later migrations create theirs with DURABLE_PART_SETTINGS). */
