@@ -5,60 +5,24 @@
  * consent log (consent-log.ts).
  */
 import { randomBytes, X509Certificate } from 'node:crypto'
-import { prepareKey, unwrapKey, wrapKey, type AeadKey } from '../crypto/index.ts'
+import { prepareKey, wrapKey } from '../crypto/index.ts'
 import type { ConsentEvent, ConsentIndex } from '../consent/index.ts'
 import { deviceId, patientId, tenantId, type DeviceId, type PatientId, type TenantId } from '../ids.ts'
 import { insertRows, selectRows, type StorageConnection } from '../storage/index.ts'
 import { devicePepper, deviceSecretHash, isKeyedHash, newSecret, verifyDeviceSecret, verifySecret } from './secrets.ts'
 import type { Hasher } from './hasher.ts'
 import type { CertificateAuthorities } from './certificates.ts'
-import { patientAt, type Binding } from './bindings.ts'
+import { patientAt } from './bindings.ts'
+import { loadDevices } from './load-devices.ts'
 import { appendConsent, loadConsentLog, type ConsentInput } from './consent-log.ts'
 import { VitalflowError } from '../errors.ts'
 
 import { FAMILIES, type Family } from './families.ts'
-import { planImport, type ImportItem, type ImportLineError } from './device-import.ts'
+import { planImport, type ImportItem } from './device-import.ts'
+import type { DeviceRecord, Enrollment, ImportResult } from './types.ts'
 
 export { FAMILIES, type Family }
-
-/** A payload key; a rotated-out key stays valid until notAfterMs so messages sealed before the rotation still open. */
-export interface DeviceKey { readonly aead: AeadKey; notAfterMs: number | null }
-
-export interface DeviceRecord {
-  readonly tenant: TenantId
-  readonly device: DeviceId
-  readonly family: Family
-  /** The current binding's patient (the last of `bindings`). */
-  patient: PatientId | null
-  /** Patient bindings over time, oldest first: data is attributed by the binding valid at its time. */
-  bindings: Binding[]
-  /** The gateway phone allowed to publish on this device's behalf. */
-  gateway: DeviceId | null
-  secretHash: string
-  readonly keys: Map<number, DeviceKey>
-  /** When the device was revoked (lost, stolen): it is refused at CONNECT and every message of it after. */
-  revokedAtMs: number | null
-}
-
-/** What an enrollment hands to the device, once. Never stored in this form. */
-export interface Enrollment {
-  tenant: TenantId
-  device: DeviceId
-  family: Family
-  patient: PatientId | null
-  secret: string
-  keyId: number
-  /** 32-byte payload key, base64url. */
-  key: string
-}
-
-/** What an import answers: the enrolments (one-time secrets and keys, for the provisioning line), or why nothing was applied. */
-export interface ImportResult {
-  applied: boolean
-  enrolled: Array<Enrollment & { line: number }>
-  unchanged: Array<{ line: number; device: string }>
-  errors: ImportLineError[]
-}
+export type { DeviceKey, DeviceRecord, Enrollment, ImportResult } from './types.ts'
 
 export class RegistryError extends VitalflowError<'ING_ERR_NOT_FOUND' | 'ING_ERR_CONFLICT' | 'ING_ERR_INVALID'> {}
 
@@ -109,39 +73,7 @@ export class Registry {
       this.patients.add(`${row.tenant_id}\0${row.patient_id}`)
       if (row.birth_date !== null) this.setBirthDate(row.tenant_id as TenantId, row.patient_id, row.birth_date)
     }
-    type DeviceRow = { tenant_id: string; device_id: string; family: Family; patient_id: string; secret_hash: string; gateway_id: string; revoked_ms: string | null }
-    for (const row of await selectRows<DeviceRow>(this.conn, `SELECT tenant_id, device_id, family, patient_id, secret_hash, gateway_id,
-      toString(toUnixTimestamp64Milli(revoked_at)) AS revoked_ms FROM ${t('devices')} FINAL`)) {
-      const patient = row.patient_id === '' ? null : row.patient_id as PatientId
-      this.devices.set(row.device_id as DeviceId, {
-        tenant: row.tenant_id as TenantId,
-        device: row.device_id as DeviceId,
-        family: row.family,
-        patient,
-        bindings: [],
-        gateway: row.gateway_id === '' ? null : row.gateway_id as DeviceId,
-        secretHash: row.secret_hash,
-        keys: new Map(),
-        revokedAtMs: row.revoked_ms === null ? null : Number(row.revoked_ms),
-      })
-    }
-    type BindingRow = { tenant_id: string; device_id: string; patient_id: string; from_ms: string }
-    for (const row of await selectRows<BindingRow>(this.conn, `SELECT tenant_id, device_id, patient_id, toUnixTimestamp64Milli(valid_from) AS from_ms
-      FROM ${t('device_bindings')} ORDER BY tenant_id, device_id, valid_from, recorded_at`)) {
-      const d = this.devices.get(row.device_id as DeviceId)
-      if (d === undefined || d.tenant !== row.tenant_id) continue
-      d.bindings.push({ fromMs: Number(row.from_ms), patient: row.patient_id === '' ? null : row.patient_id as PatientId })
-      d.patient = d.bindings[d.bindings.length - 1]!.patient
-    }
-    type KeyRow = { tenant_id: string; device_id: string; key_id: number; wrapped_key: string; not_after: string | number | null }
-    for (const row of await selectRows<KeyRow>(this.conn, `SELECT tenant_id, device_id, key_id, wrapped_key, toUnixTimestamp64Milli(not_after) AS not_after
-      FROM ${t('device_keys')} FINAL`)) {
-      const d = this.devices.get(row.device_id as DeviceId)
-      if (d === undefined || d.tenant !== row.tenant_id) continue
-      const keyId = Number(row.key_id)
-      const aead = prepareKey(unwrapKey(this.opts.masterKey, row.tenant_id, row.device_id, keyId, row.wrapped_key))
-      d.keys.set(keyId, { aead, notAfterMs: row.not_after === null ? null : Number(row.not_after) })
-    }
+    for (const d of await loadDevices(this.conn, this.opts.masterKey)) this.devices.set(d.device, d)
     await loadConsentLog(this.conn, this.opts.consent)
   }
 
@@ -250,30 +182,10 @@ export class Registry {
     if (plan.errors.length > 0) return { applied: false, enrolled: [], unchanged: plan.unchanged.map((i) => ({ line: i.line, device: i.device })), errors: plan.errors }
     for (const it of plan.enrol) this.enrolling.add(it.device as DeviceId)
     try {
-      const now = Date.now()
-      const made = plan.enrol.map((it) => {
-        const device = it.device as DeviceId
-        const secret = newSecret()
-        const key = randomBytes(32)
-        return { it, device, secret, key, secretHash: deviceSecretHash(this.pepper, device, secret) }
-      })
-      await this.insertMany('device_keys', made.map((m) => ({
-        tenant_id: tenant, device_id: m.device, key_id: 1, wrapped_key: wrapKey(this.opts.masterKey, tenant, m.device, 1, m.key), created_at: now,
-      })))
-      await this.insertMany('device_bindings', made.map((m) => ({ tenant_id: tenant, device_id: m.device, patient_id: m.it.patient ?? '', valid_from: 0, recorded_at: now })))
-      await this.insertMany('devices', made.map((m) => ({
-        tenant_id: tenant, device_id: m.device, family: m.it.family, patient_id: m.it.patient ?? '', secret_hash: m.secretHash, gateway_id: m.it.gateway ?? '', updated_at: now,
-      })))
-      for (const m of made) {
-        const patient = m.it.patient as PatientId | null
-        this.devices.set(m.device, {
-          tenant, device: m.device, family: m.it.family, patient, bindings: [{ fromMs: 0, patient }], gateway: m.it.gateway as DeviceId | null, secretHash: m.secretHash, revokedAtMs: null,
-          keys: new Map([[1, { aead: prepareKey(m.key), notAfterMs: null }]]),
-        })
-      }
+      const enrolled = await this.enrolMany(tenant, plan.enrol.map((it) => ({ device: it.device as DeviceId, family: it.family, patient: it.patient as PatientId | null, gateway: it.gateway as DeviceId | null })))
       return {
         applied: true,
-        enrolled: made.map((m) => ({ line: m.it.line, tenant, device: m.device, family: m.it.family, patient: m.it.patient as PatientId | null, secret: m.secret, keyId: 1, key: m.key.toString('base64url') })),
+        enrolled: enrolled.map((e, i) => ({ ...e, line: plan.enrol[i]!.line })),
         unchanged: plan.unchanged.map((i) => ({ line: i.line, device: i.device })),
         errors: [],
       }
@@ -293,31 +205,34 @@ export class Registry {
     const gateway = input.gateway == null ? null : this.requireGateway(tenant, input.gateway)
     this.enrolling.add(device)
     try {
-      return await this.enrollReserved(tenant, device, input.family, patient, gateway)
+      return (await this.enrolMany(tenant, [{ device, family: input.family, patient, gateway }]))[0]!
     } finally {
       this.enrolling.delete(device)
     }
   }
 
-  private async enrollReserved (tenant: TenantId, device: DeviceId, family: Family, patient: PatientId | null, gateway: DeviceId | null): Promise<Enrollment> {
-    const secret = newSecret()
-    const secretHash = deviceSecretHash(this.pepper, device, secret)
-    const key = randomBytes(32)
-    const keyId = 1
+  /** Issues each device its secret and first payload key, in one insert per table, then holds them in memory. */
+  private async enrolMany (tenant: TenantId, specs: Array<{ device: DeviceId; family: Family; patient: PatientId | null; gateway: DeviceId | null }>): Promise<Enrollment[]> {
     const now = Date.now()
-    await this.insert('device_keys', {
-      tenant_id: tenant, device_id: device, key_id: keyId, wrapped_key: wrapKey(this.opts.masterKey, tenant, device, keyId, key), created_at: now,
+    const made = specs.map((spec) => {
+      const secret = newSecret()
+      return { ...spec, secret, key: randomBytes(32), secretHash: deviceSecretHash(this.pepper, spec.device, secret) }
     })
+    await this.insertMany('device_keys', made.map((m) => ({
+      tenant_id: tenant, device_id: m.device, key_id: 1, wrapped_key: wrapKey(this.opts.masterKey, tenant, m.device, 1, m.key), created_at: now,
+    })))
     // the first binding covers the device's earlier data too (a backlog synced after enrollment)
-    await this.insert('device_bindings', { tenant_id: tenant, device_id: device, patient_id: patient ?? '', valid_from: 0, recorded_at: now })
-    await this.insert('devices', {
-      tenant_id: tenant, device_id: device, family, patient_id: patient ?? '', secret_hash: secretHash, gateway_id: gateway ?? '', updated_at: now,
+    await this.insertMany('device_bindings', made.map((m) => ({ tenant_id: tenant, device_id: m.device, patient_id: m.patient ?? '', valid_from: 0, recorded_at: now })))
+    await this.insertMany('devices', made.map((m) => ({
+      tenant_id: tenant, device_id: m.device, family: m.family, patient_id: m.patient ?? '', secret_hash: m.secretHash, gateway_id: m.gateway ?? '', updated_at: now,
+    })))
+    return made.map((m) => {
+      this.devices.set(m.device, {
+        tenant, device: m.device, family: m.family, patient: m.patient, bindings: [{ fromMs: 0, patient: m.patient }], gateway: m.gateway, secretHash: m.secretHash, revokedAtMs: null,
+        keys: new Map([[1, { aead: prepareKey(m.key), notAfterMs: null }]]),
+      })
+      return { tenant, device: m.device, family: m.family, patient: m.patient, secret: m.secret, keyId: 1, key: m.key.toString('base64url') }
     })
-    this.devices.set(device, {
-      tenant, device, family, patient, bindings: [{ fromMs: 0, patient }], gateway, secretHash, revokedAtMs: null,
-      keys: new Map([[keyId, { aead: prepareKey(key), notAfterMs: null }]]),
-    })
-    return { tenant, device, family, patient, secret, keyId, key: key.toString('base64url') }
   }
 
   /**
