@@ -16,6 +16,9 @@ export interface OverviewPatient {
   openAlarms: number
 }
 
+/** A stored Float32 as its shortest decimal (as ClickHouse writes a Float32 column): 34.3, not 34.29999923706055. */
+const float32 = (v: number): number => Number(Math.fround(v).toPrecision(7))
+
 /** One row per patient (the given ids, in their order). */
 export function buildOverview (patients: readonly string[], devices: readonly DeviceRecord[], rows: readonly OverviewRow[]): OverviewPatient[] {
   const byPatient = new Map<string, OverviewPatient>(patients.map((p) => [p, { patient: p, vitals: {}, devices: [], openAlarms: 0 }]))
@@ -25,7 +28,7 @@ export function buildOverview (patients: readonly string[], devices: readonly De
     const p = byPatient.get(r.key)
     if (p === undefined) continue
     if (r.src === 'a') p.openAlarms = r.value
-    else if ((OVERVIEW_METRICS as readonly string[]).includes(r.name)) p.vitals[r.name as (typeof OVERVIEW_METRICS)[number]] = { value: r.value, at: r.at }
+    else if ((OVERVIEW_METRICS as readonly string[]).includes(r.name)) p.vitals[r.name as (typeof OVERVIEW_METRICS)[number]] = { value: float32(r.value), at: r.at }
   }
   for (const d of [...devices].sort((a, b) => a.device < b.device ? -1 : a.device > b.device ? 1 : 0)) {
     const p = d.patient === null ? undefined : byPatient.get(d.patient)

@@ -71,7 +71,7 @@ export function createQueries (conn: StorageConnection) {
          ORDER BY ts LIMIT 1 BY ts`, { tenant, patient, from, to })) {
         const at = Number(r.at)
         const last = runs[runs.length - 1]
-        if (last !== undefined && last.stage === r.stage && last.to === at) last.to = at + r.ms
+        if (last !== undefined && last.stage === r.stage && Math.abs(last.to - at) <= 1000) last.to = at + r.ms
         else runs.push({ from: at, to: at + r.ms, stage: r.stage })
       }
       return runs
