@@ -29,30 +29,43 @@ export function Alarms ({ onError }) {
   const [sounded, setSounded] = useState(0)
   const arrived = useRef(new Map())
   const stored = useRef(null)
+  /** Every alarm this board has shown, from its first read on; one it has not is new: marked and sounded, however it came (stream, replay, a later read). */
+  const seen = useRef(null)
+
+  const discover = (keys) => {
+    const added = keys.filter((k) => !seen.current.has(k))
+    if (added.length === 0) return
+    for (const k of added) seen.current.add(k)
+    setFresh((f) => { const n = new Set(f); for (const k of added) n.add(k); return n })
+    void beep().then(() => setSounded(beeps()))
+  }
 
   const reload = async () => {
     const rows = (await get(`/api/alarms?from=${Date.now() - DAY}`)).map((a) => ({ ...a, seq: String(a.seq) }))
     stored.current = rows
     for (const r of rows) arrived.current.delete(key(r))
     setList(merge(rows, arrived.current))
+    if (seen.current === null) seen.current = new Set(rows.map(key))
+    else discover(rows.filter((r) => !r.acknowledgedBy).map(key))
   }
 
   useEffect(() => {
-    reload().catch(onError)
     let wasDown = false
-    const stop = alarmStream((a) => {
+    // events that come before the first list is read wait for it: one already stored is not new
+    const waiting = []
+    const onAlarm = (a) => {
+      if (seen.current === null) { waiting.push(a); return }
       const k = key(a)
-      const known = arrived.current.has(k) || (stored.current ?? []).some((s) => key(s) === k)
-      if (known) return // replayed after a reconnect, already on the board
-      arrived.current.set(k, a)
-      if (stored.current !== null) setList(merge(stored.current, arrived.current))
-      setFresh((f) => new Set(f).add(k))
-      void beep().then(() => setSounded(beeps()))
-    }, (up) => {
+      if (!stored.current.some((s) => key(s) === k)) arrived.current.set(k, a)
+      setList(merge(stored.current, arrived.current))
+      discover([k])
+    }
+    reload().then(() => { for (const a of waiting.splice(0)) onAlarm(a) }, onError)
+    const stop = alarmStream(onAlarm, (up) => {
       setLive(up)
       if (up) {
         setEverLive(true)
-        // back after a drop: acknowledgements made elsewhere meanwhile are in storage
+        // back after a drop: alarms and acknowledgements of the meantime are in storage
         if (wasDown) reload().catch(onError)
       }
       wasDown = !up

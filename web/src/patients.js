@@ -26,7 +26,8 @@ const lowestBattery = (r) => Math.min(Infinity, ...r.devices.map((d) => d.batter
 export const FILTERS = {
   all: () => true,
   lowSpo2: (r, now) => r.vitals.spo2 !== undefined && r.vitals.spo2.value < 92 && now - r.vitals.spo2.at <= HOUR,
-  silent6h: (r, now) => { const h = lastHeard(r); return h < 0 || now - h > 6 * HOUR },
+  // measurements by their own time: a device that just sent a backlog of old data was heard, but has no new data
+  silent6h: (r, now) => { const v = Math.max(-1, ...Object.values(r.vitals).map((x) => x.at)); return v < 0 || now - v > 6 * HOUR },
   openAlarms: (r) => r.openAlarms > 0,
   lowBattery: (r) => lowestBattery(r) < 20,
 }
