@@ -36,6 +36,7 @@ const MIN = 60_000
 const HOUR = 60 * MIN
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--autoplay-policy=no-user-gesture-required']
 const PATIENTS = ['c-p01', 'c-p02', 'c-p03', 'c-p04', 'c-p05', 'c-rx']
+const TABLET = { width: 820, height: 1100 } // a tablet, portrait
 const VITALS = ['heart_rate', 'spo2', 'respiration_rate', 'skin_temperature']
 
 let dir: ReturnType<typeof tempDir>
@@ -71,7 +72,7 @@ async function expectAccessible (p: Page, screen: string): Promise<void> {
 }
 
 async function openApp (user: string, context?: BrowserContext): Promise<Page> {
-  const p = await (context ?? browser).newPage({ viewport: { width: 820, height: 1100 } }) // a tablet, portrait
+  const p = context === undefined ? await browser.newPage({ viewport: TABLET }) : await context.newPage()
   p.setDefaultTimeout(10_000)
   await p.goto(`${base()}/`)
   await p.getByLabel('Organisation (tenant)').fill(T)
@@ -168,8 +169,8 @@ interface Latest { patient: string; metric: string; v: number; at: string }
 
 describe('clinician and responder screens', () => {
   it('the patient list: one row per visible patient from one request, values equal to storage, access-logged; filters; refreshes by itself', async () => {
-    const context = await browser.newContext()
-    const p = await context.newPage({ viewport: { width: 820, height: 1100 } })
+    const context = await browser.newContext({ viewport: TABLET })
+    const p = await context.newPage()
     p.setDefaultTimeout(10_000)
     await p.clock.install() // the page's timers and clock, so its 30 s poll can be run on without waiting
     const apiCalls: string[] = []
@@ -309,7 +310,7 @@ describe('clinician and responder screens', () => {
   })
 
   it('the alarm board: the network drops, an alarm is published meanwhile, and it is on the board after reconnecting, with a beep; mute; acknowledge reaches storage', async () => {
-    const context = await browser.newContext()
+    const context = await browser.newContext({ viewport: TABLET })
     const p = await openApp('resp', context)
     await p.waitForURL(/#\/alarms$/)
     await p.locator('[data-live="true"]').waitFor()

@@ -22,19 +22,25 @@ const float32 = (v: number): number => Number(Math.fround(v).toPrecision(7))
 /** One row per patient (the given ids, in their order). */
 export function buildOverview (patients: readonly string[], devices: readonly DeviceRecord[], rows: readonly OverviewRow[]): OverviewPatient[] {
   const byPatient = new Map<string, OverviewPatient>(patients.map((p) => [p, { patient: p, vitals: {}, devices: [], openAlarms: 0 }]))
-  const status = new Map<string, OverviewRow>()
+  // per device, its newest battery: from a status message, or the battery a bracelet's batch carries
+  const status = new Map<string, { battery: number; seen: number }>()
+  const note = (device: string, battery: number, seen: number): void => {
+    const s = status.get(device)
+    if (s === undefined || seen > s.seen) status.set(device, { battery, seen })
+  }
   for (const r of rows) {
-    if (r.src === 'd') { status.set(r.key, r); continue }
+    if (r.src === 'd') { note(r.device, r.value, r.seen); continue }
     const p = byPatient.get(r.key)
     if (p === undefined) continue
     if (r.src === 'a') p.openAlarms = r.value
+    else if (r.name === 'battery') note(r.device, r.value, r.seen)
     else if ((OVERVIEW_METRICS as readonly string[]).includes(r.name)) p.vitals[r.name as (typeof OVERVIEW_METRICS)[number]] = { value: float32(r.value), at: r.at }
   }
   for (const d of [...devices].sort((a, b) => a.device < b.device ? -1 : a.device > b.device ? 1 : 0)) {
     const p = d.patient === null ? undefined : byPatient.get(d.patient)
     if (p === undefined) continue
     const s = status.get(d.device)
-    p.devices.push({ device: d.device, family: d.family, battery: s?.value ?? null, lastSeenAt: s?.at ?? null })
+    p.devices.push({ device: d.device, family: d.family, battery: s?.battery ?? null, lastSeenAt: s?.seen ?? null })
   }
   return [...byPatient.values()]
 }

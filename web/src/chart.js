@@ -127,10 +127,13 @@ export function Trend ({ title, unit, columns, rows, from, to }) {
   usePlot(box, () => {
     if (have.length === 0) return null
     const colours = ['#b00020', '#0b5cad', '#1d6b36']
+    // from a little before the first measurement: a few in the last days are not squeezed into the 30-day axis's right edge
+    const first = Number(have[0].at)
+    const start = Math.max(from, first - Math.max(6 * 3_600_000, (to - first) * 0.05))
     return {
       data: [have.map((r) => Number(r.at) / 1000), ...columns.map((c) => have.map((r) => r[c] ?? null))],
       opts: {
-        scales: { x: { time: true, range: [from / 1000, to / 1000] } },
+        scales: { x: { time: true, range: [start / 1000, to / 1000] } },
         series: [{}, ...columns.map((c, i) => ({ label: t(`spot_${c}`), stroke: colours[i % colours.length], width: 1, points: { show: true, size: 7, fill: colours[i % colours.length] }, value: (_u, v) => v === null || v === undefined ? '–' : `${v} ${unit}` }))],
       },
     }

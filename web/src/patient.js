@@ -4,7 +4,7 @@ import { ApiError, get, tenant } from './api.js'
 import { Chart, Hypnogram, Trend } from './chart.js'
 import { age, clock, t } from './i18n.js'
 import { names, setName } from './names.js'
-import { LIST_METRICS, shown } from './patients.js'
+import { LIST_METRICS, markOnce, shown } from './patients.js'
 
 const HOUR = 3_600_000
 const DAY = 24 * HOUR
@@ -17,11 +17,6 @@ const MIN_VIEW_MS = 5 * 60_000
 const CHART_ORDER = [...LIST_METRICS, 'hrv_rmssd', 'steps', 'active_energy', 'barometric_altitude']
 const SPOT_COLUMNS = ['systolic', 'diastolic', 'pulse', 'spo2', 'temperature', 'glucose', 'weight']
 const SPOT_UNIT = { systolic: 'mmHg', diastolic: 'mmHg', pulse: 'bpm', spo2: '%', temperature: '°C', glucose: 'mmol/L', weight: 'kg' }
-
-/** performance.mark once per page load: what bench/web.bench.ts reads (first meaningful paint, charts ready). */
-function markOnce (name) {
-  if (performance.getEntriesByName(name, 'mark').length === 0) requestAnimationFrame(() => performance.mark(name))
-}
 
 function LocalName ({ patient }) {
   const [name, setValue] = useState(names(tenant())[patient] ?? '')
@@ -98,11 +93,11 @@ function Devices ({ rows }) {
     </section>`
 }
 
-/** @param {{ patient: string, onError: (e: unknown) => void }} props */
-export function Patient ({ patient, onError }) {
+/** @param {{ patient: string, range?: string, onError: (e: unknown) => void }} props (range: a RANGES key from the URL, #/patients/p1/last7d) */
+export function Patient ({ patient, range, onError }) {
   const [latest, setLatest] = useState(null)
   const [missing, setMissing] = useState(false)
-  const [view, setView] = useState(() => { const to = Date.now(); return { key: RANGES[0].key, from: to - RANGES[0].ms, to } })
+  const [view, setView] = useState(() => { const r = RANGES.find((x) => x.key === range) ?? RANGES[0]; const to = Date.now(); return { key: r.key, from: to - r.ms, to } })
   const [charts, setCharts] = useState(null)
   const [sleep, setSleep] = useState(null)
   const [other, setOther] = useState(null)
