@@ -12,6 +12,8 @@ const HOUR = 3_600_000
  * patient in the access log (NEN 7513), so a hidden tab does not read at all.
  */
 const POLL_MS = 30_000
+/** Rows drawn in the first frame (more than a screenful); the rest follow in the next task, so a list of 1,000 shows at once. */
+const FIRST_ROWS = 100
 
 /**
  * performance.mark once (until the marks are cleared), in the frame after the render: what
@@ -60,7 +62,14 @@ export function Patients ({ onError }) {
     return () => { clearInterval(poll); clearInterval(tick); document.removeEventListener('visibilitychange', back) }
   }, [])
 
-  useEffect(() => { if (rows !== null) markOnce('vf:list-shown') }, [rows])
+  const [limit, setLimit] = useState(FIRST_ROWS)
+  useEffect(() => {
+    if (rows === null) return undefined
+    markOnce('vf:list-shown')
+    if (limit === Infinity) { markOnce('vf:list-complete'); return undefined }
+    const later = setTimeout(() => setLimit(Infinity), 0)
+    return () => clearTimeout(later)
+  }, [rows, limit])
 
   const shownRows = useMemo(() => {
     if (rows === null) return []
@@ -103,7 +112,7 @@ export function Patients ({ onError }) {
             ${header('open', t('openAlarms'))}
           </tr></thead>
           <tbody>
-            ${shownRows.map((r) => {
+            ${shownRows.slice(0, limit).map((r) => {
               const battery = lowestBattery(r)
               const heard = lastHeard(r)
               return html`
