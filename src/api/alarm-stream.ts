@@ -15,6 +15,8 @@ import type { StoredAlarm } from './queries.ts'
 /** Alarms taken in this long before the resume point are replayed too: a clock step, or an event written just after its id was read. */
 const REPLAY_MARGIN_MS = 5_000
 const FIRST_REPLAY_MS = 60_000
+/** The oldest a replay reaches back: the board's own list covers the last day, so an older id replays from a day ago. */
+const MAX_REPLAY_MS = 86_400_000
 const PING_MS = 15_000
 
 export interface AlarmStreamDeps {
@@ -56,7 +58,7 @@ export async function serveAlarmStream (deps: AlarmStreamDeps, tenant: string, l
     res.write(`id: ${now}\nevent: ready\ndata: {}\n\n`)
     replay.push(...deps.hub.recent(tenant, now - FIRST_REPLAY_MS))
   } else {
-    const since = lastEventId - REPLAY_MARGIN_MS
+    const since = Math.max(lastEventId - REPLAY_MARGIN_MS, now - MAX_REPLAY_MS)
     let stored: StoredAlarm[]
     try {
       stored = await deps.storedSince(tenant, since)
