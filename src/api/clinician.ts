@@ -182,7 +182,7 @@ export function registerClinicianApi (app: FastifyInstance, deps: ClinicianDeps)
     return (await deps.queries.patients(tenant)).filter((p) => !deps.rights.isRestricted(tenant, p.patient))
   })
 
-  route({ method: 'GET', path: '/api/patients/overview', summary: 'Every patient with the latest heart rate, SpO2, respiration and skin temperature (30 days), devices with battery and last-seen, and open alarms (24 h); one query', roles: READERS, audit: true }, async (req) => {
+  route({ method: 'GET', path: '/api/patients/overview', summary: 'Every patient with the latest heart rate, SpO2, respiration and skin temperature (30 days), devices with battery and last-seen, and open alarms (24 h); one query per table for all patients', roles: READERS, audit: true }, async (req) => {
     const tenant = req.principal!.tenant
     const now = Date.now()
     const patients = deps.registry.listPatients(tenant).filter((p) => !deps.rights.isRestricted(tenant, p)).sort()
