@@ -373,4 +373,18 @@ describe('clinician and responder screens', () => {
     expect(events).toEqual(stored.filter((s) => Number(s.at) >= Number(stored[2]!.at) - 5000))
     expect(events.length).toBeGreaterThanOrEqual(2)
   })
+
+  it('the alarm stream of a session that logged out ends before it carries another alarm', async () => {
+    const resp = await token('resp')
+    const r = await fetch(`${direct()}/api/alarms/stream`, { headers: { authorization: `Bearer ${resp}` } })
+    const reader = r.body!.pipeThrough(new TextDecoderStream()).getReader()
+    let text = ''
+    while (!text.includes('event: ready')) text += (await reader.read()).value ?? ''
+    expect((await api('POST', '/api/logout', resp)).status).toBe(204)
+    const seq = await alarm('c-cal3')
+    let rest = ''
+    for (;;) { const { value, done } = await reader.read(); if (done) break; rest += value }
+    expect(rest).not.toContain(`"seq":${seq},`)
+    expect(rest).not.toContain('event: alarm')
+  })
 })

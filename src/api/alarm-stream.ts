@@ -25,6 +25,8 @@ export interface AlarmStreamDeps {
   storedSince: (tenant: string, sinceMs: number) => Promise<StoredAlarm[]>
   /** The replay's access-log rows: the patients whose alarms it read from storage. */
   audit: (patients: string[]) => Promise<void>
+  /** Whether the reader's session still holds: once it ends (log-out, absolute limit) the stream ends before it writes anything more. */
+  alive: () => boolean
 }
 
 /** A Last-Event-ID as this stream writes it (ms since the epoch), or null. */
@@ -44,18 +46,25 @@ function noticeOf (tenant: string, a: StoredAlarm): AlarmNotice {
 export async function serveAlarmStream (deps: AlarmStreamDeps, tenant: string, lastEventId: number | null, res: ServerResponse, onClose: (f: () => void) => void): Promise<void> {
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' })
   res.write('retry: 2000\n: connected\n\n')
-  const write = (a: AlarmNotice): void => { res.write(`id: ${a.ingestedAtMs}\nevent: alarm\ndata: ${alarmNoticeJson(a)}\n\n`) }
+  let closed = false
+  let stop = (): void => {}
+  const end = (): void => { closed = true; stop(); clearInterval(ping) }
+  const send = (text: string): void => {
+    if (closed) return
+    if (!deps.alive()) { end(); res.end(); return }
+    res.write(text)
+  }
+  const write = (a: AlarmNotice): void => { send(`id: ${a.ingestedAtMs}\nevent: alarm\ndata: ${alarmNoticeJson(a)}\n\n`) }
   // live notices wait here while the replay is read, then go out after it (each once)
   let pending: AlarmNotice[] | null = []
-  const stop = deps.hub.subscribe(tenant, (a) => { if (pending === null) write(a); else pending.push(a) })
-  const ping = setInterval(() => { res.write(': ping\n\n') }, PING_MS)
-  let closed = false
-  onClose(() => { closed = true; stop(); clearInterval(ping) })
+  stop = deps.hub.subscribe(tenant, (a) => { if (pending === null) write(a); else pending.push(a) })
+  const ping = setInterval(() => { send(': ping\n\n') }, PING_MS)
+  onClose(end)
 
   const now = Date.now()
   const replay: AlarmNotice[] = []
   if (lastEventId === null) {
-    res.write(`id: ${now}\nevent: ready\ndata: {}\n\n`)
+    send(`id: ${now}\nevent: ready\ndata: {}\n\n`)
     replay.push(...deps.hub.recent(tenant, now - FIRST_REPLAY_MS))
   } else {
     const since = Math.max(lastEventId - REPLAY_MARGIN_MS, now - MAX_REPLAY_MS)
@@ -80,5 +89,5 @@ export async function serveAlarmStream (deps: AlarmStreamDeps, tenant: string, l
   for (const a of replay) once(a)
   for (const a of pending) once(a)
   pending = null
-  if (lastEventId !== null) res.write(`id: ${Math.max(now, ...replay.map((a) => a.ingestedAtMs))}\nevent: ready\ndata: {}\n\n`)
+  if (lastEventId !== null) send(`id: ${Math.max(now, ...replay.map((a) => a.ingestedAtMs))}\nevent: ready\ndata: {}\n\n`)
 }

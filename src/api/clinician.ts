@@ -255,6 +255,7 @@ export function registerClinicianApi (app: FastifyInstance, deps: ClinicianDeps)
       hub: deps.alarms,
       storedSince: deps.queries.alarmsSince,
       audit: async (patients) => { await deps.rights.audit(p.tenant, who, patients, 'GET /api/alarms/stream', 'replay after Last-Event-ID') },
+      alive: () => deps.sessions.alive((req.headers.authorization ?? '').slice(7)),
     }, p.tenant, parseLastEventId(req.headers['last-event-id']), reply.raw, (f) => { req.raw.on('close', f) })
   })
 
