@@ -104,8 +104,8 @@ describe('sequence numbers over the whole uint64 range', () => {
   }, 60_000)
 
   it('writes the seq of an alarm notice as a JSON number with every digit', () => {
-    const json = alarmNoticeJson({ tenant: 't', device: 'd', seq: TOP, patient: null, kind: 'fall_detected', occurredAtMs: 1, location: null })
-    expect(json).toBe('{"seq":18446744073709551615,"tenant":"t","device":"d","patient":null,"kind":"fall_detected","occurredAtMs":1,"location":null}')
+    const json = alarmNoticeJson({ tenant: 't', device: 'd', seq: TOP, patient: null, kind: 'fall_detected', occurredAtMs: 1, ingestedAtMs: 2, location: null })
+    expect(json).toBe('{"seq":18446744073709551615,"tenant":"t","device":"d","patient":null,"kind":"fall_detected","occurredAtMs":1,"ingestedAtMs":2,"location":null}')
     expect(JSON.parse(json)).toMatchObject({ tenant: 't', kind: 'fall_detected' })
   })
 })

@@ -13,8 +13,10 @@ import { HasherBusyError, type Principal, type Registry, type Role, type Users }
 import type { Rights } from '../rights/index.ts'
 import type { Storage } from '../storage/index.ts'
 import { isVitalflowError, VitalflowError } from '../errors.ts'
-import { alarmNoticeJson, type AlarmHub } from './alarm-hub.ts'
+import type { AlarmHub } from './alarm-hub.ts'
+import { parseLastEventId, serveAlarmStream } from './alarm-stream.ts'
 import { FleetQuery, type FleetView } from './fleet-view.ts'
+import { buildOverview, devicesOverTime } from './overview.ts'
 import { rightsRoutes } from './rights-routes.ts'
 import { registerTenantAdminRoutes } from './tenant-admin.ts'
 import { id } from './schemas.ts'
@@ -45,6 +47,11 @@ const Login = z.object({ tenant: id.or(z.literal('')), user: id, password: z.str
 const PatientParams = z.object({ patient: id })
 const Range = z.object({ from: z.coerce.number().int().min(0).optional(), to: z.coerce.number().int().min(0).optional() })
 const SeriesQuery = Range.extend({ metric: z.enum(METRICS), buckets: z.coerce.number().int().min(1).max(10_000).default(1000) })
+/** The patient page's charts: every metric a chart can draw (sleep has its own route: stages are not averaged). */
+const CHART_METRICS = METRICS.filter((m) => m !== 'sleep_stage')
+const ChartsQuery = Range.extend({ buckets: z.coerce.number().int().min(1).max(2000).default(240) })
+/** The patient list reads each vital's latest value over this window (older values show as none), open alarms over the last day. */
+const OVERVIEW_WINDOW_MS = 30 * DAY
 const ResearchQuery = Range.extend({ metric: z.enum(METRICS) })
 // seq is a uint64: as a JSON number below 2^53, or as decimal text (as GET /api/alarms lists it) over the whole range
 const Ack = z.object({ device: id, seq: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).or(z.string().regex(/^[0-9]{1,20}$/).refine((s) => BigInt(s) < 2n ** 64n)) })
@@ -196,6 +203,22 @@ export function registerClinicianApi (app: FastifyInstance, deps: ClinicianDeps)
     return (await deps.queries.patients(tenant)).filter((p) => !deps.rights.isRestricted(tenant, p.patient))
   })
 
+  route({ method: 'GET', path: '/api/patients/overview', summary: 'Every patient with the latest heart rate, SpO2, respiration and skin temperature (30 days), devices with battery and last-seen, and open alarms (24 h); one query per table for all patients', roles: READERS, audit: true }, async (req) => {
+    const tenant = req.principal!.tenant
+    const now = Date.now()
+    const patients = deps.registry.listPatients(tenant).filter((p) => !deps.rights.isRestricted(tenant, p)).sort()
+    return buildOverview(patients, deps.registry.listDevices(tenant), await deps.queries.overview(tenant, now - OVERVIEW_WINDOW_MS, now - DAY))
+  })
+
+  route({ method: 'GET', path: '/api/patients/{patient}/charts', summary: 'Every chartable metric as min/avg/max/sum per time bucket, in one query', roles: READERS, params: PatientParams, query: ChartsQuery, audit: true }, async (req) => {
+    const patient = ownPatient(req)
+    const { from, to } = range(req.query)
+    return { from, to, buckets: req.query.buckets, metrics: await deps.queries.seriesMany(req.principal!.tenant, patient, CHART_METRICS, from, to, req.query.buckets) }
+  })
+
+  route({ method: 'GET', path: '/api/patients/{patient}/devices', summary: 'Devices bound to the patient over time (from, to; to null: bound now)', roles: READERS, params: PatientParams, audit: true }, async (req) =>
+    devicesOverTime(ownPatient(req), deps.registry.listDevices(req.principal!.tenant)))
+
   route({ method: 'GET', path: '/api/patients/{patient}/latest', summary: 'Latest value of every metric', roles: READERS, params: PatientParams, audit: true }, async (req) =>
     await deps.queries.latest(req.principal!.tenant, ownPatient(req)))
 
@@ -215,6 +238,7 @@ export function registerClinicianApi (app: FastifyInstance, deps: ClinicianDeps)
     })
   }
   patientRange('/api/patients/{patient}/spot', 'Spot measurements (cVitals)', READERS, deps.queries.spot)
+  patientRange('/api/patients/{patient}/sleep', 'Sleep stages as stored epochs, consecutive epochs of a stage merged (1 awake, 2 light, 3 deep, 4 REM)', READERS, deps.queries.sleep)
   patientRange('/api/patients/{patient}/alarms', 'Alarm history of a patient, with acknowledgements', ALARM_READERS,
     async (tenant, patient, from, to) => await deps.queries.alarms(tenant, from, to, patient))
 
@@ -232,14 +256,16 @@ export function registerClinicianApi (app: FastifyInstance, deps: ClinicianDeps)
     return await reply.code(204).send()
   })
 
-  route({ method: 'GET', path: '/api/alarms/stream', summary: 'Server-Sent Events: the tenant\'s alarms as they arrive', roles: ALARM_READERS }, async (req, reply) => {
+  route({ method: 'GET', path: '/api/alarms/stream', summary: 'Server-Sent Events: the tenant\'s alarms as they arrive, each with an id; Last-Event-ID replays those since from storage', roles: ALARM_READERS }, async (req, reply) => {
     reply.hijack()
-    const res = reply.raw
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' })
-    res.write(': connected\n\n')
-    const stop = deps.alarms.subscribe(req.principal!.tenant, (a) => { res.write(`event: alarm\ndata: ${alarmNoticeJson(a)}\n\n`) })
-    const ping = setInterval(() => { res.write(': ping\n\n') }, 15_000)
-    req.raw.on('close', () => { stop(); clearInterval(ping) })
+    const p = req.principal!
+    const who = { user: p.user, role: p.role, remoteAddress: req.ip }
+    await serveAlarmStream({
+      hub: deps.alarms,
+      storedSince: deps.queries.alarmsSince,
+      audit: async (patients) => { await deps.rights.audit(p.tenant, who, patients, 'GET /api/alarms/stream', 'replay after Last-Event-ID') },
+      alive: () => deps.sessions.alive((req.headers.authorization ?? '').slice(7)),
+    }, p.tenant, parseLastEventId(req.headers['last-event-id']), reply.raw, (f) => { req.raw.on('close', f) })
   })
 
   route({

@@ -45,6 +45,12 @@ export class Sessions {
     return s.principal
   }
 
+  /** Whether the session still exists and is within its absolute limit; does not touch the idle timer (an open stream is no activity). */
+  alive (token: string, now = Date.now()): boolean {
+    const s = this.byHash.get(digest(token))
+    return s !== undefined && now - s.created <= this.policy.absoluteMs
+  }
+
   close (token: string): void { this.byHash.delete(digest(token)) }
 
   private expired (s: Session, now: number): boolean {

@@ -7,6 +7,8 @@ export interface AlarmNotice {
   patient: string | null
   kind: 'button_press' | 'fall_detected'
   occurredAtMs: number
+  /** When the node took it in (the row's ingested_at): the alarm stream's event id, from which a reconnecting reader resumes. */
+  ingestedAtMs: number
   location: { latitude: number; longitude: number; accuracyM: number } | null
 }
 

@@ -192,7 +192,7 @@ export function createIngest (deps: IngestDeps): Ingest {
       const located = loc != null && gate('location') !== null
       const notice: AlarmNotice = {
         tenant: t.tenant, device: t.device, seq: env.seq, patient, kind: p.msg.kind === AlarmKind.FALL_DETECTED ? 'fall_detected' : 'button_press',
-        occurredAtMs: p.msg.occurredAtMs, location: located ? { latitude: loc.latitude, longitude: loc.longitude, accuracyM: loc.accuracyM } : null,
+        occurredAtMs: p.msg.occurredAtMs, ingestedAtMs: nowMs, location: located ? { latitude: loc.latitude, longitude: loc.longitude, accuracyM: loc.accuracyM } : null,
       }
       const relay = deps.onAlarm
       durable.then(() => { relay(notice) }, () => {})

@@ -63,43 +63,71 @@ export const get = (path) => call('GET', path)
 
 /**
  * The tenant's alarms as they arrive (GET /api/alarms/stream, Server-Sent Events). EventSource
- * cannot send a bearer token, so the stream is read with fetch. `seq` is a uint64 and is kept as
- * the decimal text, never rounded through a JavaScript number. Returns a function that stops it.
+ * cannot send a bearer token, so the stream is read with fetch, and resumed the way EventSource
+ * would: every event's `id:` is kept and sent back as `Last-Event-ID` on reconnect, and the node
+ * replays from storage what was taken in since, so an alarm during a drop is shown once it is back.
+ * Reconnects by itself (1 s, doubling to 10 s; at once when the browser is online again); a stream
+ * silent for longer than three of the node's 15 s pings counts as dropped. `seq` is a uint64 and is
+ * kept as the decimal text, never rounded through a JavaScript number. onState(true | false) tells
+ * whether the stream is up. Returns a function that stops it.
  */
 export function alarmStream (onAlarm, onState) {
   const stop = new AbortController()
+  let lastId = null
   let retry
+  let attempt = 0
+  let current = null
   const run = async () => {
+    clearTimeout(retry)
+    const conn = new AbortController()
+    current = conn
+    const abort = () => conn.abort()
+    stop.signal.addEventListener('abort', abort)
+    let watchdog
+    const alive = () => { clearTimeout(watchdog); watchdog = setTimeout(abort, 45_000) }
     try {
-      const r = await fetch('/api/alarms/stream', { headers: headers(), signal: stop.signal })
+      const h = lastId === null ? headers() : headers({ 'last-event-id': lastId })
+      const r = await fetch('/api/alarms/stream', { headers: h, signal: conn.signal, cache: 'no-store' })
       if (r.status === 401) { expired(); return }
       if (!r.ok || r.body === null) throw new Error(`HTTP ${r.status}`)
+      alive()
+      attempt = 0
       onState(true)
       const reader = r.body.pipeThrough(new TextDecoderStream()).getReader()
       let buf = ''
       for (;;) {
         const { value, done } = await reader.read()
         if (done) break
+        alive()
         buf += value
         let end
         while ((end = buf.indexOf('\n\n')) >= 0) {
           const block = buf.slice(0, end)
           buf = buf.slice(end + 2)
+          const id = /^id: (\d+)$/m.exec(block)?.[1]
           const data = block.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n')
-          if (!/^event: alarm$/m.test(block) || data === '') continue
-          const seq = /^\{"seq":(\d+)/.exec(data)?.[1]
-          const a = JSON.parse(data)
-          onAlarm({ at: a.occurredAtMs, device: a.device, seq: seq ?? String(a.seq), patient: a.patient ?? '', kind: a.kind, acknowledgedBy: '' })
+          if (/^event: alarm$/m.test(block) && data !== '') {
+            const seq = /^\{"seq":(\d+)/.exec(data)?.[1]
+            const a = JSON.parse(data)
+            onAlarm({ at: a.occurredAtMs, device: a.device, seq: seq ?? String(a.seq), patient: a.patient ?? '', kind: a.kind, acknowledgedBy: '', ingestedAt: a.ingestedAtMs })
+          }
+          if (id !== undefined) lastId = id // after the event is handled: a drop mid-event replays it
         }
       }
     } catch {
-      if (stop.signal.aborted) return
+      // dropped, refused or offline: reconnect below
+    } finally {
+      clearTimeout(watchdog)
+      stop.signal.removeEventListener('abort', abort)
     }
+    if (stop.signal.aborted || session === null || current !== conn) return
     onState(false)
-    if (!stop.signal.aborted && session !== null) retry = setTimeout(run, 3000)
+    retry = setTimeout(run, Math.min(10_000, 1000 * 2 ** attempt++))
   }
+  const online = () => { if (!stop.signal.aborted) { current?.abort(); void run() } }
+  window.addEventListener('online', online)
   void run()
-  return () => { stop.abort(); clearTimeout(retry) }
+  return () => { stop.abort(); clearTimeout(retry); window.removeEventListener('online', online) }
 }
 
 /**

@@ -19,6 +19,18 @@ const STRINGS = {
     button_press: 'Button pressed', fall_detected: 'Fall detected', acknowledge: 'Acknowledge', acknowledgedBy: 'Acknowledged by {0}',
     newAlarms: '{0} new alarm(s)!', dismiss: 'Seen', noAlarms: 'No alarms in the last 24 hours.', unit_heart_rate: 'bpm', unit_spo2: '%',
     unit_respiration_rate: '/min', unit_skin_temperature: '°C', unit_hrv_rmssd: 'ms', sortBy: 'Sort by {0}', forbidden: 'Your role may not read this.', refresh: 'Refresh',
+    // clinician and responder screens (issue 16)
+    show: 'Show', filter_all: 'All patients', filter_lowSpo2: 'SpO₂ below 92 % in the last hour', filter_silent6h: 'No data for 6 hours', filter_openAlarms: 'With open alarms',
+    filter_lowBattery: 'Battery below 20 %', battery: 'Battery', lastSeen: 'Last seen', shownOf: '{0} of {1} patients', readAgo: 'read {0}',
+    last30d: '30 days', zoomPan: 'Zoom and pan', earlier: 'Earlier', later: 'Later', zoomIn: 'Zoom in', zoomOut: 'Zoom out', dragToZoom: 'drag across a chart to zoom',
+    steps: 'Steps', active_energy: 'Active energy', barometric_altitude: 'Barometric altitude', unit_steps: 'steps', unit_active_energy: 'kcal', unit_barometric_altitude: 'm',
+    sumPer: 'total', sumPerInterval: 'total per interval', sleepStages: 'Sleep stages', hypnogram: 'hypnogram', sleepStage: 'stage',
+    sleep_awake: 'Awake', sleep_rem: 'REM', sleep_light: 'Light', sleep_deep: 'Deep',
+    spotMeasurements: 'Spot measurements', bloodPressure: 'Blood pressure', spot_systolic: 'Systolic', spot_diastolic: 'Diastolic', spot_pulse: 'Pulse', spot_spo2: 'SpO₂',
+    spot_temperature: 'Temperature', spot_glucose: 'Glucose', spot_weight: 'Weight', alarmHistory: 'Alarm history', open: 'Open',
+    devicesOverTime: 'Devices bound over time', family: 'Kind', boundFrom: 'From', boundTo: 'Until', boundNow: 'now', fromEnrolment: 'enrolment',
+    family_bracelet: 'Bracelet', family_cvitals: 'cVitals kit', family_calarm: 'Personal alarm', family_gateway: 'Gateway phone', family_responder: 'Responder',
+    soundOn: 'Sound on', soundOff: 'Sound off (muted)', disconnected: 'Connection to the node lost. Reconnecting… Alarms that arrive meanwhile are shown as soon as the connection is back.',
   },
   nl: {
     app: 'vitalflow zorg', language: 'English', languageLabel: 'Naar Engels',
@@ -38,6 +50,18 @@ const STRINGS = {
     button_press: 'Knop ingedrukt', fall_detected: 'Val gedetecteerd', acknowledge: 'Bevestigen', acknowledgedBy: 'Bevestigd door {0}',
     newAlarms: '{0} nieuw(e) alarm(en)!', dismiss: 'Gezien', noAlarms: 'Geen alarmen in de afgelopen 24 uur.', unit_heart_rate: 'bpm', unit_spo2: '%',
     unit_respiration_rate: '/min', unit_skin_temperature: '°C', unit_hrv_rmssd: 'ms', sortBy: 'Sorteer op {0}', forbidden: 'Jouw rol mag dit niet lezen.', refresh: 'Vernieuwen',
+    // zorgverlener- en meldkamerschermen (issue 16)
+    show: 'Toon', filter_all: 'Alle patiënten', filter_lowSpo2: 'SpO₂ onder 92 % in het laatste uur', filter_silent6h: 'Geen gegevens sinds 6 uur', filter_openAlarms: 'Met open alarmen',
+    filter_lowBattery: 'Batterij onder 20 %', battery: 'Batterij', lastSeen: 'Laatst gezien', shownOf: '{0} van {1} patiënten', readAgo: '{0} gelezen',
+    last30d: '30 dagen', zoomPan: 'Zoomen en schuiven', earlier: 'Eerder', later: 'Later', zoomIn: 'Inzoomen', zoomOut: 'Uitzoomen', dragToZoom: 'sleep over een grafiek om te zoomen',
+    steps: 'Stappen', active_energy: 'Actieve energie', barometric_altitude: 'Barometrische hoogte', unit_steps: 'stappen', unit_active_energy: 'kcal', unit_barometric_altitude: 'm',
+    sumPer: 'totaal', sumPerInterval: 'totaal per interval', sleepStages: 'Slaapfasen', hypnogram: 'hypnogram', sleepStage: 'fase',
+    sleep_awake: 'Wakker', sleep_rem: 'REM', sleep_light: 'Licht', sleep_deep: 'Diep',
+    spotMeasurements: 'Puntmetingen', bloodPressure: 'Bloeddruk', spot_systolic: 'Systolisch', spot_diastolic: 'Diastolisch', spot_pulse: 'Pols', spot_spo2: 'SpO₂',
+    spot_temperature: 'Temperatuur', spot_glucose: 'Glucose', spot_weight: 'Gewicht', alarmHistory: 'Alarmgeschiedenis', open: 'Open',
+    devicesOverTime: 'Gekoppelde apparaten door de tijd', family: 'Soort', boundFrom: 'Vanaf', boundTo: 'Tot', boundNow: 'nu', fromEnrolment: 'aanmelding',
+    family_bracelet: 'Armband', family_cvitals: 'cVitals-set', family_calarm: 'Persoonlijk alarm', family_gateway: 'Gateway-telefoon', family_responder: 'Meldkamer',
+    soundOn: 'Geluid aan', soundOff: 'Geluid uit (gedempt)', disconnected: 'Verbinding met de node verbroken. Opnieuw verbinden… Alarmen die intussen binnenkomen worden getoond zodra de verbinding terug is.',
   },
 }
 

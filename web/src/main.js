@@ -15,7 +15,7 @@ import { Patients } from './patients.js'
 
 function route () {
   const parts = location.hash.replace(/^#\/?/, '').split('/').map((p) => decodeURIComponent(p))
-  if (parts[0] === 'patients' && parts[1] !== undefined && parts[1] !== '') return { page: 'patient', patient: parts[1] }
+  if (parts[0] === 'patients' && parts[1] !== undefined && parts[1] !== '') return { page: 'patient', patient: parts[1], range: parts[2] }
   if (parts[0] === 'patients') return { page: 'patients' }
   if (parts[0] === 'alarms') return { page: 'alarms' }
   if (parts[0] === 'admin') return { page: 'admin', admin: adminRoute(parts.slice(1)) }
@@ -78,7 +78,7 @@ function App () {
     </header>
     ${error === null ? null : html`<p class="error banner" role="alert">${error}</p>`}
     ${page === 'patients' && session.patients ? html`<${Patients} onError=${onError} />`
-      : page === 'patient' && session.patients ? html`<${Patient} key=${where.patient} patient=${where.patient} onError=${onError} />`
+      : page === 'patient' && session.patients ? html`<${Patient} key=${where.patient} patient=${where.patient} range=${where.range} onError=${onError} />`
         : page === 'alarms' ? html`<${Alarms} onError=${onError} />`
           : page === 'admin' && session.admin ? html`<${Admin} where=${where.admin} onError=${onError} />`
             : html`<main><p role="alert">${t('forbidden')}</p></main>`}`
