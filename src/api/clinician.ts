@@ -169,7 +169,7 @@ export function registerClinicianApi (app: FastifyInstance, deps: ClinicianDeps)
     })
   }
 
-  route({ method: 'POST', path: '/api/login', summary: 'Log in with a personal account; returns a time-limited bearer token', roles: 'public', body: Login }, async (req, reply) => {
+  route({ method: 'POST', path: '/api/login', summary: 'Log in with a personal account; returns a time-limited bearer token and the account\'s role', roles: 'public', body: Login }, async (req, reply) => {
     const b = req.body
     // refused without checking the password: the address failed too often, or has as many log-ins being checked as it may still fail
     const may = deps.loginBackoff.begin(req.ip)
@@ -187,7 +187,7 @@ export function registerClinicianApi (app: FastifyInstance, deps: ClinicianDeps)
       throw err
     }
     // like MQTT: a correct password forgives only this account's failures from this address; every refusal counts
-    if (r.ok) { deps.loginBackoff.succeed(req.ip, who); return deps.sessions.open(r.principal) }
+    if (r.ok) { deps.loginBackoff.succeed(req.ip, who); return { ...deps.sessions.open(r.principal), role: r.principal.role } }
     deps.loginBackoff.fail(req.ip, who)
     if (r.reason === 'ING_ERR_LOCKED') return await reply.code(423).header('retry-after', String(Math.ceil((r.retryAfterMs ?? 0) / 1000))).send({ error: r.reason, message: 'account locked after repeated failures' })
     return await reply.code(401).send({ error: r.reason, message: 'wrong tenant, user or password' })

@@ -10,6 +10,8 @@ let onExpired = () => {}
 export function whenExpired (f) { onExpired = f }
 export function loggedIn () { return session !== null }
 export function tenant () { return session?.tenant ?? '' }
+/** The account's role, as the log-in answered it: which screens to offer (the API checks every call itself). */
+export function role () { return session?.role ?? '' }
 
 export class ApiError extends Error {
   constructor (status, body, retryAfter) {
@@ -32,7 +34,7 @@ async function answer (r) {
 export async function logIn (tenantId, user, password) {
   const r = await fetch('/api/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ tenant: tenantId, user, password }) })
   const body = await answer(r)
-  session = { token: body.token, tenant: tenantId, user }
+  session = { token: body.token, tenant: tenantId, user, role: body.role }
   return session
 }
 

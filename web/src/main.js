@@ -5,8 +5,8 @@ import './app.css'
 import { html } from 'htm/preact'
 import { render } from 'preact'
 import { useEffect, useState } from 'preact/hooks'
-import { ApiError, get, loggedIn, logOut, whenExpired } from './api.js'
-import { Admin, adminRoute, mayAdminister } from './admin/index.js'
+import { ApiError, loggedIn, logOut, role, whenExpired } from './api.js'
+import { Admin, adminRoute } from './admin/index.js'
 import { Alarms } from './alarms.js'
 import { language, setLanguage, t } from './i18n.js'
 import { Login } from './login.js'
@@ -23,10 +23,6 @@ function route () {
 }
 
 /** Whether this session may read the patient list (clinicians, tenant administrators) or only alarms (responders). */
-async function mayReadPatients () {
-  try { await get('/api/patients'); return true } catch (err) { if (err instanceof ApiError && err.status === 403) return false; throw err }
-}
-
 function App () {
   const [where, setWhere] = useState(route())
   const [session, setSession] = useState(null) // { patients: boolean } once logged in
@@ -48,8 +44,9 @@ function App () {
   const onLoggedIn = async () => {
     setExpired(false)
     try {
-      const [patients, admin] = await Promise.all([mayReadPatients(), mayAdminister()])
-      setSession({ patients, admin })
+      // the screens a role is offered; every call is still checked by the API
+      const patients = ['tenant_admin', 'clinician'].includes(role())
+      setSession({ patients, admin: role() === 'tenant_admin' })
       // back to the page the user was on when the session ended; else their start page
       if (route().page === 'home') location.hash = patients ? '#/patients' : '#/alarms'
       setWhere(route())

@@ -4,7 +4,6 @@
 import './strings.js'
 import './admin.css'
 import { html } from 'htm/preact'
-import { ApiError, get } from '../api.js'
 import { t } from '../i18n.js'
 import { AdminDevices } from './devices.js'
 import { AdminPatient } from './patient.js'
@@ -19,11 +18,6 @@ export function adminRoute (parts) {
   if (parts[0] === 'patients' && parts[1] !== undefined && parts[1] !== '') return { screen: 'patient', patient: parts[1] }
   if (['devices', 'users', 'retention'].includes(parts[0])) return { screen: parts[0] }
   return { screen: 'patients' }
-}
-
-/** Whether this session is a tenant administrator's (the register of processing is theirs alone). */
-export async function mayAdminister () {
-  try { await get('/api/register'); return true } catch (err) { if (err instanceof ApiError && err.status === 403) return false; throw err }
 }
 
 export function Admin ({ where, onError }) {
