@@ -12,25 +12,23 @@
  * at tablet width, and saved under docs/screenshots/.
  */
 import { mkdirSync, readFileSync } from 'node:fs'
-import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect } from 'vitest'
 import type { IngestNode } from '../src/pipeline/index.ts'
 import type { Enrollment } from '../src/registry/index.ts'
 import { createBraceletModel, DeviceSealer } from '../devices/index.ts'
 import { buildWeb, webBundleStale } from '../scripts/build-web.ts'
+import { apiClient, axeViolations, launchChromium, type ApiAnswer } from './support/browser.ts'
 import { connectTls, publishAcked, rowsOf, startTestNode, tempDir } from './support/node.ts'
 import { onPath, requireTool } from './support/tools.ts'
 
 const it = requireTool('chromium')
-const AXE_SOURCE = (createRequire(import.meta.url)('axe-core') as { source: string }).source
 const SHOTS = fileURLToPath(new URL('../docs/screenshots/', import.meta.url))
 const PASSWORD = 'correct horse battery staple'
 const T = 'care-a'
 const OTHER = 'care-b'
 const MIN = 60_000
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run']
 /** A tablet held upright: every admin screen must work at this width. */
 const TABLET = { width: 820, height: 1180 }
 
@@ -44,15 +42,8 @@ const devices: Record<string, Enrollment> = {}
 const sealers: Record<string, DeviceSealer> = {}
 const base = (): string => `http://127.0.0.1:${node.http.port}`
 
-async function api (method: string, path: string, token?: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const r = await fetch(base() + path, {
-    method,
-    headers: { ...(token === undefined ? {} : { authorization: `Bearer ${token}` }), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? null : JSON.stringify(body),
-  })
-  const text = await r.text()
-  return { status: r.status, json: text === '' ? null : JSON.parse(text) }
-}
+const call = apiClient(base)
+const api = async (method: string, path: string, token?: string, body?: unknown): Promise<ApiAnswer<any>> => await call<any>(method, path, token, body)
 async function token (user: string, tenant = T, password = PASSWORD): Promise<string> {
   const r = await api('POST', '/api/login', undefined, { tenant, user, password })
   expect(r.status).toBe(200)
@@ -68,11 +59,7 @@ async function newPage (): Promise<Page> {
 
 /** axe-core in the page: no serious or critical violation; and nothing wider than the tablet's screen. */
 async function expectUsable (p: Page, screen: string): Promise<void> {
-  await p.evaluate(AXE_SOURCE)
-  const violations = await p.evaluate(async () => {
-    const r = await (globalThis as any).axe.run((globalThis as any).document, { resultTypes: ['violations'] }) as { violations: Array<{ id: string; impact: string; nodes: unknown[] }> }
-    return r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id} (${v.impact}, ${v.nodes.length} nodes)`)
-  })
+  const violations = await axeViolations(p)
   expect({ screen, violations }).toEqual({ screen, violations: [] })
   // nothing sticks out to the right of the screen (a wide table scrolls inside its own region)
   const overflow = await p.evaluate(() => {
@@ -152,7 +139,7 @@ beforeAll(async () => {
   // a few minutes of data for the export and the erasure
   const t0 = Date.now() - 30 * MIN
   for (const d of ['a-brc2', 'a-brc3', 'b-brc1']) for (let i = 0; i < 3; i++) await publishBatch(d, t0 + i * MIN)
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ARGS })
+  browser = await launchChromium()
   context = await browser.newContext({ viewport: TABLET, acceptDownloads: true })
   page = await newPage()
   await page.goto(`${base()}/`)

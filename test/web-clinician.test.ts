@@ -16,8 +16,7 @@
  *   from the board reaches alarm_acks.
  * Every screen is checked with axe-core (no serious or critical violation) at tablet width.
  */
-import { createRequire } from 'node:module'
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect } from 'vitest'
 import { createAdminClient } from '../src/api/index.ts'
 import type { IngestNode } from '../src/pipeline/index.ts'
@@ -25,16 +24,15 @@ import type { Enrollment } from '../src/registry/index.ts'
 import { createAlarmModel, createBraceletModel, createSpotModel, DeviceSealer } from '../devices/index.ts'
 import { buildWeb, webBundleStale } from '../scripts/build-web.ts'
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy.ts'
+import { apiClient, axeViolations, launchChromium } from './support/browser.ts'
 import { connectTls, publishAcked, rowsOf, startTestNode, tempDir } from './support/node.ts'
 import { onPath, requireTool } from './support/tools.ts'
 
 const it = requireTool('chromium')
-const AXE_SOURCE = (createRequire(import.meta.url)('axe-core') as { source: string }).source
 const PASSWORD = 'correct horse battery staple'
 const T = 'care-c'
 const MIN = 60_000
 const HOUR = 60 * MIN
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--autoplay-policy=no-user-gesture-required']
 const PATIENTS = ['c-p01', 'c-p02', 'c-p03', 'c-p04', 'c-p05', 'c-rx']
 const TABLET = { width: 820, height: 1100 } // a tablet, portrait
 const VITALS = ['heart_rate', 'spo2', 'respiration_rate', 'skin_temperature']
@@ -48,26 +46,13 @@ const alarmSeqs: string[] = []
 const base = () => `http://127.0.0.1:${proxy.port}`
 const direct = () => `http://127.0.0.1:${node.http.port}`
 
-async function api (method: string, path: string, token?: string, body?: unknown): Promise<{ status: number; json: unknown }> {
-  const r = await fetch(direct() + path, {
-    method,
-    headers: { ...(token === undefined ? {} : { authorization: `Bearer ${token}` }), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? null : JSON.stringify(body),
-  })
-  const text = await r.text()
-  return { status: r.status, json: text === '' ? null : JSON.parse(text) as unknown }
-}
+const api = apiClient(direct)
 async function token (user: string): Promise<string> {
   return ((await api('POST', '/api/login', undefined, { tenant: T, user, password: PASSWORD })).json as { token: string }).token
 }
 
 async function expectAccessible (p: Page, screen: string): Promise<void> {
-  await p.evaluate(AXE_SOURCE)
-  const violations = await p.evaluate(async () => {
-    const r = await (globalThis as unknown as { axe: { run: (ctx: unknown, o: unknown) => Promise<{ violations: Array<{ id: string; impact: string; nodes: unknown[] }> }> } })
-      .axe.run((globalThis as unknown as { document: unknown }).document, { resultTypes: ['violations'] })
-    return r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id} (${v.impact}, ${v.nodes.length} nodes)`)
-  })
+  const violations = await axeViolations(p)
   expect({ screen, violations }).toEqual({ screen, violations: [] })
 }
 
@@ -155,7 +140,7 @@ beforeAll(async () => {
   const resp = await token('resp')
   expect((await api('POST', '/api/alarms/ack', resp, { device: 'c-cal3', seq: alarmSeqs[0] })).status).toBe(204) // one acknowledged, one open
   await node.rights.setRestriction(T, 'c-rx', true, { user: 'dpo', role: 'tenant_admin' }, 'objection')
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ARGS })
+  browser = await launchChromium(['--autoplay-policy=no-user-gesture-required'])
 }, 180_000)
 
 afterAll(async () => {

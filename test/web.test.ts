@@ -9,26 +9,24 @@
  * screenshot under docs/screenshots/.
  */
 import { mkdirSync } from 'node:fs'
-import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect } from 'vitest'
 import { createAdminClient } from '../src/api/index.ts'
 import type { IngestNode } from '../src/pipeline/index.ts'
 import type { Enrollment } from '../src/registry/index.ts'
 import { createAlarmModel, createBraceletModel, DeviceSealer } from '../devices/index.ts'
 import { buildWeb, webBundleStale } from '../scripts/build-web.ts'
+import { apiClient, axeViolations, launchChromium } from './support/browser.ts'
 import { connectTls, publishAcked, rowsOf, startTestNode, tempDir } from './support/node.ts'
 import { onPath, requireTool } from './support/tools.ts'
 
 const it = requireTool('chromium')
-const AXE_SOURCE = (createRequire(import.meta.url)('axe-core') as { source: string }).source
 const SHOTS = fileURLToPath(new URL('../docs/screenshots/', import.meta.url))
 const PASSWORD = 'correct horse battery staple'
 const T = 'care-w'
 const OTHER = 'care-v'
 const MIN = 60_000
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run']
 
 let dir: ReturnType<typeof tempDir>
 let node: IngestNode
@@ -38,15 +36,7 @@ const cspViolations: string[] = []
 const devices: Record<string, Enrollment> = {}
 const base = () => `http://127.0.0.1:${node.http.port}`
 
-async function api (method: string, path: string, token?: string, body?: unknown): Promise<{ status: number; json: unknown }> {
-  const r = await fetch(base() + path, {
-    method,
-    headers: { ...(token === undefined ? {} : { authorization: `Bearer ${token}` }), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? null : JSON.stringify(body),
-  })
-  const text = await r.text()
-  return { status: r.status, json: text === '' ? null : JSON.parse(text) as unknown }
-}
+const api = apiClient(base)
 async function token (user: string): Promise<string> {
   const r = await api('POST', '/api/login', undefined, { tenant: T, user, password: PASSWORD })
   expect(r.status).toBe(200)
@@ -62,12 +52,7 @@ async function newPage (): Promise<Page> {
 
 /** axe-core in the page (evaluated over the DevTools protocol, which the CSP does not govern): no serious or critical violation. */
 async function expectAccessible (p: Page, screen: string): Promise<void> {
-  await p.evaluate(AXE_SOURCE)
-  const violations = await p.evaluate(async () => {
-    const r = await (globalThis as unknown as { axe: { run: (ctx: unknown, o: unknown) => Promise<{ violations: Array<{ id: string; impact: string; nodes: unknown[] }> }> } })
-      .axe.run((globalThis as unknown as { document: unknown }).document, { resultTypes: ['violations'] })
-    return r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id} (${v.impact}, ${v.nodes.length} nodes)`)
-  })
+  const violations = await axeViolations(p)
   expect({ screen, violations }).toEqual({ screen, violations: [] })
 }
 
@@ -117,7 +102,7 @@ beforeAll(async () => {
     await c.endAsync()
   }
   await node.storage.flush()
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ARGS })
+  browser = await launchChromium()
   page = await newPage()
 }, 120_000)
 
