@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util'
 import { adminClientFor } from '../src/api/index.ts'
 import { loadConfig } from '../src/config/index.ts'
 import { ensureFleetWithResponders } from './fleet-store.ts'
+import { AdminApiError } from '../src/api/index.ts'
 import { DEFAULT_BEHAVIOUR, percentiles, runFleet, type FleetOptions, type FleetResult } from './fleet.ts'
 import { buildReport } from './report.ts'
 import type { WorkerInput } from './worker.ts'
@@ -32,6 +33,7 @@ const { values } = parseArgs({
     outages: { type: 'string', default: String(DEFAULT_BEHAVIOUR.gatewayOutagePerHour) },
     alarms: { type: 'string', default: String(DEFAULT_BEHAVIOUR.alarmProbability) },
     mtls: { type: 'boolean', default: false },
+    staff: { type: 'string' },
     json: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h' },
   },
@@ -39,7 +41,8 @@ const { values } = parseArgs({
 if (values.help === true) {
   process.stdout.write(`usage: npm run sim -- [--devices 300] [--seconds 30] [--tenants 2] [--speed 60 (simulated s per real s)] [--workers 1]
     [--ramp 2 (s)] [--window 16 (in-flight per connection)] [--skew 90000 (ms)] [--duplicates 0.002] [--outages 0.1 (per gateway per sim hour)] [--alarms 0.02 (share of alarm messages that are presses or falls)]
-    [--mtls (devices connect with client certificates on the mutual-TLS listener: no scrypt per connect)] [--json]\n`)
+    [--mtls (devices connect with client certificates on the mutual-TLS listener)] [--json]
+    [--staff <password of 12+ characters> (log-ins for the web app on every demo tenant: admin, nurse, alarms)]\n`)
   process.exit(0)
 }
 const num = (name: string, v: string, min: number, max: number): number => {
@@ -103,6 +106,17 @@ try {
   if (values.mtls && conn.mqttsMutual === null) throw new Error('--mtls: the node runs no mutual-TLS listener (VF_MQTTS_MTLS=false)')
   const before = await api.request<{ rejected: Record<string, number> }>('GET', '/admin/stats')
   const { fleet, responders } = await ensureFleetWithResponders(api, join(config.DATA_DIR, 'sim', 'fleet.json'), { devices, tenants, certificates: values.mtls, log })
+  if (values.staff !== undefined) {
+    // log-ins for the care web app on every demo tenant: an administrator, a nurse and the alarm centre
+    for (let t = 1; t <= tenants; t++) {
+      for (const [user, role] of [['admin', 'tenant_admin'], ['nurse', 'clinician'], ['alarms', 'responder']] as const) {
+        await api.request('POST', '/admin/users', { tenant: `demo-care-${t}`, user, role, password: values.staff }).catch((err: unknown) => {
+          if (!(err instanceof AdminApiError && err.status === 409)) throw err
+        })
+      }
+    }
+    log(`web app: ${api.baseUrl}/ — tenant demo-care-1 … demo-care-${tenants}, users admin, nurse, alarms, the --staff password`)
+  }
   const since = Date.now()
   log(`publishing for ${seconds} s at ${speed}x simulated time over mqtts://127.0.0.1:${values.mtls ? `${conn.mqttsMutual!} (client certificates)` : conn.mqtts}${workers > 1 ? ` from ${workers} processes` : ''}`)
   const base = { host: '127.0.0.1', port: conn.mqtts, ...(values.mtls ? { mtlsPort: conn.mqttsMutual! } : {}), ca: conn.caPem ?? undefined, fleet, responders, seconds, speed, behaviour, seqBase: Date.now() * 1000 }
