@@ -7,6 +7,11 @@
  * refused through a gateway that is not. Revocations are read back after a
  * restart.
  */
+import { once } from 'node:events'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import type { Socket } from 'node:net'
+import { connect as tlsConnect } from 'node:tls'
 import mqtt, { type MqttClient } from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createAdminClient, type FleetPage } from '../src/api/index.ts'
@@ -22,6 +27,7 @@ const alarms = createAlarmModel(8)
 const bracelets = createBraceletModel(8)
 const MIN = 60_000
 const e: Record<string, Enrollment> = {}
+let revokedCert: { certPem: string; keyPem?: string | undefined }
 
 const sealerOf = (d: Enrollment): DeviceSealer => new DeviceSealer({ tenant: d.tenant, device: d.device, keyId: 1, key: Buffer.from(d.key, 'base64url') })
 const closedOf = (c: MqttClient): Promise<void> => new Promise<void>((resolve) => { c.once('close', () => { resolve() }) })
@@ -53,6 +59,7 @@ afterAll(async () => {
 describe('device revocation', () => {
   it('disconnects the device on every listener at once and refuses it at its next CONNECT, by secret and by certificate', async () => {
     const issued = await node.registry.issueCertificate('care-rv', 'cal-mtls')
+    revokedCert = issued
     const mutualOpts = {
       protocol: 'mqtts' as const, host: '127.0.0.1', port: node.mqttsMutual!.port, ca: node.caPem!, servername: 'localhost',
       key: issued.keyPem!, cert: issued.certPem, clientId: 'cal-mtls', reconnectPeriod: 0, connectTimeout: 5000,
@@ -68,8 +75,12 @@ describe('device revocation', () => {
     // refused as a wrong secret is (CONNACK 4): the answer says nothing of why
     expect(await login('cal-tls', e['cal-tls']!.secret)).toBe(4)
     expect(await login('cal-tcp', e['cal-tcp']!.secret)).toBe(4)
-    const again = await mqtt.connectAsync(mutualOpts).then(async (c) => { await c.endAsync(); return 'connected' }, (err: unknown) => (err as Error).message)
-    expect(again).not.toBe('connected')
+    // the certificate is on the tenant CA's revocation list now: refused at the TLS handshake, before any MQTT
+    // (a refusal by the registry would answer a CONNACK; here the connection closes without one)
+    const t = tlsConnect({ host: '127.0.0.1', port: node.mqttsMutual!.port, ca: node.caPem!, servername: 'localhost', key: issued.keyPem!, cert: issued.certPem })
+    t.on('error', () => {})
+    await once(t, 'secureConnect')
+    expect(await connack(t as unknown as Socket, connectPacket({ clientId: 'cal-mtls' }))).toBe('closed')
     // an unrevoked device is served as before
     const other = await connectTls(node, 'cal-flight', e['cal-flight']!.secret)
     await other.endAsync()
@@ -133,6 +144,28 @@ describe('device revocation', () => {
     expect(await vitals('brc-via2b')).toBeGreaterThan(0)
     // recorded under the gateway that carried it
     expect(await count(node, 'rejected_messages', "device_id = 'gw-rv2' AND reason = 'ING_ERR_REVOKED'")).toBe(1)
+  }, 60_000)
+
+  it('keeps the last good revocation list when a new one does not parse, and says so', async () => {
+    const file = join(dir.path, 'tenant-ca', 'care-rv', 'crl.pem')
+    const good = readFileSync(file, 'utf8')
+    const events = node.metrics.securityEvents
+    writeFileSync(file, '-----BEGIN X509 CRL-----\nbm90IGEgQ1JM\n-----END X509 CRL-----\n')
+    node.reloadTls() // SIGHUP
+    expect(node.metrics.securityEvents).toBe(events + 1)
+    // still in force: the revoked certificate is refused at the handshake, a good one is served
+    const t = tlsConnect({ host: '127.0.0.1', port: node.mqttsMutual!.port, ca: node.caPem!, servername: 'localhost', key: revokedCert.keyPem!, cert: revokedCert.certPem })
+    t.on('error', () => {})
+    await once(t, 'secureConnect')
+    expect(await connack(t as unknown as Socket, connectPacket({ clientId: 'cal-mtls' }))).toBe('closed')
+    const fresh = await node.registry.enrollDevice({ tenant: 'care-rv', device: 'cal-fresh', family: 'calarm', patient: null })
+    const cert = await node.registry.issueCertificate('care-rv', fresh.device)
+    const c = await mqtt.connectAsync({
+      protocol: 'mqtts', host: '127.0.0.1', port: node.mqttsMutual!.port, ca: node.caPem!, servername: 'localhost',
+      key: cert.keyPem!, cert: cert.certPem, clientId: fresh.device, reconnectPeriod: 0, connectTimeout: 5000,
+    })
+    await c.endAsync()
+    writeFileSync(file, good)
   }, 60_000)
 
   it('keeps every revocation across a restart (read back from the store)', async () => {

@@ -7,7 +7,7 @@
  */
 import { once } from 'node:events'
 import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net'
-import { createServer as createTlsServer, type TLSSocket } from 'node:tls'
+import { createSecureContext, createServer as createTlsServer, type TLSSocket } from 'node:tls'
 import type { Aedes } from 'aedes'
 import type { BlockList } from 'node:net'
 import { GuardedConnection, type GuardLimits, type GuardViolation } from './packet-guard.ts'
@@ -19,8 +19,8 @@ export interface ListenerSpec { host: string; port: number }
 export interface ListenerOptions {
   tcp: ListenerSpec | null
   tls: ListenerSpec
-  /** Mutual TLS: only clients with a certificate from one of `trust` get in. */
-  mtls: (ListenerSpec & { trust: string[] }) | null
+  /** Mutual TLS: only clients with a certificate from one of `trust` and not on its CA's revocation list in `crl` get in. */
+  mtls: (ListenerSpec & { trust: string[]; crl: string[] }) | null
   material: TlsMaterial
   guard: GuardLimits
   maxConnections: number
@@ -51,8 +51,11 @@ export interface Listeners {
   mtls: AddressInfo | null
   /** Swaps the server certificate and key on every TLS listener; open connections keep theirs. */
   setTls: (m: TlsMaterial) => void
-  /** Replaces the CAs the mutual-TLS listener trusts. */
-  setTrust: (cas: string[]) => void
+  /**
+   * Replaces the CAs the mutual-TLS listener trusts and their revocation lists. A list that does not
+   * parse changes nothing (the last good ones stay in force) and is reported by throwing.
+   */
+  setTrust: (cas: string[], crl: string[]) => void
   /** Replaces the session-ticket keys (rotation); tickets under the old keys get a full handshake. */
   setTicketKeys: (keys: Buffer) => void
   close: () => Promise<void>
@@ -121,7 +124,13 @@ export async function startListeners (aedes: Aedes, opts: ListenerOptions): Prom
 
   let material = opts.material
   let trust = opts.mtls?.trust ?? []
-  const mutual = (): object => ({ ...TLS_OPTIONS, ...resumption('vitalflow-mqtts-mtls'), key: material.key, cert: material.cert, ca: trust, requestCert: true, rejectUnauthorized: true })
+  let crl = opts.mtls?.crl ?? []
+  // with a CRL given, OpenSSL checks the leaf certificate against its issuer's list at every full handshake
+  // (a resumed session skips it: the registry refuses a revoked device's certificate at CONNECT as well)
+  const mutual = (): object => ({
+    ...TLS_OPTIONS, ...resumption('vitalflow-mqtts-mtls'), key: material.key, cert: material.cert, ca: trust, requestCert: true, rejectUnauthorized: true,
+    ...(crl.length === 0 ? {} : { crl }),
+  })
   let mtlsServer: Server | null = null
   let mtls: AddressInfo | null = null
   if (opts.mtls !== null) {
@@ -139,8 +148,11 @@ export async function startListeners (aedes: Aedes, opts: ListenerOptions): Prom
       tlsServer.setSecureContext(tlsContext(m))
       ;(mtlsServer as ReturnType<typeof createTlsServer> | null)?.setSecureContext(mutual())
     },
-    setTrust: (cas) => {
+    setTrust: (cas, lists) => {
+      // checked before anything changes: a list OpenSSL cannot read keeps the last good ones
+      createSecureContext({ ca: cas, ...(lists.length === 0 ? {} : { crl: lists }) })
       trust = cas
+      crl = lists
       ;(mtlsServer as ReturnType<typeof createTlsServer> | null)?.setSecureContext(mutual())
     },
     setTicketKeys: (keys) => {

@@ -96,6 +96,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     masterKey, consent, hasher, cas, onTenant: () => { trustTenants?.() },
     onCertificate: (tenant, device, notAfterMs) => { presence.certificate(tenant, device, notAfterMs) },
     onRevoke: (d) => {
+      trustTenants?.() // the new revocation list on the mutual-TLS listener
       if (disconnectDevice?.(d.device) === true) logger.info({ family: d.family }, 'revoked device disconnected')
     },
   })
@@ -138,10 +139,11 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
   const tlsFiles = { dataDir, cert: config.TLS_CERT, key: config.TLS_KEY, ca: config.TLS_CA }
   const tls = loadTls(tlsFiles)
   const tenantCas = (): string[] => cas.bundle(registry.listTenants().map((t) => t.tenant))
+  const tenantCrls = (): string[] => cas.crls(registry.listTenants().map((t) => t.tenant))
   const listeners = await startListeners(broker.aedes, {
     tcp: config.MQTT_TCP ? { host: config.MQTT_HOST, port: config.MQTT_PORT } : null,
     tls: { host: config.MQTTS_HOST, port: config.MQTTS_PORT },
-    mtls: config.MQTTS_MTLS ? { host: config.MQTTS_HOST, port: config.MQTTS_MTLS_PORT, trust: tenantCas() } : null,
+    mtls: config.MQTTS_MTLS ? { host: config.MQTTS_HOST, port: config.MQTTS_MTLS_PORT, trust: tenantCas(), crl: tenantCrls() } : null,
     material: tls,
     guard: { maxPacketBytes: config.MAX_PACKET_BYTES, maxConnectBytes: config.MAX_CONNECT_BYTES },
     maxConnections: config.MAX_CONNECTIONS,
@@ -152,7 +154,14 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
       ingest.reject({ reason, detail: detail ?? (reason === Reason.size ? 'packet larger than the limit: connection dropped before buffering' : 'not an MQTT session'), remoteAddress })
     },
   })
-  trustTenants = () => { listeners.setTrust(tenantCas()) }
+  trustTenants = () => {
+    try {
+      listeners.setTrust(tenantCas(), tenantCrls())
+    } catch (err) {
+      logger.error({ error: describeError(err) }, 'a tenant CA revocation list does not parse: the last good lists stay in force')
+      metrics.securityEvents++
+    }
+  }
   // the next period's ticket keys at its start (one timer a day; unref'd, it keeps no process alive)
   const untilNextPeriod = (): number => TICKET_KEY_LIFETIME_MS - (Date.now() % TICKET_KEY_LIFETIME_MS) + 1
   const rotateTickets = (): void => {
@@ -214,7 +223,8 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     metrics,
     hasher,
     presence,
-    reloadTls: () => { listeners.setTls(loadTls(tlsFiles)) },
+    // SIGHUP: the server certificate and key, and the tenant CAs' revocation lists
+    reloadTls: () => { listeners.setTls(loadTls(tlsFiles)); trustTenants?.() },
     close: () => {
       closing ??= (async () => {
         ready = false

@@ -6,7 +6,7 @@
  */
 import { createHmac, randomBytes, X509Certificate } from 'node:crypto'
 import { execFile, execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync } from 'node:fs'
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -34,9 +34,9 @@ export class CertificateAuthorities {
     return createHmac('sha256', this.masterKey).update(`vitalflow tenant CA\0${tenant}`).digest('base64url')
   }
 
-  private paths (tenant: string): { dir: string; key: string; cert: string } {
+  private paths (tenant: string): { dir: string; key: string; cert: string; issued: string; revoked: string; crl: string } {
     const dir = join(this.dir, tenant)
-    return { dir, key: join(dir, 'ca.key'), cert: join(dir, 'ca.crt') }
+    return { dir, key: join(dir, 'ca.key'), cert: join(dir, 'ca.crt'), issued: join(dir, 'issued.tsv'), revoked: join(dir, 'revoked.tsv'), crl: join(dir, 'crl.pem') }
   }
 
   /** The tenant's CA, created on first use. */
@@ -70,7 +70,8 @@ export class CertificateAuthorities {
     const p = this.paths(tenant)
     this.ensure(tenant)
     const work = await mkdtemp(join(tmpdir(), 'vf-cert-'))
-    const ca = ['-CA', p.cert, '-CAkey', p.key, '-passin', 'env:VF_CA_PASS', '-set_serial', `0x01${randomBytes(15).toString('hex')}`, '-days', '397']
+    const serial = `01${randomBytes(15).toString('hex')}`.toUpperCase()
+    const ca = ['-CA', p.cert, '-CAkey', p.key, '-passin', 'env:VF_CA_PASS', '-set_serial', `0x${serial}`, '-days', '397']
     const env = { VF_CA_PASS: this.passphrase(tenant) }
     // the subject is set here, not taken from the CSR: a device cannot name another tenant or device
     const subject = ['-subj', `/O=${tenant}/CN=${device}`]
@@ -79,17 +80,67 @@ export class CertificateAuthorities {
         // key and certificate in one openssl run (req -x509 -CA, OpenSSL 3)
         await opensslAsync(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'device.key', '-out', 'device.crt',
           ...subject, ...ca, '-addext', 'basicConstraints=critical,CA:FALSE', '-addext', 'keyUsage=critical,digitalSignature', '-addext', 'extendedKeyUsage=clientAuth'], work, env)
-        return { certPem: await readFile(join(work, 'device.crt'), 'utf8'), keyPem: await readFile(join(work, 'device.key'), 'utf8') }
+        const certPem = await readFile(join(work, 'device.crt'), 'utf8')
+        this.record(tenant, device, serial, certPem)
+        return { certPem, keyPem: await readFile(join(work, 'device.key'), 'utf8') }
       }
       await writeFile(join(work, 'device.csr'), csrPem)
       // a malformed request, a forged self-signature or a weak key is the caller's error (CsrError), not ours
       await checkCsr('device.csr', work)
       await writeFile(join(work, 'ext'), 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n')
       await opensslAsync(['x509', '-req', '-in', 'device.csr', ...ca, '-extfile', 'ext', '-out', 'device.crt', ...subject], work, env)
-      return { certPem: await readFile(join(work, 'device.crt'), 'utf8') }
+      const certPem = await readFile(join(work, 'device.crt'), 'utf8')
+      this.record(tenant, device, serial, certPem)
+      return { certPem }
     } finally {
       await rm(work, { recursive: true, force: true })
     }
+  }
+
+  /** Every certificate issued, by serial: what a revocation puts on the CRL. */
+  private record (tenant: string, device: string, serial: string, certPem: string): void {
+    appendFileSync(this.paths(tenant).issued, `${serial}\t${device}\t${new X509Certificate(certPem).validTo}\n`, { mode: 0o600 })
+  }
+
+  /**
+   * Puts every certificate issued to the device on its tenant's revocation list and signs the list
+   * again; the mutual-TLS listener then refuses them at the handshake (once it is given the new list).
+   */
+  revoke (tenant: string, device: string): void {
+    const p = this.paths(tenant)
+    this.ensure(tenant)
+    const issued = existsSync(p.issued) ? readFileSync(p.issued, 'utf8').split('\n').filter((l) => l !== '').map((l) => l.split('\t') as [string, string, string]) : []
+    const now = new Date()
+    for (const [serial, d, validTo] of issued) if (d === device) appendFileSync(p.revoked, `${serial}\t${d}\t${validTo}\t${now.toISOString()}\n`, { mode: 0o600 })
+    this.signCrl(tenant)
+  }
+
+  /**
+   * The tenant CA's revocation list (PEM), signed on first use. Every CA the listener trusts needs
+   * one: with CRL checking on, a certificate whose issuer has none is refused.
+   */
+  crl (tenant: string): string {
+    const p = this.paths(tenant)
+    this.ensure(tenant)
+    if (!existsSync(p.crl)) this.signCrl(tenant)
+    return readFileSync(p.crl, 'utf8')
+  }
+
+  /** Every tenant's revocation list, for the mutual-TLS listener. */
+  crls (tenants: Iterable<string>): string[] {
+    return [...tenants].map((t) => this.crl(t))
+  }
+
+  /** Writes openssl's CA database from revoked.tsv and signs the CRL (valid 10 years: it is signed again on every revocation). */
+  private signCrl (tenant: string): void {
+    const p = this.paths(tenant)
+    const asn1 = (d: Date): string => d.toISOString().replace(/^\d\d(\d\d)-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d).*$/, '$1$2$3$4$5$6Z')
+    const revoked = existsSync(p.revoked) ? readFileSync(p.revoked, 'utf8').split('\n').filter((l) => l !== '').map((l) => l.split('\t') as [string, string, string, string]) : []
+    const index = revoked.map(([serial, device, validTo, at]) => `R\t${asn1(new Date(validTo))}\t${asn1(new Date(at))}\t${serial}\tunknown\t/O=${tenant}/CN=${device}\n`).join('')
+    writeFileSync(join(p.dir, 'index.txt'), index, { mode: 0o600 })
+    if (!existsSync(join(p.dir, 'crlnumber'))) writeFileSync(join(p.dir, 'crlnumber'), '01\n')
+    writeFileSync(join(p.dir, 'crl.cnf'), '[ca]\ndefault_ca = tenant\n[tenant]\ndatabase = index.txt\ncrlnumber = crlnumber\ndefault_md = sha256\ndefault_crl_days = 3650\n')
+    openssl(['ca', '-gencrl', '-config', 'crl.cnf', '-keyfile', 'ca.key', '-cert', 'ca.crt', '-passin', 'env:VF_CA_PASS', '-out', 'crl.pem'], p.dir, { VF_CA_PASS: this.passphrase(tenant) })
   }
 
   /**

@@ -325,6 +325,8 @@ export class Registry {
       // refused in memory first: a message arriving while the row is written is already refused
       d.revokedAtMs = Date.now()
       await this.persistDevice(d, {})
+      // its certificates on the tenant CA's revocation list: refused at the TLS handshake too
+      this.opts.cas?.revoke(d.tenant, d.device)
     }
     this.opts.onRevoke?.(d)
     return { device: d.device, revokedAtMs: d.revokedAtMs }
