@@ -21,6 +21,8 @@ interface Input {
   stream: 'alarm' | 'vitals'
   /** Frames prepared per device. */
   frames: number
+  /** First sequence number of each device (a later run continues after an earlier one's, or the node refuses replays). */
+  firstSeq?: number
   devices: Array<{ tenant: string; device: string; secret: string; key: string; keyId: number }>
 }
 
@@ -29,7 +31,7 @@ for await (const c of process.stdin) chunks.push(c as Buffer)
 const input = JSON.parse(Buffer.concat(chunks).toString()) as Input
 const now = Date.now()
 const prepared = input.devices.map((d, i) => {
-  const sealer = new DeviceSealer({ tenant: d.tenant, device: d.device, keyId: d.keyId, key: Buffer.from(d.key, 'base64url') }, 1)
+  const sealer = new DeviceSealer({ tenant: d.tenant, device: d.device, keyId: d.keyId, key: Buffer.from(d.key, 'base64url') }, input.firstSeq ?? 1)
   const alarms = createAlarmModel(i)
   const bracelet = createBraceletModel(i)
   let t = now - input.frames * 60_000 - 3_600_000

@@ -9,7 +9,7 @@
  * with a reason code, which is counted and recorded without the payload.
  */
 import { STREAM_TABLE } from '../catalogue/index.ts'
-import type { ConsentIndex } from '../consent/index.ts'
+import { covers, type ConsentIndex } from '../consent/index.ts'
 import { associatedData, open, ReplayWindow } from '../crypto/index.ts'
 import { AlarmKind, decodeEnvelope, decodePayload, parseTopic, type AlarmNotice, type DeviceStatus, type Envelope, type Payload, type TelemetryTopic } from '../decode/index.ts'
 import type { DeviceRecord } from '../registry/index.ts'
@@ -189,7 +189,8 @@ export function createIngest (deps: IngestDeps): Ingest {
     deps.onAccepted?.(t.tenant, t.device, p.stream === 'status' ? p.msg : null, nowMs)
     if (p.stream === 'alarm' && (p.msg.kind === AlarmKind.BUTTON_PRESS || p.msg.kind === AlarmKind.FALL_DETECTED) && deps.onAlarm !== undefined) {
       const loc = p.msg.location
-      const located = loc != null && gate('location') !== null
+      // the same cut as the stored row: a location the consent does not cover (measured before it began) is not relayed
+      const located = loc != null && covers(gate('location'), p.msg.occurredAtMs)
       const notice: AlarmNotice = {
         tenant: t.tenant, device: t.device, seq: env.seq, patient, kind: p.msg.kind === AlarmKind.FALL_DETECTED ? 'fall_detected' : 'button_press',
         occurredAtMs: p.msg.occurredAtMs, ingestedAtMs: nowMs, location: located ? { latitude: loc.latitude, longitude: loc.longitude, accuracyM: loc.accuracyM } : null,
