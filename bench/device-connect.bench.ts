@@ -8,7 +8,8 @@
  * had before, paying one scrypt per CONNECT; here each pays it once and is then
  * migrated). Also the in-process enrolment rate with and without that scrypt.
  * The device side runs in this process too, on the same 2 cores.
- * Usage: npx tsx bench/device-connect.bench.ts [keyedDevices=2000] [scryptDevices=200] [concurrency=200]
+ * With certDevices > 0, as many devices log in with client certificates on the mutual-TLS listener.
+ * Usage: npx tsx bench/device-connect.bench.ts [keyedDevices=2000] [scryptDevices=200] [concurrency=200] [certDevices=0]
  */
 import type { TLSSocket } from 'node:tls'
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
@@ -21,6 +22,7 @@ import { machine } from './harness.ts'
 const keyedCount = Number(process.argv[2] ?? 2000)
 const scryptCount = Number(process.argv[3] ?? 200)
 const concurrency = Number(process.argv[4] ?? 200)
+const certCount = Number(process.argv[5] ?? 0)
 const dir = tempDir('vf-bench-')
 const config = testConfig(dir.path, { DEVICE_AUTH_COST: 14, PUBLISH_RATE: 1000, PUBLISH_BURST: 10_000, MAX_CONNECTIONS_PER_TENANT: 1_000_000 })
 let node: IngestNode = await startNode(config)
@@ -49,6 +51,15 @@ async function enrol (prefix: string, n: number, scrypt: boolean): Promise<{ dev
 
 const keyed = await enrol('cal-k', keyedCount, false)
 const ticketed = await enrol('cal-t', keyedCount, false)
+const certified = await enrol('cal-c', certCount, false)
+// their client certificates (a key made here, as a provisioning station would), a few openssl runs at a time
+const certs = new Map<string, { certPem: string; keyPem?: string | undefined }>()
+{
+  let i = 0
+  await Promise.all(Array.from({ length: 4 }, async () => {
+    while (i < certified.devices.length) { const e = certified.devices[i++]!; certs.set(e.device, await node.registry.issueCertificate('bench', e.device)) }
+  }))
+}
 const scrypt = await enrol('cal-s', scryptCount, true)
 const model = createAlarmModel(9)
 
@@ -76,9 +87,12 @@ async function reconnect (devices: Enrollment[], sessions?: Map<string, Buffer>)
       const e = devices[next++]!
       try {
         const session = sessions?.get(e.device)
+        const cert = certs.get(e.device)
         const c = await mqtt.connectAsync({
-          protocol: 'mqtts', host: '127.0.0.1', port: node.mqtts.port, ca: node.caPem, servername: 'localhost',
-          clientId: e.device, username: e.device, password: e.secret, reconnectPeriod: 0, connectTimeout: 30_000,
+          protocol: 'mqtts', host: '127.0.0.1', servername: 'localhost', ca: node.caPem, clientId: e.device, reconnectPeriod: 0, connectTimeout: 30_000,
+          ...(cert === undefined
+            ? { port: node.mqtts.port, username: e.device, password: e.secret }
+            : { port: node.mqttsMutual!.port, key: cert.keyPem, cert: cert.certPem }),
           ...(session === undefined ? {} : { session }),
         } as IClientOptions)
         clients.push(c)
@@ -115,6 +129,7 @@ async function reconnect (devices: Enrollment[], sessions?: Map<string, Buffer>)
 const scryptReconnect = await reconnect(scrypt.devices)
 const keyedReconnect = await reconnect(keyed.devices)
 const ticketedReconnect = await reconnect(ticketed.devices, tickets)
+const certReconnect = certCount === 0 ? null : await reconnect(certified.devices)
 await node.storage.flush()
 const stored = await (await node.storage.conn.client.query({ query: `SELECT count() AS n, uniqExact(device_id, seq) AS u FROM ${node.storage.conn.table('alarm_events')}`, format: 'JSONEachRow' })).json<{ n: string; u: string }>()
 await node.close()
@@ -125,12 +140,12 @@ process.stdout.write(`${JSON.stringify({
   machine: machine(),
   concurrency,
   enrolment: { keyedBulkPerSec: keyed.perSec, scryptOneByOnePerSec: scrypt.perSec },
-  reconnectAfterRestart: { keyed: keyedReconnect, keyedWithTicket: ticketedReconnect, scryptCost14: scryptReconnect },
+  reconnectAfterRestart: { keyed: keyedReconnect, keyedWithTicket: ticketedReconnect, scryptCost14: scryptReconnect, ...(certReconnect === null ? {} : { clientCertificate: certReconnect }) },
   speedupKeyed: Math.round((keyedReconnect.connectsPerSec / scryptReconnect.connectsPerSec) * 10) / 10,
   speedupTicket: Math.round((ticketedReconnect.connectsPerSec / keyedReconnect.connectsPerSec) * 100) / 100,
   errors: Object.fromEntries(errors),
   // every acknowledged alarm, before and after the restart, stored exactly once
   alarmsStored: Number(stored[0]?.n ?? 0),
   distinctStored: Number(stored[0]?.u ?? 0),
-  expectedStored: keyedReconnect.backAndAcked + ticketedReconnect.backAndAcked * 2 + scryptReconnect.backAndAcked,
+  expectedStored: keyedReconnect.backAndAcked + ticketedReconnect.backAndAcked * 2 + scryptReconnect.backAndAcked + (certReconnect?.backAndAcked ?? 0),
 }, null, 2)}\n`)
