@@ -9,7 +9,7 @@
  * migrated). Also the in-process enrolment rate with and without that scrypt.
  * The device side runs in this process too, on the same 2 cores.
  * With certDevices > 0, as many devices log in with client certificates on the mutual-TLS listener.
- * Usage: npx tsx bench/device-connect.bench.ts [keyedDevices=2000] [scryptDevices=200] [concurrency=200] [certDevices=0]
+ * Usage: npx tsx bench/device-connect.bench.ts [keyedDevices=2000] [scryptDevices=200] [concurrency=200] [certDevices=0] [tickets]
  */
 import type { TLSSocket } from 'node:tls'
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
@@ -23,6 +23,8 @@ const keyedCount = Number(process.argv[2] ?? 2000)
 const scryptCount = Number(process.argv[3] ?? 200)
 const concurrency = Number(process.argv[4] ?? 200)
 const certCount = Number(process.argv[5] ?? 0)
+/** `tickets`: the certificate devices also connect before the restart and resume with the ticket they got. */
+const certTickets = process.argv[6] === 'tickets'
 const dir = tempDir('vf-bench-')
 const config = testConfig(dir.path, { DEVICE_AUTH_COST: 14, PUBLISH_RATE: 1000, PUBLISH_BURST: 10_000, MAX_CONNECTIONS_PER_TENANT: 1_000_000 })
 let node: IngestNode = await startNode(config)
@@ -71,6 +73,8 @@ interface Reconnect { devices: number; backAndAcked: number; failed: number; sec
 // before the restart: the ticketed devices connect once and keep the session ticket the node gives them
 const tickets = new Map<string, Buffer>()
 await reconnect(ticketed.devices, tickets)
+const certSessions = new Map<string, Buffer>()
+if (certTickets) await reconnect(certified.devices, certSessions)
 // the restart: the registry reads the hashes back from the store, every device reconnects
 await node.close()
 node = await startNode(config)
@@ -129,7 +133,7 @@ async function reconnect (devices: Enrollment[], sessions?: Map<string, Buffer>)
 const scryptReconnect = await reconnect(scrypt.devices)
 const keyedReconnect = await reconnect(keyed.devices)
 const ticketedReconnect = await reconnect(ticketed.devices, tickets)
-const certReconnect = certCount === 0 ? null : await reconnect(certified.devices)
+const certReconnect = certCount === 0 ? null : await reconnect(certified.devices, certTickets ? certSessions : undefined)
 await node.storage.flush()
 const stored = await (await node.storage.conn.client.query({ query: `SELECT count() AS n, uniqExact(device_id, seq) AS u FROM ${node.storage.conn.table('alarm_events')}`, format: 'JSONEachRow' })).json<{ n: string; u: string }>()
 await node.close()
@@ -147,5 +151,5 @@ process.stdout.write(`${JSON.stringify({
   // every acknowledged alarm, before and after the restart, stored exactly once
   alarmsStored: Number(stored[0]?.n ?? 0),
   distinctStored: Number(stored[0]?.u ?? 0),
-  expectedStored: keyedReconnect.backAndAcked + ticketedReconnect.backAndAcked * 2 + scryptReconnect.backAndAcked + (certReconnect?.backAndAcked ?? 0),
+  expectedStored: keyedReconnect.backAndAcked + ticketedReconnect.backAndAcked * 2 + scryptReconnect.backAndAcked + (certReconnect?.backAndAcked ?? 0) * (certTickets ? 2 : 1),
 }, null, 2)}\n`)
