@@ -19,6 +19,11 @@ function openssl (args: string[], cwd: string, env: Record<string, string> = {})
   execFileSync('openssl', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } })
 }
 
+/** The rows of one of the CA's own tab-separated records (issued.tsv, revoked.tsv); none while it does not exist. */
+function readTsv (path: string): string[][] {
+  return existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter((l) => l !== '').map((l) => l.split('\t')) : []
+}
+
 const execFileAsync = promisify(execFile)
 /** The same, without holding the event loop (~13 ms per call): the broker keeps serving while devices are provisioned. */
 async function opensslAsync (args: string[], cwd: string, env: Record<string, string> = {}): Promise<void> {
@@ -106,13 +111,14 @@ export class CertificateAuthorities {
    * Puts every certificate issued to the device on its tenant's revocation list and signs the list
    * again; the mutual-TLS listener then refuses them at the handshake (once it is given the new list).
    */
-  revoke (tenant: string, device: string): void {
+  async revoke (tenant: string, device: string): Promise<void> {
     const p = this.paths(tenant)
     this.ensure(tenant)
-    const issued = existsSync(p.issued) ? readFileSync(p.issued, 'utf8').split('\n').filter((l) => l !== '').map((l) => l.split('\t') as [string, string, string]) : []
+    const issued = readTsv(p.issued) as Array<[string, string, string]>
     const now = new Date()
     for (const [serial, d, validTo] of issued) if (d === device) appendFileSync(p.revoked, `${serial}\t${d}\t${validTo}\t${now.toISOString()}\n`, { mode: 0o600 })
-    this.signCrl(tenant)
+    // signed without holding the event loop, as issuance is: a revocation happens while devices publish
+    await opensslAsync(this.crlDatabase(tenant), p.dir, { VF_CA_PASS: this.passphrase(tenant) })
   }
 
   /**
@@ -122,7 +128,8 @@ export class CertificateAuthorities {
   crl (tenant: string): string {
     const p = this.paths(tenant)
     this.ensure(tenant)
-    if (!existsSync(p.crl)) this.signCrl(tenant)
+    // the first list, empty, at start-up or when a tenant is created
+    if (!existsSync(p.crl)) openssl(this.crlDatabase(tenant), p.dir, { VF_CA_PASS: this.passphrase(tenant) })
     return readFileSync(p.crl, 'utf8')
   }
 
@@ -131,16 +138,19 @@ export class CertificateAuthorities {
     return [...tenants].map((t) => this.crl(t))
   }
 
-  /** Writes openssl's CA database from revoked.tsv and signs the CRL (valid 10 years: it is signed again on every revocation). */
-  private signCrl (tenant: string): void {
+  /**
+   * Writes openssl's CA database from revoked.tsv and answers the openssl arguments that sign the CRL
+   * from it (valid 10 years: it is signed again on every revocation).
+   */
+  private crlDatabase (tenant: string): string[] {
     const p = this.paths(tenant)
     const asn1 = (d: Date): string => d.toISOString().replace(/^\d\d(\d\d)-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d).*$/, '$1$2$3$4$5$6Z')
-    const revoked = existsSync(p.revoked) ? readFileSync(p.revoked, 'utf8').split('\n').filter((l) => l !== '').map((l) => l.split('\t') as [string, string, string, string]) : []
+    const revoked = readTsv(p.revoked) as Array<[string, string, string, string]>
     const index = revoked.map(([serial, device, validTo, at]) => `R\t${asn1(new Date(validTo))}\t${asn1(new Date(at))}\t${serial}\tunknown\t/O=${tenant}/CN=${device}\n`).join('')
     writeFileSync(join(p.dir, 'index.txt'), index, { mode: 0o600 })
     if (!existsSync(join(p.dir, 'crlnumber'))) writeFileSync(join(p.dir, 'crlnumber'), '01\n')
     writeFileSync(join(p.dir, 'crl.cnf'), '[ca]\ndefault_ca = tenant\n[tenant]\ndatabase = index.txt\ncrlnumber = crlnumber\ndefault_md = sha256\ndefault_crl_days = 3650\n')
-    openssl(['ca', '-gencrl', '-config', 'crl.cnf', '-keyfile', 'ca.key', '-cert', 'ca.crt', '-passin', 'env:VF_CA_PASS', '-out', 'crl.pem'], p.dir, { VF_CA_PASS: this.passphrase(tenant) })
+    return ['ca', '-gencrl', '-config', 'crl.cnf', '-keyfile', 'ca.key', '-cert', 'ca.crt', '-passin', 'env:VF_CA_PASS', '-out', 'crl.pem']
   }
 
   /**

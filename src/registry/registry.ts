@@ -326,7 +326,7 @@ export class Registry {
       d.revokedAtMs = Date.now()
       await this.persistDevice(d, {})
       // its certificates on the tenant CA's revocation list: refused at the TLS handshake too
-      this.opts.cas?.revoke(d.tenant, d.device)
+      await this.opts.cas?.revoke(d.tenant, d.device)
     }
     this.opts.onRevoke?.(d)
     return { device: d.device, revokedAtMs: d.revokedAtMs }
