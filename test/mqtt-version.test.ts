@@ -1,13 +1,13 @@
 /**
  * The MQTT versions a device may speak, as docs/device-protocol.md states them:
- * 3.1.1 is the protocol; an MQTT 5 CONNECT is answered with an MQTT 3.1.1
- * CONNACK, return code 1 (unacceptable protocol version), and the connection
- * is closed. aedes 1.x speaks MQTT 3.1/3.1.1 only; MQTT 5 is on its 2.0 beta
- * line.
+ * 3.1.1 and 5 (aedes 2.0.0-beta.1). An MQTT 5 CONNECT is answered with an
+ * MQTT 5 CONNACK carrying the node's limits; a protocol level the node does
+ * not speak is refused.
  */
 import { once } from 'node:events'
 import { connect as tlsConnect } from 'node:tls'
 import mqtt from 'mqtt'
+import mqttPacket, { type Packet } from 'mqtt-packet'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { IngestNode } from '../src/pipeline/index.ts'
 import type { Enrollment } from '../src/registry/index.ts'
@@ -40,18 +40,38 @@ describe('MQTT protocol version', () => {
     await c.endAsync(true)
   })
 
-  it('answers an MQTT 5 CONNECT with a 3.1.1 CONNACK, return code 1 (unacceptable protocol version), and closes', async () => {
-    // by hand, to see the bytes: CONNECT, protocol level 5, clean start, empty properties
+  const byHand = async (level: number): Promise<Buffer> => {
+    // CONNECT, protocol level `level`, clean start, keep alive 30, empty properties (MQTT 5)
     const str = (v: string): Buffer => Buffer.concat([Buffer.from([v.length >> 8, v.length & 0xff]), Buffer.from(v)])
-    const body = Buffer.concat([str('MQTT'), Buffer.from([5, 0xc2, 0, 30, 0]), str('cal-v1'), str('cal-v1'), str(dev.secret)])
+    const props = level === 5 ? [0] : []
+    const body = Buffer.concat([str('MQTT'), Buffer.from([level, 0xc2, 0, 30, ...props]), str('cal-v1'), str('cal-v1'), str(dev.secret)])
     const socket = tlsConnect({ host: '127.0.0.1', port: node.mqtts.port, ca: node.caPem, servername: 'localhost' })
     await once(socket, 'secureConnect')
     socket.write(Buffer.concat([Buffer.from([0x10, body.length]), body]))
     const chunks: Buffer[] = []
-    socket.on('data', (c: Buffer) => chunks.push(c))
+    socket.on('data', (c: Buffer) => { chunks.push(c); if (level === 5) socket.end() })
     await once(socket, 'close')
-    expect(Buffer.concat(chunks).toString('hex')).toBe('20020001')
-    // what an MQTT 5 client library makes of it: mqtt.js reports reason code 1
-    await expect(connect(5)).rejects.toMatchObject({ code: 1 })
+    return Buffer.concat(chunks)
+  }
+
+  it('answers an MQTT 5 CONNECT with an MQTT 5 CONNACK: success, and the node\'s limits as properties', async () => {
+    const bytes = await byHand(5)
+    expect(bytes.subarray(0, 1).toString('hex')).toBe('20')
+    const parser = mqttPacket.parser({ protocolVersion: 5 })
+    const got: Packet[] = []
+    parser.on('packet', (p: Packet) => got.push(p))
+    parser.parse(bytes)
+    expect(got[0]).toMatchObject({
+      cmd: 'connack', reasonCode: 0, sessionPresent: false,
+      properties: { receiveMaximum: node.config.MQTT5_RECEIVE_MAXIMUM, topicAliasMaximum: node.config.MQTT5_TOPIC_ALIAS_MAXIMUM, maximumPacketSize: node.config.MAX_PACKET_BYTES + 4 },
+    })
+    // what an MQTT 5 client library makes of it
+    const c = await connect(5)
+    expect(c.connected).toBe(true)
+    await c.endAsync(true)
+  })
+
+  it('closes a CONNECT with a protocol level it does not speak (6) without an answer (the MQTT codec refuses it before the broker sees it)', async () => {
+    expect((await byHand(6)).toString('hex')).toBe('')
   })
 })

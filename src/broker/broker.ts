@@ -2,15 +2,19 @@
  * The aedes broker with vitalflow's policy: devices authenticate with their id
  * and secret; the client id must equal the device id; telemetry is consumed in
  * authorizePublish (the only hook that runs before aedes writes the PUBACK) and
- * is never routed to subscribers.
+ * is never routed to subscribers. MQTT 3.1.1 devices are answered as they
+ * always were (test/mqtt311-wire.test.ts); MQTT 5 devices get the reason code
+ * and string of DEVICE_ANSWERS (src/reasons.ts) on CONNACK and PUBACK.
  */
 import type { X509Certificate } from 'node:crypto'
 import { TLSSocket } from 'node:tls'
 import { Aedes, type AuthenticateError, type AuthErrorCode, type Client } from 'aedes'
 import { CONFIG_DEFAULTS } from '../config/index.ts'
 import type { DeviceRecord } from '../registry/index.ts'
-import { BrokerReason, type Reason, type Refused } from '../reasons.ts'
+import { BrokerReason, CONSENT_FILTERED, DEVICE_ANSWERS, PUBLISH_ANSWER, durabilityAnswer, type DeviceAnswerKey, type Reason, type Refused } from '../reasons.ts'
 import { AuthBackoff, ConnectionCounter, IdentityBuckets, type TokenBucket } from './limits.ts'
+import { boundedPersistence } from './inbound-qos2.ts'
+import { ackPacket, isConnectedV5, refuseConnect, userPropertiesWithin, type V5Session } from './mqtt5.ts'
 import { VitalflowError } from '../errors.ts'
 
 /** An authenticated connection. `bucket` is its identity's, shared with every other connection of the same device. */
@@ -24,16 +28,35 @@ export interface BrokerLimits {
   /** Failed authentications per source address before back-off starts, and its cap. */
   authFreeFailures: number
   authMaxBackoffSeconds: number
+  /** MQTT 5: Receive Maximum, Topic Alias Maximum and the longest Session Expiry Interval (s), advertised in CONNACK. */
+  receiveMaximum: number
+  topicAliasMaximum: number
+  sessionExpiryMaxSeconds: number
+  /** The largest packet accepted (its body, VF_MAX_PACKET_BYTES): MQTT 5's Maximum Packet Size adds the fixed header. */
+  maxPacketBytes: number
+  /** Sessions (MQTT 5 with a Session Expiry Interval) kept after their connection closed. */
+  pendingSessions: number
 }
+
+/** 3.1.1 QoS 2 messages one client id may leave waiting for their PUBREL (aedes 1.x maxInflightInbound as this node set it). */
+export const QOS2_AWAITING_PUBREL = 100
 
 /** The configuration's defaults (src/config/schema.ts), for a broker created without limits. */
 export const DEFAULT_LIMITS: BrokerLimits = {
   publishRate: CONFIG_DEFAULTS.PUBLISH_RATE, publishBurst: CONFIG_DEFAULTS.PUBLISH_BURST, connectionsPerTenant: CONFIG_DEFAULTS.MAX_CONNECTIONS_PER_TENANT,
   authFreeFailures: CONFIG_DEFAULTS.AUTH_FREE_FAILURES, authMaxBackoffSeconds: CONFIG_DEFAULTS.AUTH_MAX_BACKOFF_S,
+  receiveMaximum: CONFIG_DEFAULTS.MQTT5_RECEIVE_MAXIMUM, topicAliasMaximum: CONFIG_DEFAULTS.MQTT5_TOPIC_ALIAS_MAXIMUM,
+  sessionExpiryMaxSeconds: CONFIG_DEFAULTS.MQTT5_SESSION_EXPIRY_MAX_S, maxPacketBytes: CONFIG_DEFAULTS.MAX_PACKET_BYTES,
+  pendingSessions: CONFIG_DEFAULTS.MAX_CONNECTIONS,
+}
+
+/** The whole size of a packet whose body is `remaining` bytes: type byte, remaining-length bytes, body (MQTT 5 Maximum Packet Size). */
+export function wireSize (remaining: number): number {
+  return 1 + (remaining < 128 ? 1 : remaining < 16_384 ? 2 : remaining < 2_097_152 ? 3 : 4) + remaining
 }
 
 export type IngestOutcome =
-  | { kind: 'stored'; durable: Promise<void> }
+  | { kind: 'stored'; rows: number; filtered: number; durable: Promise<void> }
   | { kind: 'rejected'; reason: Reason; detail: string; disconnect: boolean }
 
 /** The broker's own refusals: authentication, rate, subscribe. */
@@ -44,7 +67,8 @@ export interface BrokerDeps {
   authenticate: (device: string, secret: string) => Promise<DeviceRecord | null>
   /** The device a verified client certificate speaks for (mutual TLS), or null. */
   authenticateCertificate?: (peer: X509Certificate) => DeviceRecord | null
-  ingest: (sender: Sender, topic: string, payload: Uint8Array) => IngestOutcome
+  /** `expiryS`: the publish's MQTT 5 Message Expiry Interval, if it had one. */
+  ingest: (sender: Sender, topic: string, payload: Uint8Array, expiryS?: number) => IngestOutcome
   reject: (r: BrokerRejection) => void
   limits?: Partial<BrokerLimits>
 }
@@ -88,12 +112,23 @@ export interface VitalflowBroker {
   close: () => Promise<void>
 }
 
+/** Where a consumed publish is routed on: a topic nobody may subscribe to (authorizeSubscribe allows only cmd and alerts). */
+const CONSUMED = '$vitalflow/consumed'
+
 export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> {
   const senders = new WeakMap<Client, Sender>()
+  const v5 = new WeakMap<Client, V5Session>()
   const limits = { ...DEFAULT_LIMITS, ...deps.limits }
   const backoff = new AuthBackoff(limits.authFreeFailures, limits.authMaxBackoffSeconds)
   const connections = new ConnectionCounter(limits.connectionsPerTenant)
   const buckets = new IdentityBuckets(limits.publishRate, limits.publishBurst)
+  const qos2 = boundedPersistence(QOS2_AWAITING_PUBREL)
+  const record = (client: Client, reason: BrokerReason, detail: string, sender?: Sender, topic?: string): void => {
+    deps.reject({
+      reason, detail, tenant: sender?.record.tenant ?? '', device: sender?.record.device ?? '', clientId: client.id?.slice(0, 64) ?? '',
+      remoteAddress: remoteAddressOf(client), ...(topic === undefined ? {} : { topic: topic.slice(0, 200) }),
+    })
+  }
 
   const aedes = await Aedes.createBroker({
     connectTimeout: 10_000,
@@ -101,19 +136,42 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
     drainTimeout: 30_000,
     // topics are v1/{tenant}/{device}/{stream}; nothing legitimate is deeper than 4 levels
     maxTopicLevels: 8,
-    maxInflightInbound: 100,
     maxClientsIdLength: 64,
+    // the bound on QoS 2 awaiting PUBREL that aedes 1.x called maxInflightInbound (see inbound-qos2.ts)
+    persistence: qos2.persistence,
+    // MQTT 5, advertised in CONNACK; the packet guard (listeners) enforces the size before aedes sees a byte
+    maximumPacketSize: wireSize(limits.maxPacketBytes),
+    receiveMaximum: limits.receiveMaximum,
+    topicAliasMaximum: limits.topicAliasMaximum,
+    sessionExpiryIntervalLimit: limits.sessionExpiryMaxSeconds,
+    pendingSessionsLimit: limits.pendingSessions,
+
+    preConnect (client, packet, done) {
+      if (packet.protocolVersion === 5) {
+        if (!userPropertiesWithin(packet.properties?.userProperties)) {
+          record(client, BrokerReason.properties, 'user properties on CONNECT beyond the limit')
+          return done(new RefusedError(BrokerReason.properties, 'user properties beyond the limit'), false)
+        }
+        v5.set(client, { problemInformation: packet.properties?.requestProblemInformation !== false, inflight: 0 })
+      }
+      // a clean session starts without the QoS 2 messages an earlier one left waiting [MQTT-3.1.2-6]
+      if (packet.clean) qos2.forget(packet.clientId)
+      done(null, true)
+    },
 
     authenticate (client, username, password, done) {
       const remoteAddress = remoteAddressOf(client)
-      const refuse = (code: number, reason: BrokerReason, detail: string, tenant = ''): void => {
+      const refuse = (code: number, key: DeviceAnswerKey, detail: string, tenant = ''): void => {
+        const reason = DEVICE_ANSWERS[key].reason as BrokerReason
         deps.reject({ reason, detail, tenant, clientId: client.id.slice(0, 64), remoteAddress, device: username?.slice(0, 64) ?? '' })
+        // MQTT 5: our code and reason string (aedes would map the 3.1.1 code); 3.1.1: aedes' CONNACK as ever
+        if (client.version === 5) return refuseConnect(client, key)
         done(authError(code, detail), null)
       }
       // a certificate login does not touch the password back-off (see AuthBackoff: it forgives nothing)
       const admit = (record: DeviceRecord): void => {
         if (!connections.tryAdd(record.tenant)) {
-          return refuse(SERVER_UNAVAILABLE, BrokerReason.connLimit, `tenant has ${limits.connectionsPerTenant} connections open`, record.tenant)
+          return refuse(SERVER_UNAVAILABLE, 'connLimit', `tenant has ${limits.connectionsPerTenant} connections open`, record.tenant)
         }
         // the limit belongs to the identity: a reconnect gets the same, partly spent, bucket
         const held = buckets.acquire(record.tenant, record.device)
@@ -130,26 +188,26 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
       if (peer !== undefined) {
         // mutual TLS: the certificate is the credential; the client id (and username, if sent) must name the same device
         const record = deps.authenticateCertificate?.(peer) ?? null
-        if (record === null) return refuse(NOT_AUTHORIZED, BrokerReason.auth, 'client certificate names no enrolled device of its issuing tenant')
+        if (record === null) return refuse(NOT_AUTHORIZED, 'authCertificate', 'client certificate names no enrolled device of its issuing tenant')
         if (client.id !== record.device || (username !== undefined && username !== record.device)) {
-          return refuse(IDENTIFIER_REJECTED, BrokerReason.clientId, 'client id must equal the certificate\'s device', record.tenant)
+          return refuse(IDENTIFIER_REJECTED, 'clientId', 'client id must equal the certificate\'s device', record.tenant)
         }
         return admit(record)
       }
       const may = backoff.begin(remoteAddress)
-      if (!may.ok && may.reason === 'backoff') return refuse(NOT_AUTHORIZED, BrokerReason.authBackoff, `too many failed logins from this address; retry in ${Math.ceil(may.waitMs / 1000)} s`)
-      if (!may.ok) return refuse(SERVER_UNAVAILABLE, BrokerReason.authBusy, 'as many logins from this address are being checked as it may still fail; retry shortly')
+      if (!may.ok && may.reason === 'backoff') return refuse(NOT_AUTHORIZED, 'authBackoff', `too many failed logins from this address; retry in ${Math.ceil(may.waitMs / 1000)} s`)
+      if (!may.ok) return refuse(SERVER_UNAVAILABLE, 'authSourceBusy', 'as many logins from this address are being checked as it may still fail; retry shortly')
       // from here every path settles the begun check exactly once: fail, succeed or abandon
       if (typeof username !== 'string' || password === undefined) {
         backoff.fail(remoteAddress, username ?? '')
-        return refuse(BAD_CREDENTIALS, BrokerReason.auth, 'username and password required')
+        return refuse(BAD_CREDENTIALS, 'authPassword', 'username and password required')
       }
       // also refuses an empty client id, which aedes would otherwise accept with clean=0 [MQTT-3.1.3-8]
-      if (client.id !== username) { backoff.abandon(remoteAddress); return refuse(IDENTIFIER_REJECTED, BrokerReason.clientId, 'client id must equal the device id') }
+      if (client.id !== username) { backoff.abandon(remoteAddress); return refuse(IDENTIFIER_REJECTED, 'clientId', 'client id must equal the device id') }
       deps.authenticate(username, password.toString('utf8')).then((record) => {
         if (record === null) {
           backoff.fail(remoteAddress, username)
-          return refuse(BAD_CREDENTIALS, BrokerReason.auth, 'unknown device or wrong secret')
+          return refuse(BAD_CREDENTIALS, 'authPassword', 'unknown device or wrong secret')
         }
         // forgives this device's own failures from this address, not those against other devices
         backoff.succeed(remoteAddress, username)
@@ -157,14 +215,16 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
       }, (err: unknown) => {
         backoff.abandon(remoteAddress)
         // too many checks already waiting for a hash thread: refused at once, and not a failure of this source
-        if ((err as { code?: unknown }).code === 'ING_ERR_AUTH_BUSY') return refuse(SERVER_UNAVAILABLE, BrokerReason.authBusy, 'secret checks are saturated; retry later')
-        refuse(NOT_AUTHORIZED, BrokerReason.auth, `authentication failed: ${(err as Error).name}`)
+        if ((err as { code?: unknown }).code === 'ING_ERR_AUTH_BUSY') return refuse(SERVER_UNAVAILABLE, 'authHashBusy', 'secret checks are saturated; retry later')
+        refuse(NOT_AUTHORIZED, 'authFailed', `authentication failed: ${(err as Error).name}`)
       })
     },
 
     authorizePublish (client, packet, callback) {
       const sender = client === null ? undefined : senders.get(client)
-      if (sender === undefined) return callback(new RefusedError(BrokerReason.auth, 'publish from an unauthenticated client'))
+      if (sender === undefined || client === null) return callback(new RefusedError(BrokerReason.auth, 'publish from an unauthenticated client'))
+      const session = client.version === 5 ? v5.get(client) : undefined
+      if (session !== undefined) return authorizeV5(client, sender, session, packet, callback)
       if (!sender.bucket.take()) {
         deps.reject({
           reason: BrokerReason.rate, detail: `more than ${limits.publishRate}/s sustained (burst ${limits.publishBurst})`, tenant: sender.record.tenant,
@@ -204,6 +264,60 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
     },
   })
 
+  /**
+   * An MQTT 5 publish. Every QoS 1/2 one is answered with its code: 0x00 through aedes (stored),
+   * any other written here, after which the packet goes on as QoS 0 to a topic nobody hears, so
+   * aedes acknowledges nothing more and routes nothing. Where 3.1.1 would close the connection
+   * (topic violations, rate), the refusal's PUBACK is followed by a DISCONNECT with the same code.
+   */
+  function authorizeV5 (client: Client, sender: Sender, session: V5Session, packet: Parameters<typeof aedes.authorizePublish>[1], callback: (err?: Error | null) => void): void {
+    const acked = packet.cmd === 'publish' && packet.qos > 0 && packet.messageId !== undefined
+    if (acked && ++session.inflight > limits.receiveMaximum) {
+      record(client, BrokerReason.inflight, `more than the Receive Maximum of ${limits.receiveMaximum} publishes unanswered`, sender, packet.topic)
+      client.disconnect({ reasonCode: DEVICE_ANSWERS.inflight.code })
+      return consumed()
+    }
+    function consumed (): void {
+      packet.payload = EMPTY
+      packet.retain = false
+      packet.qos = 0
+      packet.topic = CONSUMED
+      callback(null)
+    }
+    const answer = (key: DeviceAnswerKey | null, disconnect = false): void => {
+      if (acked) session.inflight--
+      if (key === null) { packet.payload = EMPTY; packet.retain = false; return callback(null) }
+      if (acked && !client.closed) client.conn.write(ackPacket(packet.qos === 2 ? 2 : 1, packet.messageId!, key, session.problemInformation))
+      if (disconnect) client.disconnect({ reasonCode: DEVICE_ANSWERS[key].code })
+      consumed()
+    }
+    if (!userPropertiesWithin(packet.properties?.userProperties)) {
+      record(client, BrokerReason.properties, 'user properties on PUBLISH beyond the limit', sender, packet.topic)
+      if (acked) session.inflight--
+      client.disconnect({ reasonCode: DEVICE_ANSWERS.properties.code })
+      return consumed()
+    }
+    if (!sender.bucket.take()) {
+      record(client, BrokerReason.rate, `more than ${limits.publishRate}/s sustained (burst ${limits.publishBurst})`, sender, packet.topic)
+      return answer('rate', true)
+    }
+    const outcome = deps.ingest(sender, packet.topic, packet.payload as Buffer, packet.properties?.messageExpiryInterval)
+    if (outcome.kind === 'rejected') {
+      const key = PUBLISH_ANSWER[outcome.reason] ?? (outcome.disconnect ? 'revokedSender' : 'revokedBound')
+      return answer(key, outcome.disconnect)
+    }
+    packet.payload = EMPTY
+    outcome.durable.then(() => { answer(outcome.rows === 0 && outcome.filtered > 0 ? 'consent' : null) }, (err: unknown) => {
+      // not stored: the device is told so (busy, or not stored) and keeps the message to send it again
+      answer(durabilityAnswer((err as { code?: unknown }).code))
+    })
+  }
+
+  // aedes resolves topic aliases itself and closes with 0x94; counted and recorded like every refusal
+  aedes.on('clientError', (client, err) => {
+    if (client.version === 5 && /topic alias/.test(err.message)) record(client, BrokerReason.topicAlias, 'topic alias invalid', senders.get(client))
+  })
+
   return {
     aedes,
     connections,
@@ -218,3 +332,5 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
     close: () => new Promise<void>((resolve) => { aedes.close(() => resolve()) }),
   }
 }
+
+export { CONSENT_FILTERED, isConnectedV5 }

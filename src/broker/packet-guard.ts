@@ -8,7 +8,9 @@
  */
 import { Duplex } from 'node:stream'
 import type { Socket } from 'node:net'
-import { BrokerReason } from '../reasons.ts'
+import type { Client } from 'aedes'
+import { BrokerReason, DEVICE_ANSWERS } from '../reasons.ts'
+import { isConnectedV5 } from './mqtt5.ts'
 
 export interface GuardLimits {
   /** Largest packet accepted after CONNECT (fixed header excluded). */
@@ -90,6 +92,13 @@ export class GuardedConnection extends Duplex {
       const v = this.scanner.scan(chunk)
       if (v !== null) {
         onViolation(v, this.remoteAddress ?? '')
+        // aedes hangs its client on the connection it handles; an MQTT 5 one past CONNACK is told why
+        const client = (this as { client?: Client }).client
+        if (isConnectedV5(client)) {
+          socket.pause()
+          client.disconnect({ reasonCode: DEVICE_ANSWERS[v === BrokerReason.size ? 'size' : 'protocol'].code })
+          return
+        }
         socket.destroy()
         this.destroy()
         return

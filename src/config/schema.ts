@@ -39,6 +39,12 @@ export const configSchema = z.object({
   MAX_PACKET_BYTES: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(300 * 1024)
     .describe('largest MQTT packet accepted; larger ones drop the connection before their body is buffered'),
   MAX_CONNECT_BYTES: z.coerce.number().int().min(128).max(65_536).default(4096).describe('largest MQTT CONNECT packet accepted'),
+  MQTT5_RECEIVE_MAXIMUM: z.coerce.number().int().min(1).max(65_535).default(100)
+    .describe('Receive Maximum advertised to MQTT 5 devices: QoS 1/2 publishes one connection may have unanswered; one more is disconnected with reason 0x93'),
+  MQTT5_TOPIC_ALIAS_MAXIMUM: z.coerce.number().int().min(0).max(65_535).default(16)
+    .describe('Topic Alias Maximum advertised to MQTT 5 devices (0 = no aliases); an alias of 0, above it or never set is disconnected with reason 0x94'),
+  MQTT5_SESSION_EXPIRY_MAX_S: z.coerce.number().int().min(1).max(2_592_000).default(86_400)
+    .describe('longest Session Expiry Interval an MQTT 5 device (a gateway phone, a responder) may have, seconds; a longer request (also never) is cut to this and said so in CONNACK'),
   MAX_CONNECTIONS: z.coerce.number().int().min(1).max(1_000_000).default(50_000).describe('open connections per listener'),
   MAX_CONNECTIONS_PER_TENANT: z.coerce.number().int().min(1).max(1_000_000).default(20_000).describe('authenticated connections per tenant'),
   PUBLISH_RATE: z.coerce.number().min(0.1).max(100_000).default(50).describe('sustained publishes per second per device, over all its connections and reconnects; above it the connection is dropped'),

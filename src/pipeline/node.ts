@@ -127,6 +127,8 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     limits: {
       publishRate: config.PUBLISH_RATE, publishBurst: config.PUBLISH_BURST, connectionsPerTenant: config.MAX_CONNECTIONS_PER_TENANT,
       authFreeFailures: config.AUTH_FREE_FAILURES, authMaxBackoffSeconds: config.AUTH_MAX_BACKOFF_S,
+      receiveMaximum: config.MQTT5_RECEIVE_MAXIMUM, topicAliasMaximum: config.MQTT5_TOPIC_ALIAS_MAXIMUM,
+      sessionExpiryMaxSeconds: config.MQTT5_SESSION_EXPIRY_MAX_S, maxPacketBytes: config.MAX_PACKET_BYTES, pendingSessions: config.MAX_CONNECTIONS,
     },
   })
   disconnectDevice = (device) => broker.disconnect(device)

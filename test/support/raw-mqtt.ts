@@ -1,4 +1,4 @@
-/** Hand-built MQTT 3.1.1 packets for tests that must misbehave in ways a real client library will not. */
+/** Hand-built MQTT packets (3.1.1 unless said) for tests that must misbehave in ways a real client library will not. */
 import { once } from 'node:events'
 import { connect as netConnect, type Socket } from 'node:net'
 
@@ -31,7 +31,7 @@ export function connectPacket (o: { clientId: string; username?: string; passwor
   return Buffer.concat([Buffer.from([0x10]), varint(body.length), body])
 }
 
-export function publishPacket (topic: string, payload: Buffer, qos: 0 | 1 = 1, id = 1): Buffer {
+export function publishPacket (topic: string, payload: Buffer, qos: 0 | 1 | 2 = 1, id = 1): Buffer {
   const parts = [str(topic)]
   if (qos > 0) { const m = Buffer.alloc(2); m.writeUInt16BE(id); parts.push(m) }
   const body = Buffer.concat([...parts, payload])
