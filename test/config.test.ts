@@ -58,6 +58,9 @@ describe('configuration', () => {
     expect(DEFAULT_LIMITS).toEqual({
       publishRate: CONFIG_DEFAULTS.PUBLISH_RATE, publishBurst: CONFIG_DEFAULTS.PUBLISH_BURST, connectionsPerTenant: CONFIG_DEFAULTS.MAX_CONNECTIONS_PER_TENANT,
       authFreeFailures: CONFIG_DEFAULTS.AUTH_FREE_FAILURES, authMaxBackoffSeconds: CONFIG_DEFAULTS.AUTH_MAX_BACKOFF_S,
+      receiveMaximum: CONFIG_DEFAULTS.MQTT5_RECEIVE_MAXIMUM, topicAliasMaximum: CONFIG_DEFAULTS.MQTT5_TOPIC_ALIAS_MAXIMUM,
+      sessionExpiryMaxSeconds: CONFIG_DEFAULTS.MQTT5_SESSION_EXPIRY_MAX_S, maxPacketBytes: CONFIG_DEFAULTS.MAX_PACKET_BYTES,
+      pendingSessions: CONFIG_DEFAULTS.MAX_CONNECTIONS,
     })
   })
 })

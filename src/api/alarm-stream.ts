@@ -77,7 +77,8 @@ export async function serveAlarmStream (deps: AlarmStreamDeps, tenant: string, l
       res.end()
       return
     }
-    replay.push(...stored.map((a) => noticeOf(tenant, a)), ...deps.hub.recent(tenant, since))
+    // the hub's copy of an alarm (with its expiry) ahead of storage's: the sort is stable, the first copy is the one written
+    replay.push(...deps.hub.recent(tenant, since), ...stored.map((a) => noticeOf(tenant, a)))
   }
   if (closed) return
   const seen = new Set<string>()

@@ -70,6 +70,8 @@ export interface BrokerDeps {
   /** `expiryS`: the publish's MQTT 5 Message Expiry Interval, if it had one. */
   ingest: (sender: Sender, topic: string, payload: Uint8Array, expiryS?: number) => IngestOutcome
   reject: (r: BrokerRejection) => void
+  /** The payload an alert (`v1/{tenant}/alerts`) goes out with at the moment of delivery (a notice past its expiry is marked stale). */
+  alertAtDelivery?: (payload: Buffer) => Buffer
   limits?: Partial<BrokerLimits>
 }
 
@@ -247,6 +249,13 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
         // no PUBACK: aedes drops the connection and the device resends on reconnect
         callback(err instanceof Error ? err : new Error(String(err)))
       })
+    },
+
+    // every delivery passes here, also one from a session's queue long after the relay (aedes
+    // writes the packet it passed in, so the payload is replaced in place)
+    authorizeForward (_client, packet) {
+      if (deps.alertAtDelivery !== undefined && packet.topic.endsWith('/alerts') && Buffer.isBuffer(packet.payload)) packet.payload = deps.alertAtDelivery(packet.payload)
+      return packet
     },
 
     authorizeSubscribe (client, sub, callback) {

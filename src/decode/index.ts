@@ -11,5 +11,5 @@ export { STREAMS, AlarmKind, SleepStage } from './messages.ts'
 export type {
   Stream, Envelope, Series, SleepEpoch, BraceletBatch, SpotMeasurement, AlarmEvent, Location, DeviceStatus, Payload, PayloadByStream,
 } from './messages.ts'
-export { alarmNoticeJson } from './alarm-notice.ts'
+export { alarmNoticeJson, restaleNotice } from './alarm-notice.ts'
 export type { AlarmNotice } from './alarm-notice.ts'

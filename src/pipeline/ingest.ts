@@ -59,7 +59,8 @@ export interface IngestDeps {
 export type RejectionInput = Refused
 
 export interface Ingest {
-  ingest: (sender: Sender, topic: string, payload: Uint8Array) => Outcome
+  /** `expiryS`: the MQTT 5 Message Expiry Interval of the publish, if it had one (an alarm notice carries it). */
+  ingest: (sender: Sender, topic: string, payload: Uint8Array, expiryS?: number) => Outcome
   /** Counts and records a refusal (from this path or from the broker: authentication, subscribe). */
   reject: (r: RejectionInput) => void
   /** Refusal tallies of live sources dropped at the burst detector's cap. */
@@ -167,7 +168,7 @@ export function createIngest (deps: IngestDeps): Ingest {
 
   // ── the path ─────────────────────────────────────────────────────────────
 
-  function run (sender: Sender, topic: string, payload: Uint8Array): Outcome {
+  function run (sender: Sender, topic: string, payload: Uint8Array, expiryS: number | undefined): Outcome {
     const addressed = authorizeTopic(sender, topic)
     if ('kind' in addressed) return addressed
     const [t, device] = addressed
@@ -194,6 +195,7 @@ export function createIngest (deps: IngestDeps): Ingest {
       const notice: AlarmNotice = {
         tenant: t.tenant, device: t.device, seq: env.seq, patient, kind: p.msg.kind === AlarmKind.FALL_DETECTED ? 'fall_detected' : 'button_press',
         occurredAtMs: p.msg.occurredAtMs, ingestedAtMs: nowMs, location: located ? { latitude: loc.latitude, longitude: loc.longitude, accuracyM: loc.accuracyM } : null,
+        ...(expiryS === undefined ? {} : { expiresAtMs: nowMs + expiryS * 1000 }),
       }
       const relay = deps.onAlarm
       durable.then(() => { relay(notice) }, () => {})
@@ -213,8 +215,8 @@ export function createIngest (deps: IngestDeps): Ingest {
   }
 
   return {
-    ingest (sender, topic, payload) {
-      const out = run(sender, topic, payload)
+    ingest (sender, topic, payload, expiryS) {
+      const out = run(sender, topic, payload, expiryS)
       if (out.kind === 'stored') {
         bump(metrics.accepted, out.table)
         metrics.rowsFiltered += out.filtered

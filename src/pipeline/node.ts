@@ -12,6 +12,7 @@ import { addressList } from '../addresses.ts'
 import { AuthBackoff, createBroker, loadTls, startListeners, ticketKeysAt, TICKET_KEY_LIFETIME_MS } from '../broker/index.ts'
 import type { Config } from '../config/index.ts'
 import { ConsentIndex, POLICY, type Policy } from '../consent/index.ts'
+import { restaleNotice } from '../decode/index.ts'
 import { Rights } from '../rights/index.ts'
 import { CertificateAuthorities, Registry, Users, createHasher, loadPresence, type Hasher, type PresenceStore } from '../registry/index.ts'
 import { createStorage, loadSequences, type Storage } from '../storage/index.ts'
@@ -124,6 +125,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     },
     ingest: ingest.ingest,
     reject: ingest.reject,
+    alertAtDelivery: (payload) => restaleNotice(payload),
     limits: {
       publishRate: config.PUBLISH_RATE, publishBurst: config.PUBLISH_BURST, connectionsPerTenant: config.MAX_CONNECTIONS_PER_TENANT,
       authFreeFailures: config.AUTH_FREE_FAILURES, authMaxBackoffSeconds: config.AUTH_MAX_BACKOFF_S,
@@ -133,7 +135,9 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
   })
   disconnectDevice = (device) => broker.disconnect(device)
   broker.aedes.on('clientError', (_client, err) => { logger.debug({ err: err.message }, 'client error') })
-  // responders subscribed to v1/{tenant}/alerts get each alarm at QoS 1; aedes routes it like any message
+  // responders subscribed to v1/{tenant}/alerts get each alarm at QoS 1; aedes routes it like any message.
+  // No Message Expiry on it: aedes would drop an expired alarm from a responder's session queue, and a
+  // late alarm is still an alarm; its notice carries expiresAtMs and is marked stale instead
   relayToMqtt = (a) => {
     broker.aedes.publish({ cmd: 'publish', topic: `v1/${a.tenant}/alerts`, payload: Buffer.from(alarmNoticeJson(a)), qos: 1, retain: false, dup: false }, () => {})
   }

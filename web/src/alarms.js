@@ -120,7 +120,7 @@ export function Alarms ({ onError }) {
             ${list.map((a) => html`
               <tr key=${key(a)} data-alarm=${key(a)} class=${fresh.has(key(a)) ? 'fresh' : a.acknowledgedBy ? 'acked' : 'open'}>
                 <td>${clock(Number(a.at))}</td>
-                <td>${t(a.kind)}</td>
+                <td>${t(a.kind)}${a.stale ? html` <span class="stale" data-stale="true">${t('stale')}</span>` : null}</td>
                 <td>${a.patient || '–'}</td>
                 <td>${a.device}</td>
                 <td>${a.acknowledgedBy

@@ -111,7 +111,7 @@ export function alarmStream (onAlarm, onState) {
           if (/^event: alarm$/m.test(block) && data !== '') {
             const seq = /^\{"seq":(\d+)/.exec(data)?.[1]
             const a = JSON.parse(data)
-            onAlarm({ at: a.occurredAtMs, device: a.device, seq: seq ?? String(a.seq), patient: a.patient ?? '', kind: a.kind, acknowledgedBy: '', ingestedAt: a.ingestedAtMs })
+            onAlarm({ at: a.occurredAtMs, device: a.device, seq: seq ?? String(a.seq), patient: a.patient ?? '', kind: a.kind, acknowledgedBy: '', ingestedAt: a.ingestedAtMs, stale: a.stale === true })
           }
           if (id !== undefined) lastId = id // after the event is handled: a drop mid-event replays it
         }
