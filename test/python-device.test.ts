@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Enrollment } from '../src/registry/index.ts'
 import type { IngestNode } from '../src/pipeline/index.ts'
+import { DEVICE_ANSWERS } from '../src/reasons.ts'
 import { count, rowsOf, startTestNode, tempDir } from './support/node.ts'
 
 const PYTHON = '/usr/bin/python3'
@@ -123,5 +124,47 @@ describe('Python reference device', () => {
       expect(r.lines.filter((l) => 'puback' in l).map((l) => l['puback'])).toEqual([false])
       expect(await count(node, 'rejected_messages', "device_id = 'py-dev1' AND reason = 'ING_ERR_TENANT'")).toBeGreaterThan(0)
     }, 60_000)
+
+    describe('over MQTT 5 (paho-mqtt, --mqtt5)', () => {
+      let dev5: Enrollment
+      const connect5 = (state: string, extra: string[] = []): string[] => [
+        '--mqtt5', '--host', 'localhost', '--port', String(node.mqtts.port), '--ca', ca, '--tenant', 'care-py', '--device', 'py-dev5',
+        '--secret', dev5.secret, '--key', dev5.key, '--key-id', String(dev5.keyId), '--state', join(dir.path, state), ...extra,
+      ]
+      beforeAll(async () => {
+        dev5 = await node.registry.enrollDevice({ tenant: 'care-py', device: 'py-dev5', family: 'cvitals', patient: 'py-p1' })
+      })
+
+      it('every stream is PUBACKed with reason code 0x00 and its rows are read back from storage', async () => {
+        const r = await runDevice(connect5('v5.state.json', ['--seq', '1000']))
+        expect(r.stderr).toBe('')
+        expect(r.code).toBe(0)
+        expect(r.lines.filter((l) => 'puback' in l).map((l) => [l['seq'], l['puback'], l['reason_code']])).toEqual([['1000', true, 0], ['1001', true, 0], ['1002', true, 0], ['1003', true, 0]])
+        expect(await count(node, 'vital_samples', "device_id = 'py-dev5' AND seq = 1000")).toBe(6)
+        expect(await rowsOf(node, "SELECT systolic, toString(seq) AS seq FROM {db}.spot_measurements WHERE device_id = 'py-dev5'")).toEqual([{ systolic: 131, seq: '1001' }])
+        expect(await count(node, 'alarm_events', "device_id = 'py-dev5' AND seq = 1002")).toBe(1)
+        expect(await count(node, 'device_status', "device_id = 'py-dev5' AND seq = 1003")).toBe(1)
+      }, 60_000)
+
+      it('a frame that does not authenticate is 0x87 with its reason string, one that is no envelope 0x99; both dropped, nothing stored', async () => {
+        const before = await count(node, 'spot_measurements', "device_id = 'py-dev5'")
+        for (const [tamper, key] of [['decrypt', 'decrypt'], ['envelope', 'envelope']] as const) {
+          const r = await runDevice(connect5(`${tamper}.state.json`, ['--seq', '2000', '--streams', 'spot', '--tamper', tamper]))
+          expect(r.stderr).toBe('')
+          expect(r.code, tamper).toBe(1)
+          expect(r.lines.filter((l) => 'puback' in l).map((l) => [l['reason_code'], l['reason_string']]), tamper).toEqual([[DEVICE_ANSWERS[key].code, DEVICE_ANSWERS[key].text]])
+          // refused for good: the device dropped it instead of keeping it to resend
+          expect((JSON.parse(readFileSync(join(dir.path, `${tamper}.state.json`), 'utf8')) as { pending: unknown[] }).pending).toEqual([])
+        }
+        expect(await count(node, 'spot_measurements', "device_id = 'py-dev5'")).toBe(before)
+        expect(await count(node, 'rejected_messages', "device_id = 'py-dev5' AND reason IN ('ING_ERR_DECRYPT', 'ING_ERR_ENVELOPE')")).toBe(2)
+      }, 60_000)
+
+      it('a wrong secret is refused with CONNACK 0x86', async () => {
+        const r = await runDevice([...connect5('bad.state.json'), '--secret', 'wrong'])
+        expect(r.code).toBe(3)
+        expect(r.lines).toContainEqual({ connect: 'refused', rc: 0x86 })
+      }, 60_000)
+    })
   })
 })

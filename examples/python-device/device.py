@@ -2,8 +2,9 @@
 """A reference vitalflow device, written from docs/device-protocol.md alone.
 
 It shares no code with the node. It needs Debian's python3-nacl (XChaCha20-
-Poly1305), python3-paho-mqtt (MQTT 3.1.1 over TLS) and python3-protobuf (the
-message classes in vitalflow_pb/, generated from proto/ by generate.sh).
+Poly1305), python3-paho-mqtt (MQTT 3.1.1 or, with --mqtt5, MQTT 5 over TLS)
+and python3-protobuf (the message classes in vitalflow_pb/, generated from
+proto/ by generate.sh).
 
     # check our encoding and sealing against the published test vectors
     /usr/bin/python3 device.py --vectors ../../docs/test-vectors.json --verify-only
@@ -14,9 +15,13 @@ message classes in vitalflow_pb/, generated from proto/ by generate.sh).
         --tenant care-north --device cal-0001 --secret '<secret>' \\
         --key '<payload key, base64url>' --key-id 1 --state cal-0001.state.json
 
-Exit codes: 0 all published and acknowledged; 1 a PUBACK is missing (the
-frames are kept in the state file and resent on the next run); 2 a test
-vector does not match; 3 the connection was refused or failed.
+With --mqtt5 every PUBACK's reason code (and reason string) is printed: 0x00
+stored; 0x97 or 0x80 not stored now (the frame is kept and resent next run);
+any other code refused for good (the frame is dropped, never resent).
+
+Exit codes: 0 all published and stored; 1 a PUBACK is missing or refused the
+frame (kept frames are resent on the next run); 2 a test vector does not
+match; 3 the connection was refused or failed.
 """
 
 import argparse
@@ -25,6 +30,7 @@ import binascii
 import json
 import os
 import ssl
+import struct
 import sys
 import time
 
@@ -170,8 +176,45 @@ class State:
         os.replace(tmp, self.path)
 
 
+# MQTT 5 PUBACK reason codes that mean "not stored now, send it again later" (docs/device-protocol.md §9)
+RESEND_LATER = (0x80, 0x97)
+
+
+class Mqtt5Client(mqtt.Client):
+    """paho 1.x reads an MQTT 5 PUBACK's reason code and properties and drops them: keep them per message id."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.acks = {}  # mid -> (reason code, reason string or None)
+
+    def _handle_pubackcomp(self, cmd):
+        packet = self._in_packet["packet"]
+        if cmd == "PUBACK" and len(packet) >= 2:
+            mid, = struct.unpack("!H", packet[:2])
+            code = packet[2] if len(packet) > 2 else 0
+            text = None
+            if len(packet) > 3:
+                props = mqtt.Properties(mqtt.PUBACK >> 4)
+                props.unpack(packet[3:])
+                text = getattr(props, "ReasonString", None)
+            self.acks[mid] = (code, text)
+        return super()._handle_pubackcomp(cmd)
+
+
+def tampered(kind, payload):
+    """For trying the node's refusals: a frame whose tag no longer verifies, or no envelope at all."""
+    if kind == "decrypt":
+        return payload[:-1] + bytes([payload[-1] ^ 1])
+    if kind == "envelope":
+        return b"not an envelope"
+    return payload
+
+
 def publish(args, key, state):
-    client = mqtt.Client(client_id=args.device, clean_session=True, protocol=mqtt.MQTTv311)
+    if args.mqtt5:
+        client = Mqtt5Client(client_id=args.device, protocol=mqtt.MQTTv5)
+    else:
+        client = mqtt.Client(client_id=args.device, clean_session=True, protocol=mqtt.MQTTv311)
     if args.cert:
         # mutual TLS: the certificate is the credential; no password
         client.tls_set(ca_certs=args.ca, certfile=args.cert, keyfile=args.keyfile, tls_version=ssl.PROTOCOL_TLS_CLIENT)
@@ -180,12 +223,16 @@ def publish(args, key, state):
         client.tls_set(ca_certs=args.ca, tls_version=ssl.PROTOCOL_TLS_CLIENT)
     connected = {}
 
-    def on_connect(_c, _u, _flags, rc):
-        connected["rc"] = rc
+    def on_connect(_c, _u, _flags, rc, _props=None):
+        # MQTT 5: a ReasonCodes object (0 = success; 0x86 bad user name or password, 0x9F back off, ...)
+        connected["rc"] = rc.value if hasattr(rc, "value") else rc
 
     client.on_connect = on_connect
     try:
-        client.connect(args.host, args.port, keepalive=30)
+        if args.mqtt5:
+            client.connect(args.host, args.port, keepalive=30, clean_start=True)
+        else:
+            client.connect(args.host, args.port, keepalive=30)
     except (OSError, ssl.SSLError) as e:
         print(json.dumps({"connect": "failed", "error": str(e)}))
         return 3
@@ -211,13 +258,24 @@ def publish(args, key, state):
 
     missing = 0
     for fr in frames:
-        info = client.publish(fr["topic"], binascii.unhexlify(fr["payload_hex"]), qos=1)
+        info = client.publish(fr["topic"], tampered(args.tamper, binascii.unhexlify(fr["payload_hex"])), qos=1)
         info.wait_for_publish(timeout=args.timeout)
         acked = info.is_published()
-        print(json.dumps({"topic": fr["topic"], "seq": fr["seq"], "puback": acked}))
-        if acked:
+        line = {"topic": fr["topic"], "seq": fr["seq"], "puback": acked}
+        keep = not acked
+        if acked and args.mqtt5:
+            code, text = client.acks.pop(info.mid, (0, None))
+            line["reason_code"] = code
+            if text is not None:
+                line["reason_string"] = text
+            # refused for good: drop it (resending would be refused again); not stored now: keep it
+            keep = code in RESEND_LATER
+            if code != 0:
+                missing += 1
+        print(json.dumps(line))
+        if not keep:
             state.pending = [p for p in state.pending if p is not fr]
-        else:
+        elif not acked:
             missing += 1
     state.save()
     client.disconnect()
@@ -243,6 +301,8 @@ def main():
     p.add_argument("--state", help="file keeping the next sequence number and unacknowledged frames")
     p.add_argument("--streams", nargs="+", default=["vitals", "spot", "alarm", "status"], choices=sorted(MESSAGE))
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for CONNACK and for each PUBACK")
+    p.add_argument("--mqtt5", action="store_true", help="speak MQTT 5 and report each PUBACK's reason code")
+    p.add_argument("--tamper", choices=["none", "decrypt", "envelope"], default="none", help="send frames the node must refuse")
     args = p.parse_args()
 
     if verify_vectors(args.vectors) != 0:
