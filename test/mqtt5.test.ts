@@ -248,6 +248,23 @@ describe('MQTT 5 limits on the wire', () => {
     expect(await count(node, 'rejected_messages', "reason IN ('ING_ERR_PROPERTIES', 'ING_ERR_SIZE', 'ING_ERR_TOPIC_ALIAS', 'ING_ERR_INFLIGHT')")).toBeGreaterThanOrEqual(4)
   })
 
+  it('prototype names: no device may be enrolled as one; subscribing or unsubscribing to them harms only the client sending it', async () => {
+    for (const id of ['constructor', '__proto__', 'toString']) await expect(enrol(id, 'calarm', null)).rejects.toMatchObject({ code: 'ING_ERR_ID' })
+    const { r } = await login('cal-proto')
+    r.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: '__proto__', qos: 1 }, { topic: 'constructor', qos: 1 }] })
+    r.send({ cmd: 'unsubscribe', messageId: 2, unsubscriptions: ['constructor', '__proto__', 'hasOwnProperty'] })
+    // refused like any foreign filter (aedes 2.0.0-beta.1 alone throws on the first and ends the process)
+    expect(await r.next()).toMatchObject({ cmd: 'suback', messageId: 1, granted: [0x87, 0x87] })
+    expect(await r.next()).toMatchObject({ cmd: 'unsuback', messageId: 2, granted: [0x11, 0x11, 0x11] })
+    r.end()
+    // everyone else is still served
+    const { r: other, sealer } = await login('cal-proto2')
+    const f = sealer.seal('alarm', alarms.next(NOW - 5000))
+    other.send(publish(f.topic, f.frame, 1))
+    expect(await other.next()).toMatchObject({ cmd: 'puback', messageId: 1 })
+    other.end()
+  })
+
   it('a PUBACK carries no reason string when the device asked for no problem information', async () => {
     const e = await enrol('cal-rp', 'calarm', null)
     const r = await Raw5.open(node.mqtt!.port)

@@ -25,7 +25,43 @@ const HEADER = 0
 const LENGTH = 1
 const BODY = 2
 
-/** Incremental MQTT frame scanner: feed it chunks, it answers null or the first violation. */
+const SUBSCRIBE = 8
+const UNSUBSCRIBE = 10
+
+/**
+ * A SUBSCRIBE or UNSUBSCRIBE body with every topic filter that names a property of every
+ * JavaScript object (`__proto__`, `constructor`, ...) overwritten with `!` of the same length, in
+ * place. aedes 2.0.0-beta.1 keys subscriptions by filter in plain objects: a SUBSCRIBE of
+ * `__proto__` and one more filter throws inside aedes and ends the process (GHSA-52qw-whmv-87c5,
+ * fixed in aedes 1.2, not in the beta). `!!!…` is no topic a device may subscribe to, so it gets
+ * the refusal any foreign filter gets (SUBACK 0x80, MQTT 5 0x87), as such a filter did on 1.2.
+ * Malformed bodies are left for aedes to refuse.
+ */
+export function neutraliseFilters (type: number, body: Buffer, mqtt5: boolean): void {
+  let i = 2 // packet identifier
+  if (mqtt5) {
+    let props = 0
+    for (let mul = 1, k = 0; k < 4 && i < body.length; k++, mul *= 128) {
+      const b = body[i++]!
+      props += (b & 0x7f) * mul
+      if ((b & 0x80) === 0) break
+    }
+    i += props
+  }
+  while (i + 2 <= body.length) {
+    const n = body.readUInt16BE(i)
+    i += 2
+    if (i + n > body.length) return
+    if (n <= 20 && Object.hasOwn(Object.prototype, body.toString('latin1', i, i + n))) body.fill(0x21, i, i + n)
+    i += n + (type === SUBSCRIBE ? 1 : 0)
+  }
+}
+
+/**
+ * Incremental MQTT frame scanner: feed it chunks, it answers null or the first violation, and hands
+ * what may go on to aedes to `forward`: the bytes as they came, except SUBSCRIBE and UNSUBSCRIBE
+ * packets, which are held until whole and forwarded with their filters neutralised (above).
+ */
 export class FrameScanner {
   private state = HEADER
   private first = true
@@ -34,20 +70,35 @@ export class FrameScanner {
   private multiplier = 1
   private lengthBytes = 0
   private remaining = 0
+  /** The first bytes of the CONNECT body: its protocol level follows the protocol name. */
+  private readonly connectHead: number[] = []
+  private mqtt5 = false
+  /** A SUBSCRIBE/UNSUBSCRIBE being held: its fixed header, then its body. */
+  private held: { type: number; header: number[]; body: Buffer; at: number } | null = null
 
-  constructor (private readonly limits: GuardLimits) {}
+  constructor (private readonly limits: GuardLimits, private readonly forward: (b: Uint8Array) => void = () => {}) {}
+
+  /** Whether the CONNECT asked for MQTT 5 (known once its first bytes have passed). */
+  get isMqtt5 (): boolean { return this.mqtt5 }
 
   scan (chunk: Uint8Array): GuardViolation | null {
     let i = 0
+    let from = 0 // start of the bytes of this chunk not yet forwarded
     const n = chunk.length
     while (i < n) {
       switch (this.state) {
         case HEADER: {
-          const type = chunk[i++]! >> 4
+          const byte = chunk[i]!
+          const type = byte >> 4
           if (this.first && type !== 1) return BrokerReason.protocol
           this.isConnect = type === 1
           if (!this.first && this.isConnect) return BrokerReason.protocol // a second CONNECT is a protocol violation [MQTT-3.1.0-2]
           this.first = false
+          if (type === SUBSCRIBE || type === UNSUBSCRIBE) {
+            if (i > from) this.forward(chunk.subarray(from, i))
+            this.held = { type, header: [byte], body: Buffer.alloc(0), at: 0 }
+          }
+          i++
           this.state = LENGTH
           this.length = 0
           this.multiplier = 1
@@ -56,6 +107,7 @@ export class FrameScanner {
         }
         case LENGTH: {
           const b = chunk[i++]!
+          this.held?.header.push(b)
           this.length += (b & 0x7f) * this.multiplier
           this.multiplier *= 128
           this.lengthBytes++
@@ -65,18 +117,44 @@ export class FrameScanner {
           }
           if (this.length > (this.isConnect ? this.limits.maxConnectBytes : this.limits.maxPacketBytes)) return BrokerReason.size
           this.remaining = this.length
+          if (this.held !== null) this.held.body = Buffer.alloc(this.length)
           this.state = this.remaining === 0 ? HEADER : BODY
+          if (this.remaining === 0 && this.held !== null) { this.release(); from = i }
           break
         }
         default: {
           const take = Math.min(this.remaining, n - i)
+          if (this.isConnect) this.noteConnect(chunk, i, take)
+          if (this.held !== null) {
+            this.held.body.set(chunk.subarray(i, i + take), this.held.at)
+            this.held.at += take
+          }
           i += take
           this.remaining -= take
-          if (this.remaining === 0) this.state = HEADER
+          if (this.remaining === 0) {
+            this.state = HEADER
+            if (this.held !== null) { this.release(); from = i }
+          }
         }
       }
     }
+    // the rest of the chunk goes on, unless it is part of a packet being held
+    if (this.held === null && from < n) this.forward(from === 0 ? chunk : chunk.subarray(from))
     return null
+  }
+
+  private noteConnect (chunk: Uint8Array, at: number, take: number): void {
+    for (let k = 0; k < take && this.connectHead.length < 12; k++) this.connectHead.push(chunk[at + k]!)
+    const nameLength = ((this.connectHead[0] ?? 0) << 8) | (this.connectHead[1] ?? 0)
+    const level = this.connectHead[2 + nameLength]
+    if (level !== undefined) this.mqtt5 = level === 5
+  }
+
+  private release (): void {
+    const h = this.held!
+    this.held = null
+    neutraliseFilters(h.type, h.body, this.mqtt5)
+    this.forward(Buffer.concat([Buffer.from(h.header), h.body]))
   }
 }
 
@@ -87,8 +165,10 @@ export class GuardedConnection extends Duplex {
   /** `peerAddress`: the device's address when a trusted load balancer said it (PROXY protocol); else the socket's. */
   constructor (readonly socket: Socket, limits: GuardLimits, onViolation: (v: GuardViolation, remoteAddress: string) => void, private readonly peerAddress?: string) {
     super({ allowHalfOpen: false })
-    this.scanner = new FrameScanner(limits)
+    let paused = false
+    this.scanner = new FrameScanner(limits, (b) => { if (!this.push(b)) paused = true })
     socket.on('data', (chunk: Buffer) => {
+      paused = false
       const v = this.scanner.scan(chunk)
       if (v !== null) {
         onViolation(v, this.remoteAddress ?? '')
@@ -103,7 +183,7 @@ export class GuardedConnection extends Duplex {
         this.destroy()
         return
       }
-      if (!this.push(chunk)) socket.pause()
+      if (paused) socket.pause()
     })
     socket.on('end', () => { this.push(null) })
     socket.on('error', (err) => { this.destroy(err) })
