@@ -6,6 +6,8 @@
  *     insert ceiling for the same rows (file() insert). Target ≥ 75%.
  * Frames are prepared per device (sealed over their sequence numbers, so never reused), sized from a
  * 2 s warm-up with a 1.5× margin; a run that still uses them all up is reported generator-bound.
+ * Every run is made twice, by MQTT 3.1.1 devices and by MQTT 5 devices (each version its own
+ * devices, so their sequence numbers never meet), and reported side by side.
  * Usage: npx tsx bench/ingest-e2e.bench.ts [devices=50] [seconds=10] [window=20]
  */
 import { execFile } from 'node:child_process'
@@ -29,7 +31,8 @@ interface Generated { acked: number; seconds: number; startedAt: number; exhaust
  * sequence number, so they cannot be reused: a device that sends all of them stops. Such a run is
  * reported as generator-bound (its rate is a floor of what the broker takes), not failed.
  */
-async function generate (port: number, ca: string, stream: 'alarm' | 'vitals', devices: unknown[], secs: number, frames: number, firstSeq = 1): Promise<Generated> {
+type Version = 4 | 5
+async function generate (port: number, ca: string, stream: 'alarm' | 'vitals', devices: unknown[], secs: number, frames: number, firstSeq = 1, protocolVersion: Version = 4): Promise<Generated> {
   return await new Promise((resolve, reject) => {
     const child = execFile(process.execPath, ['--import', 'tsx', 'bench/load-generator.ts'], { maxBuffer: 1 << 20 }, (err, stdout) => {
       // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- ExecFileException is an Error; @types/node declares it through an Omit<> the rule does not see through
@@ -37,15 +40,15 @@ async function generate (port: number, ca: string, stream: 'alarm' | 'vitals', d
       const g = JSON.parse(stdout) as Omit<Generated, 'framesPerDevice' | 'generatorBound'>
       resolve({ ...g, framesPerDevice: frames, generatorBound: g.exhausted > 0 })
     })
-    child.stdin!.end(JSON.stringify({ port, ca, seconds: secs, window, stream, frames, devices, firstSeq }))
+    child.stdin!.end(JSON.stringify({ port, ca, seconds: secs, window, stream, frames, devices, firstSeq, protocolVersion }))
   })
 }
 
 /** A short warm-up run measures the rate; the real run gets frames for 1.5 times that over its whole length. */
 const WARMUP_SECONDS = 2
 const WARMUP_FRAMES_PER_SECOND = { alarm: 150_000, vitals: 30_000 }
-async function sized (port: number, stream: 'alarm' | 'vitals', devices: unknown[]): Promise<{ warmup: Generated; frames: number }> {
-  const warmup = await generate(port, ca, stream, devices, WARMUP_SECONDS, Math.ceil(WARMUP_SECONDS * WARMUP_FRAMES_PER_SECOND[stream] / devices.length))
+async function sized (port: number, stream: 'alarm' | 'vitals', devices: unknown[], v: Version = 4): Promise<{ warmup: Generated; frames: number }> {
+  const warmup = await generate(port, ca, stream, devices, WARMUP_SECONDS, Math.ceil(WARMUP_SECONDS * WARMUP_FRAMES_PER_SECOND[stream] / devices.length), 1, v)
   const rate = warmup.acked / warmup.seconds
   return { warmup, frames: Math.ceil(rate * seconds * 1.5 / devices.length) + window }
 }
@@ -61,10 +64,10 @@ function nodeCores (from: number, to: number): number {
   return Math.round((ub - ua) / 1000 / (tb - ta) * 100) / 100
 }
 
-async function enroll (node: IngestNode, family: 'calarm' | 'bracelet', n: number): Promise<unknown[]> {
+async function enroll (node: IngestNode, family: 'calarm' | 'bracelet', n: number, prefix: string = family): Promise<unknown[]> {
   const out = []
   for (let i = 0; i < n; i++) {
-    const e = await node.registry.enrollDevice({ tenant: 'bench', device: `${family}-${i}`, family, patient: 'p' })
+    const e = await node.registry.enrollDevice({ tenant: 'bench', device: `${prefix}-${i}`, family, patient: 'p' })
     out.push({ tenant: 'bench', device: e.device, secret: e.secret, key: e.key, keyId: e.keyId })
   }
   return out
@@ -78,8 +81,11 @@ for (const category of ['vitals', 'sleep', 'activity'] as const) {
   await node.registry.recordConsent({ tenant: 'bench', patient: 'p', purpose: 'care', category, action: 'grant', recordedBy: 'bench', source: 'app', validFromMs: 0 })
 }
 const ca = node.caPem!
-const alarmDevices = await enroll(node, 'calarm', devicesN)
-const braceletDevices = await enroll(node, 'bracelet', devicesN)
+const devices = {
+  4: { alarm: await enroll(node, 'calarm', devicesN), vitals: await enroll(node, 'bracelet', devicesN) },
+  5: { alarm: await enroll(node, 'calarm', devicesN, 'calarm5'), vitals: await enroll(node, 'bracelet', devicesN, 'bracelet5') },
+} as const
+const alarmDevices = devices[4].alarm
 
 // 1. small messages: bare aedes ceiling (same TLS certificate, authorizePublish only counts), then vitalflow
 const bare = await Aedes.createBroker({ authenticate: (_c, _u, _p, done) => done(null, true), authorizePublish: (_c, _p, cb) => cb(null) })
@@ -90,26 +96,30 @@ await once(bareServer, 'listening')
 const barePort = (bareServer.address() as { port: number }).port
 // the fastest of the runs sizes the frames of all small-message runs (bare aedes checks no sequence numbers)
 const smallSize = await sized(barePort, 'alarm', alarmDevices)
-const bareRun = await generate(barePort, ca, 'alarm', alarmDevices, seconds, smallSize.frames)
+const bareRuns = { 4: await generate(barePort, ca, 'alarm', alarmDevices, seconds, smallSize.frames), 5: await generate(barePort, ca, 'alarm', alarmDevices, seconds, smallSize.frames, 1, 5) }
 bareServer.close()
 await new Promise<void>((resolve) => bare.close(() => resolve()))
-const vfSmall = await generate(node.mqtts.port, ca, 'alarm', alarmDevices, seconds, smallSize.frames)
+const vfSmalls = {} as Record<Version, Generated>
+for (const v of [4, 5] as const) vfSmalls[v] = await generate(node.mqtts.port, ca, 'alarm', devices[v].alarm, seconds, smallSize.frames, 1, v)
 await node.storage.flush()
 
 // 2. bracelet batches: stored rows/s, then chDB's RowBinary ceiling on the same rows
-const batchSize = await sized(node.mqtts.port, 'vitals', braceletDevices)
-await node.storage.flush()
-const rowsBefore = await count()
-// after the warm-up's sequence numbers: the node would refuse them as replays
-const vfBatches = await generate(node.mqtts.port, ca, 'vitals', braceletDevices, seconds, batchSize.frames, batchSize.warmup.framesPerDevice + 1)
-await node.storage.flush()
-// from the generator's first publish until the last row is stored (not its start-up or frame preparation)
-const storedSeconds = (Date.now() - vfBatches.startedAt) / 1000
-const stored = (await count()) - rowsBefore
+interface BatchRun { size: Awaited<ReturnType<typeof sized>>; run: Generated; stored: number; storedSeconds: number }
+const batchRuns = {} as Record<Version, BatchRun>
+for (const v of [4, 5] as const) {
+  const size = await sized(node.mqtts.port, 'vitals', devices[v].vitals, v)
+  await node.storage.flush()
+  const rowsBefore = await count()
+  // after the warm-up's sequence numbers: the node would refuse them as replays
+  const run = await generate(node.mqtts.port, ca, 'vitals', devices[v].vitals, seconds, size.frames, size.warmup.framesPerDevice + 1, v)
+  await node.storage.flush()
+  // from the generator's first publish until the last row is stored (not its start-up or frame preparation)
+  batchRuns[v] = { size, run, storedSeconds: (Date.now() - run.startedAt) / 1000, stored: (await count()) - rowsBefore }
+}
 const { client, database } = node.storage.conn
 const file = join(dir.path, 'rows.bin')
 // the same rows, written as RowBinary by ClickHouse itself
-await client.command({ query: `INSERT INTO FUNCTION file({file:String}, RowBinary) SELECT * FROM ${database}.vital_samples WHERE device_id LIKE 'bracelet-%'`, query_params: { file } })
+await client.command({ query: `INSERT INTO FUNCTION file({file:String}, RowBinary) SELECT * FROM ${database}.vital_samples WHERE device_id LIKE 'bracelet-%' AND device_id NOT LIKE 'bracelet5-%'`, query_params: { file } })
 await client.command({ query: `CREATE TABLE ${database}.ceiling AS ${database}.vital_samples` })
 const structure = (await (await client.query({
   query: `SELECT arrayStringConcat(groupArray(concat(name, ' ', type)), ', ') AS s FROM (SELECT name, type FROM system.columns WHERE database = {db:String} AND table = 'vital_samples' ORDER BY position)`,
@@ -129,24 +139,37 @@ async function count (): Promise<number> {
 }
 
 clearInterval(cpuTimer)
-const smallBare = Math.round(bareRun.acked / bareRun.seconds)
-const smallVf = Math.round(vfSmall.acked / vfSmall.seconds)
-const storedPerSec = Math.round(stored / storedSeconds)
 const ceilingPerSec = Math.round(ceilingRows / ceilingSeconds)
+const perSec = (g: Generated): number => Math.round(g.acked / g.seconds)
+const cores = (g: Generated, secs = g.seconds): number => nodeCores(g.startedAt, g.startedAt + secs * 1000)
+const small = (v: Version): object => {
+  const bareRun = bareRuns[v]
+  const vf = vfSmalls[v]
+  return {
+    bareAedesMsgsPerSec: perSec(bareRun), vitalflowMsgsPerSec: perSec(vf), ratio: Math.round(perSec(vf) / perSec(bareRun) * 100) / 100, target: 0.6,
+    generatorBound: { bareAedes: bareRun.generatorBound, vitalflow: vf.generatorBound },
+    cores: { bareAedes: cores(bareRun), vitalflow: cores(vf), generatorWithBare: bareRun.cores, generatorWithVitalflow: vf.cores },
+  }
+}
+const batches = (v: Version): object => {
+  const { size, run, stored, storedSeconds } = batchRuns[v]
+  const storedPerSec = Math.round(stored / storedSeconds)
+  return {
+    batchesAckedPerSec: perSec(run), storedSamplesPerSec: storedPerSec, storedSamples: stored,
+    ratio: Math.round(storedPerSec / ceilingPerSec * 100) / 100, target: 0.75, framesPerDevice: size.frames, generatorBound: run.generatorBound,
+    cores: { vitalflowWhilePublishing: cores(run), vitalflowUntilStored: cores(run, storedSeconds), generator: run.cores },
+  }
+}
 process.stdout.write(JSON.stringify({
   benchmark: 'ingest-e2e', machine: machine(), devices: devicesN, seconds, inflightPerConnection: window,
   smallMessages: {
-    bareAedesMsgsPerSec: smallBare, vitalflowMsgsPerSec: smallVf, ratio: Math.round(smallVf / smallBare * 100) / 100, target: 0.6,
-    // frames per device from a measured warm-up; a run that used them all up is a floor, not a ceiling
-    framesPerDevice: smallSize.frames, warmupMsgsPerSec: Math.round(smallSize.warmup.acked / smallSize.warmup.seconds),
-    generatorBound: { bareAedes: bareRun.generatorBound, vitalflow: vfSmall.generatorBound },
-    cores: { bareAedes: nodeCores(bareRun.startedAt, bareRun.startedAt + bareRun.seconds * 1000), vitalflow: nodeCores(vfSmall.startedAt, vfSmall.startedAt + vfSmall.seconds * 1000), generatorWithBare: bareRun.cores, generatorWithVitalflow: vfSmall.cores },
+    // frames per device from a measured warm-up (3.1.1, bare aedes); a run that used them all up is a floor, not a ceiling
+    framesPerDevice: smallSize.frames, warmupMsgsPerSec: perSec(smallSize.warmup),
+    mqtt311: small(4), mqtt5: small(5),
   },
   braceletBatches: {
-    batchesAckedPerSec: Math.round(vfBatches.acked / vfBatches.seconds), storedSamplesPerSec: storedPerSec, storedSamples: stored,
-    chdbRowBinaryCeilingRowsPerSec: ceilingPerSec, ceilingRows, ratio: Math.round(storedPerSec / ceilingPerSec * 100) / 100, target: 0.75,
-    framesPerDevice: batchSize.frames, generatorBound: vfBatches.generatorBound,
-    cores: { vitalflowWhilePublishing: nodeCores(vfBatches.startedAt, vfBatches.startedAt + vfBatches.seconds * 1000), vitalflowUntilStored: nodeCores(vfBatches.startedAt, vfBatches.startedAt + storedSeconds * 1000), generator: vfBatches.cores, chdbCeiling: ceilingCores },
+    chdbRowBinaryCeilingRowsPerSec: ceilingPerSec, ceilingRows, ceilingCores,
+    mqtt311: batches(4), mqtt5: batches(5),
   },
 }, null, 2) + '\n')
 await node.close()

@@ -1,7 +1,7 @@
 /**
  * A load generator in its own process (so it gets its own core): N device
  * connections over TLS, each publishing sealed frames at QoS 1 with a bounded
- * in-flight window, for a fixed time. Input: JSON on stdin; output: JSON.
+ * in-flight window, for a fixed time, speaking MQTT 3.1.1 or 5. Input: JSON on stdin; output: JSON.
  *
  * Frames are made and sealed before the clock starts (like wrk sends prepared
  * requests): on this 2-core machine the generator shares the CPU with the node
@@ -24,6 +24,8 @@ interface Input {
   /** First sequence number of each device (a later run continues after an earlier one's, or the node refuses replays). */
   firstSeq?: number
   devices: Array<{ tenant: string; device: string; secret: string; key: string; keyId: number }>
+  /** 4 (MQTT 3.1.1, the default) or 5. */
+  protocolVersion?: 4 | 5
 }
 
 const chunks: Buffer[] = []
@@ -42,7 +44,7 @@ const prepared = input.devices.map((d, i) => {
   })
 })
 const clients = await Promise.all(input.devices.map(async (d) => mqtt.connectAsync({
-  protocol: 'mqtts', host: '127.0.0.1', port: input.port, ca: input.ca, servername: 'localhost', clientId: d.device, username: d.device, password: d.secret, reconnectPeriod: 0,
+  protocol: 'mqtts', host: '127.0.0.1', port: input.port, ca: input.ca, servername: 'localhost', clientId: d.device, username: d.device, password: d.secret, reconnectPeriod: 0, protocolVersion: input.protocolVersion ?? 4,
 })))
 let acked = 0
 /** Devices that ran out of prepared frames before the time was up. */

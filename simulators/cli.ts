@@ -33,6 +33,7 @@ const { values } = parseArgs({
     outages: { type: 'string', default: String(DEFAULT_BEHAVIOUR.gatewayOutagePerHour) },
     alarms: { type: 'string', default: String(DEFAULT_BEHAVIOUR.alarmProbability) },
     mtls: { type: 'boolean', default: false },
+    mqtt5: { type: 'boolean', default: false },
     staff: { type: 'string' },
     json: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h' },
@@ -41,7 +42,7 @@ const { values } = parseArgs({
 if (values.help === true) {
   process.stdout.write(`usage: npm run sim -- [--devices 300] [--seconds 30] [--tenants 2] [--speed 60 (simulated s per real s)] [--workers 1]
     [--ramp 2 (s)] [--window 16 (in-flight per connection)] [--skew 90000 (ms)] [--duplicates 0.002] [--outages 0.1 (per gateway per sim hour)] [--alarms 0.02 (share of alarm messages that are presses or falls)]
-    [--mtls (devices connect with client certificates on the mutual-TLS listener)] [--json]
+    [--mtls (devices connect with client certificates on the mutual-TLS listener)] [--mqtt5 (devices speak MQTT 5)] [--json]
     [--staff <password of 12+ characters> (log-ins for the web app on every demo tenant: admin, nurse, alarms)]\n`)
   process.exit(0)
 }
@@ -85,7 +86,8 @@ async function inWorkers (base: Omit<FleetOptions, 'log' | 'api'>, admin: Worker
   for (const r of results.slice(1)) for (const [t, n] of Object.entries(r.expected)) expected[t as keyof typeof expected] += n
   return {
     sent: sum('sent'), acked: sum('acked'), failed: sum('failed'), duplicatesSent: sum('duplicatesSent'), connectFailures: sum('connectFailures'),
-    connected: sum('connected'), connectSeconds: Math.max(...results.map((r) => r.connectSeconds)), transport: results[0]!.transport,
+    connected: sum('connected'), connectSeconds: Math.max(...results.map((r) => r.connectSeconds)), transport: results[0]!.transport, mqtt: results[0]!.mqtt,
+    pubackCodes: results.reduce<Record<string, number>>((all, r) => { for (const [k, n] of Object.entries(r.pubackCodes)) all[k] = (all[k] ?? 0) + n; return all }, {}),
     reconnects: sum('reconnects'), gatewayOutages: sum('gatewayOutages'), backfilled: sum('backfilled'), expected,
     ackLatencyMs: percentiles(samples.ack), queryableLatencyMs: admin === null ? null : percentiles(samples.queryable),
     alarmToResponderMs: percentiles(samples.alarm), nodeRssMB: results[0]!.nodeRssMB,
@@ -119,7 +121,7 @@ try {
   }
   const since = Date.now()
   log(`publishing for ${seconds} s at ${speed}x simulated time over mqtts://127.0.0.1:${values.mtls ? `${conn.mqttsMutual!} (client certificates)` : conn.mqtts}${workers > 1 ? ` from ${workers} processes` : ''}`)
-  const base = { host: '127.0.0.1', port: conn.mqtts, ...(values.mtls ? { mtlsPort: conn.mqttsMutual! } : {}), ca: conn.caPem ?? undefined, fleet, responders, seconds, speed, behaviour, seqBase: Date.now() * 1000 }
+  const base = { host: '127.0.0.1', port: conn.mqtts, ...(values.mtls ? { mtlsPort: conn.mqttsMutual! } : {}), ca: conn.caPem ?? undefined, fleet, responders, seconds, speed, behaviour, seqBase: Date.now() * 1000, protocolVersion: values.mqtt5 ? 5 as const : 4 as const }
   const result = workers === 1
     ? await runFleet({ ...base, api, log })
     : await inWorkers(base, adminTokens())

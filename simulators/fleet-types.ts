@@ -41,6 +41,8 @@ export interface FleetOptions {
   behaviour?: Partial<Behaviour>
   /** Sequence numbers start above this (distinct per run and per worker). */
   seqBase?: number
+  /** MQTT 3.1.1 (4, the default) or MQTT 5 devices. */
+  protocolVersion?: 4 | 5
   log: (s: string) => void
 }
 
@@ -56,6 +58,9 @@ export interface FleetResult {
   connected: number
   connectSeconds: number
   transport: 'tls+password' | 'mutual-tls'
+  mqtt: '3.1.1' | '5'
+  /** MQTT 5 PUBACK reason codes other than 0x00, by code (0x87 for every message of a patient without consent, replays of resends). */
+  pubackCodes: Record<string, number>
   reconnects: number
   gatewayOutages: number
   backfilled: number
@@ -88,6 +93,7 @@ export interface FleetResult {
 export interface RunTally {
   r: { sent: number; acked: number; failed: number; duplicatesSent: number; connectFailures: number; reconnects: number; gatewayOutages: number; backfilled: number }
   expected: Record<DataTable, number>
+  pubackCodes: Record<string, number>
   samples: FleetResult['samples']
   /** Adds a latency sample, up to the cap. */
   keep: (xs: number[], v: number) => void

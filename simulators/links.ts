@@ -57,7 +57,7 @@ export function createLinks (opts: FleetOptions, b: Behaviour, tally: RunTally, 
       : { port: opts.port, username: via.device, password: via.secret }
     return mqtt.connectAsync({
       protocol: 'mqtts', host: opts.host, ca: opts.ca, servername: 'localhost',
-      clientId: link.id, ...credential, clean: true, reconnectPeriod: 1000, connectTimeout: 10_000,
+      clientId: link.id, ...credential, clean: true, reconnectPeriod: 1000, connectTimeout: 10_000, protocolVersion: opts.protocolVersion ?? 4,
     }).then((client) => {
       // exponential back-off with jitter, reset once connected again
       client.on('close', () => {
@@ -79,7 +79,7 @@ export function createLinks (opts: FleetOptions, b: Behaviour, tally: RunTally, 
       const started = performance.now()
       const sentAt = Date.now()
       if (f.alarm) awaitingResponder.set(`${f.topic.split('/')[2]!}/${f.seq}`, sentAt)
-      link.client.publishAsync(f.topic, f.frame, { qos: 1 }).then(() => {
+      const answered = (): void => {
         if (generation !== link.generation) return
         link.unacked.delete(f)
         r.acked++
@@ -96,7 +96,20 @@ export function createLinks (opts: FleetOptions, b: Behaviour, tally: RunTally, 
           r.duplicatesSent++
           void link.client?.publishAsync(f.topic, f.frame, { qos: 1, dup: true }).catch(() => {})
         }
-      }, () => { if (generation === link.generation) { link.unacked.delete(f); r.failed++ } }).finally(() => {
+      }
+      link.client.publishAsync(f.topic, f.frame, { qos: 1 }).then(answered, (err: unknown) => {
+        if (generation !== link.generation) return
+        // MQTT 5: a PUBACK with a reason code. Refused for good (no consent, ...) is an answer like 0x00;
+        // 0x80 and 0x97 (not stored now) are failures, as a missing PUBACK is
+        const code = (err as { code?: unknown }).code
+        if (typeof code === 'number') {
+          const k = `0x${code.toString(16)}`
+          tally.pubackCodes[k] = (tally.pubackCodes[k] ?? 0) + 1
+          if (code !== 0x80 && code !== 0x97) { answered(); return }
+        }
+        link.unacked.delete(f)
+        r.failed++
+      }).finally(() => {
         if (generation !== link.generation) return
         link.inflight--
         pump(link)

@@ -16,8 +16,10 @@ export interface SimReport {
   /** Resends of acknowledged messages (same sequence number): the node must store them once. */
   duplicates: { sent: number; storedTwice: number }
   rejectedByNode: Record<string, number>
+  /** MQTT 5 only: PUBACK reason codes other than 0x00 the devices got, by code. */
+  pubackCodes: Record<string, number>
   connections: {
-    transport: FleetResult['transport']; connected: number; connectSeconds: number
+    transport: FleetResult['transport']; mqtt: FleetResult['mqtt']; connected: number; connectSeconds: number
     failures: number; reconnects: number; gatewayOutages: number; backfilledMessages: number
   }
   latencyMs: { puback: FleetResult['ackLatencyMs']; deviceToQueryable: FleetResult['queryableLatencyMs']; alarmToResponder: FleetResult['alarmToResponderMs'] }
@@ -69,8 +71,9 @@ export async function buildReport (api: AdminClient, input: {
     loss,
     duplicates: { sent: result.duplicatesSent, storedTwice },
     rejectedByNode: rejected,
+    pubackCodes: result.pubackCodes,
     connections: {
-      transport: result.transport, connected: result.connected, connectSeconds: result.connectSeconds,
+      transport: result.transport, mqtt: result.mqtt, connected: result.connected, connectSeconds: result.connectSeconds,
       failures: result.connectFailures, reconnects: result.reconnects, gatewayOutages: result.gatewayOutages, backfilledMessages: result.backfilled,
     },
     latencyMs: { puback: result.ackLatencyMs, deviceToQueryable: result.queryableLatencyMs, alarmToResponder: result.alarmToResponderMs },

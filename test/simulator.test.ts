@@ -76,6 +76,27 @@ describe('device-fleet simulator', () => {
     expect(Object.keys(node.metrics.rejected).filter((r) => r !== 'ING_ERR_REPLAY')).toEqual([])
   }, 60_000)
 
+  it('with --mqtt5, the fleet speaks MQTT 5: every message answered, the refused ones with their reason code, no row lost', async () => {
+    const api = createAdminClient(`http://127.0.0.1:${node.http.port}`, node.adminToken, METRICS_TOKEN)
+    const fleet = await ensureFleet(api, join(dir.path, 'sim', 'fleet-v5.json'), { devices: 12, tenants: 1, log: () => {} })
+    const since = Date.now()
+    const result = await runFleet({
+      host: '127.0.0.1', port: node.mqtts.port, ca: node.caPem, fleet, api, seconds: 2, speed: 600, log: () => {}, protocolVersion: 5, seqBase: Date.now() * 1000,
+      behaviour: { duplicateRate: 0, gatewayOutagePerHour: 6, gatewayOutageMinutes: 5, rampSeconds: 0.2 },
+    })
+    expect(result.mqtt).toBe('5')
+    expect(result.connectFailures).toBe(0)
+    const report = await buildReport(api, { fleet, result, since, rejectedBefore: {}, speed: 600 })
+    expect(report.connections.mqtt).toBe('5')
+    expect(report.messages.offered).toBeGreaterThan(20)
+    expect(report.messages.acked).toBe(report.messages.offered)
+    expect(report.loss).toBe(0)
+    expect(report.rows['vital_samples']!.expected).toBeGreaterThan(0)
+    // a patient without consent: their spot measurements are answered 0x87 "no consent"; nothing else is refused
+    expect(Object.keys(report.pubackCodes).filter((c) => c !== '0x87')).toEqual([])
+    if (fleet.some((d) => d.family === 'cvitals' && !d.consent)) expect(report.pubackCodes['0x87']).toBeGreaterThan(0)
+  }, 60_000)
+
   it('with --mtls, every connecting identity gets a client certificate through the admin API and connects with it, no secret sent', async () => {
     const api = createAdminClient(`http://127.0.0.1:${node.http.port}`, node.adminToken)
     const fleetFile = join(dir.path, 'sim', 'fleet-mtls.json')
