@@ -70,7 +70,7 @@ export const configSchema = z.object({
   HASH_THREADS: z.coerce.number().int().min(1).max(64).optional()
     .describe('worker threads computing secret and password hashes (scrypt runs there, never on the libuv pool the write-ahead log uses); unset = half the cores, 1 to 4'),
   HASH_QUEUE: z.coerce.number().int().min(0).max(100_000).default(256)
-    .describe('secret and password checks that may wait for a hash thread (the last waits about this many hash times); one more is refused at once (MQTT CONNACK 3, HTTP 503, ING_ERR_AUTH_BUSY)'),
+    .describe('secret and password checks that may wait for a hash thread (the last waits about this many hash times); one more is refused at once (MQTT CONNACK 3, MQTT 5 CONNACK 0x89, HTTP 503, ING_ERR_AUTH_BUSY)'),
   PROXY_PROTOCOL_FROM: z.union([z.string(), z.array(z.string())]).default('').transform((v, ctx) => {
     // comma-separated in the environment, a list when given programmatically
     const entries = (typeof v === 'string' ? v.split(',') : v).map((e) => e.trim()).filter((e) => e !== '')
