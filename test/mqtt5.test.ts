@@ -183,6 +183,17 @@ describe('MQTT 5 PUBACK reason codes', () => {
   })
 })
 
+describe('MQTT 5 revocation', () => {
+  it('a connected device that is revoked is told so: DISCONNECT 0x87, and its next CONNECT 0x86 like a wrong secret', async () => {
+    const d = await device('cal-rev5')
+    const gone = disconnected(d.c)
+    await node.registry.revokeDevice('care-5', 'cal-rev5')
+    expect(await gone).toBe(0x87)
+    const r = await Raw5.open(node.mqtt!.port)
+    expect(await r.connect('cal-rev5', 'cal-rev5', d.e.secret)).toMatchObject({ cmd: 'connack', reasonCode: 0x86 })
+  })
+})
+
 describe('MQTT 5 limits on the wire', () => {
   const login = async (device: string): Promise<{ r: Raw5; e: Enrollment; sealer: DeviceSealer }> => {
     const e = await enrol(device, 'calarm', null)

@@ -335,7 +335,8 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
       // aedes keeps its clients by id; its types do not declare the map
       const client = (aedes as unknown as { clients: Record<string, Client | undefined> }).clients[device]
       if (client === undefined) return false
-      client.close()
+      // MQTT 5: told why (DISCONNECT 0x87 not authorized); 3.1.1: closed
+      client.disconnect({ reasonCode: DEVICE_ANSWERS.revokedSender.code })
       return true
     },
     close: () => new Promise<void>((resolve) => { aedes.close(() => resolve()) }),

@@ -8,7 +8,7 @@
  * secret), so rerunning a file that was applied changes nothing; a line that
  * disagrees with what is enrolled is a conflict, never a silent re-enrolment.
  */
-import { isId } from '../ids.ts'
+import { isEnrollableDeviceId, isId } from '../ids.ts'
 import { FAMILIES, type Family } from './families.ts'
 
 /** The largest file: a tenant's whole fleet (200,000 devices) in one request. */
@@ -46,7 +46,7 @@ function lines (text: string): Array<{ line: number; text: string }> {
 /** One line's fields, checked for shape only (ids, family); what they refer to is checked by `planImport`. */
 function item (line: number, raw: Record<string, unknown>): ImportItem | ImportLineError {
   const device = raw['device']
-  if (!isId(device)) return { line, code: 'ING_ERR_INVALID', message: 'device: an id of 1-64 letters, digits, _ or - is required' }
+  if (!isEnrollableDeviceId(device)) return { line, code: 'ING_ERR_INVALID', message: 'device: an id of 1-64 letters, digits, _ or - is required, not a property name of every JavaScript object (constructor, __proto__, ...)' }
   const fail = (message: string): ImportLineError => ({ line, device, code: 'ING_ERR_INVALID', message })
   const family = raw['family']
   if (typeof family !== 'string' || !(FAMILIES as readonly string[]).includes(family)) return fail(`family: one of ${FAMILIES.join(', ')}`)

@@ -7,7 +7,7 @@
 import { randomBytes, X509Certificate } from 'node:crypto'
 import { prepareKey, wrapKey } from '../crypto/index.ts'
 import type { ConsentEvent, ConsentIndex } from '../consent/index.ts'
-import { deviceId, patientId, tenantId, type DeviceId, type PatientId, type TenantId } from '../ids.ts'
+import { deviceId, newDeviceId, patientId, tenantId, type DeviceId, type PatientId, type TenantId } from '../ids.ts'
 import { insertRows, selectRows, type StorageConnection } from '../storage/index.ts'
 import { devicePepper, deviceSecretHash, isKeyedHash, newSecret, verifyDeviceSecret, verifySecret } from './secrets.ts'
 import type { Hasher } from './hasher.ts'
@@ -197,7 +197,7 @@ export class Registry {
   /** Enrolls a new device: issues its secret and first payload key, binds it to a patient (or none). */
   async enrollDevice (input: { tenant: string; device: string; family: Family; patient?: string | null; gateway?: string | null }): Promise<Enrollment> {
     const tenant = this.requireTenant(input.tenant)
-    const device = deviceId(input.device)
+    const device = newDeviceId(input.device)
     if (!FAMILIES.includes(input.family)) throw new RegistryError('ING_ERR_INVALID', `family must be one of ${FAMILIES.join(', ')}`)
     if (this.devices.has(device) || this.enrolling.has(device)) throw new RegistryError('ING_ERR_CONFLICT', 'device id already enrolled')
     const patient = input.patient == null ? null : patientId(input.patient)
