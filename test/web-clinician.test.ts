@@ -11,11 +11,12 @@
  *   spot measurements (table and trends), alarm history with acknowledgements, devices over time,
  *   and zooming from the keyboard reads finer buckets of the new view;
  * - the alarm board: the network drops (connections reset, browser offline), the banner shows, a cAlarm
- *   publishes meanwhile (PUBACK), and after the network is back the alarm is on the board without a
- *   reload (Last-Event-ID replay), with a beep; the mute toggle silences the next one; acknowledging
+ *   publishes meanwhile (PUBACK; MQTT 5, with a Message Expiry of 1 s), and after the network is back
+ *   the alarm is on the board without a reload (Last-Event-ID replay), marked stale, with a beep; the mute toggle silences the next one; acknowledging
  *   from the board reaches alarm_acks.
  * Every screen is checked with axe-core (no serious or critical violation) at tablet width.
  */
+import mqtt from 'mqtt'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect } from 'vitest'
 import { createAdminClient } from '../src/api/index.ts'
@@ -88,10 +89,19 @@ async function bracelet (d: string, seed: number, from: number, minutes: number,
   await c.endAsync()
 }
 
-async function alarm (d: string): Promise<string> {
-  const { c, s } = await sealerOf(d)
+/** A button press; with `expiryS`, from an MQTT 5 cAlarm that gives it that Message Expiry Interval. */
+async function alarm (d: string, expiryS?: number): Promise<string> {
+  const { c: c311, s } = await sealerOf(d)
   const f = s.seal('alarm', createAlarmModel(alarmSeqs.length + 3, { pressProbability: 1 }).next(Date.now() - 500))
-  expect(await publishAcked(c, f.topic, f.frame)).toBe(true)
+  let c = c311
+  if (expiryS !== undefined) {
+    await c311.endAsync()
+    const e = devices[d]!
+    c = await mqtt.connectAsync({ protocol: 'mqtts', host: '127.0.0.1', port: node.mqtts.port, ca: node.caPem, servername: 'localhost', protocolVersion: 5, clientId: d, username: d, password: e.secret, reconnectPeriod: 0 })
+    await c.publishAsync(f.topic, Buffer.from(f.frame), { qos: 1, properties: { messageExpiryInterval: expiryS } })
+  } else {
+    expect(await publishAcked(c, f.topic, f.frame)).toBe(true)
+  }
   await c.endAsync()
   alarmSeqs.push(String(f.seq))
   return String(f.seq)
@@ -311,7 +321,9 @@ describe('clinician and responder screens', () => {
     proxy.resetAll()
     await p.locator('[data-disconnected="true"]').waitFor()
     expect(await p.locator('[data-live="false"]').count()).toBe(1)
-    const seq = await alarm('c-cal3') // PUBACK: durable on the node while the board cannot hear it
+    // PUBACK: durable on the node while the board cannot hear it. From an MQTT 5 cAlarm that says it is
+    // current for 1 s: by the time the board hears of it (after the 1.5 s below) it is stale
+    const seq = await alarm('c-cal3', 1)
     await new Promise((resolve) => setTimeout(resolve, 1500))
     expect(await p.locator(`tr[data-alarm="c-cal3/${seq}"]`).count()).toBe(0)
     expect(await p.locator('[data-disconnected="true"]').count()).toBe(1)
@@ -322,6 +334,8 @@ describe('clinician and responder screens', () => {
     await p.locator('[data-live="true"]').waitFor()
     expect(await p.locator('[data-disconnected]').count()).toBe(0)
     expect(await row.getAttribute('class')).toBe('fresh')
+    // still shown, marked stale (its Message Expiry had passed when the replay carried it)
+    await row.locator('[data-stale="true"]').waitFor()
     // it resumed where it was: the stream asked again with the id of the last event it had
     expect(streams.at(-1)).toMatch(/^[0-9]+$/)
     await p.locator('.alert[role="alert"]').waitFor()

@@ -28,6 +28,8 @@ export function Alarms ({ onError }) {
   const [quiet, setQuiet] = useState(muted())
   const [sounded, setSounded] = useState(0)
   const arrived = useRef(new Map())
+  /** Alarms a live or replayed event said were past their expiry: the stored copy that replaces it does not know. */
+  const staleKeys = useRef(new Set())
   const stored = useRef(null)
   /** Every alarm this board has shown, from its first read on; one it has not is new: marked and sounded, however it came (stream, replay, a later read). */
   const seen = useRef(null)
@@ -56,6 +58,7 @@ export function Alarms ({ onError }) {
     const onAlarm = (a) => {
       if (seen.current === null) { waiting.push(a); return }
       const k = key(a)
+      if (a.stale) staleKeys.current.add(k)
       if (!stored.current.some((s) => key(s) === k)) arrived.current.set(k, a)
       setList(merge(stored.current, arrived.current))
       discover([k])
@@ -120,7 +123,7 @@ export function Alarms ({ onError }) {
             ${list.map((a) => html`
               <tr key=${key(a)} data-alarm=${key(a)} class=${fresh.has(key(a)) ? 'fresh' : a.acknowledgedBy ? 'acked' : 'open'}>
                 <td>${clock(Number(a.at))}</td>
-                <td>${t(a.kind)}${a.stale ? html` <span class="stale" data-stale="true">${t('stale')}</span>` : null}</td>
+                <td>${t(a.kind)}${a.stale || staleKeys.current.has(key(a)) ? html` <span class="stale" data-stale="true">${t('stale')}</span>` : null}</td>
                 <td>${a.patient || '–'}</td>
                 <td>${a.device}</td>
                 <td>${a.acknowledgedBy

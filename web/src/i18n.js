@@ -16,7 +16,7 @@ const STRINGS = {
     minAvgMax: 'min / average / max per interval', avg: 'average', min_: 'min', max_: 'max',
     localName: 'Name on this device only', saveName: 'Save name', nameHint: 'Stored in this browser only; never sent to the server.',
     alarmBoard: 'Alarm board', live: 'Live', offline: 'Reconnecting…', time: 'Time', kind: 'Kind', device: 'Device', status: 'Status',
-    button_press: 'Button pressed', fall_detected: 'Fall detected', acknowledge: 'Acknowledge', stale: 'stale (past its expiry)', acknowledgedBy: 'Acknowledged by {0}',
+    button_press: 'Button pressed', fall_detected: 'Fall detected', acknowledge: 'Acknowledge', stale: 'stale', acknowledgedBy: 'Acknowledged by {0}',
     newAlarms: '{0} new alarm(s)!', dismiss: 'Seen', noAlarms: 'No alarms in the last 24 hours.', unit_heart_rate: 'bpm', unit_spo2: '%',
     unit_respiration_rate: '/min', unit_skin_temperature: '°C', unit_hrv_rmssd: 'ms', sortBy: 'Sort by {0}', forbidden: 'Your role may not read this.', refresh: 'Refresh',
     // clinician and responder screens (issue 16)
@@ -47,7 +47,7 @@ const STRINGS = {
     minAvgMax: 'min / gemiddelde / max per interval', avg: 'gemiddeld', min_: 'min', max_: 'max',
     localName: 'Naam, alleen op dit apparaat', saveName: 'Naam bewaren', nameHint: 'Alleen in deze browser bewaard; nooit naar de server gestuurd.',
     alarmBoard: 'Alarmbord', live: 'Live', offline: 'Opnieuw verbinden…', time: 'Tijd', kind: 'Soort', device: 'Apparaat', status: 'Status',
-    button_press: 'Knop ingedrukt', fall_detected: 'Val gedetecteerd', acknowledge: 'Bevestigen', stale: 'verlopen (na de vervaltijd)', acknowledgedBy: 'Bevestigd door {0}',
+    button_press: 'Knop ingedrukt', fall_detected: 'Val gedetecteerd', acknowledge: 'Bevestigen', stale: 'verlopen', acknowledgedBy: 'Bevestigd door {0}',
     newAlarms: '{0} nieuw(e) alarm(en)!', dismiss: 'Gezien', noAlarms: 'Geen alarmen in de afgelopen 24 uur.', unit_heart_rate: 'bpm', unit_spo2: '%',
     unit_respiration_rate: '/min', unit_skin_temperature: '°C', unit_hrv_rmssd: 'ms', sortBy: 'Sorteer op {0}', forbidden: 'Jouw rol mag dit niet lezen.', refresh: 'Vernieuwen',
     // zorgverlener- en meldkamerschermen (issue 16)
