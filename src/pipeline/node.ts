@@ -16,6 +16,7 @@ import { Rights } from '../rights/index.ts'
 import { CertificateAuthorities, Registry, Users, createHasher, loadPresence, type Hasher, type PresenceStore } from '../registry/index.ts'
 import { createStorage, loadSequences, type Storage } from '../storage/index.ts'
 import { Reason } from '../reasons.ts'
+import { Admission } from './admission.ts'
 import { createIngest } from './ingest.ts'
 import { loadOrCreateSecret } from './local-secrets.ts'
 import { createMetrics, type IngestMetrics } from './metrics.ts'
@@ -51,12 +52,19 @@ export interface IngestNode {
   close: () => Promise<void>
 }
 
-export async function startNode (config: Config, logger: Logger = pino({ level: config.LOG_LEVEL }), policy: Policy = POLICY): Promise<IngestNode> {
+/** Fault injection for tests: never set in production (main.ts passes none). */
+export interface NodeFaults {
+  /** Awaited before each write-ahead log group commit of a lane (e.g. to stall the bulk lane). */
+  beforeWalWrite?: (lane: 'bulk' | 'priority') => Promise<void>
+}
+
+export async function startNode (config: Config, logger: Logger = pino({ level: config.LOG_LEVEL }), policy: Policy = POLICY, faults?: NodeFaults): Promise<IngestNode> {
   const dataDir = config.DATA_DIR
   const masterKey = Buffer.from(config.MASTER_KEY ?? loadOrCreateSecret(join(dataDir, 'master.key'), 32), 'base64url')
   const adminToken = config.ADMIN_TOKEN ?? loadOrCreateSecret(join(dataDir, 'admin-token'), 32)
   const metrics = createMetrics()
   let prometheus: Prometheus | null = null
+  let admission: Admission | null = null
   let ready = false
 
   const storage = await createStorage({
@@ -67,13 +75,15 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     dataDir,
     batch: { maxRows: config.BATCH_MAX_ROWS, maxAgeMs: config.BATCH_MAX_AGE_MS },
     wal: { segmentBytes: config.WAL_SEGMENT_BYTES, budgetBytes: config.WAL_BUDGET_BYTES, reserveBytes: config.DISK_RESERVE_BYTES },
-    onWalState: (state) => {
-      if (state.writable) logger.info('write-ahead log takes data again: PUBACKs resume')
-      else logger.error({ code: state.code }, 'write-ahead log takes no data (devices get no PUBACK and keep their messages); it resumes by itself when the disk has room')
+    onWalState: (state, lane) => {
+      if (state.writable) logger.info({ lane }, 'write-ahead log takes data again: PUBACKs resume')
+      else logger.error({ lane, code: state.code }, 'write-ahead log takes no data (devices get no PUBACK and keep their messages); it resumes by itself when the disk has room')
     },
-    onWalSync: (s) => { prometheus?.observeWalSync(s) },
+    onWalSync: (s, _bytes, _appends, lane) => { prometheus?.observeWalSync(s, lane) },
+    ...(faults?.beforeWalWrite === undefined ? {} : { beforeWalWrite: faults.beforeWalWrite }),
     onCheckpointError: (err) => { logger.error({ error: describeError(err) }, 'write-ahead log checkpoint not written; its segments are kept and the next checkpoint retries') },
     onFlush: (r) => {
+      admission?.pump()
       metrics.flushes++
       prometheus?.observeFlush(r.table, r.rows, r.ms / 1000, r.error === undefined)
       if (r.error !== undefined) {
@@ -102,10 +112,19 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
   })
   const rights = await Rights.load({ storage, registry, consent, policy })
   const users = await Users.load(storage.conn, { maxFailures: config.LOGIN_MAX_FAILURES, lockMs: config.LOGIN_LOCK_MS }, config.DEVICE_AUTH_COST, hasher)
+  admission = new Admission({
+    maxBacklogRows: config.STORAGE_BACKLOG_ROWS,
+    backlog: () => storage.backlog(),
+    // tenant ids name customers, not patients: they may be logged
+    onShedding: (e) => {
+      if (e.shedding) logger.warn({ backlogRows: e.backlogRows, bound: config.STORAGE_BACKLOG_ROWS }, 'storage is behind: bulk telemetry waits unacknowledged and its senders are slowed (alarms and status go on)')
+      else logger.warn({ durationMs: e.durationMs, waited: e.waited, maxWaiting: e.maxWaiting, tenants: e.tenants }, 'storage caught up: bulk senders are read again')
+    },
+  })
   const alarms = new AlarmHub()
   let relayToMqtt: ((a: Parameters<AlarmHub['publish']>[0]) => void) | null = null
   const ingest = createIngest({
-    consent, storage, metrics, stored: await loadSequences(storage.conn),
+    consent, storage, admission, metrics, stored: await loadSequences(storage.conn),
     onAlarm: (a) => { alarms.publish(a); relayToMqtt?.(a) },
     devices: { device: (id) => registry.device(id), patientAt: (d, t) => registry.patientAt(d, t) },
     onAccepted: (tenant, device, status, nowMs) => {
@@ -181,6 +200,8 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     walBudgetBytes: config.WAL_BUDGET_BYTES,
     notAcknowledging: () => { const a = storage.acknowledging(); return a.ok ? null : a.code },
     queuedRows: () => storage.stats().queuedRows,
+    stageSeconds: metrics.stageSeconds,
+    admission: () => ({ waiting: admission?.waiting ?? 0, episodes: admission?.sheddingEpisodes ?? 0, waitedByTenant: admission?.waitedByTenant ?? new Map<string, number>() }),
     connections: () => broker.connections.snapshot(),
     hashing: () => hasher.stats(),
     evictions: () => ({ ...broker.evictions(), security_event_sources: ingest.evicted(), sessions: sessions.evicted, login_sources: loginBackoff.evicted }),
@@ -234,6 +255,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
         await stopped
         await api.close()
         await presence.close()
+        admission?.close()
         await storage.close(config.SHUTDOWN_TIMEOUT_MS)
         await hasher.close()
       })()

@@ -1,5 +1,5 @@
-export { createStorage, StorageError } from './storage.ts'
-export type { Storage, StorageOptions, StorageStats, StorageWriter } from './storage.ts'
+export { createStorage, laneOf, StorageError } from './storage.ts'
+export type { Backlog, Lane, Storage, StorageOptions, StorageStats, StorageWriter } from './storage.ts'
 export { WriteAheadLog, parseSegment } from './wal.ts'
 export type { WalRecord, Recovered } from './wal.ts'
 export type { StorageConnection, StorageTarget } from './connection.ts'
