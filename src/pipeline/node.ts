@@ -45,6 +45,8 @@ export interface IngestNode {
   metrics: IngestMetrics
   /** The pool that computes every secret and password hash. */
   hasher: Hasher
+  /** Overload control: bulk telemetry waiting for storage. */
+  admission: Admission
   /** Last seen, battery, firmware and certificate expiry per device (the fleet view). */
   presence: PresenceStore
   /** Re-reads the server certificate and key (VF_TLS_CERT/KEY or the development pair) without a restart. */
@@ -112,7 +114,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
   })
   const rights = await Rights.load({ storage, registry, consent, policy })
   const users = await Users.load(storage.conn, { maxFailures: config.LOGIN_MAX_FAILURES, lockMs: config.LOGIN_LOCK_MS }, config.DEVICE_AUTH_COST, hasher)
-  admission = new Admission({
+  const admitting = new Admission({
     maxBacklogRows: config.STORAGE_BACKLOG_ROWS,
     backlog: () => storage.backlog(),
     // tenant ids name customers, not patients: they may be logged
@@ -121,6 +123,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
       else logger.warn({ durationMs: e.durationMs, waited: e.waited, maxWaiting: e.maxWaiting, tenants: e.tenants }, 'storage caught up: bulk senders are read again')
     },
   })
+  admission = admitting
   const alarms = new AlarmHub()
   let relayToMqtt: ((a: Parameters<AlarmHub['publish']>[0]) => void) | null = null
   const ingest = createIngest({
@@ -243,6 +246,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     storage,
     metrics,
     hasher,
+    admission: admitting,
     presence,
     // SIGHUP: the server certificate and key, and the tenant CAs' revocation lists
     reloadTls: () => { listeners.setTls(loadTls(tlsFiles)); trustTenants?.() },
