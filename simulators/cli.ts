@@ -88,7 +88,7 @@ async function inWorkers (base: Omit<FleetOptions, 'log' | 'api'>, admin: Worker
     connected: sum('connected'), connectSeconds: Math.max(...results.map((r) => r.connectSeconds)), transport: results[0]!.transport,
     reconnects: sum('reconnects'), gatewayOutages: sum('gatewayOutages'), backfilled: sum('backfilled'), expected,
     ackLatencyMs: percentiles(samples.ack), queryableLatencyMs: admin === null ? null : percentiles(samples.queryable),
-    alarmToResponderMs: percentiles(samples.alarm), nodeRssMB: results[0]!.nodeRssMB,
+    alarmToResponderMs: percentiles(samples.alarm), nodeRssMB: results[0]!.nodeRssMB, nodeCpu: results[0]!.nodeCpu,
     simEventLoopDelayMs: { p50: Math.max(...results.map((r) => r.simEventLoopDelayMs.p50)), p99: Math.max(...results.map((r) => r.simEventLoopDelayMs.p99)), max: Math.max(...results.map((r) => r.simEventLoopDelayMs.max)) },
     elapsedSeconds: Math.max(...results.map((r) => r.elapsedSeconds)), samples,
   }

@@ -22,6 +22,7 @@ export interface SimReport {
   }
   latencyMs: { puback: FleetResult['ackLatencyMs']; deviceToQueryable: FleetResult['queryableLatencyMs']; alarmToResponder: FleetResult['alarmToResponderMs'] }
   nodeRssMB: FleetResult['nodeRssMB']
+  nodeCpu: FleetResult['nodeCpu']
   simEventLoopDelayMs: FleetResult['simEventLoopDelayMs']
 }
 
@@ -75,6 +76,7 @@ export async function buildReport (api: AdminClient, input: {
     },
     latencyMs: { puback: result.ackLatencyMs, deviceToQueryable: result.queryableLatencyMs, alarmToResponder: result.alarmToResponderMs },
     nodeRssMB: result.nodeRssMB,
+    nodeCpu: result.nodeCpu,
     simEventLoopDelayMs: result.simEventLoopDelayMs,
   }
 }

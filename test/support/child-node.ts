@@ -17,7 +17,7 @@ export async function startChildNode (dataDir: string, adminToken: string, env: 
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   })
-  const lines = createInterface({ input: proc.stdout! })
+  const lines = createInterface({ input: proc.stdout })
   for await (const line of lines) {
     const m = JSON.parse(line) as { msg?: string; mqtts?: string; http?: string }
     if (m.msg === 'vitalflow ingest node listening') {
