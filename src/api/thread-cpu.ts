@@ -11,14 +11,15 @@ import { readdirSync, readFileSync } from 'node:fs'
 /** Clock ticks per second: 100 on every Linux Node runs on (USER_HZ). */
 const TICKS = 100
 
-export function threadCpuSeconds (): Record<string, number> {
+/** Of this process, or of another one by pid (scripts/thread-cpu.ts). */
+export function threadCpuSeconds (pid: number = process.pid): Record<string, number> {
   const out: Record<string, number> = {}
   let tids: string[]
-  try { tids = readdirSync('/proc/self/task') } catch { return out }
-  const self = String(process.pid)
+  try { tids = readdirSync(`/proc/${pid}/task`) } catch { return out }
+  const self = String(pid)
   for (const tid of tids) {
     let stat: string
-    try { stat = readFileSync(`/proc/self/task/${tid}/stat`, 'latin1') } catch { continue }
+    try { stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'latin1') } catch { continue }
     // pid (comm) state …: comm may hold spaces and parentheses, so split at the last ')'
     const open = stat.indexOf('(')
     const close = stat.lastIndexOf(')')
