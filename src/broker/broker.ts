@@ -47,6 +47,8 @@ export interface BrokerDeps {
   ingest: (sender: Sender, topic: string, payload: Uint8Array) => IngestOutcome
   reject: (r: BrokerRejection) => void
   limits?: Partial<BrokerLimits>
+  /** Several nodes: aedes' message bus and session store shared over Redis (src/cluster); unset = in memory. */
+  cluster?: { mq: unknown; persistence: unknown }
 }
 
 /** A refusal sent to a device (its code is the pipeline's reason); never an HTTP answer. */
@@ -103,6 +105,7 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
     maxTopicLevels: 8,
     maxInflightInbound: 100,
     maxClientsIdLength: 64,
+    ...deps.cluster,
 
     authenticate (client, username, password, done) {
       const remoteAddress = remoteAddressOf(client)

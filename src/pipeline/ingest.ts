@@ -38,7 +38,7 @@ function refuse (reason: Reason, detail: string, disconnect = false): Refusal {
 }
 
 export interface IngestDeps {
-  consent: ConsentIndex
+  consent: Pick<ConsentIndex, 'gate'>
   /** Enrolled devices by id (for gateways publishing on a bound device's behalf) and their patient at a time. */
   devices?: { device: (id: string) => DeviceRecord | undefined; patientAt: (d: DeviceRecord, t: number) => string | null }
   /** Only write: the path queues rows and waits for them to be durable. */
@@ -56,6 +56,8 @@ export interface IngestDeps {
   onAlarm?: (a: AlarmNotice) => void
   /** Every message taken (the fleet view's last seen); a device status with its battery and firmware. */
   onAccepted?: (tenant: string, device: string, status: DeviceStatus | null, nowMs: number) => void
+  /** Several nodes (src/cluster): shares each durable sequence number; the PUBACK waits for it. Never rejects. */
+  marks?: { commit: (device: string, seq: bigint) => Promise<void> }
 }
 
 /** A refusal from this path or from the broker. */
@@ -67,6 +69,8 @@ export interface Ingest {
   reject: (r: RejectionInput) => void
   /** Refusal tallies of live sources dropped at the burst detector's cap. */
   evicted: () => number
+  /** Marks sequence numbers seen elsewhere (another node) as seen in the device's replay window, ascending. */
+  learn: (device: string, seen: readonly bigint[]) => void
 }
 
 export function createIngest (deps: IngestDeps): Ingest {
@@ -160,7 +164,7 @@ export function createIngest (deps: IngestDeps): Ingest {
     if (enc.rows > 0) bump(metrics.rowsQueued, table, enc.rows)
     // alarms and status go straight to their own lane; bulk telemetry may wait for storage (admission.ts)
     const admitted = lane === 'bulk' && deps.admission !== undefined ? deps.admission.admit(t.tenant, Math.max(1, enc.rows), write) : write()
-    return admitted.then(
+    const stored = admitted.then(
       () => { bump(metrics.rowsStored, table, enc.rows) },
       (err: unknown) => {
         // not made durable, so not acknowledged: let the device's resend through
@@ -169,6 +173,8 @@ export function createIngest (deps: IngestDeps): Ingest {
         throw err
       },
     )
+    const marks = deps.marks
+    return marks === undefined ? stored : stored.then(() => marks.commit(t.device, seq))
   }
 
   // ── the path ─────────────────────────────────────────────────────────────
@@ -252,5 +258,9 @@ export function createIngest (deps: IngestDeps): Ingest {
     },
     reject,
     evicted: () => bursts.evicted,
+    learn (device, seen) {
+      const w = windowOf(device)
+      for (const s of seen) if (w.check(s)) w.accept(s)
+    },
   }
 }

@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net'
 import pino, { type Logger } from 'pino'
 import { AlarmHub, alarmNoticeJson, Sessions, createAdminApi, createFleetView, createPrometheus, createQueries, type Prometheus } from '../api/index.ts'
 import { addressList } from '../addresses.ts'
+import { joinCluster, type Joined } from '../cluster/index.ts'
 import { AuthBackoff, createBroker, loadTls, startListeners, ticketKeysAt, TICKET_KEY_LIFETIME_MS } from '../broker/index.ts'
 import type { Config } from '../config/index.ts'
 import { ConsentIndex, POLICY, type Policy } from '../consent/index.ts'
@@ -104,14 +105,31 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
   const cas = new CertificateAuthorities(join(dataDir, 'tenant-ca'), masterKey)
   let trustTenants: (() => void) | null = null
   let disconnectDevice: ((device: string) => boolean) | null = null
+  let loaded: Registry | null = null
+  // several nodes (VF_REDIS_URL): src/cluster; unset = one node, nothing below changes
+  const joined: Joined | null = config.REDIS_URL === undefined ? null : await joinCluster({
+    url: config.REDIS_URL, nodeId: config.NODE_ID ?? loadOrCreateSecret(join(dataDir, 'node-id'), 9), barrierTimeoutMs: config.CLUSTER_BARRIER_MS,
+    liveTtlMs: config.CLUSTER_LIVE_TTL_MS, embedded: config.CLICKHOUSE_URL === undefined, conn: storage.conn, consent, registry: () => loaded,
+    onRegistryChange: (revoked) => {
+      trustTenants?.()
+      for (const d of revoked) if (disconnectDevice?.(d.device) === true) logger.info({ family: d.family }, 'device revoked on another node disconnected')
+    },
+    onLink: (up) => { if (up) logger.info('Redis reachable again'); else logger.error('Redis out of reach: replay marks are kept here until it is back') },
+    onFresh: (fresh) => {
+      if (fresh) logger.info('change feed current: consent-based data is taken again')
+      else logger.error('change feed not current: consent-based data waits unacknowledged; alarms and status go on, an alarm\'s location is not kept')
+    },
+  })
   const registry = await Registry.load(storage.conn, {
     masterKey, consent, hasher, cas, onTenant: () => { trustTenants?.() },
     onCertificate: (tenant, device, notAfterMs) => { presence.certificate(tenant, device, notAfterMs) },
+    ...(joined === null ? {} : { replicate: (table: string, rows: ReadonlyArray<Record<string, unknown>>) => joined.cluster.feed.publish(table, rows) }),
     onRevoke: (d) => {
       trustTenants?.() // the new revocation list on the mutual-TLS listener
       if (disconnectDevice?.(d.device) === true) logger.info({ family: d.family }, 'revoked device disconnected')
     },
   })
+  loaded = registry
   const rights = await Rights.load({ storage, registry, consent, policy })
   const users = await Users.load(storage.conn, { maxFailures: config.LOGIN_MAX_FAILURES, lockMs: config.LOGIN_LOCK_MS }, config.DEVICE_AUTH_COST, hasher)
   const admitting = new Admission({
@@ -127,7 +145,8 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
   const alarms = new AlarmHub()
   let relayToMqtt: ((a: Parameters<AlarmHub['publish']>[0]) => void) | null = null
   const ingest = createIngest({
-    consent, storage, admission, metrics, stored: await loadSequences(storage.conn),
+    consent: joined?.gate ?? consent, storage, admission, metrics, stored: await loadSequences(storage.conn),
+    ...(joined === null ? {} : { marks: joined.cluster.marks }),
     onAlarm: (a) => { alarms.publish(a); relayToMqtt?.(a) },
     devices: { device: (id) => registry.device(id), patientAt: (d, t) => registry.patientAt(d, t) },
     onAccepted: (tenant, device, status, nowMs) => {
@@ -137,14 +156,22 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
   })
 
   const broker = await createBroker({
-    authenticate: (device, secret) => registry.authenticate(device, secret),
+    authenticate: joined === null
+      ? (device, secret) => registry.authenticate(device, secret)
+      : async (device, secret) => {
+        const record = await registry.authenticate(device, secret)
+        // a device may come from another node: what was accepted there is a replay here (before its CONNACK)
+        if (record !== null) for (const [d, seen] of await joined.marksFor(record)) ingest.learn(d, seen)
+        return record
+      },
     authenticateCertificate: (peer) => {
       const d = registry.deviceForCertificate(peer)
       // the certificate a device logs in with is the one whose expiry the fleet view shows
       if (d !== null) presence.certificate(d.tenant, d.device, Date.parse(peer.validTo))
       return d
     },
-    ingest: ingest.ingest,
+    ingest: joined === null ? ingest.ingest : (sender, topic, payload) => joined.refuseStale(topic) ?? ingest.ingest(sender, topic, payload),
+    ...(joined === null ? {} : { cluster: joined.cluster.aedes }),
     reject: ingest.reject,
     limits: {
       publishRate: config.PUBLISH_RATE, publishBurst: config.PUBLISH_BURST, connectionsPerTenant: config.MAX_CONNECTIONS_PER_TENANT,
@@ -256,6 +283,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
         clearTimeout(ticketTimer)
         const stopped = listeners.close()
         await broker.close()
+        await joined?.cluster.close()
         await stopped
         await api.close()
         await presence.close()

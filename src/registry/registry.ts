@@ -14,7 +14,7 @@ import type { Hasher } from './hasher.ts'
 import type { CertificateAuthorities } from './certificates.ts'
 import { patientAt } from './bindings.ts'
 import { loadDevices } from './load-devices.ts'
-import { appendConsent, loadConsentLog, type ConsentInput } from './consent-log.ts'
+import { appendConsent, consentRow, loadConsentLog, type ConsentInput } from './consent-log.ts'
 import { VitalflowError } from '../errors.ts'
 
 import { FAMILIES, type Family } from './families.ts'
@@ -39,6 +39,8 @@ export interface RegistryOptions {
   onRevoke?: (d: DeviceRecord) => void
   /** Called after a client certificate is issued, with when it expires (the fleet view). */
   onCertificate?: (tenant: TenantId, device: DeviceId, notAfterMs: number) => void
+  /** Several nodes (src/cluster): each registry write's rows, after they are stored here; resolves once every live node has them. */
+  replicate?: (table: string, rows: ReadonlyArray<Record<string, unknown>>) => Promise<void>
 }
 
 export class Registry {
@@ -73,7 +75,8 @@ export class Registry {
       this.patients.add(`${row.tenant_id}\0${row.patient_id}`)
       if (row.birth_date !== null) this.setBirthDate(row.tenant_id as TenantId, row.patient_id, row.birth_date)
     }
-    for (const d of await loadDevices(this.conn, this.opts.masterKey)) this.devices.set(d.device, d)
+    // in place: a connected device's record (held by its session) sees a change made on another node
+    for (const d of await loadDevices(this.conn, this.opts.masterKey)) { const had = this.devices.get(d.device); if (had === undefined) this.devices.set(d.device, d); else Object.assign(had, d) }
     await loadConsentLog(this.conn, this.opts.consent)
   }
 
@@ -83,7 +86,10 @@ export class Registry {
 
   private async insertMany (table: string, rows: Array<Record<string, unknown>>): Promise<void> {
     if (rows.length > 0) await insertRows(this.conn, table, rows)
+    if (rows.length > 0) await this.opts.replicate?.(table, rows)
   }
+  /** Reads every tenant, patient, device and consent event again (a change stored by another node). */
+  async reload (): Promise<void> { await this.loadAll() }
 
   hasTenant (tenant: string): boolean { return this.tenantNames.has(tenant as TenantId) }
   hasPatient (tenant: string, patient: string): boolean { return this.patients.has(`${tenant}\0${patient}`) }
@@ -382,7 +388,7 @@ export class Registry {
     const now = Date.now()
     const validFromMs = input.action === 'grant' ? input.validFromMs ?? now : now
     if (!Number.isSafeInteger(validFromMs) || validFromMs > now) throw new RegistryError('ING_ERR_INVALID', 'a consent cannot be valid from a time in the future')
-    return await appendConsent(this.conn, this.opts.consent, tenant, patient, input, now, validFromMs)
+    return await appendConsent(this.conn, this.opts.consent, tenant, patient, input, now, validFromMs).then(async (e) => { await this.opts.replicate?.('consent_events', [consentRow(e)]); return e })
   }
 
   private requireTenant (raw: string): TenantId {
