@@ -252,7 +252,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     registry,
     storage,
     adminToken,
-    stats: () => ({ ...metrics, connectedClients: broker.aedes.connectedClients, mode: storage.conn.mode }),
+    stats: () => ({ ...metrics, connectedClients: broker.aedes.connectedClients, mode: storage.conn.mode, cluster: joined === null ? null : { redis: joined.cluster.up(), feedCurrent: joined.cluster.feed.fresh(), marksWaiting: joined.cluster.marks.pending() } }),
     connectionInfo: () => ({ mqtt: listeners.tcp?.port ?? null, mqtts: listeners.tls.port, mqttsMutual: listeners.mtls?.port ?? null, caPem }),
   })
   await api.listen({ host: config.HTTP_HOST, port: config.HTTP_PORT })

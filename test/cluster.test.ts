@@ -1,0 +1,173 @@
+/**
+ * Several vitalflow nodes joined over a real redis-server (Debian), each a child
+ * process (`node --import tsx src/main.ts`) with its own embedded chDB data
+ * directory: no ClickHouse server can run here, so each node stores its own rows
+ * and the registry rows (tenants, patients, devices, keys, bindings, consent)
+ * reach the other nodes' stores through the change feed, which stores them
+ * there too (embedded mode; with a server they are shared and the feed only
+ * tells the nodes to reload). Devices connect to a node of the test's choosing,
+ * as HAProxy would send them, over TLS with that node's CA.
+ */
+import { afterAll, beforeAll, describe, expect } from 'vitest'
+import mqtt, { type MqttClient } from 'mqtt'
+import { randomBytes } from 'node:crypto'
+import type { ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { createAdminClient, type AdminClient } from '../src/api/index.ts'
+import { createAlarmModel, createBraceletModel, DeviceSealer } from '../devices/index.ts'
+import type { Enrollment } from '../src/registry/index.ts'
+import { startChildNode } from './support/child-node.ts'
+import { publishAcked, tempDir } from './support/node.ts'
+import { startRedis, type RedisServer } from './support/redis.ts'
+import { requireTool } from './support/tools.ts'
+
+const withRedis = requireTool('redis-server')
+const TOKEN = 'cluster-test-admin-token-0123456789'
+const MASTER = randomBytes(32).toString('base64url')
+const T = 'care-c'
+
+interface Node { name: string; proc: ChildProcess; mqtts: number; api: AdminClient; ca: string; dir: ReturnType<typeof tempDir> }
+interface Stats { rejected: Record<string, number>; rowsFiltered: number; rowsStored: Record<string, number>; cluster: { redis: boolean; feedCurrent: boolean; marksWaiting: number } | null }
+
+let redis: RedisServer
+const nodes: Node[] = []
+
+async function startNodeProc (name: string, dir = tempDir(`vf-cluster-${name}-`)): Promise<Node> {
+  const c = await startChildNode(dir.path, TOKEN, {
+    VF_REDIS_URL: redis.url, VF_NODE_ID: name, VF_MASTER_KEY: MASTER, VF_CLUSTER_LIVE_TTL_MS: '1000', VF_CLUSTER_BARRIER_MS: '5000', VF_LOG_LEVEL: 'info',
+  })
+  const api = createAdminClient(`http://127.0.0.1:${c.http}`, TOKEN)
+  const { caPem } = await api.request<{ caPem: string }>('GET', '/admin/connection')
+  return { name, proc: c.proc, mqtts: c.mqtts, api, ca: caPem, dir }
+}
+
+async function connect (n: Node, e: Enrollment, clientId = e.device): Promise<MqttClient> {
+  const c = await mqtt.connectAsync({
+    protocol: 'mqtts', host: '127.0.0.1', port: n.mqtts, ca: n.ca, servername: 'localhost', clientId, username: e.device, password: e.secret,
+    clean: true, reconnectPeriod: 0, connectTimeout: 10_000,
+  })
+  c.on('error', () => {})
+  return c
+}
+
+const stats = async (n: Node): Promise<Stats> => await n.api.request<Stats>('GET', '/admin/stats')
+const sealerOf = (e: Enrollment, next = 1): DeviceSealer => new DeviceSealer({ tenant: e.tenant, device: e.device, keyId: e.keyId, key: Buffer.from(e.key, 'base64url') }, next)
+
+async function until (what: () => Promise<boolean>): Promise<void> {
+  while (!await what()) await new Promise((resolve) => setTimeout(resolve, 25))
+}
+
+beforeAll(async () => {
+  redis = await startRedis()
+  for (const name of ['a', 'b', 'c']) nodes.push(await startNodeProc(name))
+  await nodes[0]!.api.request('POST', '/admin/tenants', { tenant: T, displayName: 'C' })
+}, 120_000)
+
+afterAll(async () => {
+  for (const n of nodes) { n.proc.kill('SIGKILL'); n.dir.remove() }
+  await redis?.stop()
+})
+
+describe('several nodes over Redis', () => {
+  withRedis('a frame accepted on node A is refused as a replay on node B (the device enrolled on A only)', async () => {
+    const [a, b] = [nodes[0]!, nodes[1]!]
+    const e = await a.api.request<Enrollment>('POST', `/admin/tenants/${T}/devices`, { device: 'cal-replay', family: 'calarm' })
+    const s = sealerOf(e)
+    const f = s.seal('alarm', createAlarmModel(1).next(Date.now() - 1000))
+    const ca = await connect(a, e)
+    expect(await publishAcked(ca, f.topic, f.frame)).toBe(true)
+    await ca.endAsync()
+    const before = (await stats(b)).rejected['replay'] ?? 0
+    const cb = await connect(b, e)
+    expect(await publishAcked(cb, f.topic, f.frame)).toBe(true) // a replay is acknowledged (no negative PUBACK in 3.1.1) and not stored
+    const fresh = s.seal('alarm', createAlarmModel(2).next(Date.now() - 500))
+    expect(await publishAcked(cb, fresh.topic, fresh.frame)).toBe(true)
+    await cb.endAsync()
+    const after = await stats(b)
+    expect((after.rejected['replay'] ?? 0) - before).toBe(1)
+    expect(after.rowsStored['alarm_events'] ?? 0).toBeGreaterThanOrEqual(1)
+  }, 60_000)
+
+  withRedis('a second connection with the same client id on another node closes the first', async () => {
+    const [a, b] = [nodes[0]!, nodes[1]!]
+    const e = await a.api.request<Enrollment>('POST', `/admin/tenants/${T}/devices`, { device: 'cal-takeover', family: 'calarm' })
+    const first = await connect(a, e)
+    const closed = new Promise<void>((resolve) => { first.once('close', () => { resolve() }) })
+    const second = await connect(b, e)
+    await closed
+    expect(first.connected).toBe(false)
+    expect(second.connected).toBe(true)
+    await second.endAsync()
+  }, 60_000)
+
+  withRedis('a withdrawal answered by node A filters the very next message on node C', async () => {
+    const [a, c] = [nodes[0]!, nodes[2]!]
+    await a.api.request('POST', `/admin/tenants/${T}/patients`, { patient: 'p-w' })
+    await a.api.request('POST', `/admin/tenants/${T}/patients/p-w/consent`, { category: 'vitals', action: 'grant', source: 'paper_form' })
+    const e = await a.api.request<Enrollment>('POST', `/admin/tenants/${T}/devices`, { device: 'br-w', family: 'bracelet', patient: 'p-w' })
+    const s = sealerOf(e)
+    const bracelet = createBraceletModel(3, { asleep: () => false })
+    const cc = await connect(c, e)
+    const t0 = Date.now() - 120_000
+    const before = (await stats(c)).rowsFiltered
+    const f1 = s.seal('vitals', bracelet.nextBatch(t0))
+    expect(await publishAcked(cc, f1.topic, f1.frame)).toBe(true)
+    expect((await stats(c)).rowsFiltered).toBe(before) // granted: stored, not filtered (the grant came over the feed)
+    await a.api.request('POST', `/admin/tenants/${T}/patients/p-w/consent`, { category: 'vitals', action: 'withdraw', source: 'app' })
+    const f2 = s.seal('vitals', bracelet.nextBatch(t0 + 60_000))
+    expect(await publishAcked(cc, f2.topic, f2.frame)).toBe(true)
+    expect((await stats(c)).rowsFiltered).toBeGreaterThan(before)
+    await cc.endAsync()
+  }, 60_000)
+
+  withRedis('an alarm published on node B reaches a responder subscribed on node A', async () => {
+    const [a, b] = [nodes[0]!, nodes[1]!]
+    const responder = await a.api.request<Enrollment>('POST', `/admin/tenants/${T}/devices`, { device: 'resp-1', family: 'responder' })
+    const e = await a.api.request<Enrollment>('POST', `/admin/tenants/${T}/devices`, { device: 'cal-fall', family: 'calarm' })
+    const r = await connect(a, responder)
+    await r.subscribeAsync(`v1/${T}/alerts`, { qos: 1 })
+    const got = new Promise<{ device: string; seq: number }>((resolve) => { r.on('message', (_t, p) => { resolve(JSON.parse(p.toString()) as { device: string; seq: number }) }) })
+    const d = await connect(b, e)
+    const f = sealerOf(e).seal('alarm', createAlarmModel(4, { pressProbability: 1 }).next(Date.now() - 1000))
+    expect(await publishAcked(d, f.topic, f.frame)).toBe(true)
+    const notice = await got
+    expect(notice.device).toBe('cal-fall')
+    expect(Number(notice.seq)).toBe(f.seq)
+    await d.endAsync()
+    await r.endAsync()
+  }, 60_000)
+
+  withRedis('Redis down: consent-based data waits unacknowledged, alarms go on; when it is back, vitals are taken again and the marks written meanwhile reach Redis', async () => {
+    const [a, b] = [nodes[0]!, nodes[1]!]
+    await a.api.request('POST', `/admin/tenants/${T}/patients`, { patient: 'p-r' })
+    await a.api.request('POST', `/admin/tenants/${T}/patients/p-r/consent`, { category: 'vitals', action: 'grant', source: 'paper_form' })
+    const br = await a.api.request<Enrollment>('POST', `/admin/tenants/${T}/devices`, { device: 'br-r', family: 'bracelet', patient: 'p-r' })
+    const al = await a.api.request<Enrollment>('POST', `/admin/tenants/${T}/devices`, { device: 'cal-r', family: 'calarm', patient: 'p-r' })
+    const bs = sealerOf(br)
+    const as = sealerOf(al)
+    const bracelet = createBraceletModel(5, { asleep: () => false })
+    const alarms = createAlarmModel(6)
+    const port = redis.port
+    await redis.stop()
+    await until(async () => (await stats(b)).cluster?.feedCurrent === false)
+    const cb = await connect(b, br)
+    const v = bs.seal('vitals', bracelet.nextBatch(Date.now() - 120_000))
+    expect(await publishAcked(cb, v.topic, v.frame)).toBe(false) // no PUBACK: the node drops the connection, the device keeps the message
+    const ca = await connect(b, al)
+    const alarm = as.seal('alarm', alarms.next(Date.now() - 1000))
+    expect(await publishAcked(ca, alarm.topic, alarm.frame)).toBe(true)
+    expect((await stats(b)).cluster?.marksWaiting).toBeGreaterThan(0)
+    await ca.endAsync()
+    redis = await startRedis(port)
+    await until(async () => { const s = (await stats(b)).cluster; return s?.feedCurrent === true && s.marksWaiting === 0 })
+    const again = await connect(b, br)
+    expect(await publishAcked(again, v.topic, v.frame)).toBe(true)
+    await again.endAsync()
+    // the alarm accepted on B while Redis was down is a replay on A now
+    const before = (await stats(a)).rejected['replay'] ?? 0
+    const onA = await connect(a, al)
+    expect(await publishAcked(onA, alarm.topic, alarm.frame)).toBe(true)
+    await onA.endAsync()
+    expect(((await stats(a)).rejected['replay'] ?? 0) - before).toBe(1)
+  }, 90_000)
+})
