@@ -12,10 +12,10 @@ import { afterAll, beforeAll, describe, expect } from 'vitest'
 import mqtt, { type MqttClient } from 'mqtt'
 import { randomBytes } from 'node:crypto'
 import type { ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
 import { createAdminClient, type AdminClient } from '../src/api/index.ts'
 import { createAlarmModel, createBraceletModel, DeviceSealer } from '../devices/index.ts'
 import type { Enrollment } from '../src/registry/index.ts'
+import { CONSENT_CATEGORIES } from '../src/consent/index.ts'
 import { startChildNode } from './support/child-node.ts'
 import { publishAcked, tempDir } from './support/node.ts'
 import { startRedis, type RedisServer } from './support/redis.ts'
@@ -77,14 +77,14 @@ describe('several nodes over Redis', () => {
     const ca = await connect(a, e)
     expect(await publishAcked(ca, f.topic, f.frame)).toBe(true)
     await ca.endAsync()
-    const before = (await stats(b)).rejected['replay'] ?? 0
+    const before = (await stats(b)).rejected['ING_ERR_REPLAY'] ?? 0
     const cb = await connect(b, e)
     expect(await publishAcked(cb, f.topic, f.frame)).toBe(true) // a replay is acknowledged (no negative PUBACK in 3.1.1) and not stored
     const fresh = s.seal('alarm', createAlarmModel(2).next(Date.now() - 500))
     expect(await publishAcked(cb, fresh.topic, fresh.frame)).toBe(true)
     await cb.endAsync()
     const after = await stats(b)
-    expect((after.rejected['replay'] ?? 0) - before).toBe(1)
+    expect((after.rejected['ING_ERR_REPLAY'] ?? 0) - before).toBe(1)
     expect(after.rowsStored['alarm_events'] ?? 0).toBeGreaterThanOrEqual(1)
   }, 60_000)
 
@@ -103,7 +103,7 @@ describe('several nodes over Redis', () => {
   withRedis('a withdrawal answered by node A filters the very next message on node C', async () => {
     const [a, c] = [nodes[0]!, nodes[2]!]
     await a.api.request('POST', `/admin/tenants/${T}/patients`, { patient: 'p-w' })
-    await a.api.request('POST', `/admin/tenants/${T}/patients/p-w/consent`, { category: 'vitals', action: 'grant', source: 'paper_form' })
+    for (const category of CONSENT_CATEGORIES) await a.api.request('POST', `/admin/tenants/${T}/patients/p-w/consent`, { category, action: 'grant', source: 'paper_form', validFromMs: Date.now() - 3_600_000 })
     const e = await a.api.request<Enrollment>('POST', `/admin/tenants/${T}/devices`, { device: 'br-w', family: 'bracelet', patient: 'p-w' })
     const s = sealerOf(e)
     const bracelet = createBraceletModel(3, { asleep: () => false })
@@ -164,10 +164,10 @@ describe('several nodes over Redis', () => {
     expect(await publishAcked(again, v.topic, v.frame)).toBe(true)
     await again.endAsync()
     // the alarm accepted on B while Redis was down is a replay on A now
-    const before = (await stats(a)).rejected['replay'] ?? 0
+    const before = (await stats(a)).rejected['ING_ERR_REPLAY'] ?? 0
     const onA = await connect(a, al)
     expect(await publishAcked(onA, alarm.topic, alarm.frame)).toBe(true)
     await onA.endAsync()
-    expect(((await stats(a)).rejected['replay'] ?? 0) - before).toBe(1)
+    expect(((await stats(a)).rejected['ING_ERR_REPLAY'] ?? 0) - before).toBe(1)
   }, 90_000)
 })

@@ -43,6 +43,7 @@ export interface Cluster {
 const TELEMETRY = /^v1\/[^/]+\/[^/]+\/(?:vitals|spot|alarm|status)$/
 
 interface Emitter {
+  state: { on: (event: 'error', listener: (err: Error) => void) => void }
   emit: (packet: { topic: string }, cb?: (err?: Error) => void) => void
   close: (cb: () => void) => void
 }
@@ -72,6 +73,8 @@ export async function startCluster (o: ClusterOptions): Promise<Cluster> {
     ...(o.onFresh === undefined ? {} : { onFresh: o.onFresh }),
   })
   const bus = MQEmitterRedis({ connectionString: o.url }) as unknown as Emitter
+  // a lost link is reported by the command connection (onLink); ioredis reconnects by itself
+  bus.state.on('error', () => {})
   const emit = bus.emit.bind(bus)
   bus.emit = (packet, cb) => {
     if (TELEMETRY.test(packet.topic)) { cb?.(); return }
