@@ -137,7 +137,7 @@ describe('several nodes over Redis', () => {
     await r.endAsync()
   }, 60_000)
 
-  withRedis('Redis down: consent-based data waits unacknowledged, alarms go on; when it is back, vitals are taken again and the marks written meanwhile reach Redis', async () => {
+  withRedis('Redis down: on open connections consent-based data waits unacknowledged and alarms go on; when it is back, vitals are taken again and the marks written meanwhile reach Redis', async () => {
     const [a, b] = [nodes[0]!, nodes[1]!]
     await a.api.request('POST', `/admin/tenants/${T}/patients`, { patient: 'p-r' })
     await a.api.request('POST', `/admin/tenants/${T}/patients/p-r/consent`, { category: 'vitals', action: 'grant', source: 'paper_form' })
@@ -147,13 +147,14 @@ describe('several nodes over Redis', () => {
     const as = sealerOf(al)
     const bracelet = createBraceletModel(5, { asleep: () => false })
     const alarms = createAlarmModel(6)
+    // connected before: aedes' CONNECT itself needs Redis (session store, takeover notice), so no new session starts while it is down
+    const cb = await connect(b, br)
+    const ca = await connect(b, al)
     const port = redis.port
     await redis.stop()
     await until(async () => (await stats(b)).cluster?.feedCurrent === false)
-    const cb = await connect(b, br)
     const v = bs.seal('vitals', bracelet.nextBatch(Date.now() - 120_000))
     expect(await publishAcked(cb, v.topic, v.frame)).toBe(false) // no PUBACK: the node drops the connection, the device keeps the message
-    const ca = await connect(b, al)
     const alarm = as.seal('alarm', alarms.next(Date.now() - 1000))
     expect(await publishAcked(ca, alarm.topic, alarm.frame)).toBe(true)
     expect((await stats(b)).cluster?.marksWaiting).toBeGreaterThan(0)
