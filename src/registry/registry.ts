@@ -75,7 +75,6 @@ export class Registry {
       this.patients.add(`${row.tenant_id}\0${row.patient_id}`)
       if (row.birth_date !== null) this.setBirthDate(row.tenant_id as TenantId, row.patient_id, row.birth_date)
     }
-    // in place: a connected device's record (held by its session) sees a change made on another node
     for (const d of await loadDevices(this.conn, this.opts.masterKey)) { const had = this.devices.get(d.device); if (had === undefined) this.devices.set(d.device, d); else Object.assign(had, d) }
     await loadConsentLog(this.conn, this.opts.consent)
   }
@@ -88,7 +87,8 @@ export class Registry {
     if (rows.length > 0) await insertRows(this.conn, table, rows)
     if (rows.length > 0) await this.opts.replicate?.(table, rows)
   }
-  /** Reads every tenant, patient, device and consent event again (a change stored by another node). */
+
+  /** Reads everything again after another node's change; device records in place, so a connected session sees it. */
   async reload (): Promise<void> { await this.loadAll() }
 
   hasTenant (tenant: string): boolean { return this.tenantNames.has(tenant as TenantId) }
