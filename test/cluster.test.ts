@@ -9,57 +9,24 @@
  * as HAProxy would send them, over TLS with that node's CA.
  */
 import { afterAll, beforeAll, describe, expect } from 'vitest'
-import mqtt, { type MqttClient } from 'mqtt'
-import { randomBytes } from 'node:crypto'
-import type { ChildProcess } from 'node:child_process'
-import { createAdminClient, type AdminClient } from '../src/api/index.ts'
-import { createAlarmModel, createBraceletModel, DeviceSealer } from '../devices/index.ts'
-import type { Enrollment } from '../src/registry/index.ts'
+import { Redis } from 'ioredis'
 import { CONSENT_CATEGORIES } from '../src/consent/index.ts'
-import { startChildNode } from './support/child-node.ts'
-import { publishAcked, tempDir } from './support/node.ts'
+import { createAlarmModel, createBraceletModel } from '../devices/index.ts'
+import type { Enrollment } from '../src/registry/index.ts'
+import { connectTo as connect, sealerOf, startClusterNode, statsOf as stats, until, type ClusterNode } from './support/cluster.ts'
+import { publishAcked } from './support/node.ts'
 import { startRedis, type RedisServer } from './support/redis.ts'
 import { requireTool } from './support/tools.ts'
 
 const withRedis = requireTool('redis-server')
-const TOKEN = 'cluster-test-admin-token-0123456789'
-const MASTER = randomBytes(32).toString('base64url')
 const T = 'care-c'
 
-interface Node { name: string; proc: ChildProcess; mqtts: number; api: AdminClient; ca: string; dir: ReturnType<typeof tempDir> }
-interface Stats { rejected: Record<string, number>; rowsFiltered: number; rowsStored: Record<string, number>; cluster: { redis: boolean; feedCurrent: boolean; marksWaiting: number } | null }
-
 let redis: RedisServer
-const nodes: Node[] = []
-
-async function startNodeProc (name: string, dir = tempDir(`vf-cluster-${name}-`)): Promise<Node> {
-  const c = await startChildNode(dir.path, TOKEN, {
-    VF_REDIS_URL: redis.url, VF_NODE_ID: name, VF_MASTER_KEY: MASTER, VF_CLUSTER_LIVE_TTL_MS: '1000', VF_CLUSTER_BARRIER_MS: '5000', VF_LOG_LEVEL: 'info',
-  })
-  const api = createAdminClient(`http://127.0.0.1:${c.http}`, TOKEN)
-  const { caPem } = await api.request<{ caPem: string }>('GET', '/admin/connection')
-  return { name, proc: c.proc, mqtts: c.mqtts, api, ca: caPem, dir }
-}
-
-async function connect (n: Node, e: Enrollment, clientId = e.device): Promise<MqttClient> {
-  const c = await mqtt.connectAsync({
-    protocol: 'mqtts', host: '127.0.0.1', port: n.mqtts, ca: n.ca, servername: 'localhost', clientId, username: e.device, password: e.secret,
-    clean: true, reconnectPeriod: 0, connectTimeout: 10_000,
-  })
-  c.on('error', () => {})
-  return c
-}
-
-const stats = async (n: Node): Promise<Stats> => await n.api.request<Stats>('GET', '/admin/stats')
-const sealerOf = (e: Enrollment, next = 1): DeviceSealer => new DeviceSealer({ tenant: e.tenant, device: e.device, keyId: e.keyId, key: Buffer.from(e.key, 'base64url') }, next)
-
-async function until (what: () => Promise<boolean>): Promise<void> {
-  while (!await what()) await new Promise((resolve) => setTimeout(resolve, 25))
-}
+const nodes: ClusterNode[] = []
 
 beforeAll(async () => {
   redis = await startRedis()
-  for (const name of ['a', 'b', 'c']) nodes.push(await startNodeProc(name))
+  for (const name of ['a', 'b', 'c']) nodes.push(await startClusterNode(redis.url, name))
   await nodes[0]!.api.request('POST', '/admin/tenants', { tenant: T, displayName: 'C' })
 }, 120_000)
 
@@ -135,6 +102,37 @@ describe('several nodes over Redis', () => {
     expect(Number(notice.seq)).toBe(f.seq)
     await d.endAsync()
     await r.endAsync()
+  }, 60_000)
+
+  withRedis('a change that a live node does not apply fails the request with 503 ING_ERR_CLUSTER instead of answering early', async () => {
+    const a = nodes[0]!
+    await a.api.request('POST', `/admin/tenants/${T}/patients`, { patient: 'p-b' })
+    // a node that is live (its key is there) but never applies anything: the barrier must not pass
+    const r = new Redis(redis.url)
+    await r.set('vf:live:ghost', '1', 'PX', 600_000)
+    await expect(a.api.request('POST', `/admin/tenants/${T}/patients/p-b/consent`, { category: 'vitals', action: 'withdraw', source: 'app' }))
+      .rejects.toThrow(/ING_ERR_CLUSTER|503/)
+    await r.del('vf:live:ghost')
+    await a.api.request('POST', `/admin/tenants/${T}/patients/p-b/consent`, { category: 'vitals', action: 'grant', source: 'app' })
+    r.disconnect()
+  }, 60_000)
+
+  withRedis('a responder that was offline (persistent session) gets the alarm it missed when it reconnects to another node', async () => {
+    const [a, b, c] = [nodes[0]!, nodes[1]!, nodes[2]!]
+    const responder = await a.api.request<Enrollment>('POST', `/admin/tenants/${T}/devices`, { device: 'resp-off', family: 'responder' })
+    const e = await a.api.request<Enrollment>('POST', `/admin/tenants/${T}/devices`, { device: 'cal-off', family: 'calarm' })
+    const r1 = await connect(a, responder, { clean: false })
+    await r1.subscribeAsync(`v1/${T}/alerts`, { qos: 1 })
+    await r1.endAsync()
+    const d = await connect(b, e)
+    const f = sealerOf(e).seal('alarm', createAlarmModel(7, { pressProbability: 1 }).next(Date.now() - 1000))
+    expect(await publishAcked(d, f.topic, f.frame)).toBe(true)
+    await d.endAsync()
+    const r2 = await connect(c, responder, { clean: false })
+    const notice = await new Promise<{ device: string; seq: number }>((resolve) => { r2.on('message', (_t, p) => { resolve(JSON.parse(p.toString()) as { device: string; seq: number }) }) })
+    expect(notice.device).toBe('cal-off')
+    expect(Number(notice.seq)).toBe(f.seq)
+    await r2.endAsync()
   }, 60_000)
 
   withRedis('Redis down: on open connections consent-based data waits unacknowledged and alarms go on; when it is back, vitals are taken again and the marks written meanwhile reach Redis', async () => {
