@@ -4,6 +4,7 @@
  * path. Consent events go through here (the patient must be known) to the
  * consent log (consent-log.ts).
  */
+import { importPatients, type PatientImportItem, type PatientImportResult } from './patient-import.ts'
 import { randomBytes, X509Certificate } from 'node:crypto'
 import { prepareKey, wrapKey } from '../crypto/index.ts'
 import type { ConsentEvent, ConsentIndex } from '../consent/index.ts'
@@ -137,6 +138,12 @@ export class Registry {
     this.patients.add(k)
     if (birthDate !== undefined) this.setBirthDate(tenant, patient, birthDate)
     return patient
+  }
+
+  /** Registers many patients with their consent grants in two inserts (patient-import.ts). */
+  async importPatients (tenant: string, items: PatientImportItem[], by: { recordedBy: string; source: string }): Promise<PatientImportResult> {
+    const t = this.requireTenant(tenant)
+    return await importPatients({ conn: this.conn, consent: this.opts.consent, tenant: t, has: (p) => this.hasPatient(t, p), note: (ps) => { for (const p of ps) this.patients.add(`${t}\0${p}`) } }, items, by)
   }
 
   private setBirthDate (tenant: TenantId, patient: string, birthDate: string): void {
