@@ -10,7 +10,9 @@ import { promisify } from 'node:util'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { connect, type StorageConnection } from '../src/storage/connection.ts'
-import { migrate } from '../src/storage/migrate.ts'
+import { POLICY, RETENTION_TABLES } from '../src/consent/index.ts'
+import { TenantRetention } from '../src/rights/tenant-retention.ts'
+import { migrate, schemaMigrationsDdl } from '../src/storage/migrate.ts'
 import {
   ClusterDdlError, DASHBOARD_TABLES, MIGRATIONS, SHARDING_KEY, clusterDdl, clusterDdlScript, clusterTenantAccessDdl, type ClusterDdl,
 } from '../src/storage/index.ts'
@@ -87,17 +89,38 @@ describe('cluster DDL from MIGRATIONS', () => {
     }
   }, 60_000)
 
-  it('every statement is valid ClickHouse (formatQuery), and all but the migrations record run ON CLUSTER', () => {
+  it('every statement is valid ClickHouse (formatQuery), and all but two records run ON CLUSTER', () => {
     for (const { cluster } of cases) {
       const statements = formatted.get(cluster)!
       expect(statements.length).toBeGreaterThan(60)
-      const insert = statements.at(-1)!
-      expect(insert).toMatch(/^INSERT INTO \w+\.schema_migrations \(version, name\)/)
-      for (const s of statements.slice(0, -1)) expect(firstLine(s), s).toMatch(new RegExp(`\\bON CLUSTER ${cluster}( |$)`))
-      // the one statement without ON CLUSTER writes to a table replicated to every node, so one INSERT reaches all
-      const record = ddls.get(cluster)!.tables.find((t) => t.name === 'schema_migrations')!
-      expect(record.placement).toBe('everywhere')
+      const inserts = statements.filter((s) => s.startsWith('INSERT'))
+      expect(inserts.map((s) => /^INSERT INTO \w+\.(\w+)/.exec(s)?.[1])).toEqual(['retention_applied', 'schema_migrations'])
+      expect(statements.at(-1)).toBe(inserts.at(-1))
+      for (const s of statements.filter((x) => !x.startsWith('INSERT'))) expect(firstLine(s), s).toMatch(new RegExp(`\\bON CLUSTER ${cluster}( |$)`))
+      // the statements without ON CLUSTER write to tables replicated to every node, so one INSERT reaches all
+      const placed = new Map(ddls.get(cluster)!.tables.map((t) => [t.name, t.placement]))
+      expect([placed.get('retention_applied'), placed.get('schema_migrations')]).toEqual(['everywhere', 'everywhere'])
     }
+  })
+
+  it('a node started against the new cluster finds nothing to migrate and no TTL to rewrite', async () => {
+    const ddl = ddls.get('vitalflow')!
+    const record = (table: string): string => ddl.statements.find((s) => s.startsWith(`INSERT INTO ${DB}.${table} `))!
+    // schema_migrations as the cluster has it after the script, in a database of its own: migrate() applies nothing
+    await conn.client.command({ query: 'CREATE DATABASE fresh' })
+    const fresh: StorageConnection = { ...conn, database: 'fresh', table: (n) => `fresh.${n}` }
+    await conn.client.command({ query: schemaMigrationsDdl('fresh') })
+    await conn.client.command({ query: record('schema_migrations').replace(`${DB}.`, 'fresh.') })
+    expect(await migrate(fresh)).toEqual([])
+    // retention_applied as the script leaves it: the node's start (TenantRetention.apply) rewrites no table's TTL
+    await conn.client.command({ query: record('retention_applied') })
+    const before = await rows<{ n: string }>(`SELECT count() AS n FROM ${DB}.retention_applied`)
+    await (await TenantRetention.load(conn, POLICY)).apply([])
+    expect(await rows<{ n: string }>(`SELECT count() AS n FROM ${DB}.retention_applied`)).toEqual(before)
+    expect(Number(before[0]!.n)).toBe(Object.keys(RETENTION_TABLES).length)
+    const ttls = ddl.statements.filter((s) => / MODIFY TTL /.test(s))
+    expect(ttls.map((s) => /^ALTER TABLE \w+\.(\w+) /.exec(s)?.[1])).toEqual(Object.keys(RETENTION_TABLES).map((t) => `${t}_local`))
+    expect(clusterDdl({ database: DB, cluster: 'vitalflow', after: 1 }).statements.filter((s) => / MODIFY TTL |retention_applied \(/.test(s))).toEqual([])
   })
 
   it('every MergeTree-family table became Replicated*, with its own Keeper path per shard and {replica}', () => {
@@ -222,6 +245,7 @@ describe('cluster DDL from MIGRATIONS', () => {
     expect(ddl.versions).toEqual([last])
     expect(ddl.statements.at(-1)).toMatch(new RegExp(`VALUES \\(${last}, `))
     for (const s of ddl.statements) await format(s)
+    // on a cluster that has every migration: the database and the record table, nothing else (not the retention TTLs)
     expect(clusterDdl({ database: DB, cluster: 'vitalflow', after: last }).statements).toHaveLength(2)
   })
 })

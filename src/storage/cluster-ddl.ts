@@ -12,6 +12,9 @@
  *   - a Memory table is created on every node and stays that node's own;
  *   - materialized views read and write the local tables (a row and the rows its views make land on
  *     the same shard); ALTERs go to the local tables, and column changes to the Distributed twin too;
+ *   - on a new cluster, the retention policy's TTLs are set on the local tables and recorded in
+ *     retention_applied, as a node's first start does on one server (a node cannot: MODIFY TTL on a
+ *     Distributed table is refused);
  *   - the applied versions are recorded in schema_migrations, so a node started against the cluster
  *     finds nothing left to migrate.
  *
@@ -22,6 +25,7 @@
  * replica then creates the table under the same path, and the replica fetches its shard's data;
  * with {uuid} it would start a new, empty replica group of its own.
  */
+import { POLICY, RETENTION_TABLES, retentionDigest, retentionTtls, type Policy } from '../consent/index.ts'
 import { VitalflowError } from '../errors.ts'
 import { sqlString } from '../sql.ts'
 import { schemaMigrationsDdl } from './migrate.ts'
@@ -73,6 +77,8 @@ export interface ClusterDdlOptions {
   after?: number
   /** Default: the schema's MIGRATIONS. */
   migrations?: readonly Migration[]
+  /** Whose retention periods a new cluster starts with; default: POLICY (the node's). */
+  policy?: Policy
 }
 
 /** Where a sharded table's rows go; tenant_id also starts every sharded table's ORDER BY. */
@@ -186,6 +192,17 @@ export function clusterDdl (options: ClusterDdlOptions): ClusterDdl {
     throw new ClusterDdlError(`migration ${version}: ALTER ${name} ${head(command)}: not translated for a cluster`)
   }
 
+  // the TTLs a node's first start writes (no tenant's own periods, no holds yet), on the tables that hold the rows;
+  // on a cluster that already has data, tenants' periods and holds may be in force: it is left to the nodes
+  const retention = (policy: Policy): string[] => {
+    const ttls = retentionTtls({ policy, overrides: new Map(), holds: [] })
+    const names = Object.keys(RETENTION_TABLES)
+    const out = names.map((name) => `ALTER TABLE ${db}.${known(name, 0, 'the retention policy').local} ${on} MODIFY TTL ${ttls[name]!}`)
+    out.push(`INSERT INTO ${db}.retention_applied (table_name, ttl, applied_at) VALUES ${names.map((n) => `(${sqlString(n)}, ${sqlString(retentionDigest(ttls[n]!))}, now64(3))`).join(', ')}`)
+    if (known('retention_applied', 0, 'the retention record').placement !== 'everywhere') throw new ClusterDdlError('retention_applied must be replicated to every node')
+    return out
+  }
+
   const translate = (statement: string, version: number): string[] => {
     const s = statement.trim()
     if (s.startsWith('CREATE TABLE ')) return createTable(s, version)
@@ -209,6 +226,7 @@ export function clusterDdl (options: ClusterDdlOptions): ClusterDdl {
     versions.push(m.version)
   }
   skipped.splice(0, skipped.length, ...skipped.filter((s) => s.version > after))
+  if (after === 0) statements.push(...retention(options.policy ?? POLICY))
   if (versions.length > 0) {
     // replicated to every node (one Keeper path): one INSERT reaches them all, so it has no ON CLUSTER
     const names = new Map((options.migrations ?? MIGRATIONS).map((m) => [m.version, m.name]))
