@@ -112,15 +112,30 @@ describe('cluster DDL from MIGRATIONS', () => {
     await conn.client.command({ query: schemaMigrationsDdl('fresh') })
     await conn.client.command({ query: record('schema_migrations').replace(`${DB}.`, 'fresh.') })
     expect(await migrate(fresh)).toEqual([])
-    // retention_applied as the script leaves it: the node's start (TenantRetention.apply) rewrites no table's TTL
+    // the TTLs: what a node's first start writes on one server (TenantRetention.apply), the cluster's local tables are created with
+    await conn.client.command({ query: 'CREATE DATABASE single' })
+    const single: StorageConnection = { ...conn, database: 'single', table: (n) => `single.${n}` }
+    await migrate(single)
+    await (await TenantRetention.load(single, POLICY)).apply([])
+    const written = await rows<{ name: string; q: string }>("SELECT name, create_table_query AS q FROM system.tables WHERE database = 'single'")
+    const ttlOf = async (create: string): Promise<string | undefined> =>
+      /\bTTL (.+?)(?: SETTINGS .*)?$/.exec((await rows<{ f: string }>('SELECT formatQuerySingleLine({q:String}) AS f', { q: create }))[0]!.f)?.[1]
+    for (const table of Object.keys(RETENTION_TABLES)) {
+      const onOneServer = await ttlOf(written.find((w) => w.name === table)!.q)
+      expect(onOneServer, table).toMatch(/toIntervalDay/)
+      expect(await ttlOf(ddl.statements.find((s) => s.startsWith(`CREATE TABLE IF NOT EXISTS ${DB}.${table}_local `))!), table).toBe(onOneServer)
+    }
+    // and retention_applied as the script leaves it: the node's start rewrites no table's TTL (it would record each one it wrote)
     await conn.client.command({ query: record('retention_applied') })
     const before = await rows<{ n: string }>(`SELECT count() AS n FROM ${DB}.retention_applied`)
     await (await TenantRetention.load(conn, POLICY)).apply([])
     expect(await rows<{ n: string }>(`SELECT count() AS n FROM ${DB}.retention_applied`)).toEqual(before)
     expect(Number(before[0]!.n)).toBe(Object.keys(RETENTION_TABLES).length)
-    const ttls = ddl.statements.filter((s) => / MODIFY TTL /.test(s))
-    expect(ttls.map((s) => /^ALTER TABLE \w+\.(\w+) /.exec(s)?.[1])).toEqual(Object.keys(RETENTION_TABLES).map((t) => `${t}_local`))
-    expect(clusterDdl({ database: DB, cluster: 'vitalflow', after: 1 }).statements.filter((s) => / MODIFY TTL |retention_applied \(/.test(s))).toEqual([])
+    expect(ddl.statements.filter((s) => / MODIFY TTL /.test(s))).toEqual([])
+    // a cluster that has migration 1 gets the TTLs of the retention tables created after it, and records only those
+    const later = clusterDdl({ database: DB, cluster: 'vitalflow', after: 1 }).statements
+    expect(later.filter((s) => /\nTTL /.test(s)).map((s) => /^CREATE TABLE IF NOT EXISTS \w+\.(\w+) /.exec(s)?.[1])).toEqual(['security_events_local', 'access_log_local'])
+    expect([...later.find((s) => s.startsWith(`INSERT INTO ${DB}.retention_applied`))!.matchAll(/\('(\w+)', '/g)].map((m) => m[1])).toEqual(['security_events', 'access_log'])
   })
 
   it('every MergeTree-family table became Replicated*, with its own Keeper path per shard and {replica}', () => {

@@ -12,9 +12,10 @@
  *   - a Memory table is created on every node and stays that node's own;
  *   - materialized views read and write the local tables (a row and the rows its views make land on
  *     the same shard); ALTERs go to the local tables, and column changes to the Distributed twin too;
- *   - on a new cluster, the retention policy's TTLs are set on the local tables and recorded in
- *     retention_applied, as a node's first start does on one server (a node cannot: MODIFY TTL on a
- *     Distributed table is refused);
+ *   - a table the retention policy covers is created with the TTL a node's first start writes on one
+ *     server (the policy's periods, no tenant's own, no holds), recorded in retention_applied so a
+ *     node does not try MODIFY TTL on the Distributed table (refused); a node added later gets the
+ *     TTL with its tables, and no existing part is rewritten;
  *   - the applied versions are recorded in schema_migrations, so a node started against the cluster
  *     finds nothing left to migrate.
  *
@@ -109,6 +110,9 @@ export function clusterDdl (options: ClusterDdlOptions): ClusterDdl {
   if (!NAME.test(db) || !NAME.test(cluster)) throw new ClusterDdlError('database and cluster names must match [A-Za-z_][A-Za-z0-9_]*')
   const after = options.after ?? 0
   const on = `ON CLUSTER ${cluster}`
+  const ttls = retentionTtls({ policy: options.policy ?? POLICY, overrides: new Map(), holds: [] })
+  /** Retention tables whose CREATE is in the script, by migration version. */
+  const withTtl: Array<{ name: string; version: number }> = []
   const tables = new Map<string, ClusterTable>()
   const views: ClusterView[] = []
   const skipped: SkippedStatement[] = []
@@ -143,7 +147,16 @@ export function clusterDdl (options: ClusterDdlOptions): ClusterDdl {
       throw new ClusterDdlError(`migration ${version}: ${name} has a tenant_id but its ORDER BY does not start with it`)
     }
     tables.set(name, { name, local, placement, engine: replicated, version })
-    const out = [`CREATE TABLE IF NOT EXISTS ${db}.${local} ${on} (${columns}) ENGINE = ${replicated}(${engineArgs})${rest}`]
+    let keys = rest
+    const ttl = Object.hasOwn(RETENTION_TABLES, name) ? ttls[name] : undefined
+    if (ttl !== undefined) {
+      if (/\bTTL\b/.test(rest)) throw new ClusterDdlError(`migration ${version}: ${name} has a TTL of its own; retention is the policy's`)
+      // TTL comes after ORDER BY and before SETTINGS
+      const settings = /\sSETTINGS\s/.exec(rest)
+      keys = settings === null ? `${rest}\nTTL ${ttl}` : `${rest.slice(0, settings.index)}\nTTL ${ttl}${rest.slice(settings.index)}`
+      withTtl.push({ name, version })
+    }
+    const out = [`CREATE TABLE IF NOT EXISTS ${db}.${local} ${on} (${columns}) ENGINE = ${replicated}(${engineArgs})${keys}`]
     if (tenanted) {
       out.push(`CREATE TABLE IF NOT EXISTS ${db}.${name} ${on} AS ${db}.${local} ENGINE = Distributed(${[cluster, db, local].map(sqlString).join(', ')}, ${SHARDING_KEY})`)
     }
@@ -192,17 +205,6 @@ export function clusterDdl (options: ClusterDdlOptions): ClusterDdl {
     throw new ClusterDdlError(`migration ${version}: ALTER ${name} ${head(command)}: not translated for a cluster`)
   }
 
-  // the TTLs a node's first start writes (no tenant's own periods, no holds yet), on the tables that hold the rows;
-  // on a cluster that already has data, tenants' periods and holds may be in force: it is left to the nodes
-  const retention = (policy: Policy): string[] => {
-    const ttls = retentionTtls({ policy, overrides: new Map(), holds: [] })
-    const names = Object.keys(RETENTION_TABLES)
-    const out = names.map((name) => `ALTER TABLE ${db}.${known(name, 0, 'the retention policy').local} ${on} MODIFY TTL ${ttls[name]!}`)
-    out.push(`INSERT INTO ${db}.retention_applied (table_name, ttl, applied_at) VALUES ${names.map((n) => `(${sqlString(n)}, ${sqlString(retentionDigest(ttls[n]!))}, now64(3))`).join(', ')}`)
-    if (known('retention_applied', 0, 'the retention record').placement !== 'everywhere') throw new ClusterDdlError('retention_applied must be replicated to every node')
-    return out
-  }
-
   const translate = (statement: string, version: number): string[] => {
     const s = statement.trim()
     if (s.startsWith('CREATE TABLE ')) return createTable(s, version)
@@ -226,7 +228,15 @@ export function clusterDdl (options: ClusterDdlOptions): ClusterDdl {
     versions.push(m.version)
   }
   skipped.splice(0, skipped.length, ...skipped.filter((s) => s.version > after))
-  if (after === 0) statements.push(...retention(options.policy ?? POLICY))
+  const missing = Object.keys(RETENTION_TABLES).filter((t) => !tables.has(t))
+  if (missing.length > 0) throw new ClusterDdlError(`the retention policy covers ${missing.join(', ')}, which no migration creates`)
+  const recorded = withTtl.filter((t) => t.version > after)
+  if (recorded.length > 0) {
+    if (tables.get('retention_applied')?.placement !== 'everywhere') throw new ClusterDdlError('retention_applied must be replicated to every node')
+    // replicated to every node, as schema_migrations below: one INSERT, no ON CLUSTER
+    statements.push(`INSERT INTO ${db}.retention_applied (table_name, ttl, applied_at) VALUES ${recorded.map(({ name }) =>
+      `(${sqlString(name)}, ${sqlString(retentionDigest(ttls[name]!))}, now64(3))`).join(', ')}`)
+  }
   if (versions.length > 0) {
     // replicated to every node (one Keeper path): one INSERT reaches them all, so it has no ON CLUSTER
     const names = new Map((options.migrations ?? MIGRATIONS).map((m) => [m.version, m.name]))
