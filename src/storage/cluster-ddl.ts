@@ -134,8 +134,7 @@ export function clusterDdl (options: ClusterDdlOptions): ClusterDdl {
       tables.set(name, { name, local: name, placement: 'per-node', engine, version })
       return [`CREATE TABLE IF NOT EXISTS ${db}.${name} ${on} (${columns}) ENGINE = Memory${rest}`]
     }
-    const family = /^(\w*)MergeTree$/.exec(engine)
-    if (family === null || engine.startsWith('Replicated')) {
+    if (!/^\w*MergeTree$/.test(engine) || engine.startsWith('Replicated')) {
       throw new ClusterDdlError(`migration ${version}: ${name} has engine ${engine}; only plain MergeTree-family and Memory tables are translated`)
     }
     const replicated = `Replicated${engine}`
@@ -168,17 +167,17 @@ export function clusterDdl (options: ClusterDdlOptions): ClusterDdl {
     if (m === null) throw new ClusterDdlError(`migration ${version}: a materialized view this generator cannot read: ${head(statement)}`)
     const [, , name, , targetName, body] = m as unknown as [string, string, string, string, string, string]
     const target = known(targetName, version, `view ${name}`)
-    const sources: string[] = []
+    const sources: ClusterTable[] = []
     const localBody = body.replace(new RegExp(`\\b${db}\\.(\\w+)\\b`, 'g'), (_, t: string) => {
       const source = known(t, version, `view ${name}`)
-      sources.push(source.name)
+      sources.push(source)
       return `${db}.${source.local}`
     })
     // a view runs where its source's rows are inserted: both must be sharded alike for its rows to land beside them
-    for (const t of [target, ...sources.map((s) => known(s, version, `view ${name}`))]) {
+    for (const t of [target, ...sources]) {
       if (t.placement !== 'sharded') throw new ClusterDdlError(`migration ${version}: view ${name} reads or writes ${t.name}, which is not sharded by tenant`)
     }
-    views.push({ name, target: target.name, sources, version })
+    views.push({ name, target: target.name, sources: sources.map((t) => t.name), version })
     return [`CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${name} ${on} TO ${db}.${target.local}${localBody}`]
   }
 
@@ -220,14 +219,14 @@ export function clusterDdl (options: ClusterDdlOptions): ClusterDdl {
   }
 
   statements.push(...translate(schemaMigrationsDdl(db), 0))
+  const migrations = options.migrations ?? MIGRATIONS
   const versions: number[] = []
-  for (const m of options.migrations ?? MIGRATIONS) {
+  for (const m of migrations) {
     const out = m.statements(db).flatMap((s) => translate(s, m.version))
     if (m.version <= after) continue
     statements.push(...out)
     versions.push(m.version)
   }
-  skipped.splice(0, skipped.length, ...skipped.filter((s) => s.version > after))
   const missing = Object.keys(RETENTION_TABLES).filter((t) => !tables.has(t))
   if (missing.length > 0) throw new ClusterDdlError(`the retention policy covers ${missing.join(', ')}, which no migration creates`)
   const recorded = withTtl.filter((t) => t.version > after)
@@ -239,10 +238,10 @@ export function clusterDdl (options: ClusterDdlOptions): ClusterDdl {
   }
   if (versions.length > 0) {
     // replicated to every node (one Keeper path): one INSERT reaches them all, so it has no ON CLUSTER
-    const names = new Map((options.migrations ?? MIGRATIONS).map((m) => [m.version, m.name]))
+    const names = new Map(migrations.map((m) => [m.version, m.name]))
     statements.push(`INSERT INTO ${db}.schema_migrations (version, name) VALUES ${versions.map((v) => `(${v}, ${sqlString(names.get(v)!)})`).join(', ')}`)
   }
-  return { cluster, database: db, statements, tables: [...tables.values()], views, skipped, versions }
+  return { cluster, database: db, statements, tables: [...tables.values()], views, skipped: skipped.filter((s) => s.version > after), versions }
 }
 
 /** The statements as a script for `clickhouse-client --queries-file`, with what was left out as comments. */
