@@ -6,7 +6,7 @@
  */
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { Admission, AdmissionBusyError } from '../src/pipeline/admission.ts'
+import { AbandonedError, Admission, AdmissionBusyError } from '../src/pipeline/admission.ts'
 
 interface Run { admitted: Array<{ tenant: string; id: number; rows: number }>; admission: Admission; storage: { rows: number; failing: boolean } }
 
@@ -117,5 +117,22 @@ describe('admission', () => {
       { shedding: true, backlogRows: 100 },
       { shedding: false, durationMs: expect.any(Number) as number, waited: 3, maxWaiting: 3, tenants: ['t1', 't2'] },
     ])
+  })
+
+  it('drops a waiting message whose connection closed, without writing it, so the device\'s resend is taken', async () => {
+    const storage = { rows: 100, failing: false }
+    const admission = new Admission({ maxBacklogRows: 10, pollMs: 1e9, backlog: () => storage })
+    const written: string[] = []
+    let open = true
+    const gone = admission.admit('t', 1, async () => { written.push('gone') }, () => open)
+    const kept = admission.admit('t', 1, async () => { written.push('kept') }, () => true)
+    open = false
+    storage.rows = 0
+    admission.pump()
+    await expect(gone).rejects.toBeInstanceOf(AbandonedError)
+    await kept
+    expect(written).toEqual(['kept'])
+    expect(admission.abandoned).toBe(1)
+    admission.close()
   })
 })

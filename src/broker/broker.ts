@@ -14,7 +14,7 @@ import { AuthBackoff, ConnectionCounter, IdentityBuckets, type TokenBucket } fro
 import { VitalflowError } from '../errors.ts'
 
 /** An authenticated connection. `bucket` is its identity's, shared with every other connection of the same device. */
-export interface Sender { record: DeviceRecord; clientId: string; remoteAddress: string; bucket: TokenBucket }
+export interface Sender { record: DeviceRecord; clientId: string; remoteAddress: string; bucket: TokenBucket; connected: () => boolean }
 
 export interface BrokerLimits {
   /** Sustained publishes per second per device (all its connections together, across reconnects), and the burst it may save up. */
@@ -126,7 +126,7 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
         const uncount = (): void => { if (counted) { counted = false; connections.remove(record.tenant); held.release() } }
         client.conn.once('close', uncount)
         if ((client.conn as { destroyed?: boolean }).destroyed === true) uncount()
-        senders.set(client, { record, clientId: client.id, remoteAddress, bucket: held.bucket })
+        senders.set(client, { record, clientId: client.id, remoteAddress, bucket: held.bucket, connected: () => counted })
         done(null, true)
       }
       const peer = peerCertificate(client)

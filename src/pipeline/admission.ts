@@ -37,6 +37,11 @@ export type SheddingEvent =
 interface Waiting { rows: number; go: () => void }
 interface TenantQueue { tenant: string; items: Waiting[]; head: number; deficit: number }
 
+/** The sender's connection closed while its message waited: nothing was written, and its resend will be taken. */
+export class AbandonedError extends Error {
+  readonly code = 'ING_ERR_ABANDONED'
+}
+
 export class AdmissionBusyError extends Error {
   /** The storage back-pressure code: no PUBACK, and the device resends on reconnect. */
   readonly code = 'ING_ERR_BACKPRESSURE'
@@ -53,6 +58,8 @@ export class Admission {
   private episode = { waited: 0, maxWaiting: 0, tenants: new Set<string>() }
   /** Messages that waited, per tenant, since start (a counter for /metrics). */
   readonly waitedByTenant = new Map<string, number>()
+  /** Waiting messages dropped because their connection closed first (never written, never acknowledged). */
+  abandoned = 0
   sheddingEpisodes = 0
 
   constructor (private readonly opts: AdmissionOptions) {}
@@ -68,7 +75,7 @@ export class Admission {
   }
 
   /** Runs `write` now if storage keeps up and nobody waits, else once this message's turn comes. */
-  admit (tenant: string, rows: number, write: () => Promise<void>): Promise<void> {
+  admit (tenant: string, rows: number, write: () => Promise<void>, connected?: () => boolean): Promise<void> {
     if (this.waitingCount === 0 && !this.behind()) return write()
     if (this.waitingCount >= (this.opts.maxWaiting ?? 100_000)) {
       return Promise.reject(new AdmissionBusyError('storage is behind and too many messages wait; retry later'))
@@ -80,7 +87,14 @@ export class Admission {
         this.queues.set(tenant, q)
       }
       if (q.items.length === q.head) this.ring.push(q)
-      q.items.push({ rows, go: () => { write().then(resolve, reject) } })
+      q.items.push({
+        rows,
+        go: () => {
+          if (connected === undefined || connected()) { write().then(resolve, reject); return }
+          this.abandoned++
+          reject(new AbandonedError('connection closed while the message waited for storage'))
+        },
+      })
       this.waitingCount++
       this.episode.waited++
       this.episode.tenants.add(tenant)

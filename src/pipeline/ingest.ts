@@ -25,6 +25,8 @@ export interface Sender {
   record: DeviceRecord
   clientId: string
   remoteAddress: string
+  /** Whether its connection is still open: a bulk message still waiting for storage when it closed is dropped (the device resends it). */
+  connected?: () => boolean
 }
 
 export type Outcome =
@@ -154,7 +156,7 @@ export function createIngest (deps: IngestDeps): Ingest {
     }
   }
 
-  function batch (w: ReplayWindow, t: TelemetryTopic, seq: bigint, table: TableName, enc: Encoded): Promise<void> {
+  function batch (w: ReplayWindow, t: TelemetryTopic, seq: bigint, table: TableName, enc: Encoded, connected?: () => boolean): Promise<void> {
     w.accept(seq)
     const lane = laneOf(table)
     // a message whose rows were all filtered still used up its sequence number (in its stream's lane)
@@ -163,7 +165,7 @@ export function createIngest (deps: IngestDeps): Ingest {
       : storage.write(table, enc.chunk, enc.rows)
     if (enc.rows > 0) bump(metrics.rowsQueued, table, enc.rows)
     // alarms and status go straight to their own lane; bulk telemetry may wait for storage (admission.ts)
-    const admitted = lane === 'bulk' && deps.admission !== undefined ? deps.admission.admit(t.tenant, Math.max(1, enc.rows), write) : write()
+    const admitted = lane === 'bulk' && deps.admission !== undefined ? deps.admission.admit(t.tenant, Math.max(1, enc.rows), write, connected) : write()
     const stored = admitted.then(
       () => { bump(metrics.rowsStored, table, enc.rows) },
       (err: unknown) => {
@@ -214,7 +216,7 @@ export function createIngest (deps: IngestDeps): Ingest {
     lap('consent')
     const [table, enc] = encodeRows(ctx, p)
     lap('encode')
-    const durable = batch(w, t, env.seq, table, enc)
+    const durable = batch(w, t, env.seq, table, enc, sender.connected)
     lap('log+admission')
     deps.onAccepted?.(t.tenant, t.device, p.stream === 'status' ? p.msg : null, nowMs)
     if (p.stream === 'alarm' && (p.msg.kind === AlarmKind.BUTTON_PRESS || p.msg.kind === AlarmKind.FALL_DETECTED) && deps.onAlarm !== undefined) {

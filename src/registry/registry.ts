@@ -4,6 +4,7 @@
  * path. Consent events go through here (the patient must be known) to the
  * consent log (consent-log.ts).
  */
+import { importPatients, type PatientImportItem, type PatientImportResult } from './patient-import.ts'
 import { randomBytes, X509Certificate } from 'node:crypto'
 import { prepareKey, wrapKey } from '../crypto/index.ts'
 import type { ConsentEvent, ConsentIndex } from '../consent/index.ts'
@@ -19,14 +20,14 @@ import { VitalflowError } from '../errors.ts'
 
 import { FAMILIES, type Family } from './families.ts'
 import { planImport, type ImportItem } from './device-import.ts'
-import type { DeviceRecord, Enrollment, ImportResult } from './types.ts'
+import type { DeviceRecord, Enrollment, ImportResult, Replication } from './types.ts'
 
 export { FAMILIES, type Family }
 export type { DeviceKey, DeviceRecord, Enrollment, ImportResult } from './types.ts'
 
 export class RegistryError extends VitalflowError<'ING_ERR_NOT_FOUND' | 'ING_ERR_CONFLICT' | 'ING_ERR_INVALID'> {}
 
-export interface RegistryOptions {
+export interface RegistryOptions extends Replication {
   masterKey: Uint8Array
   consent: ConsentIndex
   /** Computes every secret hash (worker threads, bounded). */
@@ -39,8 +40,6 @@ export interface RegistryOptions {
   onRevoke?: (d: DeviceRecord) => void
   /** Called after a client certificate is issued, with when it expires (the fleet view). */
   onCertificate?: (tenant: TenantId, device: DeviceId, notAfterMs: number) => void
-  /** Several nodes (src/cluster): each registry write's rows, after they are stored here; resolves once every live node has them. */
-  replicate?: (table: string, rows: ReadonlyArray<Record<string, unknown>>) => Promise<void>
 }
 
 export class Registry {
@@ -61,11 +60,11 @@ export class Registry {
 
   static async load (conn: StorageConnection, opts: RegistryOptions): Promise<Registry> {
     const r = new Registry(conn, opts)
-    await r.loadAll()
+    await r.reload()
     return r
   }
 
-  private async loadAll (): Promise<void> {
+  async reload (): Promise<void> {
     const t = this.conn.table
     for (const row of await selectRows<{ tenant_id: string; display_name: string; min_age: number }>(this.conn, `SELECT tenant_id, display_name, min_age FROM ${t('tenants')} FINAL`)) {
       this.tenantNames.set(row.tenant_id as TenantId, row.display_name)
@@ -84,12 +83,8 @@ export class Registry {
   }
 
   private async insertMany (table: string, rows: Array<Record<string, unknown>>): Promise<void> {
-    if (rows.length > 0) await insertRows(this.conn, table, rows)
-    if (rows.length > 0) await this.opts.replicate?.(table, rows)
+    if (rows.length > 0) { await insertRows(this.conn, table, rows); await this.opts.replicate?.(table, rows) }
   }
-
-  /** Reads everything again after another node's change; device records in place, so a connected session sees it. */
-  async reload (): Promise<void> { await this.loadAll() }
 
   hasTenant (tenant: string): boolean { return this.tenantNames.has(tenant as TenantId) }
   hasPatient (tenant: string, patient: string): boolean { return this.patients.has(`${tenant}\0${patient}`) }
@@ -143,6 +138,12 @@ export class Registry {
     this.patients.add(k)
     if (birthDate !== undefined) this.setBirthDate(tenant, patient, birthDate)
     return patient
+  }
+
+  /** Registers many patients with their consent grants in two inserts (patient-import.ts). */
+  async importPatients (tenant: string, items: PatientImportItem[], by: { recordedBy: string; source: string }): Promise<PatientImportResult> {
+    const t = this.requireTenant(tenant)
+    return await importPatients({ conn: this.conn, consent: this.opts.consent, tenant: t, has: (p) => this.hasPatient(t, p), note: (ps) => { for (const p of ps) this.patients.add(`${t}\0${p}`) } }, items, by)
   }
 
   private setBirthDate (tenant: TenantId, patient: string, birthDate: string): void {
