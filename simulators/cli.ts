@@ -90,7 +90,7 @@ async function inWorkers (base: Omit<FleetOptions, 'log' | 'api'>, admin: Worker
     pubackCodes: results.reduce<Record<string, number>>((all, r) => { for (const [k, n] of Object.entries(r.pubackCodes)) all[k] = (all[k] ?? 0) + n; return all }, {}),
     reconnects: sum('reconnects'), gatewayOutages: sum('gatewayOutages'), backfilled: sum('backfilled'), expected,
     ackLatencyMs: percentiles(samples.ack), queryableLatencyMs: admin === null ? null : percentiles(samples.queryable),
-    alarmToResponderMs: percentiles(samples.alarm), nodeRssMB: results[0]!.nodeRssMB,
+    alarmToResponderMs: percentiles(samples.alarm), nodeRssMB: results[0]!.nodeRssMB, nodeCpu: results[0]!.nodeCpu,
     simEventLoopDelayMs: { p50: Math.max(...results.map((r) => r.simEventLoopDelayMs.p50)), p99: Math.max(...results.map((r) => r.simEventLoopDelayMs.p99)), max: Math.max(...results.map((r) => r.simEventLoopDelayMs.max)) },
     elapsedSeconds: Math.max(...results.map((r) => r.elapsedSeconds)), samples,
   }

@@ -72,43 +72,27 @@ export async function ensureFleetWithResponders (api: AdminClient, file: string,
     }
   }
   const fleet = new Array<SimDevice>(opts.devices)
-  let enrolled = 0
-  await inPool(opts.devices, 8, async (i) => {
+  // what is not reusable is enrolled in bulk, per tenant: patients with their grants, then devices (gateway phones first)
+  const wanted = new Map<string, number[]>(tenants.map((t) => [t, []]))
+  for (let i = 0; i < opts.devices; i++) {
     const family = familyOf(i)
     const tenant = tenants[i % tenants.length]!
-    const device = `sim-${family}-${String(i).padStart(5, '0')}`
-    const prior = byId.get(device)
-    if (prior !== undefined && known.has(prior.device) && prior.tenant === tenant && (family !== 'bracelet' || prior.gateway !== undefined)) { fleet[i] = prior; return }
-    const patient = `sim-patient-${String(i).padStart(5, '0')}`
-    const consent = i % 10 !== 9
-    await api.request('POST', `/admin/tenants/${tenant}/patients`, { patient })
-    if (consent) {
-      for (const category of CONSENTED) {
-        // recorded from a signed paper form, valid since a month ago (the simulated clock starts in the past)
-        await api.request('POST', `/admin/tenants/${tenant}/patients/${patient}/consent`, {
-          category, action: 'grant', recordedBy: 'simulator', source: 'paper_form', validFromMs: Date.now() - 30 * 86_400_000,
-        })
-      }
+    const prior = byId.get(`sim-${family}-${String(i).padStart(5, '0')}`)
+    if (prior !== undefined && known.has(prior.device) && prior.tenant === tenant && (family !== 'bracelet' || prior.gateway !== undefined)) fleet[i] = prior
+    else wanted.get(tenant)!.push(i)
+  }
+  let enrolled = 0
+  for (const [tenant, slots] of wanted) {
+    for (let from = 0; from < slots.length; from += 5000) {
+      const chunk = slots.slice(from, from + 5000)
+      await api.request('POST', `/admin/tenants/${tenant}/patients:import`, {
+        recordedBy: 'simulator', source: 'paper_form',
+        // recorded from signed paper forms, valid since a month ago (the simulated clock starts in the past)
+        patients: chunk.map((i) => ({ patient: patientOf(i), grants: i % 10 === 9 ? [] : CONSENTED.map((category) => ({ category, validFromMs: Date.now() - 30 * 86_400_000 })) })),
+      })
+      for (const d of await enrolInBulk(api, tenant, chunk, known)) { fleet[d.slot] = d.device; enrolled++ }
     }
-    // device ids are unique across tenants: one taken here or by another tenant gets a fresh suffix
-    const enroll = async (id: string): Promise<{ secret: string; keyId: number; key: string }> =>
-      await api.request('POST', `/admin/tenants/${tenant}/devices`, { device: id, family, patient })
-    const suffixed = (): string => `${device}-r${Date.now().toString(36)}${i.toString(36)}`
-    let fresh = known.has(device) ? suffixed() : device
-    const e = await enroll(fresh).catch(async (err: unknown) => {
-      if (!(err instanceof AdminApiError) || err.status !== 409) throw err
-      return await enroll(fresh = suffixed())
-    })
-    fleet[i] = { tenant, device: fresh, family, patient, consent, secret: e.secret, keyId: e.keyId, key: e.key }
-    if (family === 'bracelet') {
-      // the patient's phone: enrolled as a gateway, then allowed to publish for this bracelet
-      const phone = `${fresh}-phone`
-      const g = await api.request<{ secret: string }>('POST', `/admin/tenants/${tenant}/devices`, { device: phone, family: 'gateway', patient: null })
-      await api.request('POST', `/admin/tenants/${tenant}/devices/${fresh}/gateway`, { gateway: phone })
-      fleet[i].gateway = { device: phone, secret: g.secret }
-    }
-    enrolled++
-  })
+  }
   let issued = 0
   if (opts.certificates === true) {
     // the identity that connects: the gateway phone for a bracelet, else the device itself; kept with the fleet for later runs
@@ -125,6 +109,46 @@ export async function ensureFleetWithResponders (api: AdminClient, file: string,
   writeFileSync(file, JSON.stringify({ devices: [...keep.values()], responders: savedResponders }, null, 1), { mode: 0o600 })
   opts.log(`fleet: ${fleet.length} devices over ${tenants.length} tenants (${enrolled} newly enrolled, ${fleet.length - enrolled} reused${opts.certificates === true ? `, ${issued} certificates issued` : ''})`)
   return { fleet, responders: tenants.map((t) => savedResponders.find((r) => r.tenant === t)!) }
+}
+
+const patientOf = (i: number): string => `sim-patient-${String(i).padStart(5, '0')}`
+
+interface Imported { device: string; secret: string; keyId: number; key: string }
+
+/**
+ * Enrols the fleet slots of a tenant in one import (devices:import, NDJSON): a bracelet's gateway
+ * phone on the line before it. Device ids are unique across tenants: an id this tenant already
+ * holds, or another one does (the import answers 422 "taken" for the whole file), gets a fresh suffix.
+ */
+async function enrolInBulk (api: AdminClient, tenant: string, slots: number[], known: Set<string>): Promise<Array<{ slot: number; device: SimDevice }>> {
+  const ids = new Map(slots.map((i) => [i, `sim-${familyOf(i)}-${String(i).padStart(5, '0')}`]))
+  const suffix = (i: number): void => { ids.set(i, `${ids.get(i)!}-r${Date.now().toString(36)}${i.toString(36)}`) }
+  for (const i of slots) if (known.has(ids.get(i)!)) suffix(i)
+  for (let attempt = 0; ; attempt++) {
+    const lines: Array<{ slot: number; line: Record<string, string> }> = []
+    for (const i of slots) {
+      const id = ids.get(i)!
+      if (familyOf(i) === 'bracelet') lines.push({ slot: i, line: { device: `${id}-phone`, family: 'gateway' } })
+      lines.push({ slot: i, line: { device: id, family: familyOf(i), patient: patientOf(i), ...(familyOf(i) === 'bracelet' ? { gateway: `${id}-phone` } : {}) } })
+    }
+    const r = await api.upload<{ applied: boolean; enrolled: Imported[]; errors: Array<{ line: number; code: string; message: string }> }>(
+      `/admin/tenants/${tenant}/devices:import`, 'application/x-ndjson', lines.map((l) => JSON.stringify(l.line)).join('\n'))
+    if (r.body.applied) {
+      const got = new Map(r.body.enrolled.map((e) => [e.device, e]))
+      return slots.map((i) => {
+        const id = ids.get(i)!
+        const e = got.get(id)!
+        const d: SimDevice = { tenant, device: id, family: familyOf(i), patient: patientOf(i), consent: i % 10 !== 9, secret: e.secret, keyId: e.keyId, key: e.key }
+        if (familyOf(i) === 'bracelet') d.gateway = { device: `${id}-phone`, secret: got.get(`${id}-phone`)!.secret }
+        return { slot: i, device: d }
+      })
+    }
+    // ids taken (here by an earlier fleet file, or by another tenant), and the bracelets whose phone was one of them: fresh ids, once
+    if (attempt > 0 || r.body.errors.some((e) => e.code !== 'ING_ERR_CONFLICT' && e.code !== 'ING_ERR_NOT_FOUND')) {
+      throw new AdminApiError(r.status, `device import refused: ${r.body.errors.slice(0, 3).map((e) => `line ${e.line}: ${e.message}`).join('; ')}`)
+    }
+    for (const slot of new Set(r.body.errors.map((e) => lines[e.line - 1]!.slot))) suffix(slot)
+  }
 }
 
 /** Runs task(0..n-1) with at most `width` in flight. */

@@ -80,6 +80,15 @@ export interface FleetResult {
     samples: number
   } | null
   /**
+   * The node's CPU over the run from its /metrics (Linux): seconds per thread (main; ClickHouse's
+   * ThreadPool, MergeMutate …; Node's helpers), main-thread seconds per step of the ingest path
+   * (sampled), and all threads' seconds per million rows logged.
+   */
+  nodeCpu: {
+    seconds: number; byThread: Record<string, number>; byStage: Record<string, number>
+    rowsLogged: number; cpuSecondsPerMillionRows: number | null
+  } | null
+  /**
    * The simulator's own event-loop delay while it published. Every latency above is measured
    * from this process: when this is high, the load generator, not the node, sets the tail.
    */

@@ -206,6 +206,7 @@ export async function runFleet (opts: FleetOptions): Promise<FleetResult> {
     queryableLatencyMs: opts.api === undefined ? null : percentiles(samples.queryable),
     alarmToResponderMs: opts.responders === undefined ? null : percentiles(samples.alarm),
     nodeRssMB: memory.trend(),
+    nodeCpu: memory.cpu(),
     simEventLoopDelayMs: { p50: Math.round(loop.percentile(50) / 1e5) / 10, p99: Math.round(loop.percentile(99) / 1e5) / 10, max: Math.round(loop.max / 1e5) / 10 },
     elapsedSeconds,
     samples,

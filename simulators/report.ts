@@ -24,6 +24,7 @@ export interface SimReport {
   }
   latencyMs: { puback: FleetResult['ackLatencyMs']; deviceToQueryable: FleetResult['queryableLatencyMs']; alarmToResponder: FleetResult['alarmToResponderMs'] }
   nodeRssMB: FleetResult['nodeRssMB']
+  nodeCpu: FleetResult['nodeCpu']
   simEventLoopDelayMs: FleetResult['simEventLoopDelayMs']
 }
 
@@ -78,6 +79,7 @@ export async function buildReport (api: AdminClient, input: {
     },
     latencyMs: { puback: result.ackLatencyMs, deviceToQueryable: result.queryableLatencyMs, alarmToResponder: result.alarmToResponderMs },
     nodeRssMB: result.nodeRssMB,
+    nodeCpu: result.nodeCpu,
     simEventLoopDelayMs: result.simEventLoopDelayMs,
   }
 }

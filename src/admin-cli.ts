@@ -10,11 +10,14 @@
  *   consent grant|withdraw <tenant> <patient> <category> --by <who> [--purpose care] [--source app|professional|paper_form|guardian|admin] [--erase]
  *   rights register|receipts|report|export|erase|hold|unhold|restrict|unrestrict|rectify|retention ...
  *   stats
+ *   storage cluster-ddl|cluster-tenant ...   printed for an operator to apply to a ClickHouse cluster; no node needed
  */
+import { randomBytes } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { adminClientFor } from './api/index.ts'
 import { loadConfig } from './config/index.ts'
+import { clusterDdl, clusterDdlScript, clusterTenantAccessDdl } from './storage/index.ts'
 
 const USAGE = `usage: npm run admin -- <command>
   tenant create <tenant> --name "Care organisation"
@@ -43,7 +46,11 @@ const USAGE = `usage: npm run admin -- <command>
   rights restrict|unrestrict <tenant> <patient> --reason <text>
   rights rectify <tenant> <patient> --target vital_samples.value --device <d> --seq <n> [--idx <i>] --value <v> --reason <text>
   rights retention <tenant> <category> <days>
-  stats`
+  stats
+  storage cluster-ddl --cluster <name> [--database <db>] [--after <version>]
+                                                the schema as ON CLUSTER DDL (Replicated + Distributed), to stdout
+  storage cluster-tenant <tenant> --cluster <name> [--password <password>] [--service-user <user>]
+                                                a tenant's dashboard user and row policies ON CLUSTER, to stdout`
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -53,6 +60,7 @@ const { values, positionals } = parseArgs({
     by: { type: 'string' }, purpose: { type: 'string' }, source: { type: 'string' }, help: { type: 'boolean', short: 'h' },
     format: { type: 'string' }, categories: { type: 'string' }, reason: { type: 'string' }, target: { type: 'string' }, device: { type: 'string' },
     seq: { type: 'string' }, idx: { type: 'string' }, value: { type: 'string' }, erase: { type: 'boolean' }, out: { type: 'string' },
+    cluster: { type: 'string' }, database: { type: 'string' }, after: { type: 'string' }, 'service-user': { type: 'string' },
   },
 })
 
@@ -64,8 +72,29 @@ function usage (message?: string): never {
 
 const [noun, verb, a, b, c] = positionals
 if (values.help === true || noun === undefined) usage()
-const api = adminClientFor(loadConfig())
 const need = (v: string | undefined, what: string): string => v ?? usage(`missing ${what}`)
+if (noun === 'storage') {
+  // DDL for a ClickHouse cluster, printed for the operator to apply (clickhouse-client --queries-file); talks to nothing
+  const config = loadConfig()
+  const database = values.database ?? config.CLICKHOUSE_DATABASE
+  const cluster = need(values.cluster, '--cluster <name> (a cluster of the servers\' remote_servers)')
+  const after = Number(values.after ?? 0)
+  if (!Number.isSafeInteger(after) || after < 0) usage('--after takes a migration version (an integer, 0 = all)')
+  try {
+    if (verb === 'cluster-ddl') process.stdout.write(clusterDdlScript(clusterDdl({ database, cluster, after })))
+    else if (verb === 'cluster-tenant') {
+      const password = values.password ?? randomBytes(18).toString('base64url')
+      const access = clusterTenantAccessDdl(database, cluster, need(a, '<tenant>'), password, values['service-user'] ?? config.CLICKHOUSE_USER)
+      if (values.password === undefined) process.stderr.write(`dashboard password (shown once, stored only as its hash): ${password}\n`)
+      process.stdout.write(`-- dashboard user ${access.user} on ClickHouse cluster ${cluster}\n${access.statements.map((s) => `${s};`).join('\n\n')}\n`)
+    } else usage(`unknown command: ${positionals.join(' ')}`)
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`)
+    process.exit(1)
+  }
+  process.exit(0)
+}
+const api = adminClientFor(loadConfig())
 let result: unknown
 const patientPath = (): string => `/admin/tenants/${need(a, '<tenant>')}/patients/${need(b, '<patient>')}`
 try {

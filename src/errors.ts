@@ -31,6 +31,7 @@ export const HTTP_STATUS = {
   ING_ERR_AUTH_CLOSED: 503,
   ING_ERR_BACKPRESSURE: 503,
   ING_ERR_STORAGE: 503,
+  ING_ERR_CLUSTER: 503,
   ING_ERR_DISK_FULL: 503,
   ING_ERR_WAL_CLOSED: 503,
 } as const satisfies Record<`ING_ERR_${string}`, number>

@@ -72,6 +72,10 @@ export const DurabilityReason = {
   walIo: 'ING_ERR_WAL_IO',
   walClosed: 'ING_ERR_WAL_CLOSED',
   storage: 'ING_ERR_STORAGE',
+  /** A cluster node that cannot confirm it has every consent change holds consent-based data back. */
+  cluster: 'ING_ERR_CLUSTER',
+  /** The connection closed while the message waited for storage (admission): nothing was written. */
+  abandoned: 'ING_ERR_ABANDONED',
 } as const
 export type DurabilityReason = (typeof DurabilityReason)[keyof typeof DurabilityReason]
 
@@ -149,6 +153,8 @@ export const DEVICE_ANSWERS = {
   backpressure: { reason: 'ING_ERR_BACKPRESSURE', when: 'storage is behind and the write-ahead log is at its budget', v311: '**no PUBACK**, connection dropped', v5: 'PUBACK', code: Mqtt5Code.quotaExceeded, text: 'node busy: not stored; send it again later', should: '**keep and resend** after a pause (back-off)' },
   walIo: { reason: 'ING_ERR_WAL_IO', when: 'a write-ahead log write failed', v311: '**no PUBACK**, connection dropped', v5: 'PUBACK', code: Mqtt5Code.unspecified, text: 'not stored; send it again later', should: '**keep and resend** after a pause (back-off)' },
   walClosed: { reason: 'ING_ERR_WAL_CLOSED', when: 'the node is stopping', v311: '**no PUBACK**, connection dropped', v5: 'PUBACK', code: Mqtt5Code.unspecified, text: 'not stored; send it again later', should: '**keep and resend** after reconnecting' },
+  cluster: { reason: 'ING_ERR_CLUSTER', when: 'a node of a cluster that cannot confirm it has every consent change (Redis out of reach), for consent-based data', v311: '**no PUBACK**, connection dropped', v5: 'PUBACK', code: Mqtt5Code.unspecified, text: 'not stored; send it again later', should: '**keep and resend** after a pause (back-off)' },
+  abandoned: { reason: 'ING_ERR_ABANDONED', when: 'the connection closed while the message waited for storage', v311: 'nothing (no connection)', v5: 'PUBACK', code: Mqtt5Code.unspecified, text: 'not stored; send it again later', should: '**keep and resend** after reconnecting' },
   storage: { reason: 'ING_ERR_STORAGE', when: 'any other failure to store', v311: '**no PUBACK**, connection dropped', v5: 'PUBACK', code: Mqtt5Code.unspecified, text: 'not stored; send it again later', should: '**keep and resend** after a pause (back-off)' },
 } as const satisfies Record<string, DeviceAnswer>
 export type DeviceAnswerKey = keyof typeof DEVICE_ANSWERS
@@ -167,6 +173,8 @@ export function durabilityAnswer (code: unknown): DeviceAnswerKey {
     case DurabilityReason.backpressure: return 'backpressure'
     case DurabilityReason.walIo: return 'walIo'
     case DurabilityReason.walClosed: return 'walClosed'
+    case DurabilityReason.cluster: return 'cluster'
+    case DurabilityReason.abandoned: return 'abandoned'
     default: return 'storage'
   }
 }

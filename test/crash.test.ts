@@ -6,41 +6,28 @@
  * as a child process (`node --import tsx src/main.ts`: the main that `npm start`
  * runs compiled, from source; test/signals.test.ts runs the real `npm start`).
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import mqtt, { type MqttClient } from 'mqtt'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createClient } from '@clickhouse/client'
 import { createAdminClient } from '../src/api/index.ts'
 import { createAlarmModel, DeviceSealer } from '../devices/index.ts'
 import type { Enrollment } from '../src/registry/index.ts'
+import { startChildNode } from './support/child-node.ts'
 import { publishAcked, tempDir } from './support/node.ts'
 
 const dir = tempDir('vf-crash-')
 const TOKEN = 'crash-test-admin-token-0123456789'
 let child: ChildProcess | null = null
 
-interface Ports { mqtts: number; http: number; ca: string }
+interface Ports { mqtts: number; http: number }
 
 async function startChild (): Promise<Ports> {
-  child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    env: {
-      ...process.env, VF_DATA_DIR: dir.path, VF_MQTT_PORT: '0', VF_MQTTS_PORT: '0', VF_MQTTS_HOST: '127.0.0.1', VF_MQTTS_MTLS: 'false',
-      VF_HTTP_PORT: '0', VF_ADMIN_TOKEN: TOKEN, VF_DEVICE_AUTH_COST: '10', VF_LOG_LEVEL: 'info', VF_PUBLISH_RATE: '10000', VF_SHUTDOWN_TIMEOUT_MS: '5000',
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  const lines = createInterface({ input: child.stdout! })
-  for await (const line of lines) {
-    const m = JSON.parse(line) as { msg?: string; mqtts?: string; http?: string }
-    if (m.msg === 'vitalflow ingest node listening') {
-      lines.on('line', () => {}) // keep draining stdout
-      return { mqtts: Number(m.mqtts!.split(':').at(-1)), http: Number(m.http!.split(':').at(-1)), ca: '' }
-    }
-  }
-  throw new Error('node exited before listening')
+  const started = await startChildNode(dir.path, TOKEN)
+  child = started.proc
+  return started
 }
 
 interface Publisher { client: MqttClient; sealer: DeviceSealer; acked: number[]; stop: boolean; done: Promise<void> }

@@ -19,7 +19,7 @@ const ORDER: ReadonlyArray<readonly string[]> = [
   ['consent'],
   ['storage'],
   ['registry'],
-  ['broker', 'rights'],
+  ['broker', 'rights', 'cluster'],
   ['api'],
   ['pipeline'],
   ['main.ts', 'admin-cli.ts'],

@@ -52,7 +52,7 @@ describe('observability', () => {
       expect(text).toMatch(new RegExp(`vitalflow_bounded_map_evictions_total\\{map="${map}"\\} 0\\b`))
     }
     expect(text).toMatch(/vitalflow_insert_rows_count\{table="vital_samples"\} [1-9]/)
-    expect(text).toMatch(/vitalflow_wal_sync_seconds_count [1-9]/)
+    expect(text).toMatch(/vitalflow_wal_sync_seconds_count\{lane="bulk"\} [1-9]/)
     expect(text).not.toContain(PATIENT)
     // a separate VF_METRICS_TOKEN: the admin token does not open /metrics, nor the metrics token the admin API
     const refused = await get('/metrics', node.adminToken)

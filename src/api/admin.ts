@@ -14,6 +14,8 @@ import type { Registry as MetricsRegistry } from 'prom-client'
 import { z } from 'zod'
 import { randomBytes } from 'node:crypto'
 import { VitalflowError } from '../errors.ts'
+import { CONSENT_CATEGORIES, PURPOSES } from '../consent/index.ts'
+import { audit } from '../rights/index.ts'
 import { FAMILIES, IMPORT_MAX_BYTES, parseImport, ROLES, type ImportFormat, type Registry } from '../registry/index.ts'
 import { applyDashboardUser, rowsPerTable, securityEvents, storedSequences, type Storage } from '../storage/index.ts'
 import { bearerCheck } from './bearer.ts'
@@ -48,6 +50,14 @@ export interface AdminApiDeps {
 
 const TenantBody = z.object({ tenant: id, displayName: z.string().min(1).max(200) })
 const PatientBody = z.object({ patient: id })
+const PatientImportBody = z.object({
+  patients: z.array(z.object({
+    patient: id,
+    grants: z.array(z.object({ category: z.enum(CONSENT_CATEGORIES), purpose: z.enum(PURPOSES).optional(), validFromMs: z.number().int().min(0).optional() })).max(CONSENT_CATEGORIES.length * PURPOSES.length).optional(),
+  })).min(1).max(50_000),
+  source: z.enum(['app', 'professional', 'paper_form', 'admin']).default('paper_form'),
+  recordedBy: z.string().min(1).max(100),
+})
 const DeviceBody = z.object({ device: id, family: z.enum(FAMILIES), patient: id.nullish(), gateway: id.nullish() })
 const BindingBody = z.object({ patient: id.nullable(), validFromMs: z.number().int().min(0).optional() })
 const GatewayBody = z.object({ gateway: id.nullable() })
@@ -139,6 +149,19 @@ export function createAdminApi (deps: AdminApiDeps): FastifyInstance {
     admin.post('/tenants', { schema: { summary: 'Create a tenant', body: TenantBody } }, async (req, reply) =>
       reply.code(201).send({ tenant: await deps.registry.createTenant(req.body.tenant, req.body.displayName) }))
 
+    admin.post('/tenants/:tenant/patients::import', {
+      bodyLimit: IMPORT_MAX_BYTES,
+      schema: {
+        summary: 'Register a list of patients with their consent grants (a signed form each, recorded by the person named), in one go; idempotent by patient and by grant in force',
+        params: TenantParams, body: PatientImportBody,
+      },
+    }, async (req) => {
+      const { tenant } = req.params
+      const result = await deps.registry.importPatients(tenant, req.body.patients, { recordedBy: req.body.recordedBy, source: req.body.source })
+      // the grants are an action on each patient's data: one access-log row per patient, in one insert
+      await audit(deps.storage.conn, tenant, { user: 'platform-admin', role: 'platform_admin', remoteAddress: req.ip }, [...new Set(req.body.patients.map((p) => p.patient))], 'consent_import', `${result.grants} grants`)
+      return result
+    })
     admin.post('/tenants/:tenant/patients', { schema: { summary: 'Register a patient (pseudonymous id)', params: TenantParams, body: PatientBody } }, async (req, reply) =>
       reply.code(201).send({ patient: await deps.registry.createPatient(req.params.tenant, req.body.patient) }))
 

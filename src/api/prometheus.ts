@@ -5,6 +5,7 @@
  * customers), never patient ids.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { threadCpuSeconds } from './thread-cpu.ts'
 
 export interface MetricsSource {
   accepted: Record<string, number>
@@ -21,6 +22,10 @@ export interface MetricsSource {
   connections: () => Record<string, number>
   /** Live entries each bounded map (sessions, back-off sources, rate buckets, refusal tallies) dropped at its cap, by map. */
   evictions?: () => Record<string, number>
+  /** Main-thread seconds per step of the hot path (sampled: metrics.ts). */
+  stageSeconds?: Record<string, number>
+  /** Overload control: messages waiting for storage now, shedding episodes, and messages that waited per tenant. */
+  admission?: () => { waiting: number; episodes: number; waitedByTenant: Map<string, number> }
   /** The secret hasher's counters, if there is one. */
   hashing?: () => { inFlight: number; queued: number; refused: number; completed: number }
 }
@@ -28,8 +33,8 @@ export interface MetricsSource {
 export interface Prometheus {
   registry: Registry
   observeFlush: (table: string, rows: number, seconds: number, ok: boolean) => void
-  /** A write-ahead log group commit: what every PUBACK (and alarm relay) waits for. */
-  observeWalSync: (seconds: number) => void
+  /** A write-ahead log group commit of a lane: what every PUBACK (and, in the priority lane, alarm relay) waits for. */
+  observeWalSync: (seconds: number, lane?: string) => void
 }
 
 function fromRecord (name: string, help: string, label: string, read: () => Record<string, number>, registry: Registry): void {
@@ -80,14 +85,23 @@ export function createPrometheus (src: MetricsSource, opts: PrometheusOptions = 
   }
   const rows = new Histogram({ name: 'vitalflow_insert_rows', help: 'Rows per ClickHouse insert', labelNames: ['table'], buckets: [1, 10, 100, 1000, 10_000, 100_000], registers: [registry] })
   const seconds = new Histogram({ name: 'vitalflow_insert_seconds', help: 'ClickHouse insert latency', labelNames: ['table', 'outcome'], buckets: [0.001, 0.005, 0.02, 0.1, 0.5, 2, 10], registers: [registry] })
-  const walSync = new Histogram({ name: 'vitalflow_wal_sync_seconds', help: 'Write-ahead log group commit (write + fdatasync); PUBACKs wait for it', buckets: [0.001, 0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2], registers: [registry] })
+  const walSync = new Histogram({
+    name: 'vitalflow_wal_sync_seconds', help: 'Write-ahead log group commit (one O_DSYNC write) by lane (bulk telemetry; priority: alarms and status); PUBACKs wait for it',
+    labelNames: ['lane'], buckets: [0.001, 0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2], registers: [registry],
+  })
+  fromRecord('vitalflow_thread_cpu_seconds_total', 'CPU seconds of this process by thread (main; ClickHouse ThreadPool, MergeMutate …; Node helpers), live threads only', 'thread', () => threadCpuSeconds(), registry)
+  if (src.stageSeconds !== undefined) {
+    const stages = src.stageSeconds
+    fromRecord('vitalflow_stage_seconds_total', 'Main-thread seconds per step of the ingest path (one message in 16 timed, scaled up)', 'stage', () => stages, registry)
+  }
+  if (src.admission !== undefined) admissionMetrics(src.admission, registry, opts.tenantLabels === true)
   if (src.hashing !== undefined) hashingMetrics(src.hashing, registry)
   if (src.evictions !== undefined) {
     fromRecord('vitalflow_bounded_map_evictions_total', 'Live entries dropped because a bounded map was full (a flood of distinct sources, identities or sessions)', 'map', src.evictions, registry)
   }
   return {
     registry,
-    observeWalSync: (s) => { walSync.observe(s) },
+    observeWalSync: (s, lane = 'bulk') => { walSync.observe({ lane }, s) },
     observeFlush: (table, n, s, ok) => {
       if (ok) rows.observe({ table }, n)
       seconds.observe({ table, outcome: ok ? 'ok' : 'error' }, s)
@@ -100,4 +114,19 @@ function hashingMetrics (read: NonNullable<MetricsSource['hashing']>, registry: 
   new Gauge({ name: 'vitalflow_hash_queued', help: 'Secret and password checks waiting for a hash thread', registers: [registry], collect () { this.set(read().queued) } })
   new Counter({ name: 'vitalflow_hash_completed_total', help: 'Secret and password hashes computed', registers: [registry], collect () { this.reset(); this.inc(read().completed) } })
   new Counter({ name: 'vitalflow_hash_refused_total', help: 'Secret and password checks refused because the hash queue was full (ING_ERR_AUTH_BUSY)', registers: [registry], collect () { this.reset(); this.inc(read().refused) } })
+}
+
+function admissionMetrics (read: NonNullable<MetricsSource['admission']>, registry: Registry, tenantLabels: boolean): void {
+  new Gauge({ name: 'vitalflow_admission_waiting', help: 'Bulk messages waiting because storage is behind (their senders are not read meanwhile)', registers: [registry], collect () { this.set(read().waiting) } })
+  new Counter({ name: 'vitalflow_admission_shedding_total', help: 'Times storage fell behind and bulk senders were slowed', registers: [registry], collect () { this.reset(); this.inc(read().episodes) } })
+  new Counter({
+    name: 'vitalflow_admission_waited_total', help: 'Bulk messages that waited for storage, by tenant (VF_METRICS_TENANT_LABELS) or in total',
+    labelNames: tenantLabels ? ['tenant'] : [], registers: [registry],
+    collect () {
+      this.reset()
+      let total = 0
+      for (const [t, n] of read().waitedByTenant) { if (tenantLabels) this.inc({ tenant: t }, n); total += n }
+      if (!tenantLabels) this.inc(total)
+    },
+  })
 }

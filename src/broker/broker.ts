@@ -18,7 +18,7 @@ import { ackPacket, isConnectedV5, refuseConnect, userPropertiesWithin, type V5S
 import { VitalflowError } from '../errors.ts'
 
 /** An authenticated connection. `bucket` is its identity's, shared with every other connection of the same device. */
-export interface Sender { record: DeviceRecord; clientId: string; remoteAddress: string; bucket: TokenBucket }
+export interface Sender { record: DeviceRecord; clientId: string; remoteAddress: string; bucket: TokenBucket; connected: () => boolean }
 
 export interface BrokerLimits {
   /** Sustained publishes per second per device (all its connections together, across reconnects), and the burst it may save up. */
@@ -73,6 +73,8 @@ export interface BrokerDeps {
   /** The payload an alert (`v1/{tenant}/alerts`) goes out with at the moment of delivery (a notice past its expiry is marked stale). */
   alertAtDelivery?: (payload: Buffer) => Buffer
   limits?: Partial<BrokerLimits>
+  /** Several nodes: aedes' message bus and session store shared over Redis (src/cluster); unset = in memory. */
+  cluster?: { mq: unknown; persistence: unknown }
 }
 
 /** A refusal sent to a device (its code is the pipeline's reason); never an HTTP answer. */
@@ -124,7 +126,7 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
   const backoff = new AuthBackoff(limits.authFreeFailures, limits.authMaxBackoffSeconds)
   const connections = new ConnectionCounter(limits.connectionsPerTenant)
   const buckets = new IdentityBuckets(limits.publishRate, limits.publishBurst)
-  const qos2 = boundedPersistence(QOS2_AWAITING_PUBREL)
+  const qos2 = boundedPersistence(QOS2_AWAITING_PUBREL, deps.cluster?.persistence)
   const record = (client: Client, reason: BrokerReason, detail: string, sender?: Sender, topic?: string): void => {
     deps.reject({
       reason, detail, tenant: sender?.record.tenant ?? '', device: sender?.record.device ?? '', clientId: client.id?.slice(0, 64) ?? '',
@@ -139,7 +141,10 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
     // topics are v1/{tenant}/{device}/{stream}; nothing legitimate is deeper than 4 levels
     maxTopicLevels: 8,
     maxClientsIdLength: 64,
-    // the bound on QoS 2 awaiting PUBREL that aedes 1.x called maxInflightInbound (see inbound-qos2.ts)
+    // several nodes: aedes' message bus (and below, its session store) shared over Redis
+    ...(deps.cluster === undefined ? {} : { mq: deps.cluster.mq }),
+    // the bound on QoS 2 awaiting PUBREL that aedes 1.x called maxInflightInbound (see inbound-qos2.ts),
+    // around the in-memory store or the cluster's
     persistence: qos2.persistence,
     // MQTT 5, advertised in CONNACK; the packet guard (listeners) enforces the size before aedes sees a byte
     maximumPacketSize: wireSize(limits.maxPacketBytes),
@@ -183,7 +188,7 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
         const uncount = (): void => { if (counted) { counted = false; connections.remove(record.tenant); held.release() } }
         client.conn.once('close', uncount)
         if ((client.conn as { destroyed?: boolean }).destroyed === true) uncount()
-        senders.set(client, { record, clientId: client.id, remoteAddress, bucket: held.bucket })
+        senders.set(client, { record, clientId: client.id, remoteAddress, bucket: held.bucket, connected: () => counted })
         done(null, true)
       }
       const peer = peerCertificate(client)

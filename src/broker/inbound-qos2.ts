@@ -1,6 +1,6 @@
 /**
- * aedes' in-memory persistence with the bounds aedes 1.2 had on inbound QoS 2
- * and aedes 2.0.0-beta.1 does not:
+ * aedes' persistence (its in-memory one, or the cluster's over Redis) with the
+ * bounds aedes 1.2 had on inbound QoS 2 and aedes 2.0.0-beta.1 does not:
  *
  * - at most `limit` QoS 2 messages per client id may wait for their PUBREL
  *   (aedes 1.x `maxInflightInbound`, GHSA-5jvp-3p2v-5qgf): one more makes its
@@ -35,8 +35,9 @@ export interface BoundedPersistence {
   waiting: (clientId: string) => number
 }
 
-export function boundedPersistence (limit: number): BoundedPersistence {
-  const p = memory() as Incoming
+/** Wraps `base` (a persistence with aedes' async interface), or a new in-memory one. The bound is this node's. */
+export function boundedPersistence (limit: number, base?: unknown): BoundedPersistence {
+  const p = (base ?? memory()) as Incoming
   const store = p.incomingStorePacket.bind(p)
   const del = p.incomingDelPacket.bind(p)
   const held = new Map<string, Set<number>>()

@@ -31,11 +31,20 @@ export const configSchema = z.object({
   MASTER_KEY: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'must be 32 bytes, base64url').optional()
     .describe('master key wrapping device payload keys; a development key is generated into DATA_DIR/master.key when unset'),
   CLICKHOUSE_URL: z.url().optional().describe('ClickHouse server URL; unset = embedded chDB in DATA_DIR/chdb'),
+  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional()
+    .describe('several nodes: Redis joining them (aedes clustering, shared replay marks, the consent and registry change feed); unset = one node'),
+  NODE_ID: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional().describe('this node\'s name among several (VF_REDIS_URL); generated into DATA_DIR/node-id when unset'),
+  CLUSTER_BARRIER_MS: z.coerce.number().int().min(100).max(120_000).default(10_000)
+    .describe('how long a consent or registry change waits for every live node to apply it before the request fails (503 ING_ERR_CLUSTER); above CLUSTER_LIVE_TTL_MS, so a dead node drops out first'),
+  CLUSTER_LIVE_TTL_MS: z.coerce.number().int().min(200).max(60_000).default(3000)
+    .describe('a node is live while it refreshed its Redis key within this time; one that could not for half of it takes no consent-based data'),
   CLICKHOUSE_USER: z.string().default('default').describe('server mode only'),
   CLICKHOUSE_PASSWORD: z.string().default('').describe('server mode only'),
   CLICKHOUSE_DATABASE: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).default('vitalflow').describe('database holding every vitalflow table'),
   BATCH_MAX_ROWS: z.coerce.number().int().min(1).max(1_000_000).default(50_000).describe('flush a table batch at this many rows'),
   BATCH_MAX_AGE_MS: z.coerce.number().int().min(1).max(60_000).default(50).describe('flush a table batch at this age; bounds how long logged rows wait before they are queryable (a PUBACK waits for the write-ahead log, not for this)'),
+  STORAGE_BACKLOG_ROWS: z.coerce.number().int().min(0).max(100_000_000).default(200_000)
+    .describe('bulk rows (bracelet samples, spot measurements) taken but not yet stored beyond which new bulk messages wait, unacknowledged, and their senders are not read (alarms and status never wait); bounds device → queryable; 0 = never'),
   MAX_PACKET_BYTES: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(300 * 1024)
     .describe('largest MQTT packet accepted; larger ones drop the connection before their body is buffered'),
   MAX_CONNECT_BYTES: z.coerce.number().int().min(128).max(65_536).default(4096).describe('largest MQTT CONNECT packet accepted'),

@@ -4,5 +4,5 @@ export { PURPOSES, LEGAL_BASES, CATEGORIES, COLLECTION, POLICY, METRIC_CATEGORY,
 export type { Purpose, LegalBasis, Category, Metric, CollectionRule, RetentionRule, Policy } from './policy.ts'
 export { registerOfProcessing } from './register.ts'
 export type { ProcessingActivity } from './register.ts'
-export { retentionTtls, RETENTION_TABLES } from './retention.ts'
+export { retentionTtls, retentionDigest, RETENTION_TABLES } from './retention.ts'
 export type { RetentionInputs } from './retention.ts'

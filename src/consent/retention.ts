@@ -4,6 +4,7 @@
  * a patient under legal hold is excluded from every clause of tables that
  * hold patient data, so nothing of theirs expires until the hold is lifted.
  */
+import { createHash } from 'node:crypto'
 import { VITAL_CATEGORIES } from '../catalogue/index.ts'
 import { CATEGORIES, type Category, type Policy } from './policy.ts'
 import { sqlString } from '../sql.ts'
@@ -53,6 +54,14 @@ export function retentionTtls (inputs: RetentionInputs): Record<string, string> 
     out[table] = clauses.join(',\n    ')
   }
   return out
+}
+
+/**
+ * What retention_applied records of a table's clauses: a digest, not the text (the clauses name held
+ * patients, and that table is not erased). A start rewrites a table's TTL only when it changed.
+ */
+export function retentionDigest (ttl: string): string {
+  return createHash('sha256').update(ttl).digest('hex')
 }
 
 function clause (time: string, days: number, conditions: Array<string | null>): string {

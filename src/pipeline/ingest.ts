@@ -14,9 +14,10 @@ import { associatedData, open, ReplayWindow } from '../crypto/index.ts'
 import { AlarmKind, decodeEnvelope, decodePayload, parseTopic, type AlarmNotice, type DeviceStatus, type Envelope, type Payload, type TelemetryTopic } from '../decode/index.ts'
 import type { DeviceRecord } from '../registry/index.ts'
 import {
-  alarmRows, rejectionRow, securityEventRow, sequenceRow, spotRows, statusRows, vitalRows, type Encoded, type RowContext, type StorageWriter, type StoredSequences, type TableName,
+  alarmRows, laneOf, rejectionRow, securityEventRow, sequenceRow, spotRows, statusRows, vitalRows, type Encoded, type RowContext, type StorageWriter, type StoredSequences, type TableName,
 } from '../storage/index.ts'
-import { bump, type IngestMetrics } from './metrics.ts'
+import { bump, STAGE_SAMPLE, type IngestMetrics } from './metrics.ts'
+import type { Admission } from './admission.ts'
 import { Reason, type Refused } from '../reasons.ts'
 import { BurstDetector, type BurstOptions, type SecurityEvent } from './security-events.ts'
 
@@ -24,6 +25,8 @@ export interface Sender {
   record: DeviceRecord
   clientId: string
   remoteAddress: string
+  /** Whether its connection is still open: a bulk message still waiting for storage when it closed is dropped (the device resends it). */
+  connected?: () => boolean
 }
 
 export type Outcome =
@@ -37,11 +40,13 @@ function refuse (reason: Reason, detail: string, disconnect = false): Refusal {
 }
 
 export interface IngestDeps {
-  consent: ConsentIndex
+  consent: Pick<ConsentIndex, 'gate'>
   /** Enrolled devices by id (for gateways publishing on a bound device's behalf) and their patient at a time. */
   devices?: { device: (id: string) => DeviceRecord | undefined; patientAt: (d: DeviceRecord, t: number) => string | null }
   /** Only write: the path queues rows and waits for them to be durable. */
   storage: StorageWriter
+  /** Overload control: bulk telemetry waits here while storage is behind (alarms and status never do). */
+  admission?: Admission
   metrics: IngestMetrics
   now?: () => number
   /** Sequence numbers already stored, per device (from storage at start). */
@@ -53,6 +58,8 @@ export interface IngestDeps {
   onAlarm?: (a: AlarmNotice) => void
   /** Every message taken (the fleet view's last seen); a device status with its battery and firmware. */
   onAccepted?: (tenant: string, device: string, status: DeviceStatus | null, nowMs: number) => void
+  /** Several nodes (src/cluster): shares each durable sequence number; the PUBACK waits for it. Never rejects. */
+  marks?: { commit: (device: string, seq: bigint) => Promise<void> }
 }
 
 /** A refusal from this path or from the broker. */
@@ -65,6 +72,8 @@ export interface Ingest {
   reject: (r: RejectionInput) => void
   /** Refusal tallies of live sources dropped at the burst detector's cap. */
   evicted: () => number
+  /** Marks sequence numbers seen elsewhere (another node) as seen in the device's replay window, ascending. */
+  learn: (device: string, seen: readonly bigint[]) => void
 }
 
 export function createIngest (deps: IngestDeps): Ingest {
@@ -148,14 +157,17 @@ export function createIngest (deps: IngestDeps): Ingest {
     }
   }
 
-  function batch (w: ReplayWindow, t: TelemetryTopic, seq: bigint, table: TableName, enc: Encoded): Promise<void> {
+  function batch (w: ReplayWindow, t: TelemetryTopic, seq: bigint, table: TableName, enc: Encoded, connected?: () => boolean): Promise<void> {
     w.accept(seq)
-    // a message whose rows were all filtered still used up its sequence number
-    const write = enc.rows === 0
-      ? storage.write('device_sequences', sequenceRow(t.tenant, t.device, seq), 1)
+    const lane = laneOf(table)
+    // a message whose rows were all filtered still used up its sequence number (in its stream's lane)
+    const write = (): Promise<void> => enc.rows === 0
+      ? storage.write('device_sequences', sequenceRow(t.tenant, t.device, seq), 1, lane)
       : storage.write(table, enc.chunk, enc.rows)
     if (enc.rows > 0) bump(metrics.rowsQueued, table, enc.rows)
-    return write.then(
+    // alarms and status go straight to their own lane; bulk telemetry may wait for storage (admission.ts)
+    const admitted = lane === 'bulk' && deps.admission !== undefined ? deps.admission.admit(t.tenant, Math.max(1, enc.rows), write, connected) : write()
+    const stored = admitted.then(
       () => { bump(metrics.rowsStored, table, enc.rows) },
       (err: unknown) => {
         // not made durable, so not acknowledged: let the device's resend through
@@ -164,29 +176,49 @@ export function createIngest (deps: IngestDeps): Ingest {
         throw err
       },
     )
+    const marks = deps.marks
+    return marks === undefined ? stored : stored.then(() => marks.commit(t.device, seq))
   }
 
   // ── the path ─────────────────────────────────────────────────────────────
 
+  // sampled step timing: one message in STAGE_SAMPLE, scaled up (metrics.ts)
+  let sampleTurn = 0
+  let mark = 0
+  const stages = metrics.stageSeconds
+  const lap = (stage: string): void => {
+    if (mark === 0) return
+    const at = performance.now()
+    stages[stage] = (stages[stage] ?? 0) + (at - mark) * STAGE_SAMPLE / 1000
+    mark = at
+  }
+
   function run (sender: Sender, topic: string, payload: Uint8Array, expiryS: number | undefined): Outcome {
+    mark = ++sampleTurn % STAGE_SAMPLE === 0 ? performance.now() : 0
     const addressed = authorizeTopic(sender, topic)
     if ('kind' in addressed) return addressed
     const [t, device] = addressed
     const env = openEnvelope(t, payload)
     if ('kind' in env) return env
+    lap('authorize+envelope')
     const w = windowOf(t.device)
     const replay = checkReplay(w, env)
     if (replay !== null) return replay
     const nowMs = now()
     const plain = decrypt(device, t, env, nowMs)
     if ('kind' in plain) return plain
+    lap('replay+decrypt')
     const p = decode(t, plain, nowMs)
     if ('kind' in p) return p
+    lap('decode')
     const patient = deps.devices === undefined ? device.patient : deps.devices.patientAt(device, messageTime(p))
     const gate = consent.gate(t.tenant, patient)
     const ctx: RowContext = { tenant: t.tenant, patient: patient ?? '', device: t.device, seq: env.seq, ingestedAt: nowMs, gate }
+    lap('consent')
     const [table, enc] = encodeRows(ctx, p)
-    const durable = batch(w, t, env.seq, table, enc)
+    lap('encode')
+    const durable = batch(w, t, env.seq, table, enc, sender.connected)
+    lap('log+admission')
     deps.onAccepted?.(t.tenant, t.device, p.stream === 'status' ? p.msg : null, nowMs)
     if (p.stream === 'alarm' && (p.msg.kind === AlarmKind.BUTTON_PRESS || p.msg.kind === AlarmKind.FALL_DETECTED) && deps.onAlarm !== undefined) {
       const loc = p.msg.location
@@ -230,5 +262,9 @@ export function createIngest (deps: IngestDeps): Ingest {
     },
     reject,
     evicted: () => bursts.evicted,
+    learn (device, seen) {
+      const w = windowOf(device)
+      for (const s of seen) if (w.check(s)) w.accept(s)
+    },
   }
 }

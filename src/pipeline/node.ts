@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net'
 import pino, { type Logger } from 'pino'
 import { AlarmHub, alarmNoticeJson, Sessions, createAdminApi, createFleetView, createPrometheus, createQueries, type Prometheus } from '../api/index.ts'
 import { addressList } from '../addresses.ts'
+import { joinCluster, type Joined } from '../cluster/index.ts'
 import { AuthBackoff, createBroker, loadTls, startListeners, ticketKeysAt, TICKET_KEY_LIFETIME_MS } from '../broker/index.ts'
 import type { Config } from '../config/index.ts'
 import { ConsentIndex, POLICY, type Policy } from '../consent/index.ts'
@@ -17,6 +18,7 @@ import { Rights } from '../rights/index.ts'
 import { CertificateAuthorities, Registry, Users, createHasher, loadPresence, type Hasher, type PresenceStore } from '../registry/index.ts'
 import { createStorage, loadSequences, type Storage } from '../storage/index.ts'
 import { Reason } from '../reasons.ts'
+import { Admission } from './admission.ts'
 import { createIngest } from './ingest.ts'
 import { loadOrCreateSecret } from './local-secrets.ts'
 import { createMetrics, type IngestMetrics } from './metrics.ts'
@@ -45,6 +47,8 @@ export interface IngestNode {
   metrics: IngestMetrics
   /** The pool that computes every secret and password hash. */
   hasher: Hasher
+  /** Overload control: bulk telemetry waiting for storage. */
+  admission: Admission
   /** Last seen, battery, firmware and certificate expiry per device (the fleet view). */
   presence: PresenceStore
   /** Re-reads the server certificate and key (VF_TLS_CERT/KEY or the development pair) without a restart. */
@@ -52,12 +56,19 @@ export interface IngestNode {
   close: () => Promise<void>
 }
 
-export async function startNode (config: Config, logger: Logger = pino({ level: config.LOG_LEVEL }), policy: Policy = POLICY): Promise<IngestNode> {
+/** Fault injection for tests: never set in production (main.ts passes none). */
+export interface NodeFaults {
+  /** Awaited before each write-ahead log group commit of a lane (e.g. to stall the bulk lane). */
+  beforeWalWrite?: (lane: 'bulk' | 'priority') => Promise<void>
+}
+
+export async function startNode (config: Config, logger: Logger = pino({ level: config.LOG_LEVEL }), policy: Policy = POLICY, faults?: NodeFaults): Promise<IngestNode> {
   const dataDir = config.DATA_DIR
   const masterKey = Buffer.from(config.MASTER_KEY ?? loadOrCreateSecret(join(dataDir, 'master.key'), 32), 'base64url')
   const adminToken = config.ADMIN_TOKEN ?? loadOrCreateSecret(join(dataDir, 'admin-token'), 32)
   const metrics = createMetrics()
   let prometheus: Prometheus | null = null
+  let admission: Admission | null = null
   let ready = false
 
   const storage = await createStorage({
@@ -68,13 +79,15 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     dataDir,
     batch: { maxRows: config.BATCH_MAX_ROWS, maxAgeMs: config.BATCH_MAX_AGE_MS },
     wal: { segmentBytes: config.WAL_SEGMENT_BYTES, budgetBytes: config.WAL_BUDGET_BYTES, reserveBytes: config.DISK_RESERVE_BYTES },
-    onWalState: (state) => {
-      if (state.writable) logger.info('write-ahead log takes data again: PUBACKs resume')
-      else logger.error({ code: state.code }, 'write-ahead log takes no data (devices get no PUBACK and keep their messages); it resumes by itself when the disk has room')
+    onWalState: (state, lane) => {
+      if (state.writable) logger.info({ lane }, 'write-ahead log takes data again: PUBACKs resume')
+      else logger.error({ lane, code: state.code }, 'write-ahead log takes no data (devices get no PUBACK and keep their messages); it resumes by itself when the disk has room')
     },
-    onWalSync: (s) => { prometheus?.observeWalSync(s) },
+    onWalSync: (s, _bytes, _appends, lane) => { prometheus?.observeWalSync(s, lane) },
+    ...(faults?.beforeWalWrite === undefined ? {} : { beforeWalWrite: faults.beforeWalWrite }),
     onCheckpointError: (err) => { logger.error({ error: describeError(err) }, 'write-ahead log checkpoint not written; its segments are kept and the next checkpoint retries') },
     onFlush: (r) => {
+      admission?.pump()
       metrics.flushes++
       prometheus?.observeFlush(r.table, r.rows, r.ms / 1000, r.error === undefined)
       if (r.error !== undefined) {
@@ -93,20 +106,48 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
   const cas = new CertificateAuthorities(join(dataDir, 'tenant-ca'), masterKey)
   let trustTenants: (() => void) | null = null
   let disconnectDevice: ((device: string) => boolean) | null = null
+  let loaded: Registry | null = null
+  // several nodes (VF_REDIS_URL): src/cluster; unset = one node, nothing below changes
+  const joined: Joined | null = config.REDIS_URL === undefined ? null : await joinCluster({
+    url: config.REDIS_URL, nodeId: config.NODE_ID ?? loadOrCreateSecret(join(dataDir, 'node-id'), 9), barrierTimeoutMs: config.CLUSTER_BARRIER_MS,
+    liveTtlMs: config.CLUSTER_LIVE_TTL_MS, embedded: config.CLICKHOUSE_URL === undefined, conn: storage.conn, consent, registry: () => loaded,
+    onRegistryChange: (revoked) => {
+      trustTenants?.()
+      for (const d of revoked) if (disconnectDevice?.(d.device) === true) logger.info({ family: d.family }, 'device revoked on another node disconnected')
+    },
+    onLink: (up) => { if (up) logger.info('Redis reachable again'); else logger.error('Redis out of reach: replay marks are kept here until it is back') },
+    onFresh: (fresh) => {
+      if (fresh) logger.info('change feed current: consent-based data is taken again')
+      else logger.error('change feed not current: consent-based data waits unacknowledged; alarms and status go on, an alarm\'s location is not kept')
+    },
+  })
   const registry = await Registry.load(storage.conn, {
     masterKey, consent, hasher, cas, onTenant: () => { trustTenants?.() },
     onCertificate: (tenant, device, notAfterMs) => { presence.certificate(tenant, device, notAfterMs) },
+    ...(joined === null ? {} : { replicate: (table: string, rows: ReadonlyArray<Record<string, unknown>>) => joined.cluster.feed.publish(table, rows) }),
     onRevoke: (d) => {
       trustTenants?.() // the new revocation list on the mutual-TLS listener
       if (disconnectDevice?.(d.device) === true) logger.info({ family: d.family }, 'revoked device disconnected')
     },
   })
+  loaded = registry
   const rights = await Rights.load({ storage, registry, consent, policy })
   const users = await Users.load(storage.conn, { maxFailures: config.LOGIN_MAX_FAILURES, lockMs: config.LOGIN_LOCK_MS }, config.DEVICE_AUTH_COST, hasher)
+  const admitting = new Admission({
+    maxBacklogRows: config.STORAGE_BACKLOG_ROWS,
+    backlog: () => storage.backlog(),
+    // tenant ids name customers, not patients: they may be logged
+    onShedding: (e) => {
+      if (e.shedding) logger.warn({ backlogRows: e.backlogRows, bound: config.STORAGE_BACKLOG_ROWS }, 'storage is behind: bulk telemetry waits unacknowledged and its senders are slowed (alarms and status go on)')
+      else logger.warn({ durationMs: e.durationMs, waited: e.waited, maxWaiting: e.maxWaiting, tenants: e.tenants }, 'storage caught up: bulk senders are read again')
+    },
+  })
+  admission = admitting
   const alarms = new AlarmHub()
   let relayToMqtt: ((a: Parameters<AlarmHub['publish']>[0]) => void) | null = null
   const ingest = createIngest({
-    consent, storage, metrics, stored: await loadSequences(storage.conn),
+    consent: joined?.gate ?? consent, storage, admission, metrics, stored: await loadSequences(storage.conn),
+    ...(joined === null ? {} : { marks: joined.cluster.marks }),
     onAlarm: (a) => { alarms.publish(a); relayToMqtt?.(a) },
     devices: { device: (id) => registry.device(id), patientAt: (d, t) => registry.patientAt(d, t) },
     onAccepted: (tenant, device, status, nowMs) => {
@@ -116,14 +157,22 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
   })
 
   const broker = await createBroker({
-    authenticate: (device, secret) => registry.authenticate(device, secret),
+    authenticate: joined === null
+      ? (device, secret) => registry.authenticate(device, secret)
+      : async (device, secret) => {
+        const record = await registry.authenticate(device, secret)
+        // a device may come from another node: what was accepted there is a replay here (before its CONNACK)
+        if (record !== null) for (const [d, seen] of await joined.marksFor(record)) ingest.learn(d, seen)
+        return record
+      },
     authenticateCertificate: (peer) => {
       const d = registry.deviceForCertificate(peer)
       // the certificate a device logs in with is the one whose expiry the fleet view shows
       if (d !== null) presence.certificate(d.tenant, d.device, Date.parse(peer.validTo))
       return d
     },
-    ingest: ingest.ingest,
+    ingest: joined === null ? ingest.ingest : (sender, topic, payload, expiryS) => joined.refuseStale(topic) ?? ingest.ingest(sender, topic, payload, expiryS),
+    ...(joined === null ? {} : { cluster: joined.cluster.aedes }),
     reject: ingest.reject,
     alertAtDelivery: (payload) => restaleNotice(payload),
     limits: {
@@ -187,6 +236,8 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     walBudgetBytes: config.WAL_BUDGET_BYTES,
     notAcknowledging: () => { const a = storage.acknowledging(); return a.ok ? null : a.code },
     queuedRows: () => storage.stats().queuedRows,
+    stageSeconds: metrics.stageSeconds,
+    admission: () => ({ waiting: admission?.waiting ?? 0, episodes: admission?.sheddingEpisodes ?? 0, waitedByTenant: admission?.waitedByTenant ?? new Map<string, number>() }),
     connections: () => broker.connections.snapshot(),
     hashing: () => hasher.stats(),
     evictions: () => ({ ...broker.evictions(), security_event_sources: ingest.evicted(), sessions: sessions.evicted, login_sources: loginBackoff.evicted }),
@@ -207,7 +258,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     registry,
     storage,
     adminToken,
-    stats: () => ({ ...metrics, connectedClients: broker.aedes.connectedClients, mode: storage.conn.mode }),
+    stats: () => ({ ...metrics, connectedClients: broker.aedes.connectedClients, mode: storage.conn.mode, cluster: joined === null ? null : { redis: joined.cluster.up(), feedCurrent: joined.cluster.feed.fresh(), marksWaiting: joined.cluster.marks.pending() } }),
     connectionInfo: () => ({ mqtt: listeners.tcp?.port ?? null, mqtts: listeners.tls.port, mqttsMutual: listeners.mtls?.port ?? null, caPem }),
   })
   await api.listen({ host: config.HTTP_HOST, port: config.HTTP_PORT })
@@ -228,6 +279,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     storage,
     metrics,
     hasher,
+    admission: admitting,
     presence,
     // SIGHUP: the server certificate and key, and the tenant CAs' revocation lists
     reloadTls: () => { listeners.setTls(loadTls(tlsFiles)); trustTenants?.() },
@@ -237,9 +289,11 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
         clearTimeout(ticketTimer)
         const stopped = listeners.close()
         await broker.close()
+        await joined?.cluster.close()
         await stopped
         await api.close()
         await presence.close()
+        admission?.close()
         await storage.close(config.SHUTDOWN_TIMEOUT_MS)
         await hasher.close()
       })()

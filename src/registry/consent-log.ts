@@ -35,10 +35,24 @@ export async function appendConsent (conn: StorageConnection, consent: ConsentIn
   // a withdrawal stops collection before it is even written down (the very next message, also one already
   // in the pipeline); a grant starts only once it is in the log. Either way the log and the index agree after.
   if (event.action === 'withdraw') consent.apply(event)
-  await insertRows(conn, 'consent_events', [{
-    tenant_id: tenant, patient_id: patient, purpose: event.purpose, category: event.category, action: event.action, version: event.version,
-    recorded_by: event.recordedBy, source: event.source, recorded_at: event.recordedAtMs, valid_from: event.validFromMs,
-  }])
+  await insertRows(conn, 'consent_events', [consentRow(event)])
   if (event.action === 'grant') consent.apply(event)
   return event
+}
+
+/** The stored row of a consent event. */
+export function consentRow (e: ConsentEvent): Record<string, unknown> {
+  return {
+    tenant_id: e.tenant, patient_id: e.patient, purpose: e.purpose, category: e.category, action: e.action, version: e.version,
+    recorded_by: e.recordedBy, source: e.source, recorded_at: e.recordedAtMs, valid_from: e.validFromMs,
+  }
+}
+
+/** The event a stored row (as consentRow wrote it) records. */
+export function consentEventOf (r: Record<string, unknown>): ConsentEvent {
+  return {
+    tenant: String(r['tenant_id']), patient: String(r['patient_id']), purpose: r['purpose'] as Purpose, category: r['category'] as Category,
+    action: r['action'] === 'grant' ? 'grant' : 'withdraw', version: Number(r['version']), recordedBy: String(r['recorded_by']), source: String(r['source']),
+    recordedAtMs: Number(r['recorded_at']), validFromMs: Number(r['valid_from']),
+  }
 }

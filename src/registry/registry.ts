@@ -4,6 +4,7 @@
  * path. Consent events go through here (the patient must be known) to the
  * consent log (consent-log.ts).
  */
+import { importPatients, type PatientImportItem, type PatientImportResult } from './patient-import.ts'
 import { randomBytes, X509Certificate } from 'node:crypto'
 import { prepareKey, wrapKey } from '../crypto/index.ts'
 import type { ConsentEvent, ConsentIndex } from '../consent/index.ts'
@@ -14,19 +15,19 @@ import type { Hasher } from './hasher.ts'
 import type { CertificateAuthorities } from './certificates.ts'
 import { patientAt } from './bindings.ts'
 import { loadDevices } from './load-devices.ts'
-import { appendConsent, loadConsentLog, type ConsentInput } from './consent-log.ts'
+import { appendConsent, consentRow, loadConsentLog, type ConsentInput } from './consent-log.ts'
 import { VitalflowError } from '../errors.ts'
 
 import { FAMILIES, type Family } from './families.ts'
 import { planImport, type ImportItem } from './device-import.ts'
-import type { DeviceRecord, Enrollment, ImportResult } from './types.ts'
+import type { DeviceRecord, Enrollment, ImportResult, Replication } from './types.ts'
 
 export { FAMILIES, type Family }
 export type { DeviceKey, DeviceRecord, Enrollment, ImportResult } from './types.ts'
 
 export class RegistryError extends VitalflowError<'ING_ERR_NOT_FOUND' | 'ING_ERR_CONFLICT' | 'ING_ERR_INVALID'> {}
 
-export interface RegistryOptions {
+export interface RegistryOptions extends Replication {
   masterKey: Uint8Array
   consent: ConsentIndex
   /** Computes every secret hash (worker threads, bounded). */
@@ -59,11 +60,11 @@ export class Registry {
 
   static async load (conn: StorageConnection, opts: RegistryOptions): Promise<Registry> {
     const r = new Registry(conn, opts)
-    await r.loadAll()
+    await r.reload()
     return r
   }
 
-  private async loadAll (): Promise<void> {
+  async reload (): Promise<void> {
     const t = this.conn.table
     for (const row of await selectRows<{ tenant_id: string; display_name: string; min_age: number }>(this.conn, `SELECT tenant_id, display_name, min_age FROM ${t('tenants')} FINAL`)) {
       this.tenantNames.set(row.tenant_id as TenantId, row.display_name)
@@ -73,7 +74,7 @@ export class Registry {
       this.patients.add(`${row.tenant_id}\0${row.patient_id}`)
       if (row.birth_date !== null) this.setBirthDate(row.tenant_id as TenantId, row.patient_id, row.birth_date)
     }
-    for (const d of await loadDevices(this.conn, this.opts.masterKey)) this.devices.set(d.device, d)
+    for (const d of await loadDevices(this.conn, this.opts.masterKey)) { const had = this.devices.get(d.device); if (had === undefined) this.devices.set(d.device, d); else Object.assign(had, d) }
     await loadConsentLog(this.conn, this.opts.consent)
   }
 
@@ -82,7 +83,7 @@ export class Registry {
   }
 
   private async insertMany (table: string, rows: Array<Record<string, unknown>>): Promise<void> {
-    if (rows.length > 0) await insertRows(this.conn, table, rows)
+    if (rows.length > 0) { await insertRows(this.conn, table, rows); await this.opts.replicate?.(table, rows) }
   }
 
   hasTenant (tenant: string): boolean { return this.tenantNames.has(tenant as TenantId) }
@@ -137,6 +138,12 @@ export class Registry {
     this.patients.add(k)
     if (birthDate !== undefined) this.setBirthDate(tenant, patient, birthDate)
     return patient
+  }
+
+  /** Registers many patients with their consent grants in two inserts (patient-import.ts). */
+  async importPatients (tenant: string, items: PatientImportItem[], by: { recordedBy: string; source: string }): Promise<PatientImportResult> {
+    const t = this.requireTenant(tenant)
+    return await importPatients({ conn: this.conn, consent: this.opts.consent, tenant: t, has: (p) => this.hasPatient(t, p), note: (ps) => { for (const p of ps) this.patients.add(`${t}\0${p}`) } }, items, by)
   }
 
   private setBirthDate (tenant: TenantId, patient: string, birthDate: string): void {
@@ -382,7 +389,7 @@ export class Registry {
     const now = Date.now()
     const validFromMs = input.action === 'grant' ? input.validFromMs ?? now : now
     if (!Number.isSafeInteger(validFromMs) || validFromMs > now) throw new RegistryError('ING_ERR_INVALID', 'a consent cannot be valid from a time in the future')
-    return await appendConsent(this.conn, this.opts.consent, tenant, patient, input, now, validFromMs)
+    return await appendConsent(this.conn, this.opts.consent, tenant, patient, input, now, validFromMs).then(async (e) => { await this.opts.replicate?.('consent_events', [consentRow(e)]); return e })
   }
 
   private requireTenant (raw: string): TenantId {

@@ -43,3 +43,8 @@ export interface ImportResult {
   unchanged: Array<{ line: number; device: string }>
   errors: ImportLineError[]
 }
+
+/** Several nodes (src/cluster): each write's rows once stored here (resolves once every live node has them); Registry.reload() takes another node's change (device records in place, so a connected session sees it). */
+export interface Replication {
+  replicate?: (table: string, rows: ReadonlyArray<Record<string, unknown>>) => Promise<void>
+}

@@ -2,8 +2,7 @@
  * Retention per tenant and category (within the policy's legal range), and
  * the table TTLs made from it, the policy and the legal holds.
  */
-import { createHash } from 'node:crypto'
-import { RETENTION_TABLES, retentionTtls, type Category, type Policy } from '../consent/index.ts'
+import { RETENTION_TABLES, retentionDigest, retentionTtls, type Category, type Policy } from '../consent/index.ts'
 import { insertRows, runCommand, selectRows, type StorageConnection } from '../storage/index.ts'
 import type { Actor } from './audit.ts'
 import { RightsError } from './errors.ts'
@@ -46,8 +45,7 @@ export class TenantRetention {
       .map((r) => [r.table_name, r.ttl]))
     for (const table of Object.keys(RETENTION_TABLES)) {
       const ttl = ttls[table]!
-      // a digest, not the text: the clauses name held patients, and this table is not erased
-      const digest = createHash('sha256').update(ttl).digest('hex')
+      const digest = retentionDigest(ttl)
       if (applied.get(table) === digest) continue
       await runCommand(this.conn, `ALTER TABLE ${this.conn.table(table)} MODIFY TTL ${ttl}`)
       await insertRows(this.conn, 'retention_applied', [{ table_name: table, ttl: digest, applied_at: Date.now() }])

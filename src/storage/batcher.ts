@@ -20,6 +20,8 @@ export interface BatchLog {
   intent: (table: string, first: number, last: number) => Promise<void>
   /** first..last of this table are stored. */
   checkpoint: (table: string, last: number) => void
+  /** Put before a batch's deduplication token: each log lane numbers its LSNs on its own. */
+  tokenPrefix?: string
 }
 
 export type InsertFn = (body: Buffer, dedupToken: string | undefined) => Promise<void>
@@ -104,7 +106,7 @@ export class TableBatcher {
 
   private async ship (batch: Batch, announced: boolean): Promise<void> {
     const logged = this.log !== null && batch.first > 0
-    const token = logged ? `${this.table}:${batch.first}-${batch.last}` : undefined
+    const token = logged ? `${this.log.tokenPrefix ?? ''}${this.table}:${batch.first}-${batch.last}` : undefined
     const body = batch.chunks.length === 1 ? batch.chunks[0]! : Buffer.concat(batch.chunks, batch.bytes)
     for (let attempt = 1; ; attempt++) {
       const started = performance.now()

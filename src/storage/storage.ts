@@ -12,28 +12,56 @@ import { VitalflowError } from '../errors.ts'
 
 export class StorageError extends VitalflowError<'ING_ERR_STORAGE' | 'ING_ERR_BACKPRESSURE'> {}
 
-/** Tables whose rows were acknowledged to a device: they go through the write-ahead log. */
+/** Tables whose rows were acknowledged to a device: they go through a write-ahead log. */
 const LOGGED: ReadonlySet<TableName> = new Set<TableName>([...TELEMETRY_TABLES, 'device_sequences'])
 
-export interface StorageStats { walBytes: number; walBudgetBytes: number; queuedRows: Record<string, number>; recoveredRows: number; discardedBytes: number }
+/**
+ * Two log lanes. Button presses, falls and device status have a log of their
+ * own (`wal-priority/`), committed on its own: an alarm's O_DSYNC write never
+ * waits behind a telemetry group commit, a telemetry lane over its budget or
+ * slowed does not hold it, and it is relayed to responders the moment its own
+ * commit returns. Each lane has its own LSNs and checkpoint, and its batches
+ * their own deduplication tokens (`priority/` prefix), so the lanes never
+ * collide in ClickHouse's deduplication window.
+ */
+export type Lane = 'bulk' | 'priority'
+const PRIORITY_TABLES: ReadonlySet<TableName> = new Set<TableName>(['alarm_events', 'device_status'])
+export const laneOf = (table: TableName): Lane => PRIORITY_TABLES.has(table) ? 'priority' : 'bulk'
+
+export interface StorageStats {
+  walBytes: number
+  walBudgetBytes: number
+  queuedRows: Record<string, number>
+  recoveredRows: number
+  discardedBytes: number
+  /** Bulk rows taken (in the log, or on their way into it) and not yet stored in ClickHouse. */
+  backlogRows: number
+}
 
 /** Whether a PUBACK can go out now; if not, the refusal code devices' messages get. */
 export type Acknowledging = { ok: true } | { ok: false; code: WalErrorCode | 'ING_ERR_BACKPRESSURE' }
+
+/** How far storage is behind on bulk rows, and whether its inserts are failing now (an outage, not slowness). */
+export interface Backlog { rows: number; failing: boolean }
 
 export interface Storage {
   readonly conn: StorageConnection
   /**
    * Queues rows for a table. For acknowledged data it resolves once the rows
-   * are in the write-ahead log (fsync'd): that is when a PUBACK may go out. It
-   * rejects with ING_ERR_BACKPRESSURE when the log is over its disk budget.
+   * are in the write-ahead log of their lane (fsync'd): that is when a PUBACK
+   * may go out. It rejects with ING_ERR_BACKPRESSURE when the lane's log is
+   * over its disk budget. `lane` is the table's own unless given (a message
+   * whose rows were all filtered writes its sequence number in its stream's lane).
    */
-  write: (table: TableName, chunk: Buffer, rows: number) => Promise<void>
+  write: (table: TableName, chunk: Buffer, rows: number, lane?: Lane) => Promise<void>
   /** Ships everything queued and waits for the inserts. */
   flush: () => Promise<void>
   stats: () => StorageStats
-  /** Whether acknowledged data is taken now (the log has room, on disk and in its budget). */
-  acknowledging: () => Acknowledging
-  /** Ships everything and starts a new log segment, so the log keeps nothing written before this call once it is stored. */
+  /** Bulk rows not yet stored: what admission control bounds. */
+  backlog: () => Backlog
+  /** Whether acknowledged data is taken now: in both lanes, or in the one given. */
+  acknowledging: (lane?: Lane) => Acknowledging
+  /** Ships everything and starts new log segments, so the logs keep nothing written before this call once it is stored. */
   sealLog: () => Promise<void>
   /** Ships what it can within `deadlineMs`; what is left stays in the log for the next start. */
   close: (deadlineMs?: number) => Promise<void>
@@ -46,13 +74,17 @@ export interface StorageOptions extends StorageTarget {
   batch: BatcherOptions
   wal: { segmentBytes: number; budgetBytes: number; reserveBytes?: number; probeMs?: number }
   onFlush?: (r: FlushReport) => void
-  /** Each write-ahead log group commit: seconds (the O_DSYNC write), bytes, appends. */
-  onWalSync?: (seconds: number, bytes: number, appends: number) => void
+  /** Each write-ahead log group commit: seconds (the O_DSYNC write), bytes, appends, and the lane. */
+  onWalSync?: (seconds: number, bytes: number, appends: number, lane: Lane) => void
   /** A write-ahead log checkpoint could not be written; the log keeps its segments, so nothing is lost. */
   onCheckpointError?: (err: unknown) => void
-  /** The log stopped taking data (full disk, failed write) or took it up again. */
-  onWalState?: (state: WalState) => void
+  /** A lane's log stopped taking data (full disk, failed write) or took it up again. */
+  onWalState?: (state: WalState, lane: Lane) => void
+  /** Fault injection (tests only): runs before each group-commit write of a lane, which waits for it. */
+  beforeWalWrite?: (lane: Lane) => Promise<void>
 }
+
+interface LaneLog { wal: WriteAheadLog; recovered: Recovered; batchers: Record<TableName, TableBatcher> }
 
 export async function createStorage (opts: StorageOptions): Promise<Storage> {
   if (opts.wal.budgetBytes < 2 * opts.wal.segmentBytes) {
@@ -61,64 +93,104 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
   }
   const conn = await connect(opts)
   await migrate(conn)
-  const { wal, recovered } = await WriteAheadLog.open(join(opts.dataDir, 'wal'), {
-    segmentBytes: opts.wal.segmentBytes,
-    reserveBytes: opts.wal.reserveBytes ?? 0,
-    ...(opts.wal.probeMs === undefined ? {} : { probeMs: opts.wal.probeMs }),
-    ...(opts.onWalState === undefined ? {} : { onState: opts.onWalState }),
-    ...(opts.onWalSync === undefined ? {} : { onSync: opts.onWalSync }),
-    ...(opts.onCheckpointError === undefined ? {} : { onCheckpointError: opts.onCheckpointError }),
-  })
-  const batchers = {} as Record<TableName, TableBatcher>
-  const log = { intent: (t: string, first: number, last: number) => wal.intent(t, first, last), checkpoint: (t: string, last: number) => { wal.checkpoint(t, last) } }
   const insertInto = await rowBinaryInserter(conn, join(opts.dataDir, 'spool'))
-  for (const name of Object.keys(COLUMNS) as TableName[]) {
-    batchers[name] = new TableBatcher(name, await insertInto(name), opts.batch, opts.onFlush, LOGGED.has(name) ? log : null)
+  const inserts = {} as Record<TableName, InsertFn>
+  for (const name of Object.keys(COLUMNS) as TableName[]) inserts[name] = await insertInto(name)
+  let failing = false
+  const onFlush = (r: FlushReport): void => {
+    if (laneOf(r.table as TableName) === 'bulk' && LOGGED.has(r.table as TableName)) failing = r.error !== undefined
+    opts.onFlush?.(r)
   }
-  const recoveredRows = await shipRecovered(recovered, batchers)
+  const openLane = async (lane: Lane, dir: string): Promise<LaneLog> => {
+    const beforeWrite = opts.beforeWalWrite
+    const { wal, recovered } = await WriteAheadLog.open(join(opts.dataDir, dir), {
+      segmentBytes: opts.wal.segmentBytes,
+      reserveBytes: opts.wal.reserveBytes ?? 0,
+      ...(opts.wal.probeMs === undefined ? {} : { probeMs: opts.wal.probeMs }),
+      ...(opts.onWalState === undefined ? {} : { onState: (s: WalState) => { opts.onWalState?.(s, lane) } }),
+      ...(opts.onWalSync === undefined ? {} : { onSync: (s: number, b: number, a: number) => { opts.onWalSync?.(s, b, a, lane) } }),
+      ...(opts.onCheckpointError === undefined ? {} : { onCheckpointError: opts.onCheckpointError }),
+      ...(beforeWrite === undefined ? {} : { beforeWrite: () => beforeWrite(lane) }),
+    })
+    const log = {
+      intent: (t: string, first: number, last: number) => wal.intent(t, first, last),
+      checkpoint: (t: string, last: number) => { wal.checkpoint(t, last) },
+      ...(lane === 'bulk' ? {} : { tokenPrefix: `${lane}/` }),
+    }
+    const batchers = {} as Record<TableName, TableBatcher>
+    for (const name of Object.keys(COLUMNS) as TableName[]) {
+      // unlogged tables (refusals, security events) have their batcher in the bulk lane only
+      if (lane === 'bulk' || LOGGED.has(name)) batchers[name] = new TableBatcher(name, inserts[name], opts.batch, onFlush, LOGGED.has(name) ? log : null)
+    }
+    return { wal, recovered, batchers }
+  }
+  // the bulk lane keeps the log directory of earlier versions: what they logged (alarms too) ships from it
+  const lanes: Record<Lane, LaneLog> = { bulk: await openLane('bulk', 'wal'), priority: await openLane('priority', 'wal-priority') }
+  const all = [lanes.priority, lanes.bulk]
+  let recoveredRows = 0
+  for (const l of all) recoveredRows += await shipRecovered(l.recovered, l.batchers)
 
+  let backlogRows = 0
   const flush = async (): Promise<void> => {
-    await Promise.all(Object.values(batchers).map((b) => b.drain()))
-    await wal.checkpointsWritten()
+    for (const l of all) await Promise.all(Object.values(l.batchers).map((b) => b.drain()))
+    for (const l of all) await l.wal.checkpointsWritten()
+  }
+  const acknowledgingIn = (lane: Lane): Acknowledging => {
+    const { wal } = lanes[lane]
+    const state = wal.state
+    if (!state.writable) return { ok: false, code: state.code }
+    return wal.bytes > opts.wal.budgetBytes ? { ok: false, code: 'ING_ERR_BACKPRESSURE' } : { ok: true }
   }
   let closing: Promise<void> | null = null
   return {
     conn,
-    write: (table, chunk, rows) => {
+    write: (table, chunk, rows, lane = laneOf(table)) => {
+      const { wal, batchers } = lanes[LOGGED.has(table) ? lane : 'bulk']
       const b = batchers[table]
       if (!LOGGED.has(table)) return b.add(chunk, rows)
       if (wal.bytes > opts.wal.budgetBytes) {
         return Promise.reject(new StorageError('ING_ERR_BACKPRESSURE', `write-ahead log over its budget of ${opts.wal.budgetBytes} bytes; storage is behind`))
       }
+      const counted = lane === 'bulk' ? rows : 0
+      backlogRows += counted
       // logged rows are acknowledged once in the log; their batch is not awaited (it
       // retries until stored, and a batch promise carries its own catch: batcher.ts)
-      return wal.append(table, rows, chunk).then((lsn) => { void b.add(chunk, rows, lsn) })
+      return wal.append(table, rows, chunk).then((lsn) => {
+        const stored = b.add(chunk, rows, lsn)
+        if (counted > 0) void stored.finally(() => { backlogRows -= counted }).catch(() => {})
+      }, (err: unknown) => { backlogRows -= counted; throw err })
     },
     flush,
-    acknowledging: () => {
-      const state = wal.state
-      if (!state.writable) return { ok: false, code: state.code }
-      return wal.bytes > opts.wal.budgetBytes ? { ok: false, code: 'ING_ERR_BACKPRESSURE' } : { ok: true }
+    backlog: () => ({ rows: backlogRows, failing }),
+    acknowledging: (lane) => {
+      if (lane !== undefined) return acknowledgingIn(lane)
+      const bulk = acknowledgingIn('bulk')
+      return bulk.ok ? acknowledgingIn('priority') : bulk
     },
     sealLog: async () => {
       await flush()
-      await wal.startSegment()
+      for (const l of all) await l.wal.startSegment()
       await flush() // checkpoints (and the switch itself) delete every segment that is fully shipped
     },
-    stats: () => ({
-      walBytes: wal.bytes,
-      walBudgetBytes: opts.wal.budgetBytes,
-      queuedRows: Object.fromEntries(Object.entries(batchers).map(([t, b]) => [t, b.queuedRows])),
-      recoveredRows,
-      discardedBytes: recovered.discardedBytes,
-    }),
+    stats: () => {
+      const queuedRows: Record<string, number> = {}
+      for (const l of all) for (const [t, b] of Object.entries(l.batchers)) queuedRows[t] = (queuedRows[t] ?? 0) + b.queuedRows
+      return {
+        walBytes: lanes.bulk.wal.bytes + lanes.priority.wal.bytes,
+        walBudgetBytes: opts.wal.budgetBytes,
+        queuedRows,
+        recoveredRows,
+        discardedBytes: lanes.bulk.recovered.discardedBytes + lanes.priority.recovered.discardedBytes,
+        backlogRows,
+      }
+    },
     close: (deadlineMs = 10_000) => {
       closing ??= (async () => {
         let timer: NodeJS.Timeout | undefined
         await Promise.race([flush(), new Promise((resolve) => { timer = setTimeout(resolve, deadlineMs) })])
         clearTimeout(timer)
-        for (const b of Object.values(batchers)) b.stop()
-        await wal.close()
+        for (const l of all) for (const b of Object.values(l.batchers)) b.stop()
+        for (const l of all) await l.wal.close()
         await conn.client.close()
       })()
       return closing
@@ -127,7 +199,7 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
 }
 
 /** Re-inserts what the log holds beyond the checkpoint: announced batches as they were, then the rest. */
-async function shipRecovered (recovered: Recovered, batchers: Record<TableName, TableBatcher>): Promise<number> {
+async function shipRecovered (recovered: Recovered, batchers: Partial<Record<TableName, TableBatcher>>): Promise<number> {
   let rows = 0
   for (const [table, records] of recovered.records) {
     const b = batchers[table as TableName]

@@ -55,6 +55,8 @@ export interface WalOptions {
   onSync?: (seconds: number, bytes: number, appends: number) => void
   /** A checkpoint could not be written (the log keeps its segments; nothing acknowledged is lost). */
   onCheckpointError?: (err: unknown) => void
+  /** Fault injection (tests only): awaited before each group-commit write, e.g. to stall one lane. */
+  beforeWrite?: () => Promise<void>
 }
 
 interface Segment { path: string; bytes: number; maxByTable: Map<string, number> }
@@ -261,6 +263,7 @@ export class WriteAheadLog {
         if (entries.length > 0) {
           // a failed write is not followed by another until the segment is cut back to whole records
           if (this.torn) throw this.stalled?.error ?? new WalError('ING_ERR_WAL_IO', 'write-ahead log is being repaired')
+          if (this.opts.beforeWrite !== undefined) await this.opts.beforeWrite()
           const seg = this.current!
           const started = performance.now()
           // O_DSYNC: on disk when the write returns
