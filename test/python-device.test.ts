@@ -78,9 +78,10 @@ describe('Python reference device', () => {
       dir?.remove()
     })
 
+    // `--name=value`: a secret or key (base64url) may begin with '-', which argparse would take for an option
     const connect = (tenant: string, state: string, extra: string[] = []): string[] => [
       '--host', 'localhost', '--port', String(node.mqtts.port), '--ca', ca, '--tenant', tenant, '--device', 'py-dev1',
-      '--secret', dev.secret, '--key', dev.key, '--key-id', String(dev.keyId), '--state', join(dir.path, state), ...extra,
+      `--secret=${dev.secret}`, `--key=${dev.key}`, '--key-id', String(dev.keyId), '--state', join(dir.path, state), ...extra,
     ]
 
     it.runIf(spawnSync('protoc', ['--version']).status === 0)('its message classes are what protoc generates from proto/', () => {
@@ -129,7 +130,7 @@ describe('Python reference device', () => {
       let dev5: Enrollment
       const connect5 = (state: string, extra: string[] = []): string[] => [
         '--mqtt5', '--host', 'localhost', '--port', String(node.mqtts.port), '--ca', ca, '--tenant', 'care-py', '--device', 'py-dev5',
-        '--secret', dev5.secret, '--key', dev5.key, '--key-id', String(dev5.keyId), '--state', join(dir.path, state), ...extra,
+        `--secret=${dev5.secret}`, `--key=${dev5.key}`, '--key-id', String(dev5.keyId), '--state', join(dir.path, state), ...extra,
       ]
       beforeAll(async () => {
         dev5 = await node.registry.enrollDevice({ tenant: 'care-py', device: 'py-dev5', family: 'cvitals', patient: 'py-p1' })
@@ -161,7 +162,7 @@ describe('Python reference device', () => {
       }, 60_000)
 
       it('a wrong secret is refused with CONNACK 0x86', async () => {
-        const r = await runDevice([...connect5('bad.state.json'), '--secret', 'wrong'])
+        const r = await runDevice([...connect5('bad.state.json'), '--secret=wrong'])
         expect(r.code).toBe(3)
         expect(r.lines).toContainEqual({ connect: 'refused', rc: 0x86 })
       }, 60_000)
