@@ -149,10 +149,12 @@ export function createIngest (deps: IngestDeps): Ingest {
 
   function batch (w: ReplayWindow, t: TelemetryTopic, seq: bigint, table: TableName, enc: Encoded): Promise<void> {
     w.accept(seq)
-    // a message whose rows were all filtered still used up its sequence number
+    // the sequence number goes into the log with the rows (what a restart restores the window from);
+    // a message whose rows were all filtered still used it up, and is "queryable" once logged
+    const sequence = sequenceRow(t.tenant, t.device, seq)
     const write = enc.rows === 0
-      ? storage.write('device_sequences', sequenceRow(t.tenant, t.device, seq), 1)
-      : storage.write(table, enc.chunk, enc.rows)
+      ? storage.write('device_sequences', sequence, 1).then(() => { void storage.write('device_heads', sequence, 1).catch(() => {}) })
+      : storage.write(table, enc.chunk, enc.rows, sequence)
     if (enc.rows > 0) bump(metrics.rowsQueued, table, enc.rows)
     return write.then(
       () => { bump(metrics.rowsStored, table, enc.rows) },

@@ -83,6 +83,9 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
       }
     },
   })
+  // what requests do (the API's reads, and the registry, rights and access-log writes they make) runs on a
+  // connection of its own, so it does not wait behind the batcher's inserts (StorageConnection.requests)
+  const requestSide: Storage = { ...storage, conn: storage.conn.requests }
   const presence = await loadPresence(storage, {
     flushMs: 5000,
     onError: (err) => { logger.error({ error: describeError(err) }, 'device presence not written; kept in memory and retried') },
@@ -92,7 +95,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
   const cas = new CertificateAuthorities(join(dataDir, 'tenant-ca'), masterKey)
   let trustTenants: (() => void) | null = null
   let disconnectDevice: ((device: string) => boolean) | null = null
-  const registry = await Registry.load(storage.conn, {
+  const registry = await Registry.load(requestSide.conn, {
     masterKey, consent, hasher, cas, onTenant: () => { trustTenants?.() },
     onCertificate: (tenant, device, notAfterMs) => { presence.certificate(tenant, device, notAfterMs) },
     onRevoke: (d) => {
@@ -100,8 +103,8 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
       if (disconnectDevice?.(d.device) === true) logger.info({ family: d.family }, 'revoked device disconnected')
     },
   })
-  const rights = await Rights.load({ storage, registry, consent, policy })
-  const users = await Users.load(storage.conn, { maxFailures: config.LOGIN_MAX_FAILURES, lockMs: config.LOGIN_LOCK_MS }, config.DEVICE_AUTH_COST, hasher)
+  const rights = await Rights.load({ storage: requestSide, registry, consent, policy })
+  const users = await Users.load(requestSide.conn, { maxFailures: config.LOGIN_MAX_FAILURES, lockMs: config.LOGIN_LOCK_MS }, config.DEVICE_AUTH_COST, hasher)
   const alarms = new AlarmHub()
   let relayToMqtt: ((a: Parameters<AlarmHub['publish']>[0]) => void) | null = null
   const ingest = createIngest({
@@ -192,14 +195,14 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     ...(config.METRICS_TOKEN === undefined ? {} : { metricsToken: config.METRICS_TOKEN }),
     serviceUser: config.CLICKHOUSE_USER,
     clinician: {
-      users, sessions, queries: createQueries(storage.conn),
-      registry, consent, alarms, rights, storage, fleet, researchMinGroup: config.RESEARCH_MIN_GROUP,
+      users, sessions, queries: createQueries(requestSide.conn),
+      registry, consent, alarms, rights, storage: requestSide, fleet, researchMinGroup: config.RESEARCH_MIN_GROUP,
       loginBackoff,
     },
     // ready only while the node can acknowledge: a load balancer sends devices elsewhere otherwise
     ready: () => ready && storage.acknowledging().ok,
     registry,
-    storage,
+    storage: requestSide,
     adminToken,
     stats: () => ({ ...metrics, connectedClients: broker.aedes.connectedClients, mode: storage.conn.mode }),
     connectionInfo: () => ({ mqtt: listeners.tcp?.port ?? null, mqtts: listeners.tls.port, mqttsMutual: listeners.mtls?.port ?? null, caPem }),

@@ -2,11 +2,12 @@ import { join } from 'node:path'
 import { mkdirSync, rmSync } from 'node:fs'
 import { unlink, writeFile } from 'node:fs/promises'
 import { Readable } from 'node:stream'
-import { connect, type StorageConnection, type StorageTarget } from './connection.ts'
+import { closeConnection, connect, type StorageConnection, type StorageTarget } from './connection.ts'
 import { migrate } from './migrate.ts'
 import { TableBatcher, type BatcherOptions, type FlushReport, type InsertFn } from './batcher.ts'
 import { COLUMNS, TELEMETRY_TABLES, type TableName } from './rows.ts'
 import { WriteAheadLog, type Recovered, type WalErrorCode, type WalState } from './wal.ts'
+import { batchOptions, retireSequenceViews } from './sequences.ts'
 import { sqlString } from '../sql.ts'
 import { VitalflowError } from '../errors.ts'
 
@@ -26,8 +27,10 @@ export interface Storage {
    * Queues rows for a table. For acknowledged data it resolves once the rows
    * are in the write-ahead log (fsync'd): that is when a PUBACK may go out. It
    * rejects with ING_ERR_BACKPRESSURE when the log is over its disk budget.
+   * `sequence` (a device_sequences row) goes into the log in the same group commit as the rows, with
+   * one budget check for both: the two are durable together or not at all.
    */
-  write: (table: TableName, chunk: Buffer, rows: number) => Promise<void>
+  write: (table: TableName, chunk: Buffer, rows: number, sequence?: Buffer) => Promise<void>
   /** Ships everything queued and waits for the inserts. */
   flush: () => Promise<void>
   stats: () => StorageStats
@@ -73,9 +76,10 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
   const log = { intent: (t: string, first: number, last: number) => wal.intent(t, first, last), checkpoint: (t: string, last: number) => { wal.checkpoint(t, last) } }
   const insertInto = await rowBinaryInserter(conn, join(opts.dataDir, 'spool'))
   for (const name of Object.keys(COLUMNS) as TableName[]) {
-    batchers[name] = new TableBatcher(name, await insertInto(name), opts.batch, opts.onFlush, LOGGED.has(name) ? log : null)
+    batchers[name] = new TableBatcher(name, await insertInto(name), batchOptions(name, opts.batch), opts.onFlush, LOGGED.has(name) ? log : null)
   }
   const recoveredRows = await shipRecovered(recovered, batchers)
+  await retireSequenceViews(conn) // only now: what the log shipped above may be from before they were retired
 
   const flush = async (): Promise<void> => {
     await Promise.all(Object.values(batchers).map((b) => b.drain()))
@@ -84,7 +88,7 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
   let closing: Promise<void> | null = null
   return {
     conn,
-    write: (table, chunk, rows) => {
+    write: (table, chunk, rows, sequence) => {
       const b = batchers[table]
       if (!LOGGED.has(table)) return b.add(chunk, rows)
       if (wal.bytes > opts.wal.budgetBytes) {
@@ -92,7 +96,10 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
       }
       // logged rows are acknowledged once in the log; their batch is not awaited (it
       // retries until stored, and a batch promise carries its own catch: batcher.ts)
-      return wal.append(table, rows, chunk).then((lsn) => { void b.add(chunk, rows, lsn) })
+      const logged = wal.append(table, rows, chunk).then((lsn) => { void b.add(chunk, rows, lsn) })
+      if (sequence === undefined) return logged
+      const s = batchers.device_sequences
+      return Promise.all([logged, wal.append('device_sequences', 1, sequence).then((lsn) => { void s.add(sequence, 1, lsn) })]).then(() => {})
     },
     flush,
     acknowledging: () => {
@@ -119,7 +126,7 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
         clearTimeout(timer)
         for (const b of Object.values(batchers)) b.stop()
         await wal.close()
-        await conn.client.close()
+        await closeConnection(conn)
       })()
       return closing
     },
