@@ -12,7 +12,9 @@
  * seconds so merges of the run's parts are counted too. CPU is read per thread group from
  * /proc/self/task (bench/threads.ts).
  *
- * Usage: npx tsx bench/storage-cost.bench.ts [bracelets=300] [seconds=60] [settle=30]
+ * Usage: npx tsx bench/storage-cost.bench.ts [bracelets=300] [seconds=60] [settle=30] [batchAgeMs=50]
+ * (batchAgeMs is VF_BATCH_MAX_AGE_MS; at the default 50 the batcher inserts as often as storage keeps up,
+ * so a cheaper insert shows as more, smaller inserts: compare CPU at a fixed age too)
  */
 import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -31,6 +33,7 @@ import { ThreadCpu } from './threads.ts'
 const bracelets = Number(process.argv[2] ?? 300)
 const seconds = Number(process.argv[3] ?? 60)
 const settle = Number(process.argv[4] ?? 30)
+const batchAgeMs = Number(process.argv[5] ?? 50)
 const TENANTS = ['care-1', 'care-2', 'care-3']
 
 interface Event { at: number; topic: string; frame: Buffer; sender: { record: DeviceRecord; clientId: string; remoteAddress: string } }
@@ -97,7 +100,7 @@ const dir = tempDir('vf-storage-cost-')
 const flushes = new Map<string, { n: number; ms: number; rows: number }>()
 const storage = await createStorage({
   dataDir: dir.path, database: 'vitalflow',
-  batch: { maxRows: 50_000, maxAgeMs: 50 },
+  batch: { maxRows: 50_000, maxAgeMs: batchAgeMs },
   wal: { segmentBytes: 64 * 1024 ** 2, budgetBytes: 1024 ** 3 },
   onFlush: (r) => {
     const f = flushes.get(r.table) ?? { n: 0, ms: 0, rows: 0 }
@@ -173,7 +176,7 @@ const pct = (p: number): number => Math.round((sorted[Math.min(sorted.length - 1
 let commit = ''
 try { commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim() } catch { /* not a checkout */ }
 process.stdout.write(JSON.stringify({
-  benchmark: 'storage-cost', machine: machine(), commit, bracelets, seconds, settle,
+  benchmark: 'storage-cost', machine: machine(), commit, bracelets, seconds, settle, batchAgeMs,
   messages: events.length, acked, refused, publishSeconds: Math.round(publishSeconds * 10) / 10, storedSeconds: Math.round(storedSeconds * 10) / 10, wallSeconds: Math.round(wallSeconds * 10) / 10,
   rows, samplesPerSec: Math.round(samples / publishSeconds),
   cpuSeconds: threads, cpuSecondsPerMillionSamples: { total: perMillion(threads.total), ...Object.fromEntries(Object.entries(threads.groups).map(([k, v]) => [k, perMillion(v)])) },

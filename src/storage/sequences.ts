@@ -1,5 +1,4 @@
 import { WINDOW_SIZE } from '../crypto/index.ts'
-import type { BatcherOptions } from './batcher.ts'
 import type { StorageConnection } from './connection.ts'
 import { runCommand, selectRows } from './query.ts'
 
@@ -49,15 +48,4 @@ export const RETIRED_VIEWS: readonly string[] = [
  */
 export async function retireSequenceViews (conn: StorageConnection): Promise<void> {
   for (const v of RETIRED_VIEWS) await runCommand(conn, `DROP VIEW IF EXISTS ${conn.table(v)} SYNC`)
-}
-
-/**
- * device_sequences is read at start only (the write-ahead log keeps its rows until they are stored),
- * so nothing waits for its inserts: ship them at most once a second instead of with every batch.
- */
-export const SEQUENCE_BATCH_MIN_AGE_MS = 1000
-
-/** The batch options of a table: everyone's, and for device_sequences at least SEQUENCE_BATCH_MIN_AGE_MS. */
-export function batchOptions (table: string, opts: BatcherOptions): BatcherOptions {
-  return table === 'device_sequences' ? { ...opts, maxAgeMs: Math.max(opts.maxAgeMs, SEQUENCE_BATCH_MIN_AGE_MS) } : opts
 }
