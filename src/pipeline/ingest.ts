@@ -159,10 +159,12 @@ export function createIngest (deps: IngestDeps): Ingest {
   function batch (w: ReplayWindow, t: TelemetryTopic, seq: bigint, table: TableName, enc: Encoded, connected?: () => boolean): Promise<void> {
     w.accept(seq)
     const lane = laneOf(table)
-    // a message whose rows were all filtered still used up its sequence number (in its stream's lane)
+    // the sequence number goes into the lane's log with the rows (what a restart restores the window from);
+    // a message whose rows were all filtered still used it up (in its stream's lane), and is "queryable" once logged
+    const sequence = sequenceRow(t.tenant, t.device, seq)
     const write = (): Promise<void> => enc.rows === 0
-      ? storage.write('device_sequences', sequenceRow(t.tenant, t.device, seq), 1, lane)
-      : storage.write(table, enc.chunk, enc.rows)
+      ? storage.write('device_sequences', sequence, 1, undefined, lane).then(() => { void storage.write('device_heads', sequence, 1).catch(() => {}) })
+      : storage.write(table, enc.chunk, enc.rows, sequence)
     if (enc.rows > 0) bump(metrics.rowsQueued, table, enc.rows)
     // alarms and status go straight to their own lane; bulk telemetry may wait for storage (admission.ts)
     const admitted = lane === 'bulk' && deps.admission !== undefined ? deps.admission.admit(t.tenant, Math.max(1, enc.rows), write, connected) : write()
