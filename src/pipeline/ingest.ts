@@ -54,7 +54,7 @@ export interface IngestDeps {
   /** Refusals from one source within a window that raise a security event. */
   burst?: BurstOptions
   onSecurityEvent?: (e: SecurityEvent) => void
-  /** Button presses and falls, the moment they are durable (never behind a telemetry batch). */
+  /** Button presses and falls, the moment they are decoded (never behind a log commit or a telemetry batch). */
   onAlarm?: (a: AlarmNotice) => void
   /** Every message taken (the fleet view's last seen); a device status with its battery and firmware. */
   onAccepted?: (tenant: string, device: string, status: DeviceStatus | null, nowMs: number) => void
@@ -229,8 +229,11 @@ export function createIngest (deps: IngestDeps): Ingest {
         tenant: t.tenant, device: t.device, seq: env.seq, patient, kind: p.msg.kind === AlarmKind.FALL_DETECTED ? 'fall_detected' : 'button_press',
         occurredAtMs: p.msg.occurredAtMs, ingestedAtMs: nowMs, location: located ? { latitude: loc.latitude, longitude: loc.longitude, accuracyM: loc.accuracyM } : null,
       }
-      const relay = deps.onAlarm
-      durable.then(() => { relay(notice) }, () => {})
+      // relayed now, on decode: it passed every check that refuses a message (topic, envelope, replay,
+      // key, authenticity, range), so it is never one that was refused; its log commit (the priority
+      // lane) and PUBACK follow. Should that commit fail, or the node die first, the device gets no
+      // PUBACK and resends the same (device, seq), which a responder already de-duplicates by.
+      deps.onAlarm(notice)
     }
     return { kind: 'stored', table, rows: enc.rows, filtered: enc.dropped, durable }
   }
