@@ -191,7 +191,8 @@ export async function runFleet (opts: FleetOptions): Promise<FleetResult> {
   await memory.sample()
   await poller.stop()
   await new Promise((resolve) => setTimeout(resolve, 100))
-  await Promise.all([...running.map((run) => run.link.client?.endAsync().catch(() => {})), ...responders.map((c) => c.endAsync().catch(() => {}))])
+  // forced: a message still in flight now is counted unsent above, and a graceful end would wait for its PUBACK without bound
+  await Promise.all([...running.map((run) => run.link.client?.endAsync(true).catch(() => {})), ...responders.map((c) => c.endAsync(true).catch(() => {}))])
 
   return {
     ...r,

@@ -20,13 +20,15 @@ const T = 'care-lane'
 let dir: ReturnType<typeof tempDir>
 let node: IngestNode
 let stalled: { promise: Promise<void>; release: () => void } | null = null
+let priorityStalled: { promise: Promise<void>; release: () => void } | null = null
 const clients: MqttClient[] = []
 
-function stall (): void {
+function gate (): { promise: Promise<void>; release: () => void } {
   let release!: () => void
   const promise = new Promise<void>((resolve) => { release = resolve })
-  stalled = { promise, release }
+  return { promise, release }
 }
+function stall (): void { stalled = gate() }
 
 /** Settles with the value, or with 'pending' if it has not settled within `ms`. */
 async function within<T> (p: Promise<T>, ms: number): Promise<T | 'pending'> {
@@ -39,7 +41,10 @@ async function within<T> (p: Promise<T>, ms: number): Promise<T | 'pending'> {
 beforeAll(async () => {
   dir = tempDir('vf-lane-')
   node = await startNode(testConfig(dir.path), undefined, undefined, {
-    beforeWalWrite: async (lane) => { if (lane === 'bulk' && stalled !== null) await stalled.promise },
+    beforeWalWrite: async (lane) => {
+      if (lane === 'bulk' && stalled !== null) await stalled.promise
+      if (lane === 'priority' && priorityStalled !== null) await priorityStalled.promise
+    },
   })
   await node.registry.createTenant(T, 'Care lane')
   await node.registry.createPatient(T, 'p-lane')
@@ -48,6 +53,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   stalled?.release()
+  priorityStalled?.release()
   await Promise.all(clients.map((c) => c.endAsync(true).catch(() => {})))
   await node?.close()
   dir?.remove()
@@ -85,5 +91,27 @@ describe('alarm lane', () => {
     expect(await within(spotAck, 10_000)).toBe('acked')
     const spots = await rowsOf<{ s: string }>(node, 'SELECT toString(seq) AS s FROM {db}.spot_measurements WHERE device_id = {d:String}', { d: 'cvk-lane' })
     expect(spots).toEqual([{ s: String(spot.seq) }])
+  })
+
+  it('relays a fall on decode, before its own commit; the PUBACK waits for the commit', async () => {
+    const alarm: TestDevice = await enrollAndConnect(node, T, 'cal-lane-2', 'calarm', 'p-lane')
+    const responderId = await node.registry.enrollDevice({ tenant: T, device: 'resp-lane-2', family: 'responder', patient: null })
+    const responder = await connectTls(node, 'resp-lane-2', responderId.secret)
+    clients.push(alarm.client, responder)
+    const notices: Array<{ device: string; seq: number }> = []
+    responder.on('message', (_t, payload) => { notices.push(JSON.parse(payload.toString()) as { device: string; seq: number }) })
+    await responder.subscribeAsync(`v1/${T}/alerts`, { qos: 1 })
+
+    priorityStalled = gate()
+    const press = alarm.sealer.seal('alarm', createAlarmModel(7, { pressProbability: 1 }).next(Date.now() - 1000))
+    const ack = alarm.client.publishAsync(press.topic, Buffer.from(press.frame), { qos: 1 }).then(() => 'acked' as const, () => 'closed' as const)
+    for (let i = 0; i < 200 && notices.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 25))
+    expect(notices).toEqual([expect.objectContaining({ device: 'cal-lane-2', seq: Number(press.seq) })])
+    expect(await within(ack, 50)).toBe('pending')
+    priorityStalled.release()
+    priorityStalled = null
+    expect(await within(ack, 10_000)).toBe('acked')
+    const stored = await rowsOf<{ s: string }>(node, 'SELECT toString(seq) AS s FROM {db}.alarm_events WHERE device_id = {d:String}', { d: 'cal-lane-2' })
+    expect(stored).toEqual([{ s: String(press.seq) }])
   })
 })

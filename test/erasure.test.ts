@@ -111,13 +111,17 @@ beforeAll(async () => {
   expect((await call('GET', `/api/patients/${SUBJECT}/access-report`, boss)).status).toBe(200)
 
   for (const table of KEPT) before[table] = await keptRows(table, SUBJECT)
-  const client = node.storage.conn.client
-  const { command, query, insert } = { command: client.command.bind(client), query: client.query.bind(client), insert: client.insert.bind(client) }
-  client.command = async (p) => { sent.push({ kind: 'command', query: p.query, params: p.query_params ?? {} }); return await command(p) }
-  client.query = async (p: Parameters<typeof query>[0]) => { sent.push({ kind: 'query', query: p.query, params: p.query_params ?? {} }); return await query(p) }
-  client.insert = async (p) => { sent.push({ kind: 'insert', query: '', params: {}, table: p.table }); return await insert(p) }
+  // every statement on either connection (the ingest path's and the one requests run on)
+  const restore: Array<() => void> = []
+  for (const client of new Set([node.storage.conn.client, node.storage.conn.requests.client])) {
+    const { command, query, insert } = { command: client.command.bind(client), query: client.query.bind(client), insert: client.insert.bind(client) }
+    client.command = async (p) => { sent.push({ kind: 'command', query: p.query, params: p.query_params ?? {} }); return await command(p) }
+    client.query = async (p: Parameters<typeof query>[0]) => { sent.push({ kind: 'query', query: p.query, params: p.query_params ?? {} }); return await query(p) }
+    client.insert = async (p) => { sent.push({ kind: 'insert', query: '', params: {}, table: p.table }); return await insert(p) }
+    restore.push(() => { Object.assign(client, { command, query, insert }) })
+  }
   const r = await call('POST', `/api/patients/${SUBJECT}/erasure`, boss, {})
-  Object.assign(client, { command, query, insert })
+  for (const f of restore) f()
   expect(r.status).toBe(200)
   receipt = r.json
 }, 180_000)

@@ -10,7 +10,7 @@ import { Writable } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { METRIC_CATEGORY } from '../src/consent/index.ts'
 import { ExportError, exportPatient, type ExportRequest, type ExportResult } from '../src/rights/export.ts'
-import { connect, type StorageConnection } from '../src/storage/connection.ts'
+import { closeConnection, connect, type StorageConnection } from '../src/storage/connection.ts'
 import { migrate } from '../src/storage/migrate.ts'
 import { bundleErrors, type Bundle } from './support/fhir-check.ts'
 import { tempDir } from './support/node.ts'
@@ -176,7 +176,7 @@ beforeAll(async () => {
 })
 
 afterAll(async () => {
-  await conn?.client.close()
+  if (conn !== undefined) await closeConnection(conn)
   dir.remove()
 })
 

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { METRIC_CATEGORY } from '../src/consent/index.ts'
 import { SPOT_CODES, VITAL_CODES, loincOf } from '../src/rights/codes.ts'
 import { exportPatient, type ExportRequest } from '../src/rights/export.ts'
-import { connect, type StorageConnection } from '../src/storage/connection.ts'
+import { closeConnection, connect, type StorageConnection } from '../src/storage/connection.ts'
 import { migrate } from '../src/storage/migrate.ts'
 import { GATEWAY_EXTENSION, LOINC, UCUM, bundleErrors, profileErrors, schemaErrors, type Bundle, type Resource } from './support/fhir-check.ts'
 import { tempDir } from './support/node.ts'
@@ -84,7 +84,7 @@ beforeAll(async () => {
 })
 
 afterAll(async () => {
-  await conn?.client.close()
+  if (conn !== undefined) await closeConnection(conn)
   dir.remove()
 })
 

@@ -8,14 +8,14 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { connect, type StorageConnection } from '../src/storage/connection.ts'
+import { closeConnection, connect, type StorageConnection } from '../src/storage/connection.ts'
 import { RowWriter } from '../src/storage/row-binary.ts'
 import { tempDir } from './support/node.ts'
 
 const dir = tempDir('vf-rowbinary-')
 let conn: StorageConnection
 beforeAll(async () => { conn = await connect({ dataDir: dir.path, database: 'rb' }) })
-afterAll(async () => { await conn.client.close(); dir.remove() })
+afterAll(async () => { await closeConnection(conn); dir.remove() })
 
 const STRUCTURE = 's String, u8 UInt8, u16 UInt16, u32 UInt32, u64 UInt64, t DateTime64(3, \'UTC\'), f32 Float32, f64 Float64, ' +
   'nf Nullable(Float32), nt Nullable(DateTime64(3, \'UTC\')), arr Array(String), m Map(String, UInt32)'

@@ -54,7 +54,7 @@ export interface IngestDeps {
   /** Refusals from one source within a window that raise a security event. */
   burst?: BurstOptions
   onSecurityEvent?: (e: SecurityEvent) => void
-  /** Button presses and falls, the moment they are durable (never behind a telemetry batch). */
+  /** Button presses and falls, the moment they are decoded (never behind a log commit or a telemetry batch). */
   onAlarm?: (a: AlarmNotice) => void
   /** Every message taken (the fleet view's last seen); a device status with its battery and firmware. */
   onAccepted?: (tenant: string, device: string, status: DeviceStatus | null, nowMs: number) => void
@@ -160,10 +160,12 @@ export function createIngest (deps: IngestDeps): Ingest {
   function batch (w: ReplayWindow, t: TelemetryTopic, seq: bigint, table: TableName, enc: Encoded, connected?: () => boolean): Promise<void> {
     w.accept(seq)
     const lane = laneOf(table)
-    // a message whose rows were all filtered still used up its sequence number (in its stream's lane)
+    // the sequence number goes into the lane's log with the rows (what a restart restores the window from);
+    // a message whose rows were all filtered still used it up (in its stream's lane), and is "queryable" once logged
+    const sequence = sequenceRow(t.tenant, t.device, seq)
     const write = (): Promise<void> => enc.rows === 0
-      ? storage.write('device_sequences', sequenceRow(t.tenant, t.device, seq), 1, lane)
-      : storage.write(table, enc.chunk, enc.rows)
+      ? storage.write('device_sequences', sequence, 1, undefined, lane).then(() => { void storage.write('device_heads', sequence, 1).catch(() => {}) })
+      : storage.write(table, enc.chunk, enc.rows, sequence)
     if (enc.rows > 0) bump(metrics.rowsQueued, table, enc.rows)
     // alarms and status go straight to their own lane; bulk telemetry may wait for storage (admission.ts)
     const admitted = lane === 'bulk' && deps.admission !== undefined ? deps.admission.admit(t.tenant, Math.max(1, enc.rows), write, connected) : write()
@@ -229,8 +231,11 @@ export function createIngest (deps: IngestDeps): Ingest {
         occurredAtMs: p.msg.occurredAtMs, ingestedAtMs: nowMs, location: located ? { latitude: loc.latitude, longitude: loc.longitude, accuracyM: loc.accuracyM } : null,
         ...(expiryS === undefined ? {} : { expiresAtMs: nowMs + expiryS * 1000 }),
       }
-      const relay = deps.onAlarm
-      durable.then(() => { relay(notice) }, () => {})
+      // relayed now, on decode: it passed every check that refuses a message (topic, envelope, replay,
+      // key, authenticity, range), so it is never one that was refused; its log commit (the priority
+      // lane) and PUBACK follow. Should that commit fail, or the node die first, the device gets no
+      // PUBACK and resends the same (device, seq), which a responder already de-duplicates by.
+      deps.onAlarm(notice)
     }
     return { kind: 'stored', table, rows: enc.rows, filtered: enc.dropped, durable }
   }

@@ -97,6 +97,9 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
       }
     },
   })
+  // what requests do (the API's reads, and the registry, rights and access-log writes they make) runs on a
+  // connection of its own, so it does not wait behind the batcher's inserts (StorageConnection.requests)
+  const requestSide: Storage = { ...storage, conn: storage.conn.requests }
   const presence = await loadPresence(storage, {
     flushMs: 5000,
     onError: (err) => { logger.error({ error: describeError(err) }, 'device presence not written; kept in memory and retried') },
@@ -121,7 +124,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
       else logger.error('change feed not current: consent-based data waits unacknowledged; alarms and status go on, an alarm\'s location is not kept')
     },
   })
-  const registry = await Registry.load(storage.conn, {
+  const registry = await Registry.load(requestSide.conn, {
     masterKey, consent, hasher, cas, onTenant: () => { trustTenants?.() },
     onCertificate: (tenant, device, notAfterMs) => { presence.certificate(tenant, device, notAfterMs) },
     ...(joined === null ? {} : { replicate: (table: string, rows: ReadonlyArray<Record<string, unknown>>) => joined.cluster.feed.publish(table, rows) }),
@@ -131,8 +134,8 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     },
   })
   loaded = registry
-  const rights = await Rights.load({ storage, registry, consent, policy })
-  const users = await Users.load(storage.conn, { maxFailures: config.LOGIN_MAX_FAILURES, lockMs: config.LOGIN_LOCK_MS }, config.DEVICE_AUTH_COST, hasher)
+  const rights = await Rights.load({ storage: requestSide, registry, consent, policy })
+  const users = await Users.load(requestSide.conn, { maxFailures: config.LOGIN_MAX_FAILURES, lockMs: config.LOGIN_LOCK_MS }, config.DEVICE_AUTH_COST, hasher)
   const admitting = new Admission({
     maxBacklogRows: config.STORAGE_BACKLOG_ROWS,
     backlog: () => storage.backlog(),
@@ -249,14 +252,14 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     ...(config.METRICS_TOKEN === undefined ? {} : { metricsToken: config.METRICS_TOKEN }),
     serviceUser: config.CLICKHOUSE_USER,
     clinician: {
-      users, sessions, queries: createQueries(storage.conn),
-      registry, consent, alarms, rights, storage, fleet, researchMinGroup: config.RESEARCH_MIN_GROUP,
+      users, sessions, queries: createQueries(requestSide.conn),
+      registry, consent, alarms, rights, storage: requestSide, fleet, researchMinGroup: config.RESEARCH_MIN_GROUP,
       loginBackoff,
     },
     // ready only while the node can acknowledge: a load balancer sends devices elsewhere otherwise
     ready: () => ready && storage.acknowledging().ok,
     registry,
-    storage,
+    storage: requestSide,
     adminToken,
     stats: () => ({ ...metrics, connectedClients: broker.aedes.connectedClients, mode: storage.conn.mode, cluster: joined === null ? null : { redis: joined.cluster.up(), feedCurrent: joined.cluster.feed.fresh(), marksWaiting: joined.cluster.marks.pending() } }),
     connectionInfo: () => ({ mqtt: listeners.tcp?.port ?? null, mqtts: listeners.tls.port, mqttsMutual: listeners.mtls?.port ?? null, caPem }),

@@ -22,25 +22,46 @@ export interface StorageConnection {
   database: string
   /** A fully qualified table name. */
   table: (name: string) => string
+  /**
+   * Where requests go (the API's reads and the access-log, registry and rights writes they make), so
+   * they do not wait behind the batcher's inserts. Embedded chDB runs one statement at a time per
+   * connection, but connections on the same data path run side by side and see each other's
+   * committed inserts (measured: bench/RESULTS.md, issue 18 part 3): in embedded mode this is a
+   * second chDB connection on the same path. A server runs a client's requests concurrently: there
+   * it is this connection itself. closeConnection() closes both.
+   */
+  requests: StorageConnection
+}
+
+/** Closes a connection and, if it has one of its own, its requests connection. */
+export async function closeConnection (conn: StorageConnection): Promise<void> {
+  if (conn.requests !== conn) await conn.requests.client.close()
+  await conn.client.close()
 }
 
 export async function connect (target: StorageTarget): Promise<StorageConnection> {
-  let client: ClickHouseClient
-  let mode: StorageConnection['mode']
+  const db = target.database
+  /** A connection that takes its requests itself. */
+  const own = (client: ClickHouseClient, mode: StorageConnection['mode']): StorageConnection => {
+    const c = { client, mode, database: db, table: (name: string) => `${db}.${name}` } as StorageConnection
+    c.requests = c
+    return c
+  }
+  let conn: StorageConnection
   if (target.url !== undefined) {
-    client = createClient({ url: target.url, username: target.username ?? 'default', password: target.password ?? '' })
-    mode = 'server'
+    conn = own(createClient({ url: target.url, username: target.username ?? 'default', password: target.password ?? '' }), 'server')
   } else {
     const path = resolve(join(target.dataDir, 'chdb'))
     mkdirSync(path, { recursive: true })
     // loaded only in embedded mode: server deployments never map the engine
     const { createChdbConnection } = await import('chdb/connection')
     // chdb types the connection against its own copy of @clickhouse/client-common; the runtime contract is the same
-    const connection = createChdbConnection({ path }) as unknown as NonNullable<Parameters<typeof createClient>[0]>['connection']
-    client = createClient({ connection })
-    mode = 'embedded'
+    const chdb = (): ClientConnection => createChdbConnection({ path }) as unknown as ClientConnection
+    // two connections on one path: one engine and its data, each running its own statements
+    conn = { ...own(createClient({ connection: chdb() }), 'embedded'), requests: own(createClient({ connection: chdb() }), 'embedded') }
   }
-  const db = target.database
-  await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${db}` })
-  return { client, mode, database: db, table: (name) => `${db}.${name}` }
+  await conn.client.command({ query: `CREATE DATABASE IF NOT EXISTS ${db}` })
+  return conn
 }
+
+type ClientConnection = NonNullable<Parameters<typeof createClient>[0]>['connection']

@@ -3,6 +3,7 @@ export type { Backlog, Lane, Storage, StorageOptions, StorageStats, StorageWrite
 export { WriteAheadLog, parseSegment } from './wal.ts'
 export type { WalRecord, Recovered } from './wal.ts'
 export type { StorageConnection, StorageTarget } from './connection.ts'
+export { closeConnection } from './connection.ts'
 export { TableBatcher } from './batcher.ts'
 export type { BatcherOptions, FlushReport } from './batcher.ts'
 export { vitalRows, spotRows, alarmRows, statusRows, rejectionRow, securityEventRow, sequenceRow, COLUMNS } from './rows.ts'

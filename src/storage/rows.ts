@@ -34,8 +34,10 @@ export const COLUMNS = {
     'diagnostics', 'seq', 'purpose', 'legal_basis', 'consent_version', 'ingested_at'],
   rejected_messages: ['tenant_id', 'device_id', 'client_id', 'remote_address', 'topic', 'bytes', 'reason', 'detail', 'ts'],
   security_events: ['tenant_id', 'source', 'reasons', 'refusals', 'first_ts', 'ts'],
-  /** Only for accepted messages that produced no rows (everything filtered); the others reach it through materialised views. */
+  /** Every accepted message's sequence number (with its rows, or alone when everything was filtered): replay windows after a restart. */
   device_sequences: ['tenant_id', 'device_id', 'seq'],
+  /** A message stored without rows (everything filtered); the telemetry tables' views write the others' heads. */
+  device_heads: ['tenant_id', 'device_id', 'seq'],
 } as const
 export type TableName = keyof typeof COLUMNS
 
@@ -222,6 +224,7 @@ export function securityEventRow (e: { tenant: string; source: string; reasons: 
   return w.take()
 }
 
+/** A device_sequences (or device_heads) row. */
 export function sequenceRow (tenant: string, device: string, seq: bigint): Buffer {
   w.reset()
   w.string(tenant)

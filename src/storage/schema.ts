@@ -347,7 +347,27 @@ ORDER BY (tenant_id, ts)`,
       `ALTER TABLE ${db}.devices ADD COLUMN IF NOT EXISTS revoked_at Nullable(DateTime64(3, 'UTC')) COMMENT 'lost or stolen: refused at CONNECT and for every message after' AFTER gateway_id`,
     ],
   },
+  {
+    version: 14,
+    name: 'device heads from one view per telemetry table; sequence rows from the ingest path',
+    // Every telemetry insert ran two views (DISTINCT into device_sequences, then max into device_heads),
+    // each writing an fsync'd part: three parts per insert. The ingest path now logs each message's
+    // sequence row itself, shipped once a second (src/storage/sequences.ts), and the old views are
+    // dropped once the log is recovered (retireSequenceViews: a log from before this version still
+    // needs them). device_heads only answers "what is queryable" (GET /admin/tenants/:t/sequences); the
+    // replay windows come from device_sequences. So it keeps one view per table, written by the same
+    // INSERT as the rows, and its parts are not fsync'd: after a power cut it may lag until the
+    // device's next message, and nothing else reads it.
+    statements: (db) => [
+      `ALTER TABLE ${db}.device_heads MODIFY SETTING fsync_after_insert = 0, fsync_part_directory = 0, min_rows_to_fsync_after_merge = 0`,
+      ...TELEMETRY.map((t) => `CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.${t}_heads TO ${db}.device_heads AS
+    SELECT tenant_id, device_id, max(seq) AS seq FROM ${db}.${t} GROUP BY tenant_id, device_id`),
+    ],
+  },
 ]
+
+/** The telemetry tables when migration 14 was written: a migration does not change with later tables (each brings its own). */
+const TELEMETRY = ['vital_samples', 'spot_measurements', 'alarm_events', 'device_status'] as const
 
 /** Every table migration 9 made durable (later migrations create theirs with DURABLE_PART_SETTINGS). */
 const DURABLE_TABLES = [

@@ -1,6 +1,6 @@
 import { WINDOW_SIZE } from '../crypto/index.ts'
 import type { StorageConnection } from './connection.ts'
-import { selectRows } from './query.ts'
+import { runCommand, selectRows } from './query.ts'
 
 /** Sequence numbers are uint64: exact as bigint (ClickHouse hands them over as decimal text). */
 export interface StoredSequences { high: bigint; recent: bigint[] }
@@ -8,8 +8,14 @@ export interface StoredSequences { high: bigint; recent: bigint[] }
 /**
  * Per device: the highest stored sequence number and the stored ones within a
  * replay window below it (h.high - s.seq, never s.seq + window: UInt64 wraps
- * near 2^64). Read at start so that a restart does not reopen the
- * replay window, nor close it on a message that was never stored.
+ * near 2^64). Read at start, after the write-ahead log's recovery, so that a
+ * restart does not reopen the replay window, nor close it on a message that
+ * was never stored.
+ *
+ * device_sequences holds a row per accepted message: the ingest path logs it
+ * in the same group commit as the message's rows (Storage.write's `sequence`),
+ * or alone when every row was filtered. Stores from before migration 14 also
+ * have the rows the telemetry tables' views wrote.
  */
 export async function loadSequences (conn: StorageConnection): Promise<Map<string, StoredSequences>> {
   const t = conn.table('device_sequences')
@@ -23,4 +29,23 @@ export async function loadSequences (conn: StorageConnection): Promise<Map<strin
     out.set(r.device, { high: BigInt(r.high), recent: r.recent.map((s) => BigInt(s)) })
   }
   return out
+}
+
+/**
+ * The views that wrote device_sequences from every telemetry insert (migration 3) and device_heads
+ * from device_sequences (migration 10). Each ran, and wrote an fsync'd part, in every insert
+ * (bench/RESULTS.md, issue 18 part 3); the sequence rows now come from the ingest path, and
+ * device_heads from one view per telemetry table (migration 14).
+ */
+export const RETIRED_VIEWS: readonly string[] = [
+  'vital_samples_sequences', 'spot_measurements_sequences', 'alarm_events_sequences', 'device_status_sequences', 'device_sequences_heads',
+]
+
+/**
+ * Drops the retired views. createStorage calls it once the write-ahead log is recovered, not as a
+ * migration: a log written before the upgrade holds telemetry rows without their sequence rows, and
+ * only these views give those their device_sequences rows when the log ships them again at start.
+ */
+export async function retireSequenceViews (conn: StorageConnection): Promise<void> {
+  for (const v of RETIRED_VIEWS) await runCommand(conn, `DROP VIEW IF EXISTS ${conn.table(v)} SYNC`)
 }

@@ -2,11 +2,13 @@ import { join } from 'node:path'
 import { mkdirSync, rmSync } from 'node:fs'
 import { unlink, writeFile } from 'node:fs/promises'
 import { Readable } from 'node:stream'
-import { connect, type StorageConnection, type StorageTarget } from './connection.ts'
+import { closeConnection, connect, type StorageConnection, type StorageTarget } from './connection.ts'
 import { migrate } from './migrate.ts'
 import { TableBatcher, type BatcherOptions, type FlushReport, type InsertFn } from './batcher.ts'
 import { COLUMNS, TELEMETRY_TABLES, type TableName } from './rows.ts'
 import { WriteAheadLog, type Recovered, type WalErrorCode, type WalState } from './wal.ts'
+import { batchOptions } from './batch-policy.ts'
+import { retireSequenceViews } from './sequences.ts'
 import { sqlString } from '../sql.ts'
 import { VitalflowError } from '../errors.ts'
 
@@ -50,10 +52,13 @@ export interface Storage {
    * Queues rows for a table. For acknowledged data it resolves once the rows
    * are in the write-ahead log of their lane (fsync'd): that is when a PUBACK
    * may go out. It rejects with ING_ERR_BACKPRESSURE when the lane's log is
-   * over its disk budget. `lane` is the table's own unless given (a message
-   * whose rows were all filtered writes its sequence number in its stream's lane).
+   * over its disk budget. `sequence` (a device_sequences row) goes into the
+   * same lane's log in the same group commit as the rows, with one budget
+   * check for both: the two are durable together or not at all. `lane` is the
+   * table's own unless given (a message whose rows were all filtered writes
+   * its sequence number in its stream's lane).
    */
-  write: (table: TableName, chunk: Buffer, rows: number, lane?: Lane) => Promise<void>
+  write: (table: TableName, chunk: Buffer, rows: number, sequence?: Buffer, lane?: Lane) => Promise<void>
   /** Ships everything queued and waits for the inserts. */
   flush: () => Promise<void>
   stats: () => StorageStats
@@ -120,7 +125,7 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
     const batchers = {} as Record<TableName, TableBatcher>
     for (const name of Object.keys(COLUMNS) as TableName[]) {
       // unlogged tables (refusals, security events) have their batcher in the bulk lane only
-      if (lane === 'bulk' || LOGGED.has(name)) batchers[name] = new TableBatcher(name, inserts[name], opts.batch, onFlush, LOGGED.has(name) ? log : null)
+      if (lane === 'bulk' || LOGGED.has(name)) batchers[name] = new TableBatcher(name, inserts[name], batchOptions(name, opts.batch), onFlush, LOGGED.has(name) ? log : null)
     }
     return { wal, recovered, batchers }
   }
@@ -129,6 +134,7 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
   const all = [lanes.priority, lanes.bulk]
   let recoveredRows = 0
   for (const l of all) recoveredRows += await shipRecovered(l.recovered, l.batchers)
+  await retireSequenceViews(conn) // only now: what the logs shipped above may be from before they were retired
 
   let backlogRows = 0
   const flush = async (): Promise<void> => {
@@ -144,7 +150,7 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
   let closing: Promise<void> | null = null
   return {
     conn,
-    write: (table, chunk, rows, lane = laneOf(table)) => {
+    write: (table, chunk, rows, sequence, lane = laneOf(table)) => {
       const { wal, batchers } = lanes[LOGGED.has(table) ? lane : 'bulk']
       const b = batchers[table]
       if (!LOGGED.has(table)) return b.add(chunk, rows)
@@ -155,10 +161,13 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
       backlogRows += counted
       // logged rows are acknowledged once in the log; their batch is not awaited (it
       // retries until stored, and a batch promise carries its own catch: batcher.ts)
-      return wal.append(table, rows, chunk).then((lsn) => {
+      const logged = wal.append(table, rows, chunk).then((lsn) => {
         const stored = b.add(chunk, rows, lsn)
         if (counted > 0) void stored.finally(() => { backlogRows -= counted }).catch(() => {})
       }, (err: unknown) => { backlogRows -= counted; throw err })
+      if (sequence === undefined) return logged
+      const s = batchers.device_sequences
+      return Promise.all([logged, wal.append('device_sequences', 1, sequence).then((lsn) => { void s.add(sequence, 1, lsn) })]).then(() => {})
     },
     flush,
     backlog: () => ({ rows: backlogRows, failing }),
@@ -191,7 +200,7 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
         clearTimeout(timer)
         for (const l of all) for (const b of Object.values(l.batchers)) b.stop()
         for (const l of all) await l.wal.close()
-        await conn.client.close()
+        await closeConnection(conn)
       })()
       return closing
     },
