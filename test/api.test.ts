@@ -190,7 +190,8 @@ describe('tenant isolation', () => {
   }, 60_000)
 
   it('every SQL the API sends for a data table binds the tenant of the principal as a parameter', async () => {
-    const client = node.storage.conn.client
+    // the API reads through the requests connection (its own chDB connection in embedded mode)
+    const client = node.storage.conn.requests.client
     const seen: Array<{ query: string; params: Record<string, unknown> }> = []
     const original = client.query.bind(client)
     client.query = async (p: Parameters<typeof client.query>[0]) => {
