@@ -172,13 +172,15 @@ describe('MQTT 5 PUBACK reason codes', () => {
     }
     const d = await device('cal-rate')
     const gone = disconnected(d.c)
+    // the burst of 40 first; the bucket refills at 1/s while they go, so publish until the refusal (bounded)
     const answers: number[] = []
-    for (let i = 0; i < 41; i++) {
+    while (answers.at(-1) !== 0x97 && answers.length < 400) {
       const { topic, frame } = d.sealer.seal('alarm', alarms.next(NOW - 10_000))
       answers.push((await publish5(d.c, topic, frame)).code)
     }
-    expect(answers.slice(0, 40).every((c) => c === 0)).toBe(true)
-    expect(answers[40]).toBe(0x97)
+    expect(answers.length).toBeGreaterThan(40)
+    expect(answers.slice(0, -1).every((c) => c === 0)).toBe(true)
+    expect(answers.at(-1)).toBe(0x97)
     expect(await gone).toBe(0x97)
   })
 })
