@@ -60,6 +60,8 @@ export interface IngestNode {
 export interface NodeFaults {
   /** Awaited before each write-ahead log group commit of a lane (e.g. to stall the bulk lane). */
   beforeWalWrite?: (lane: 'bulk' | 'priority') => Promise<void>
+  /** Replaces the syncfs that makes embedded parts durable before a log checkpoint (e.g. to make it fail). */
+  syncParts?: () => Promise<void>
 }
 
 export async function startNode (config: Config, logger: Logger = pino({ level: config.LOG_LEVEL }), policy: Policy = POLICY, faults?: NodeFaults): Promise<IngestNode> {
@@ -85,6 +87,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     },
     onWalSync: (s, _bytes, _appends, lane) => { prometheus?.observeWalSync(s, lane) },
     ...(faults?.beforeWalWrite === undefined ? {} : { beforeWalWrite: faults.beforeWalWrite }),
+    ...(faults?.syncParts === undefined ? {} : { syncParts: faults.syncParts }),
     onCheckpointError: (err) => { logger.error({ error: describeError(err) }, 'write-ahead log checkpoint not written; its segments are kept and the next checkpoint retries') },
     onFlush: (r) => {
       admission?.pump()

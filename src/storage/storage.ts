@@ -1,4 +1,4 @@
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { mkdirSync, rmSync } from 'node:fs'
 import { unlink, writeFile } from 'node:fs/promises'
 import { Readable } from 'node:stream'
@@ -9,6 +9,7 @@ import { COLUMNS, TELEMETRY_TABLES, type TableName } from './rows.ts'
 import { WriteAheadLog, type Recovered, type WalErrorCode, type WalState } from './wal.ts'
 import { batchOptions } from './batch-policy.ts'
 import { retireSequenceViews } from './sequences.ts'
+import { sharedSync, syncFileSystem, SYNCFS_PART_SETTINGS, type SyncParts } from './part-sync.ts'
 import { sqlString } from '../sql.ts'
 import { VitalflowError } from '../errors.ts'
 
@@ -87,6 +88,8 @@ export interface StorageOptions extends StorageTarget {
   onWalState?: (state: WalState, lane: Lane) => void
   /** Fault injection (tests only): runs before each group-commit write of a lane, which waits for it. */
   beforeWalWrite?: (lane: Lane) => Promise<void>
+  /** Fault injection (tests only): replaces the syncfs that makes embedded parts durable before a checkpoint. */
+  syncParts?: SyncParts
 }
 
 interface LaneLog { wal: WriteAheadLog; recovered: Recovered; batchers: Record<TableName, TableBatcher> }
@@ -98,6 +101,14 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
   }
   const conn = await connect(opts)
   await migrate(conn)
+  // embedded: the logged tables' inserted parts are made durable by one syncfs before each log
+  // checkpoint instead of an fsync per file (src/storage/part-sync.ts); a server keeps fsync'ing them
+  let syncParts: SyncParts | undefined
+  if (conn.mode === 'embedded') {
+    for (const t of LOGGED) await conn.client.command({ query: `ALTER TABLE ${conn.table(t)} MODIFY SETTING ${SYNCFS_PART_SETTINGS}` })
+    const path = resolve(join(opts.dataDir, 'chdb'))
+    syncParts = sharedSync(opts.syncParts ?? (() => syncFileSystem(path)))
+  }
   const insertInto = await rowBinaryInserter(conn, join(opts.dataDir, 'spool'))
   const inserts = {} as Record<TableName, InsertFn>
   for (const name of Object.keys(COLUMNS) as TableName[]) inserts[name] = await insertInto(name)
@@ -116,6 +127,7 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
       ...(opts.onWalSync === undefined ? {} : { onSync: (s: number, b: number, a: number) => { opts.onWalSync?.(s, b, a, lane) } }),
       ...(opts.onCheckpointError === undefined ? {} : { onCheckpointError: opts.onCheckpointError }),
       ...(beforeWrite === undefined ? {} : { beforeWrite: () => beforeWrite(lane) }),
+      ...(syncParts === undefined ? {} : { beforeCheckpoint: syncParts }),
     })
     const log = {
       intent: (t: string, first: number, last: number) => wal.intent(t, first, last),

@@ -57,6 +57,11 @@ export interface WalOptions {
   onCheckpointError?: (err: unknown) => void
   /** Fault injection (tests only): awaited before each group-commit write, e.g. to stall one lane. */
   beforeWrite?: () => Promise<void>
+  /**
+   * Awaited after a checkpoint's snapshot is taken and before it is written: makes what the snapshot
+   * covers durable in storage (src/storage/part-sync.ts). If it fails, the checkpoint is not written.
+   */
+  beforeCheckpoint?: () => Promise<void>
 }
 
 interface Segment { path: string; bytes: number; maxByTable: Map<string, number> }
@@ -196,6 +201,7 @@ export class WriteAheadLog {
       this.checkpointDirty = false
       const snapshot = new Map(this.checkpoints)
       try {
+        await this.opts.beforeCheckpoint?.()
         const tmp = join(this.dir, 'checkpoint.json.tmp')
         const f = await open(tmp, 'w', 0o600)
         try {
