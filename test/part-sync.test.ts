@@ -47,7 +47,7 @@ describe('parts made durable by a sync before the checkpoint', () => {
     await node.registry.createTenant(T, 'Care sync')
     await node.registry.createPatient(T, 'p-sync')
     const d = await enrollAndConnect(node, T, 'cal-sync', 'calarm', 'p-sync')
-    const before = checkpoint('wal-priority').alarm_events ?? 0
+    const before = checkpoint('wal-priority')['alarm_events'] ?? 0
     const alarms = createAlarmModel(9)
     const sent: number[] = []
     for (let i = 0; i < 12; i++) {
@@ -59,7 +59,7 @@ describe('parts made durable by a sync before the checkpoint', () => {
     // the rows are in ClickHouse, but nothing says so on disk: the sync did not succeed
     expect(await storedSeqs(node)).toEqual(sent)
     expect(syncs).toBeGreaterThan(0)
-    expect(checkpoint('wal-priority').alarm_events ?? 0).toBe(before)
+    expect(checkpoint('wal-priority')['alarm_events'] ?? 0).toBe(before)
     await d.client.endAsync(true)
     await node.close()
 
@@ -68,7 +68,7 @@ describe('parts made durable by a sync before the checkpoint', () => {
     expect(node.storage.stats().recoveredRows).toBeGreaterThanOrEqual(sent.length)
     await node.storage.flush()
     expect(await storedSeqs(node)).toEqual(sent)
-    expect(checkpoint('wal-priority').alarm_events ?? 0).toBeGreaterThan(before)
+    expect(checkpoint('wal-priority')['alarm_events'] ?? 0).toBeGreaterThan(before)
     // and the device goes on as before
     const c = await connectTls(node, 'cal-sync', d.enrollment.secret)
     const m = d.sealer.seal('alarm', alarms.next(Date.now() - 1000))

@@ -26,7 +26,7 @@ export const SYNCFS_PART_SETTINGS = 'fsync_after_insert = 0, fsync_part_director
 /** syncfs(2) of the file system holding `path`, through coreutils' `sync --file-system` (Node has no binding). */
 export function syncFileSystem (path: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    execFile('sync', ['--file-system', path], { timeout: 120_000 }, (err) => { if (err === null) resolve(); else reject(err) })
+    execFile('sync', ['--file-system', path], { timeout: 120_000 }, (err) => { if (err === null) resolve(); else reject(new Error(`sync --file-system failed: ${err.message}`, { cause: err })) })
   })
 }
 
