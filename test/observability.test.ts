@@ -71,8 +71,10 @@ describe('observability', () => {
     const cv = await enrollAndConnect(node, 'care-o', 'cvk-o1', 'cvitals', PATIENT)
     await node.registry.recordConsent({ tenant: 'care-o', patient: PATIENT, purpose: 'care', category: 'spot_measurements', action: 'grant', recordedBy: 'x', source: 'app', validFromMs: 0 })
     const { topic, frame } = cv.sealer.seal('spot', { measuredAtMs: Date.now() - 1000, meterModel: 'meter', pulse: HR })
+    const errorsBefore = node.metrics.flushErrors
     await cv.client.publishAsync(topic, Buffer.from(frame), { qos: 1 })
-    await new Promise((resolve) => setTimeout(resolve, 300))
+    // the spot batch waits at least 250 ms for company (batch-policy.ts): wait for its failed insert, not a fixed time
+    for (let i = 0; i < 200 && node.metrics.flushErrors === errorsBefore; i++) await new Promise((resolve) => setTimeout(resolve, 50))
     await cmd(`ALTER TABLE ${db}.spot_measurements MODIFY COLUMN meter_model LowCardinality(String)`)
     await node.storage.flush()
     await cv.client.endAsync()
