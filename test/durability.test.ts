@@ -42,7 +42,8 @@ describe('storage outage', () => {
       expect(await publishAcked(d.client, topic, frame)).toBe(true)
       sent.push(seq)
     }
-    await new Promise((resolve) => setTimeout(resolve, 300)) // the batcher tries, fails, backs off
+    // the batcher tries, fails, backs off (an alarm batch waits at least 250 ms for company: batch-policy.ts)
+    for (let i = 0; i < 200 && node.metrics.flushErrors === 0; i++) await new Promise((resolve) => setTimeout(resolve, 50))
     expect(node.metrics.flushErrors).toBeGreaterThan(0)
     await attach()
     expect(await storedSeqs('cal-d1')).toEqual(sent)

@@ -101,3 +101,17 @@ describe('sharedSync', () => {
     await expect(fourth).resolves.toBeUndefined()
   })
 })
+
+describe('FileSystemSyncer', () => {
+  it('answers each sync from one helper, in order, reports a failed sync, and refuses after close', async () => {
+    const { FileSystemSyncer } = await import('../src/storage/part-sync.ts')
+    const ok = new FileSystemSyncer(dir.path)
+    await Promise.all([ok.sync(), ok.sync(), ok.sync()])
+    const bad = new FileSystemSyncer(join(dir.path, 'no-such-directory'))
+    await expect(bad.sync()).rejects.toThrow('failed')
+    await expect(bad.sync()).rejects.toThrow('failed') // the helper lives on after a failed sync
+    bad.close()
+    ok.close()
+    await expect(ok.sync()).rejects.toThrow('closed')
+  })
+})

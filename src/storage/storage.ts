@@ -9,7 +9,7 @@ import { COLUMNS, TELEMETRY_TABLES, type TableName } from './rows.ts'
 import { WriteAheadLog, type Recovered, type WalErrorCode, type WalState } from './wal.ts'
 import { batchOptions } from './batch-policy.ts'
 import { retireSequenceViews } from './sequences.ts'
-import { sharedSync, syncFileSystem, SYNCFS_PART_SETTINGS, type SyncParts } from './part-sync.ts'
+import { FileSystemSyncer, sharedSync, SYNCFS_PART_SETTINGS, type SyncParts } from './part-sync.ts'
 import { sqlString } from '../sql.ts'
 import { VitalflowError } from '../errors.ts'
 
@@ -104,10 +104,16 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
   // embedded: the logged tables' inserted parts are made durable by one syncfs before each log
   // checkpoint instead of an fsync per file (src/storage/part-sync.ts); a server keeps fsync'ing them
   let syncParts: SyncParts | undefined
+  let syncer: FileSystemSyncer | null = null
   if (conn.mode === 'embedded') {
     for (const t of LOGGED) await conn.client.command({ query: `ALTER TABLE ${conn.table(t)} MODIFY SETTING ${SYNCFS_PART_SETTINGS}` })
-    const path = resolve(join(opts.dataDir, 'chdb'))
-    syncParts = sharedSync(opts.syncParts ?? (() => syncFileSystem(path)))
+    if (opts.syncParts === undefined) {
+      const s = new FileSystemSyncer(resolve(join(opts.dataDir, 'chdb')))
+      syncer = s
+      syncParts = sharedSync(() => s.sync())
+    } else {
+      syncParts = sharedSync(opts.syncParts)
+    }
   }
   const insertInto = await rowBinaryInserter(conn, join(opts.dataDir, 'spool'))
   const inserts = {} as Record<TableName, InsertFn>
@@ -212,6 +218,7 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
         clearTimeout(timer)
         for (const l of all) for (const b of Object.values(l.batchers)) b.stop()
         for (const l of all) await l.wal.close()
+        syncer?.close()
         await closeConnection(conn)
       })()
       return closing
