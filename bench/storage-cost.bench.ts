@@ -7,7 +7,9 @@
  * for half as many patients (a spot measurement every 20 s, a heartbeat every 10 s), a device
  * status from every device every 30 s, one patient in ten without consent (their vitals and spot
  * measurements filtered: a message that stores no row). A dashboard read (the patient page's
- * charts, then latest values) runs every 250 ms on the connection the API reads from.
+ * charts, then latest values) runs every 250 ms on the connection the API reads from, and, as the
+ * simulator does, the highest queryable sequence number per device is polled every 200 ms
+ * (device_heads) to time message → queryable.
  * After the publishing window, everything is flushed and the node sits idle for `settle`
  * seconds so merges of the run's parts are counted too. CPU is read per thread group from
  * /proc/self/task (bench/threads.ts).
@@ -36,7 +38,7 @@ const settle = Number(process.argv[4] ?? 30)
 const batchAgeMs = Number(process.argv[5] ?? 50)
 const TENANTS = ['care-1', 'care-2', 'care-3']
 
-interface Event { at: number; topic: string; frame: Buffer; sender: { record: DeviceRecord; clientId: string; remoteAddress: string } }
+interface Event { at: number; seq: number; topic: string; frame: Buffer; sender: { record: DeviceRecord; clientId: string; remoteAddress: string } }
 
 const consent = new ConsentIndex()
 const events: Event[] = []
@@ -91,7 +93,7 @@ for (let i = 0; i < bracelets; i++) {
     const d = byDevice.get(o.id)!
     const [stream, msg] = o.make()
     const sealed = d.sealer.seal(stream as 'vitals', msg as never)
-    events.push({ at: o.at, topic: sealed.topic, frame: Buffer.from(sealed.frame), sender: { record: d.record, clientId: o.id, remoteAddress: '127.0.0.1' } })
+    events.push({ at: o.at, seq: sealed.seq, topic: sealed.topic, frame: Buffer.from(sealed.frame), sender: { record: d.record, clientId: o.id, remoteAddress: '127.0.0.1' } })
   }
 }
 events.sort((a, b) => a.at - b.at)
@@ -131,6 +133,26 @@ const reader = (async () => {
   }
 })()
 
+// message → queryable, as the simulator times it: the per-device head, polled
+const pending = new Map<string, Array<[number, number]>>()
+const queryableMs: number[] = []
+const poller = (async () => {
+  while (reading || [...pending.values()].some((l) => l.length > 0)) {
+    const heads = await selectRows<{ d: string; s: string }>(readConn, `SELECT device_id AS d, toString(max(seq)) AS s FROM ${readConn.table('device_heads')} GROUP BY device_id`)
+    const now = performance.now()
+    for (const h of heads) {
+      const list = pending.get(h.d)
+      if (list === undefined) continue
+      const top = Number(h.s)
+      let k = 0
+      while (k < list.length && list[k]![0] <= top) queryableMs.push(now - list[k++]![1])
+      if (k > 0) list.splice(0, k)
+    }
+    if (!reading && performance.now() - wallStart > (seconds + settle + 10) * 1000) break
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+})()
+
 let next = 0
 let acked = 0
 let refused = 0
@@ -141,8 +163,14 @@ await new Promise<void>((resolve) => {
     while (next < events.length && events[next]!.at <= now) {
       const e = events[next++]!
       const out = ingest.ingest(e.sender, e.topic, e.frame)
-      if (out.kind === 'stored') durable.push(out.durable.then(() => { acked++ }))
-      else refused++
+      if (out.kind === 'stored') {
+        durable.push(out.durable.then(() => { acked++ }))
+        let list = pending.get(e.sender.clientId)
+        if (list === undefined) { list = []; pending.set(e.sender.clientId, list) }
+        list.push([e.seq, performance.now()])
+      } else {
+        refused++
+      }
     }
     if (next < events.length) setTimeout(tick, 10)
     else resolve()
@@ -156,6 +184,7 @@ const storedSeconds = (performance.now() - wallStart) / 1000
 await new Promise((resolve) => setTimeout(resolve, settle * 1000))
 reading = false
 await reader
+await poller
 const threads = cpu.stop()
 const wallSeconds = (performance.now() - wallStart) / 1000
 
@@ -171,8 +200,11 @@ dir.remove()
 
 const samples = rows['vital_samples'] ?? 0
 const perMillion = (s: number): number => Math.round(s / samples * 1e6 * 10) / 10
-const sorted = [...readMs].sort((a, b) => a - b)
-const pct = (p: number): number => Math.round((sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN) * 10) / 10
+const percentiles = (xs: number[]): Record<string, number> => {
+  const sorted = [...xs].sort((a, b) => a - b)
+  const pct = (p: number): number => Math.round((sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN) * 10) / 10
+  return { n: sorted.length, p50: pct(0.5), p95: pct(0.95), p99: pct(0.99), max: pct(1) }
+}
 let commit = ''
 try { commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim() } catch { /* not a checkout */ }
 process.stdout.write(JSON.stringify({
@@ -182,5 +214,6 @@ process.stdout.write(JSON.stringify({
   cpuSeconds: threads, cpuSecondsPerMillionSamples: { total: perMillion(threads.total), ...Object.fromEntries(Object.entries(threads.groups).map(([k, v]) => [k, perMillion(v)])) },
   inserts: Object.fromEntries([...flushes].map(([t, f]) => [t, { inserts: f.n, rows: f.rows, meanMs: Math.round(f.ms / f.n) }])),
   partsAtEnd: parts,
-  dashboardReadMs: { n: sorted.length, p50: pct(0.5), p95: pct(0.95), p99: pct(0.99), max: Math.round((sorted[sorted.length - 1] ?? NaN) * 10) / 10, readsOwnConnection: readConn !== storage.conn },
+  dashboardReadMs: { ...percentiles(readMs), readsOwnConnection: readConn !== storage.conn },
+  messageToQueryableMs: { ...percentiles(queryableMs), neverSeen: [...pending.values()].reduce((n, l) => n + l.length, 0) },
 }, null, 2) + '\n')

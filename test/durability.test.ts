@@ -78,6 +78,13 @@ describe('storage outage', () => {
 })
 
 describe('parts on disk', () => {
+  it('the tables inserted into many times a second merge fewer times (migration 15)', async () => {
+    const tables = await rowsOf<{ name: string; q: string }>(node,
+      "SELECT name, create_table_query AS q FROM system.tables WHERE database = {db:String} AND name IN ('vital_samples', 'spot_measurements', 'alarm_events', 'device_status', 'device_sequences')", { db: db() })
+    expect(tables).toHaveLength(5)
+    for (const t of tables) expect(t.q, t.name).toContain('merge_selector_base = 20')
+  })
+
   it('every table fsyncs merged parts, and inserted ones unless the log holds their rows until a sync', async () => {
     // a power cut cannot be staged here; what can be checked is what ClickHouse was told, on every table.
     // The logged tables' inserted parts are made durable by a syncfs before each log checkpoint
