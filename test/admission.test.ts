@@ -135,4 +135,22 @@ describe('admission', () => {
     expect(admission.abandoned).toBe(1)
     admission.close()
   })
+
+  it('lets at most a slice through per turn of the event loop, and the rest in the next turns without being asked', async () => {
+    await fc.assert(fc.asyncProperty(fc.integer({ min: 1, max: 50 }), fc.integer({ min: 0, max: 400 }), async (slice, n) => {
+      const storage = { rows: 100, failing: false }
+      const admitted: number[] = []
+      const admission = new Admission({ maxBacklogRows: 100, quantumRows: 3, slice, pollMs: 1e9, backlog: () => storage })
+      const all = Array.from({ length: n }, (_, i) => admission.admit(i % 2 === 0 ? 'a' : 'b', 1, async () => { admitted.push(i) }))
+      storage.rows = 0 // storage caught up, and stays so (these writes do not count against it)
+      admission.pump()
+      expect(admitted.length).toBe(Math.min(slice, n)) // one insert's room does not hold the event loop for all of them
+      for (let turn = 0; admitted.length < n && turn < n; turn++) await new Promise((resolve) => setImmediate(resolve))
+      await Promise.all(all)
+      expect([...admitted].sort((x, y) => x - y)).toEqual(Array.from({ length: n }, (_, i) => i))
+      for (const parity of [0, 1]) { const mine = admitted.filter((i) => i % 2 === parity); expect(mine).toEqual([...mine].sort((x, y) => x - y)) }
+      expect(admission.shedding).toBe(false)
+      admission.close()
+    }), { numRuns: 50 })
+  })
 })
