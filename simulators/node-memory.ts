@@ -25,7 +25,9 @@ function byLabel (text: string, metric: string, label: string): Record<string, n
   return out
 }
 
-export function watchNodeMemory (api: AdminClient | undefined, everyMs = 5000): NodeMemory {
+// every 15 s, as a Prometheus would: a /metrics scrape holds the node's event loop for tens to hundreds of
+// milliseconds at 10,000 connections (bench/RESULTS.md, the CPU profile), and every worker samples
+export function watchNodeMemory (api: AdminClient | undefined, everyMs = 15_000): NodeMemory {
   const rss: Array<[number, number]> = []
   let first: Totals | null = null
   let last: Totals | null = null
