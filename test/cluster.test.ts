@@ -148,6 +148,13 @@ describe('several nodes over Redis', () => {
     // connected before: aedes' CONNECT itself needs Redis (session store, takeover notice), so no new session starts while it is down
     const cb = await connect(b, br)
     const ca = await connect(b, al)
+    // aedes ends a CONNECT with a Redis read (the session's queued messages) after the CONNACK, and closes the
+    // client if Redis fails it; it reads the client's next packet only once that is done. One acknowledged
+    // message each, so Redis goes down after both sessions are set up, not during that read.
+    const firstVitals = bs.seal('vitals', bracelet.nextBatch(Date.now() - 180_000))
+    const firstAlarm = as.seal('alarm', alarms.next(Date.now() - 2000))
+    expect(await publishAcked(cb, firstVitals.topic, firstVitals.frame)).toBe(true)
+    expect(await publishAcked(ca, firstAlarm.topic, firstAlarm.frame)).toBe(true)
     const port = redis.port
     await redis.stop()
     await until(async () => (await stats(b)).cluster?.feedCurrent === false)
