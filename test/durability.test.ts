@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { IngestNode } from '../src/pipeline/index.ts'
 import { createAlarmModel } from '../devices/index.ts'
-import { connectTls, enrollAndConnect, publishAcked, rowsOf, startTestNode, tempDir, type TestDevice } from './support/node.ts'
+import { connectTls, enrollAndConnect, publishAcked, rowsOf, startTestNode, tempDir, until, type TestDevice } from './support/node.ts'
 
 let dir: ReturnType<typeof tempDir>
 let node: IngestNode
@@ -43,7 +43,7 @@ describe('storage outage', () => {
       sent.push(seq)
     }
     // the batcher tries, fails, backs off (an alarm batch waits at least 250 ms for company: batch-policy.ts)
-    for (let i = 0; i < 200 && node.metrics.flushErrors === 0; i++) await new Promise((resolve) => setTimeout(resolve, 50))
+    await until(() => node.metrics.flushErrors > 0)
     expect(node.metrics.flushErrors).toBeGreaterThan(0)
     await attach()
     expect(await storedSeqs('cal-d1')).toEqual(sent)

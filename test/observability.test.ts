@@ -4,7 +4,7 @@ import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startNode, type IngestNode } from '../src/pipeline/index.ts'
 import type { BraceletBatch } from '../src/decode/index.ts'
-import { enrollAndConnect, testConfig, tempDir, type TestDevice } from './support/node.ts'
+import { enrollAndConnect, testConfig, tempDir, until, type TestDevice } from './support/node.ts'
 
 let dir: ReturnType<typeof tempDir>
 let node: IngestNode
@@ -74,7 +74,7 @@ describe('observability', () => {
     const errorsBefore = node.metrics.flushErrors
     await cv.client.publishAsync(topic, Buffer.from(frame), { qos: 1 })
     // the spot batch waits at least 250 ms for company (batch-policy.ts): wait for its failed insert, not a fixed time
-    for (let i = 0; i < 200 && node.metrics.flushErrors === errorsBefore; i++) await new Promise((resolve) => setTimeout(resolve, 50))
+    await until(() => node.metrics.flushErrors > errorsBefore)
     await cmd(`ALTER TABLE ${db}.spot_measurements MODIFY COLUMN meter_model LowCardinality(String)`)
     await node.storage.flush()
     await cv.client.endAsync()

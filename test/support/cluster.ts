@@ -13,6 +13,7 @@ import { DeviceSealer } from '../../devices/index.ts'
 import type { Enrollment } from '../../src/registry/index.ts'
 import { startChildNode } from './child-node.ts'
 import { tempDir } from './node.ts'
+export { until } from './node.ts'
 
 export const CLUSTER_TOKEN = 'cluster-test-admin-token-0123456789'
 const MASTER = randomBytes(32).toString('base64url')
@@ -43,11 +44,6 @@ export async function connectTo (n: ClusterNode, e: Enrollment, opts: { clientId
 
 export const statsOf = async (n: ClusterNode): Promise<Stats> => await n.api.request<Stats>('GET', '/admin/stats')
 export const sealerOf = (e: Enrollment, next = 1): DeviceSealer => new DeviceSealer({ tenant: e.tenant, device: e.device, keyId: e.keyId, key: Buffer.from(e.key, 'base64url') }, next)
-
-/** Polls a condition (a state to reach, never a time to assert). */
-export async function until (what: () => Promise<boolean>): Promise<void> {
-  while (!await what()) await new Promise((resolve) => setTimeout(resolve, 25))
-}
 
 /** A stopped node's alarm rows, `{ "<device>/<seq>": count }`, read by a process of its own (read-alarm-rows.ts). */
 export async function storedAlarms (dataDir: string): Promise<Record<string, number>> {

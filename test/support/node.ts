@@ -73,3 +73,8 @@ export async function publishAcked (c: MqttClient, topic: string, frame: Uint8Ar
   }
   return await Promise.race([c.publishAsync(topic, Buffer.from(frame), { qos: 1 }).then(() => true, () => false), closed])
 }
+
+/** Polls a condition (a state to reach, never a time to assert). */
+export async function until (what: () => boolean | Promise<boolean>): Promise<void> {
+  while (!await what()) await new Promise((resolve) => setTimeout(resolve, 25))
+}
