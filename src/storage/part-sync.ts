@@ -30,7 +30,7 @@ const LOOP = 'while read -r _; do if sync --file-system "$0"; then echo ok; else
  * syncfs(2) of the file system holding `path`, through coreutils' `sync --file-system` (Node has no
  * binding), run by one helper shell started with the storage. Not a process per sync: forking the
  * node once it holds a gigabyte blocks its event loop for the copy of its page tables (measured:
- * 225 ms and 64 ms of CPU per spawn at 1.6 GB RSS), twice a second under load.
+ * 68.5 ms blocked and 35 ms of CPU per spawn at 2 GB RSS, bench/part-fsync.bench.ts), twice a second under load.
  */
 export class FileSystemSyncer {
   private child: ChildProcessWithoutNullStreams | null = null
