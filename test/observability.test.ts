@@ -1,4 +1,6 @@
 /** Metrics, health and readiness endpoints, and logs that never carry a patient id or a health value. */
+import { readdirSync } from 'node:fs'
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net'
 import { Writable } from 'node:stream'
 import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -61,6 +63,28 @@ describe('observability', () => {
     expect((await get('/admin/tenants', METRICS_TOKEN)).status).toBe(401)
     expect((await get('/healthz')).status).toBe(200)
     expect(await (await get('/readyz')).json()).toEqual({ ready: true })
+  })
+
+  it('counts open descriptors without walking every socket on the event loop', async () => {
+    const scrape = async (): Promise<string> => await (await get('/metrics', METRICS_TOKEN)).text()
+    const openFds = (text: string): number => Number(/^vitalflow_process_open_fds (\d+)$/m.exec(text)?.[1])
+    const before = openFds(await scrape())
+    // descriptors are the process's: a listener of the test's own, in this process, holding 40 connections
+    const accepted: Socket[] = []
+    const listener = createServer((s) => accepted.push(s))
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve))
+    const sockets: Socket[] = []
+    for (let i = 0; i < 40; i++) sockets.push(connect((listener.address() as AddressInfo).port, '127.0.0.1'))
+    await until(() => accepted.length === 40)
+    const text = await scrape()
+    const actual = readdirSync('/proc/self/fd').length - 1
+    // 40 client sockets, the 40 accepted ones and the listener
+    expect(openFds(text) - before).toBeGreaterThanOrEqual(81)
+    expect(Math.abs(openFds(text) - actual)).toBeLessThan(10)
+    // prom-client's handle and resource gauges list every socket on the main thread at each scrape
+    expect(text).not.toMatch(/_active_handles|_active_resources/)
+    for (const s of [...sockets, ...accepted]) s.destroy()
+    await new Promise((resolve) => listener.close(resolve))
   })
 
   it('never logs a patient id or a health value at info level or above, also when things fail', async () => {

@@ -4,8 +4,21 @@
  * carry tables and reason codes, tenant ids only when asked for (they identify
  * customers), never patient ids.
  */
+import { readdir } from 'node:fs/promises'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { threadCpuSeconds } from './thread-cpu.ts'
+
+/**
+ * prom-client's defaults that walk every socket on the main thread at each scrape: open fds
+ * (readdirSync of /proc/self/fd) and active handles and resources (arrays of every handle,
+ * grouped by constructor name). At 10,000 TLS connections they were nine tenths of a scrape's
+ * main-thread time in a soak's CPU profile, and a scrape held alarms and PUBACKs for hundreds of
+ * milliseconds (bench/metrics-scrape.bench.ts). Connections are counted by vitalflow_connections;
+ * open fds are read off the main thread below.
+ */
+export const HEAVY_DEFAULT_METRICS = [
+  'process_open_fds', 'nodejs_active_handles', 'nodejs_active_handles_total', 'nodejs_active_resources', 'nodejs_active_resources_total',
+] as const
 
 export interface MetricsSource {
   accepted: Record<string, number>
@@ -55,6 +68,14 @@ export interface PrometheusOptions {
 export function createPrometheus (src: MetricsSource, opts: PrometheusOptions = {}): Prometheus {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'vitalflow_' })
+  for (const name of HEAVY_DEFAULT_METRICS) registry.removeSingleMetric(`vitalflow_${name}`)
+  new Gauge({
+    name: 'vitalflow_process_open_fds', help: 'Number of open file descriptors (read by a libuv thread, not the event loop)', registers: [registry],
+    async collect () {
+      // read in libuv's thread pool; the listing includes the descriptor that read it
+      if (process.platform === 'linux') this.set((await readdir('/proc/self/fd')).length - 1)
+    },
+  })
   fromRecord('vitalflow_messages_accepted_total', 'Messages accepted into the write-ahead log, by table', 'table', () => src.accepted, registry)
   fromRecord('vitalflow_messages_rejected_total', 'Messages and connections refused, by reason code', 'reason', () => src.rejected, registry)
   fromRecord('vitalflow_messages_unacknowledged_total', 'Accepted messages that could not be made durable (no PUBACK), by code', 'code', () => src.unacknowledged, registry)
