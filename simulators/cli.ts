@@ -7,7 +7,7 @@
  * prints a report; loss must be 0. `--workers N` spreads the fleet over N
  * processes.
  */
-import { fork } from 'node:child_process'
+import { fork, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -16,6 +16,7 @@ import { loadConfig } from '../src/config/index.ts'
 import { ensureFleetWithResponders } from './fleet-store.ts'
 import { AdminApiError } from '../src/api/index.ts'
 import { DEFAULT_BEHAVIOUR, percentiles, runFleet, type FleetOptions, type FleetResult } from './fleet.ts'
+import { polledHeads } from './observers.ts'
 import { buildReport } from './report.ts'
 import type { WorkerInput } from './worker.ts'
 
@@ -73,13 +74,24 @@ async function inWorkers (base: Omit<FleetOptions, 'log' | 'api'>, admin: Worker
   // whole groups of four (the family mix) per worker, so every worker runs every family; the responders (one
   // connection each) run in worker 0, which measures alarm → responder for its own alarm units
   const slices = Array.from({ length: workers }, (_, w) => base.fleet.filter((_, i) => Math.floor(i / 4) % workers === w))
-  const results = await Promise.all(slices.map((fleet, w) => new Promise<FleetResult>((resolve, reject) => {
+  const children: ChildProcess[] = []
+  const running = Promise.all(slices.map((fleet, w) => new Promise<FleetResult>((resolve, reject) => {
     const child = fork(new URL('./worker.ts', import.meta.url).pathname, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-    const input: WorkerInput = { ...base, fleet, admin, ...(w === 0 && base.responders !== undefined ? { responders: base.responders } : { responders: [] }) }
+    children.push(child)
+    const input: WorkerInput = { ...base, fleet, admin, pushedHeads: admin !== null, ...(w === 0 && base.responders !== undefined ? { responders: base.responders } : { responders: [] }) }
     child.once('message', (m) => { resolve(m as FleetResult) })
     child.once('exit', (code) => { if (code !== 0) reject(new Error(`worker ${w} exited with ${code}`)) })
     child.send(input)
   })))
+  // one poll of what is queryable for all workers, until every worker has reported
+  let done = false
+  const heads = admin === null
+    ? Promise.resolve()
+    : polledHeads(api, base.seqBase ?? 0, log).run([...new Set(base.fleet.map((d) => d.tenant))], (rows) => {
+        for (const c of children) if (c.connected) c.send({ heads: rows }, () => {}) // a worker that has just exited misses it
+      }, () => done)
+  const results = await running.finally(() => { done = true })
+  await heads
   const sum = (k: keyof FleetResult): number => results.reduce((n, r) => n + (r[k] as number), 0)
   const samples = { ack: results.flatMap((r) => r.samples.ack), queryable: results.flatMap((r) => r.samples.queryable), alarm: results.flatMap((r) => r.samples.alarm) }
   const expected = { ...results[0]!.expected }

@@ -2,6 +2,7 @@
 import type { AdminClient } from '../src/api/index.ts'
 import type { TelemetryTable } from '../src/storage/index.ts'
 import type { SimDevice, SimResponder } from './fleet-store.ts'
+import type { HeadsSource } from './observers.ts'
 import type { Percentiles } from './percentiles.ts'
 
 export interface Behaviour {
@@ -33,8 +34,10 @@ export interface FleetOptions {
   fleet: SimDevice[]
   /** Responder identities (one per tenant) for the alarm → responder latency; optional. */
   responders?: SimResponder[]
-  /** The admin API, for polling what is queryable; without it, device → queryable latency is not measured. */
+  /** The admin API, for polling what is queryable; without it (and without `heads`), device → queryable latency is not measured. */
   api?: AdminClient
+  /** What is queryable, from elsewhere (a worker gets its parent's one poll); the fleet polls `api` itself when unset. */
+  heads?: HeadsSource
   seconds: number
   /** Simulated seconds per real second. */
   speed: number
