@@ -65,7 +65,7 @@ describe('observability', () => {
     expect(await (await get('/readyz')).json()).toEqual({ ready: true })
   })
 
-  it('counts open descriptors without walking every socket on the event loop', async () => {
+  it('counts open descriptors and thread CPU without walking every socket on the event loop', async () => {
     const scrape = async (): Promise<string> => await (await get('/metrics', METRICS_TOKEN)).text()
     const openFds = (text: string): number => Number(/^vitalflow_process_open_fds (\d+)$/m.exec(text)?.[1])
     const before = openFds(await scrape())
@@ -83,6 +83,11 @@ describe('observability', () => {
     expect(Math.abs(openFds(text) - actual)).toBeLessThan(10)
     // prom-client's handle and resource gauges list every socket on the main thread at each scrape
     expect(text).not.toMatch(/_active_handles|_active_resources/)
+    // thread CPU, read in the thread pool too: the main thread's share of this process's CPU so far
+    const main = Number(/^vitalflow_thread_cpu_seconds_total\{thread="main"\} ([\d.]+)$/m.exec(text)?.[1])
+    const { user, system } = process.cpuUsage()
+    expect(main).toBeGreaterThan(0)
+    expect(main).toBeLessThanOrEqual((user + system) / 1e6 + 0.02)
     for (const s of [...sockets, ...accepted]) s.destroy()
     await new Promise((resolve) => listener.close(resolve))
   })

@@ -73,7 +73,7 @@ describe('stored sequence numbers per device', () => {
   it('a node started on a store from before the heads existed fills them from the sequence log', async () => {
     const before = await rowsOf<{ device_id: string; seq: string }>(node, 'SELECT device_id, toString(max(seq)) AS seq FROM {db}.device_heads GROUP BY device_id ORDER BY device_id')
     // undo migrations 10 and 14 as an older version would have left the store, then start again
-    for (const t of ['vital_samples', 'spot_measurements', 'alarm_events', 'device_status']) await rowsOf(node, `DROP VIEW {db}.${t}_heads`)
+    for (const t of ['vital_samples', 'spot_measurements', 'alarm_events', 'device_status']) await rowsOf(node, `DROP VIEW IF EXISTS {db}.${t}_heads`)
     await rowsOf(node, 'DROP TABLE {db}.device_heads')
     await rowsOf(node, 'ALTER TABLE {db}.schema_migrations DELETE WHERE version IN (10, 14) SETTINGS mutations_sync = 2')
     for (const d of Object.values(devices)) await d.client.endAsync()
@@ -82,8 +82,8 @@ describe('stored sequence numbers per device', () => {
     const after = await rowsOf<{ device_id: string; seq: string }>(node, 'SELECT device_id, toString(max(seq)) AS seq FROM {db}.device_heads GROUP BY device_id ORDER BY device_id')
     expect(after).toEqual(before)
     expect(after).toHaveLength(4)
-    // migration 10 made its view on device_sequences again; it is retired once the log is recovered
+    // migrations 10 and 14 made their views again; they are retired once the log is recovered (the node writes the heads)
     const views = await rowsOf<{ name: string }>(node, "SELECT name FROM system.tables WHERE database = {db:String} AND engine = 'MaterializedView' ORDER BY name", { db: node.storage.conn.database })
-    expect(views.map((v) => v.name)).toEqual(['alarm_events_heads', 'device_status_heads', 'spot_measurements_heads', 'vital_samples_heads'])
+    expect(views.map((v) => v.name)).toEqual([])
   })
 })

@@ -6,7 +6,7 @@
  */
 import { readdir } from 'node:fs/promises'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import { threadCpuSeconds } from './thread-cpu.ts'
+import { threadCpuSecondsAsync } from './thread-cpu.ts'
 
 /**
  * prom-client's defaults that walk every socket on the main thread at each scrape: open fds
@@ -50,12 +50,13 @@ export interface Prometheus {
   observeWalSync: (seconds: number, lane?: string) => void
 }
 
-function fromRecord (name: string, help: string, label: string, read: () => Record<string, number>, registry: Registry): void {
+function fromRecord (name: string, help: string, label: string, read: () => Record<string, number> | Promise<Record<string, number>>, registry: Registry): void {
   new Counter({
     name, help, labelNames: [label], registers: [registry],
-    collect () {
+    async collect () {
+      const values = await read()
       this.reset()
-      for (const [k, v] of Object.entries(read())) this.inc({ [label]: k }, v)
+      for (const [k, v] of Object.entries(values)) this.inc({ [label]: k }, v)
     },
   })
 }
@@ -110,7 +111,7 @@ export function createPrometheus (src: MetricsSource, opts: PrometheusOptions = 
     name: 'vitalflow_wal_sync_seconds', help: 'Write-ahead log group commit (one O_DSYNC write) by lane (bulk telemetry; priority: alarms and status); PUBACKs wait for it',
     labelNames: ['lane'], buckets: [0.001, 0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2], registers: [registry],
   })
-  fromRecord('vitalflow_thread_cpu_seconds_total', 'CPU seconds of this process by thread (main; ClickHouse ThreadPool, MergeMutate …; Node helpers), live threads only', 'thread', () => threadCpuSeconds(), registry)
+  fromRecord('vitalflow_thread_cpu_seconds_total', 'CPU seconds of this process by thread (main; ClickHouse ThreadPool, MergeMutate …; Node helpers), live threads only', 'thread', async () => await threadCpuSecondsAsync(), registry)
   if (src.stageSeconds !== undefined) {
     const stages = src.stageSeconds
     fromRecord('vitalflow_stage_seconds_total', 'Main-thread seconds per step of the ingest path (one message in 16 timed, scaled up)', 'stage', () => stages, registry)

@@ -16,6 +16,9 @@ export const MIN_BATCH_AGE_MS: Partial<Record<TableName, number>> = {
   device_status: 250,
   // read only at start (the write-ahead log holds the rows until they are stored): nothing waits for it
   device_sequences: 1000,
+  // what is queryable (GET /admin/tenants/:t/sequences), written once a message's rows are stored: it
+  // says so up to this much later than it is true, four parts a second instead of one per telemetry insert
+  device_heads: 250,
 }
 
 export function batchOptions (table: TableName, opts: BatcherOptions): BatcherOptions {

@@ -155,6 +155,7 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
   await retireSequenceViews(conn) // only now: what the logs shipped above may be from before they were retired
 
   let backlogRows = 0
+  const heads = lanes.bulk.batchers.device_heads
   const flush = async (): Promise<void> => {
     for (const l of all) await Promise.all(Object.values(l.batchers).map((b) => b.drain()))
     for (const l of all) await l.wal.checkpointsWritten()
@@ -182,6 +183,8 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
       const logged = wal.append(table, rows, chunk).then((lsn) => {
         const stored = b.add(chunk, rows, lsn)
         if (counted > 0) void stored.finally(() => { backlogRows -= counted }).catch(() => {})
+        // what is queryable: the message's head, once its rows are (a part a second, not one per insert)
+        if (sequence !== undefined) void stored.then(() => heads.add(sequence, 1)).catch(() => {})
       }, (err: unknown) => { backlogRows -= counted; throw err })
       if (sequence === undefined) return logged
       const s = batchers.device_sequences
