@@ -102,7 +102,7 @@ describe('observability', () => {
     const { topic, frame } = cv.sealer.seal('spot', { measuredAtMs: Date.now() - 1000, meterModel: 'meter', pulse: HR })
     const errorsBefore = node.metrics.flushErrors
     await cv.client.publishAsync(topic, Buffer.from(frame), { qos: 1 })
-    // the spot batch waits at least 250 ms for company (batch-policy.ts): wait for its failed insert, not a fixed time
+    // the spot batch waits at least a second for company (batch-policy.ts): wait for its failed insert, not a fixed time
     await until(() => node.metrics.flushErrors > errorsBefore)
     await cmd(`ALTER TABLE ${db}.spot_measurements MODIFY COLUMN meter_model LowCardinality(String)`)
     await node.storage.flush()

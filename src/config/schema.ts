@@ -42,7 +42,7 @@ export const configSchema = z.object({
   CLICKHOUSE_PASSWORD: z.string().default('').describe('server mode only'),
   CLICKHOUSE_DATABASE: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).default('vitalflow').describe('database holding every vitalflow table'),
   BATCH_MAX_ROWS: z.coerce.number().int().min(1).max(1_000_000).default(50_000).describe('flush a table batch at this many rows'),
-  BATCH_MAX_AGE_MS: z.coerce.number().int().min(1).max(60_000).default(50).describe('flush a table batch at this age (spot measurements, alarm events and device status: at least 250 ms; sequence numbers: at least 1 s; src/storage/batch-policy.ts); bounds how long logged rows wait before they are queryable (a PUBACK waits for the write-ahead log, not for this)'),
+  BATCH_MAX_AGE_MS: z.coerce.number().int().min(1).max(60_000).default(200).describe('flush a table batch at this age (spot measurements, device status and refusals: at least 1 s, alarm events 250 ms, sequence numbers 1 s; src/storage/batch-policy.ts); bounds how long logged rows wait before they are queryable (a PUBACK waits for the write-ahead log, not for this)'),
   STORAGE_BACKLOG_ROWS: z.coerce.number().int().min(0).max(100_000_000).default(200_000)
     .describe('bulk rows (bracelet samples, spot measurements) taken but not yet stored beyond which new bulk messages wait, unacknowledged, and their senders are not read (alarms and status never wait); bounds device → queryable; 0 = never'),
   MAX_PACKET_BYTES: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(300 * 1024)

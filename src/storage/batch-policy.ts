@@ -11,9 +11,16 @@ import type { TableName } from './rows.ts'
 
 /** The least age a batch of these tables waits for (ms); the configured age where it is longer. */
 export const MIN_BATCH_AGE_MS: Partial<Record<TableName, number>> = {
-  spot_measurements: 250,
+  // a second: an insert costs ~19 ms of CPU in embedded chDB whatever its size (bench/insert-parts.bench.ts),
+  // and at 250 ms these took more inserts together than the bracelet samples in the fleet soak
+  // (bench/RESULTS.md). Status reaches the fleet view from memory; only its history and a spot measurement's
+  // row wait
+  spot_measurements: 1000,
+  device_status: 1000,
+  rejected_messages: 1000,
+  // a responder acknowledges an alarm by its stored row (POST /api/alarms/ack), often within a second of
+  // seeing it: a shorter wait
   alarm_events: 250,
-  device_status: 250,
   // read only at start (the write-ahead log holds the rows until they are stored): nothing waits for it
   device_sequences: 1000,
   // what is queryable (GET /admin/tenants/:t/sequences), written once a message's rows are stored: it
