@@ -266,6 +266,19 @@ describe('the other rights that rewrite, on a cluster', () => {
     await rights.setHold(T, WITHDRAWN, false, actor, 'case 10 closed')
   })
 
+  it('a hold set through another node on the same cluster stops an erasure here, and its TTL is kept when this node writes TTLs', async () => {
+    // two nodes' rights on one shared store: each loaded its holds at its start
+    const other = await Rights.load({ storage: { ...node.storage, conn: cluster.conn }, registry: node.registry, consent: new ConsentIndex(POLICY), policy: POLICY })
+    await other.setHold(T, SINGLE, true, actor, 'case 11')
+    await expect(rights.erase(T, SINGLE, actor, ['location'])).rejects.toMatchObject({ code: 'ING_ERR_HELD' })
+    const from = cluster.sent.length
+    await rights.setRetention(T, 'sleep', POLICY.retention.sleep.maxDays, actor)
+    const ttl = cluster.sent.slice(from).filter((s) => / MODIFY TTL /.test(s.query))
+    expect(ttl.length).toBeGreaterThan(0)
+    for (const s of ttl.filter((x) => /\.(vital_samples|alarm_events)_local /.test(x.query))) expect(s.query, s.query).toContain(SINGLE)
+    await other.setHold(T, SINGLE, false, actor, 'case 11 closed')
+  })
+
   it('the retired sequence views are dropped ON CLUSTER', async () => {
     const from = cluster.sent.length
     await retireSequenceViews(cluster.conn)
