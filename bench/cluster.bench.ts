@@ -7,9 +7,13 @@
  * devices, speed and duration for every N.
  *
  * Per N: acknowledged messages/s, samples stored/s (vital_samples rows read back from each node's
- * own store through its admin API), PUBACK p50/p99, and per node its CPU seconds (/proc, every thread:
- * chDB runs in the node's process) and resident memory (idle after enrolment, and the most seen while
- * the fleet ran), with the cost per 1,000 devices and per 1,000 connections an operator sizes with.
+ * own store through its admin API, against what the simulator expects), PUBACK p50/p99, and per node
+ * its CPU seconds (/proc, every thread: chDB runs in the node's process), split into connecting the
+ * fleet and the steady run after it, and its resident memory (idle after enrolment, and the most seen
+ * while the fleet ran); then the cost an operator sizes with: cores per 1,000 messages/s, per 1,000
+ * devices at this run's rate, CPU seconds to connect 1,000 devices, MB per 1,000 connections.
+ * At speed S every device sends what a real one sends in S minutes, each minute: a bracelet's batch
+ * every 60/S s instead of every minute.
  *
  * Everything (nodes, Redis, HAProxy, the simulator's TLS clients) shares this machine's cores: with 2
  * cores, more nodes cannot take more messages here; what the figures give is each node's cost for its
@@ -49,7 +53,12 @@ function rssMB (pid: number): number {
 }
 const round = (x: number, d = 1): number => Math.round(x * 10 ** d) / 10 ** d
 
-interface NodeFigures { name: string; connections: number; cpuSeconds: number; cores: number; rssMB: { idle: number; max: number }; samplesStored: number }
+interface NodeFigures {
+  name: string; connections: number
+  /** CPU over the whole run; of it, while the fleet connected; cores used once it was connected. */
+  cpuSeconds: number; connectCpuSeconds: number; steadyCores: number
+  rssMB: { idle: number; max: number }; samplesStored: number
+}
 
 async function runWith (n: number): Promise<Record<string, unknown>> {
   const dir = tempDir(`vf-bench-cluster-${n}-`)
@@ -73,6 +82,8 @@ async function runWith (n: number): Promise<Record<string, unknown>> {
       const connections = nodes.map(() => 0)
       const cpu0 = pids.map(cpuSeconds)
       const since = Date.now()
+      // the connect phase (TLS handshakes, log-ins, the replay marks read before each CONNACK) apart from the steady run
+      let steady: { cpu: number[]; at: number } | null = null
       const sampler = setInterval(() => {
         for (const [i, p] of pids.entries()) maxRss[i] = Math.max(maxRss[i]!, rssMB(p))
         void Promise.all(nodes.map(async (x, i) => {
@@ -82,10 +93,19 @@ async function runWith (n: number): Promise<Record<string, unknown>> {
       }, 1000)
       const result = await runFleet({
         host: '127.0.0.1', port: haproxy.port, ca: nodes.map((x) => x.ca).join('\n'), fleet, seconds, speed,
-        behaviour: { duplicateRate: 0, gatewayOutagePerHour: 0 }, seqBase: Date.now() * 1000, log,
+        behaviour: { duplicateRate: 0, gatewayOutagePerHour: 0 }, seqBase: Date.now() * 1000,
+        log: (line) => {
+          if (steady === null && line.startsWith('connected ')) steady = { cpu: pids.map(cpuSeconds), at: Date.now() }
+          log(line)
+        },
       })
       clearInterval(sampler)
-      const cpu = pids.map((p, i) => cpuSeconds(p) - cpu0[i]!)
+      const end = { cpu: pids.map(cpuSeconds), at: Date.now() }
+      const cpu = pids.map((_, i) => end.cpu[i]! - cpu0[i]!)
+      const from = steady ?? { cpu: cpu0, at: since }
+      const steadySeconds = (end.at - from.at) / 1000
+      const steadyCpu = pids.map((_, i) => end.cpu[i]! - from.cpu[i]!)
+      const connectCpu = pids.map((_, i) => from.cpu[i]! - cpu0[i]!)
       const stored = await Promise.all(nodes.map(async (x) => {
         let rows = 0
         for (let k = 1; k <= TENANTS; k++) rows += (await x.api.request<Record<string, number>>('GET', `/admin/tenants/demo-care-${k}/rows?since=${since}`))['vital_samples'] ?? 0
@@ -94,10 +114,12 @@ async function runWith (n: number): Promise<Record<string, unknown>> {
       const elapsed = result.elapsedSeconds
       const samples = stored.reduce((a, b) => a + b, 0)
       const perNode: NodeFigures[] = nodes.map((x, i) => ({
-        name: x.name, connections: connections[i]!, cpuSeconds: round(cpu[i]!), cores: round(cpu[i]! / elapsed, 2),
+        name: x.name, connections: connections[i]!, cpuSeconds: round(cpu[i]!), connectCpuSeconds: round(connectCpu[i]!), steadyCores: round(steadyCpu[i]! / steadySeconds, 2),
         rssMB: { idle: Math.round(idle[i]!), max: Math.round(maxRss[i]!) }, samplesStored: stored[i]!,
       }))
-      const cores = cpu.reduce((a, b) => a + b, 0) / elapsed
+      const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0)
+      const cores = sum(steadyCpu) / steadySeconds
+      const ackedPerSec = result.acked / elapsed
       const marginal = perNode.map((x) => x.connections === 0 ? 0 : (x.rssMB.max - x.rssMB.idle) / (x.connections / 1000))
       return {
         nodes: n,
@@ -112,10 +134,14 @@ async function runWith (n: number): Promise<Record<string, unknown>> {
         samplesStoredPerSec: Math.round(samples / elapsed),
         pubackMs: { p50: result.ackLatencyMs.p50, p99: result.ackLatencyMs.p99, max: result.ackLatencyMs.max },
         perNode,
-        // what the nodes together used for the fleet, per 1,000 devices (each device one connection)
-        nodeCoresTotal: round(cores, 2),
+        // what the nodes together used once the fleet was connected: per 1,000 messages/s (the cost that grows
+        // with traffic) and per 1,000 devices at this run's rate; connecting the fleet, per 1,000 devices
+        steadySeconds: round(steadySeconds),
+        nodeCoresSteady: round(cores, 2),
+        nodeCoresPer1000MessagesPerSec: round(cores / (ackedPerSec / 1000), 2),
         nodeCoresPer1000Devices: round(cores / (fleet.length / 1000), 3),
-        nodeCpuSecondsPer1000DevicesPerMinute: round(60 * cores / (fleet.length / 1000), 1),
+        connectCpuSecondsPer1000Devices: round(sum(connectCpu) / (fleet.length / 1000), 1),
+        connectSeconds: round(result.connectSeconds),
         rssMBPerNode: Math.round(perNode.reduce((a, x) => a + x.rssMB.max, 0) / n),
         rssMBPer1000Connections: { total: round(perNode.reduce((a, x) => a + x.rssMB.max, 0) / (fleet.length / 1000)), aboveIdle: round(marginal.reduce((a, b) => a + b, 0) / n) },
         simEventLoopDelayMs: result.simEventLoopDelayMs,
@@ -140,7 +166,7 @@ process.stdout.write(JSON.stringify({
   bench: 'cluster',
   ...machine(),
   cores: availableParallelism(),
-  load: { devices, tenants: TENANTS, seconds, speed, mix: 'bracelet (through its gateway phone), bracelet, cVitals, cAlarm; one TLS connection each', through: 'haproxy, TCP, PROXY v2, round robin' },
+  load: { devices, tenants: TENANTS, seconds, speed, realDevicesPerDevice: speed, mix: 'bracelet (through its gateway phone), bracelet, cVitals, cAlarm; one TLS connection each', through: 'haproxy, TCP, PROXY v2, round robin' },
   note: `${availableParallelism()} cores shared by every node, Redis, HAProxy and the simulator: with more nodes than cores the throughput cannot grow here; read the per-node cost per 1,000 devices and connections`,
   runs,
 }, null, 2) + '\n')
