@@ -31,7 +31,9 @@ function stop (signal: NodeJS.Signals): void {
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => { stop(signal) })
 
 node = await startNode(config, logger)
-const storage = node.config.CLICKHOUSE_URL === undefined ? `embedded chDB in ${node.config.DATA_DIR}/chdb` : 'ClickHouse server (VF_CLICKHOUSE_URL)'
+const storage = node.config.CLICKHOUSE_URL === undefined
+  ? `embedded chDB in ${node.config.DATA_DIR}/chdb`
+  : node.config.CLICKHOUSE_CLUSTER === undefined ? 'ClickHouse server (VF_CLICKHOUSE_URL)' : `ClickHouse cluster ${node.config.CLICKHOUSE_CLUSTER} (VF_CLICKHOUSE_URL)`
 logger.info({
   mqtt: node.mqtt === null ? 'disabled' : `mqtt://${node.mqtt.address}:${node.mqtt.port}`,
   mqtts: `mqtts://${node.mqtts.address}:${node.mqtts.port}`,

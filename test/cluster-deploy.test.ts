@@ -134,6 +134,9 @@ describe('deploy/cluster', () => {
       for (const c of configs) {
         expect(c.CLICKHOUSE_URL).toBe('http://haproxy:8123')
         expect(c.CLICKHOUSE_USER).toBe('vitalflow')
+        // the cluster the schema service creates, and Redis joining the nodes
+        expect(c.CLICKHOUSE_CLUSTER).toBe(CLUSTER)
+        expect(c.REDIS_URL).toBe('redis://redis:6379')
         expect(c.PROXY_PROTOCOL_FROM).toEqual([balancer])
         expect(c.MQTT_TCP).toBe(false)
         expect(c.MASTER_KEY).toBe(configs[0]!.MASTER_KEY)

@@ -5,16 +5,14 @@
  * protocol v1 header. A device whose next connection lands on the other node
  * keeps its replay protection.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { afterAll, describe, expect } from 'vitest'
 import mqtt, { type MqttClient } from 'mqtt'
 import { createAlarmModel } from '../devices/index.ts'
 import type { Enrollment } from '../src/registry/index.ts'
 import { sealerOf, startClusterNode, statsOf, type ClusterNode } from './support/cluster.ts'
 import { publishAcked, tempDir } from './support/node.ts'
-import { freePort, startRedis, type RedisServer } from './support/redis.ts'
+import { startHaproxy, type Haproxy } from './support/haproxy.ts'
+import { startRedis, type RedisServer } from './support/redis.ts'
 import { requireTool } from './support/tools.ts'
 
 const withBoth = onBoth()
@@ -25,12 +23,12 @@ function onBoth (): ReturnType<typeof requireTool> {
 const BALANCER = '127.0.0.9'
 const T = 'care-hp'
 let redis: RedisServer | null = null
-let haproxy: ChildProcess | null = null
+let haproxy: Haproxy | null = null
 const nodes: ClusterNode[] = []
 const dir = tempDir('vf-cluster-hp-')
 
 afterAll(async () => {
-  haproxy?.kill('SIGTERM')
+  await haproxy?.stop()
   for (const n of nodes) { n.proc.kill('SIGKILL'); n.dir.remove() }
   await redis?.stop()
   dir.remove()
@@ -51,17 +49,8 @@ describe('behind haproxy', () => {
     redis = await startRedis()
     const env = { VF_PROXY_PROTOCOL_FROM: BALANCER }
     for (const name of ['a', 'b']) nodes.push(await startClusterNode(redis.url, name, undefined, env))
-    const front = await freePort()
-    const cfg = join(dir.path, 'haproxy.cfg')
-    writeFileSync(cfg, [
-      'global', '  maxconn 1000', '  nbthread 1',
-      'defaults', '  mode tcp', '  timeout connect 5s', '  timeout client 30s', '  timeout server 30s',
-      'frontend mqtt', `  bind 127.0.0.1:${front}`, '  default_backend nodes',
-      'backend nodes', '  balance roundrobin',
-      ...nodes.map((n) => `  server ${n.name} 127.0.0.1:${n.mqtt} send-proxy source ${BALANCER}`),
-      '',
-    ].join('\n'))
-    haproxy = spawn('haproxy', ['-db', '-f', cfg], { stdio: 'ignore' })
+    haproxy = await startHaproxy({ dir: dir.path, servers: nodes.map((n) => ({ name: n.name, port: n.mqtt })), proxy: 'v1', source: BALANCER })
+    const front = haproxy.port
     const a = nodes[0]!
     await a.api.request('POST', '/admin/tenants', { tenant: T, displayName: 'HP' })
     const e = await a.api.request<Enrollment>('POST', `/admin/tenants/${T}/devices`, { device: 'cal-hp', family: 'calarm' })

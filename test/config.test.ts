@@ -16,7 +16,7 @@ describe('configuration', () => {
 
   it.each([
     ['VF_MQTT_PORT', '70000'], ['VF_BATCH_MAX_AGE_MS', 'abc'], ['VF_CLICKHOUSE_URL', 'not-a-url'], ['VF_MASTER_KEY', 'short'],
-    ['VF_LOG_LEVEL', 'loud'], ['VF_CLICKHOUSE_DATABASE', 'x; DROP TABLE y'],
+    ['VF_LOG_LEVEL', 'loud'], ['VF_CLICKHOUSE_DATABASE', 'x; DROP TABLE y'], ['VF_CLICKHOUSE_CLUSTER', "c' ON CLUSTER x"],
   ])('stops on %s=%s with a message naming the variable', (key, value) => {
     expect(() => loadConfig({ [key]: value })).toThrow(ConfigError)
     expect(() => loadConfig({ [key]: value })).toThrow(key)
@@ -41,6 +41,12 @@ describe('configuration', () => {
     expect(() => loadConfig({}, overrides)).toThrow(`override ${key}:`)
     // the test nodes' configuration is built the same way: a test cannot start a node the schema would refuse
     expect(() => testConfig('/tmp/unused', overrides)).toThrow(ConfigError)
+  })
+
+  it('takes a ClickHouse cluster with a server only (embedded chDB is one server)', () => {
+    expect(() => loadConfig({ VF_CLICKHOUSE_CLUSTER: 'vitalflow' })).toThrow(/VF_CLICKHOUSE_CLUSTER: a cluster needs VF_CLICKHOUSE_URL/)
+    expect(loadConfig({ VF_CLICKHOUSE_CLUSTER: 'vitalflow', VF_CLICKHOUSE_URL: 'http://haproxy:8123' }).CLICKHOUSE_CLUSTER).toBe('vitalflow')
+    expect(loadConfig({}).CLICKHOUSE_CLUSTER).toBeUndefined()
   })
 
   it('refuses an override of a key the schema does not have', () => {

@@ -9,6 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { AdminApiError, createAdminClient, type AdminClient } from '../src/api/index.ts'
 import type { IngestNode } from '../src/pipeline/index.ts'
 import { createSpotModel } from '../devices/index.ts'
+import { ConsentIndex, POLICY } from '../src/consent/index.ts'
+import type { TenantId } from '../src/ids.ts'
+import { importPatients } from '../src/registry/patient-import.ts'
 import { count, enrollAndConnect, publishAcked, rowsOf, startTestNode, tempDir } from './support/node.ts'
 
 let dir: ReturnType<typeof tempDir>
@@ -75,5 +78,15 @@ describe('patient import', () => {
     expect((err as AdminApiError).status).toBe(400)
     expect(await count(node, 'patients', "patient_id = 'imp-ok-9'")).toBe(0)
     expect(await count(node, 'consent_events', "patient_id = 'imp-ok-9'")).toBe(0)
+  })
+
+  it('hands what it stored to the change feed (several nodes), the patients before their grants', async () => {
+    const fed: Array<{ table: string; patients: string[] }> = []
+    const r = await importPatients({
+      conn: node.storage.conn, consent: new ConsentIndex(POLICY), tenant: T as TenantId, has: () => false, note: () => {},
+      replicate: async (table, rows) => { fed.push({ table, patients: rows.map((x) => String(x['patient_id'])) }) },
+    }, [{ patient: 'imp-fed-1', grants: [{ category: 'vitals' }, { category: 'sleep' }] }, { patient: 'imp-fed-2' }], { recordedBy: 'nurse-7', source: 'list' })
+    expect(r).toEqual({ created: 2, unchanged: 0, grants: 2 })
+    expect(fed).toEqual([{ table: 'patients', patients: ['imp-fed-1', 'imp-fed-2'] }, { table: 'consent_events', patients: ['imp-fed-1', 'imp-fed-1'] }])
   })
 })

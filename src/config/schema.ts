@@ -41,6 +41,8 @@ export const configSchema = z.object({
   CLICKHOUSE_USER: z.string().default('default').describe('server mode only'),
   CLICKHOUSE_PASSWORD: z.string().default('').describe('server mode only'),
   CLICKHOUSE_DATABASE: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).default('vitalflow').describe('database holding every vitalflow table'),
+  CLICKHOUSE_CLUSTER: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a ClickHouse identifier').optional()
+    .describe('ClickHouse cluster (remote_servers) the schema was created on with storage cluster-ddl; erasure, rectification, retention and legal holds then rewrite the local tables ON CLUSTER and wait for every replica; server mode only; unset = one server'),
   BATCH_MAX_ROWS: z.coerce.number().int().min(1).max(1_000_000).default(50_000).describe('flush a table batch at this many rows'),
   BATCH_MAX_AGE_MS: z.coerce.number().int().min(1).max(60_000).default(200).describe('flush a table batch at this age (spot measurements, device status and refusals: at least 1 s, alarm events 250 ms, sequence numbers 1 s; src/storage/batch-policy.ts); bounds how long logged rows wait before they are queryable (a PUBACK waits for the write-ahead log, not for this)'),
   STORAGE_BACKLOG_ROWS: z.coerce.number().int().min(0).max(100_000_000).default(200_000)
@@ -138,6 +140,9 @@ function crossCheck (c: Config): string[] {
   if (c.WAL_BUDGET_BYTES < 2 * c.WAL_SEGMENT_BYTES) {
     // the segment being written is never released: a budget it alone can exceed stops every PUBACK for good
     out.push(`${ENV_PREFIX}WAL_BUDGET_BYTES: ${c.WAL_BUDGET_BYTES} is less than twice ${ENV_PREFIX}WAL_SEGMENT_BYTES (${c.WAL_SEGMENT_BYTES}); it must be at least ${2 * c.WAL_SEGMENT_BYTES}`)
+  }
+  if (c.CLICKHOUSE_CLUSTER !== undefined && c.CLICKHOUSE_URL === undefined) {
+    out.push(`${ENV_PREFIX}CLICKHOUSE_CLUSTER: a cluster needs ${ENV_PREFIX}CLICKHOUSE_URL (embedded chDB is one server)`)
   }
   return out
 }

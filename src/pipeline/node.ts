@@ -78,6 +78,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     username: config.CLICKHOUSE_USER,
     password: config.CLICKHOUSE_PASSWORD,
     database: config.CLICKHOUSE_DATABASE,
+    cluster: config.CLICKHOUSE_CLUSTER,
     dataDir,
     batch: { maxRows: config.BATCH_MAX_ROWS, maxAgeMs: config.BATCH_MAX_AGE_MS },
     wal: { segmentBytes: config.WAL_SEGMENT_BYTES, budgetBytes: config.WAL_BUDGET_BYTES, reserveBytes: config.DISK_RESERVE_BYTES },

@@ -25,6 +25,11 @@ export interface PatientImportDeps {
   has: (patient: string) => boolean
   /** Registers the patients once their rows are inserted. */
   note: (patients: string[]) => void
+  /**
+   * Several nodes (VF_REDIS_URL): hands the rows just stored to the change feed, which resolves once
+   * every live node has applied them, as every other registry and consent write does.
+   */
+  replicate?: ((table: string, rows: ReadonlyArray<Record<string, unknown>>) => Promise<void>) | undefined
 }
 
 export async function importPatients (deps: PatientImportDeps, items: PatientImportItem[], by: { recordedBy: string; source: string }, nowMs = Date.now()): Promise<PatientImportResult> {
@@ -48,15 +53,21 @@ export async function importPatients (deps: PatientImportDeps, items: PatientImp
       events.push({ tenant, patient, purpose, category: g.category, action: 'grant', version, recordedBy: by.recordedBy, source: by.source, recordedAtMs: nowMs, validFromMs: Math.min(g.validFromMs ?? nowMs, nowMs) })
     }
   }
-  if (fresh.length > 0) await insertRows(deps.conn, 'patients', fresh.map((p) => ({ tenant_id: tenant, patient_id: p, birth_date: null, created_at: nowMs })))
+  if (fresh.length > 0) {
+    const rows = fresh.map((p) => ({ tenant_id: tenant, patient_id: p, birth_date: null, created_at: nowMs }))
+    await insertRows(deps.conn, 'patients', rows)
+    await deps.replicate?.('patients', rows)
+  }
   deps.note(fresh)
   if (events.length > 0) {
-    await insertRows(deps.conn, 'consent_events', events.map((e) => ({
+    const rows = events.map((e) => ({
       tenant_id: tenant, patient_id: e.patient, purpose: e.purpose, category: e.category, action: e.action, version: e.version,
       recorded_by: e.recordedBy, source: e.source, recorded_at: e.recordedAtMs, valid_from: e.validFromMs,
-    })))
-    // a grant starts once it is in the log (consent-log.ts)
+    }))
+    await insertRows(deps.conn, 'consent_events', rows)
+    // a grant starts once it is in the log (consent-log.ts); on every node once the feed has it there
     for (const e of events) consent.apply(e)
+    await deps.replicate?.('consent_events', rows)
   }
   return { created: fresh.length, unchanged: new Set(ids).size - fresh.length, grants: events.length }
 }

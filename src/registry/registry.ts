@@ -143,7 +143,10 @@ export class Registry {
   /** Registers many patients with their consent grants in two inserts (patient-import.ts). */
   async importPatients (tenant: string, items: PatientImportItem[], by: { recordedBy: string; source: string }): Promise<PatientImportResult> {
     const t = this.requireTenant(tenant)
-    return await importPatients({ conn: this.conn, consent: this.opts.consent, tenant: t, has: (p) => this.hasPatient(t, p), note: (ps) => { for (const p of ps) this.patients.add(`${t}\0${p}`) } }, items, by)
+    return await importPatients({
+      conn: this.conn, consent: this.opts.consent, tenant: t, has: (p) => this.hasPatient(t, p), note: (ps) => { for (const p of ps) this.patients.add(`${t}\0${p}`) },
+      replicate: this.opts.replicate,
+    }, items, by)
   }
 
   private setBirthDate (tenant: TenantId, patient: string, birthDate: string): void {

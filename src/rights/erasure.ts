@@ -19,13 +19,25 @@
  *
  * Tables are found in system.columns (every MergeTree table with tenant_id and
  * patient_id), so a table added later is covered without touching this file.
+ *
+ * On a ClickHouse cluster (VF_CLICKHOUSE_CLUSTER) the same steps run cluster-wide: the tables are
+ * the Distributed ones sharded by tenant (from cluster-ddl.ts, with patient_id in system.columns);
+ * counts and the pseudonymised copies go through the Distributed tables, after each replica has
+ * fetched what the others have (SYSTEM SYNC REPLICA ... LIGHTWEIGHT), so the receipt counts every
+ * row; every DELETE, UPDATE and purge rewrites the local tables ON CLUSTER and returns once every
+ * replica has it; the subject is selected by its hash instead of a subject set (erasure-subject.ts
+ * says why); the purge waits on every replica (cluster-purge.ts).
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto'
 import { VITAL_CATEGORIES } from '../catalogue/index.ts'
 import { needsConsent, type Category } from '../consent/index.ts'
 import type { Registry } from '../registry/index.ts'
-import { insertRows, runCommand, selectRows, type Storage } from '../storage/index.ts'
+import {
+  CLUSTER_DDL_TIMEOUT_S, insertRows, localTable, rewriteSettings, rewriteTarget, runCommand, selectRows, shardedTables, type Storage,
+} from '../storage/index.ts'
 import { VitalflowError } from '../errors.ts'
+import { purgeCluster } from './cluster-purge.ts'
+import { subjectHash, subjectSet, type Subject } from './erasure-subject.ts'
 
 export interface ErasureReceipt {
   receiptId: string
@@ -94,18 +106,19 @@ export interface ErasureOptions {
 
 export class Eraser {
   private readonly conn: Storage['conn']
-  private readonly set: string
-  /** The subject of an erasure, by reference to erasure_set: statement texts name the erasure, never the patient. */
-  private readonly who: string
 
   constructor (private readonly storage: Storage, private readonly registry: Registry, private readonly opts: ErasureOptions = {}) {
     this.conn = storage.conn
-    this.set = this.conn.table('erasure_set')
-    this.who = `tenant_id = {tenant:String} AND patient_id IN (SELECT e.patient_id FROM ${this.set} AS e WHERE e.erasure_id = {eid:String})`
   }
 
-  /** Every MergeTree table of the database with tenant_id and patient_id columns. */
+  /** Every MergeTree table of the database with tenant_id and patient_id columns (on a cluster: every such table sharded by tenant). */
   async patientTables (): Promise<string[]> {
+    if (this.conn.cluster !== undefined) {
+      const rows = await selectRows<{ table: string }>(this.conn, `SELECT table FROM system.columns
+        WHERE database = {db:String} AND table IN {tables:Array(String)} AND name IN ('tenant_id', 'patient_id')
+        GROUP BY table HAVING count() = 2 ORDER BY table`, { db: this.conn.database, tables: shardedTables(this.conn) })
+      return rows.map((r) => r.table)
+    }
     const rows = await selectRows<{ table: string }>(this.conn,
       `SELECT c.table AS table FROM system.columns AS c INNER JOIN system.tables AS t ON c.database = t.database AND c.table = t.name
        WHERE c.database = {db:String} AND c.name IN ('tenant_id', 'patient_id') AND t.engine LIKE '%MergeTree%'
@@ -119,10 +132,10 @@ export class Eraser {
     const engines = new Map((await selectRows<{ name: string; engine_full: string }>(this.conn,
       'SELECT name, engine_full FROM system.tables WHERE database = {db:String}', { db: this.conn.database })).map((r) => [r.name, r.engine_full]))
     for (const table of await this.patientTables()) {
-      const engine = engines.get(table) ?? ''
+      const engine = engines.get(localTable(this.conn, table).slice(this.conn.database.length + 1)) ?? ''
       if (wanted.every((w) => engine.includes(w))) continue
       const t = this.conn.table(table)
-      await runCommand(this.conn, `ALTER TABLE ${t} MODIFY SETTING ${wanted.join(', ')}`)
+      await runCommand(this.conn, `ALTER TABLE ${rewriteTarget(this.conn, table)} MODIFY SETTING ${wanted.join(', ')}`, {}, rewriteSettings(this.conn))
       // the table's cleanup task keeps the period it was scheduled with (up to 5 minutes) until the
       // table is attached again (measured: first cleanup 30 s after the change, 1 s after a re-attach);
       // once per table in a data directory's life, at start. A server's other clients would see the
@@ -143,41 +156,44 @@ export class Eraser {
     const requestedAtMs = Date.now()
     const eid = randomUUID()
     const salt = randomBytes(16).toString('hex')
-    const subjectHash = createHash('sha256').update(`${salt}\0${tenant}\0${patient}`).digest('hex')
-    const params = { tenant, eid, hash: subjectHash }
-    // the id travels as inserted data into a table that never reaches disk; no statement text holds it
-    await insertRows(this.conn, 'erasure_set', [{ erasure_id: eid, tenant_id: tenant, patient_id: patient }])
+    const subjectHashHex = createHash('sha256').update(`${salt}\0${tenant}\0${patient}`).digest('hex')
+    const ids = { tenant, patient, eid, salt, subjectHash: subjectHashHex }
+    const subject = this.conn.cluster === undefined ? subjectSet(this.conn, ids) : subjectHash(ids)
+    const params = subject.params
+    const who = subject.who()
+    await subject.open()
     try {
       const rowCounts: Record<string, number> = {}
       if (categories === undefined) {
+        await this.syncReplicas('devices', 'device_bindings')
         const [devices] = await selectRows<{ n: string }>(this.conn, `SELECT uniqExact(device_id) AS n FROM (
-          SELECT device_id FROM ${this.conn.table('devices')} WHERE ${this.who} UNION ALL SELECT device_id FROM ${this.conn.table('device_bindings')} WHERE ${this.who})`, params)
+          SELECT device_id FROM ${this.conn.table('devices')} WHERE ${who} UNION ALL SELECT device_id FROM ${this.conn.table('device_bindings')} WHERE ${who})`, params)
         // stop new rows first, then let everything in flight land, then remove
         await this.registry.forgetPatient(tenant, patient)
         await this.storage.sealLog()
-        for (const table of await this.patientTables()) await this.removeAll(table, params, rowCounts)
+        for (const table of await this.patientTables()) await this.removeAll(table, subject, rowCounts)
         if (Number(devices?.n ?? 0) > 0) rowCounts['devices (unbound)'] = Number(devices!.n)
       } else {
         await this.storage.sealLog()
         for (const c of categories) {
           const spec = CATEGORY_ROWS[c]!
-          const t = this.conn.table(spec.table)
-          const n = await this.count(spec.table, `${this.who} AND ${spec.where}`, params)
+          await this.syncReplicas(spec.table)
+          const n = await this.count(spec.table, `${who} AND ${spec.where}`, params)
           rowCounts[`${spec.table}:${c}`] = n
           if (n === 0) continue
-          if (spec.clear !== undefined) await runCommand(this.conn, `ALTER TABLE ${t} UPDATE ${spec.clear} WHERE ${this.who} AND ${spec.where}`, params, SYNC)
-          else await runCommand(this.conn, `DELETE FROM ${t} WHERE ${this.who} AND ${spec.where}`, params)
+          if (spec.clear !== undefined) await this.update(spec.table, spec.clear, `${who} AND ${spec.where}`, params)
+          else await this.delete(spec.table, `${who} AND ${spec.where}`, params)
         }
       }
       const receipt: ErasureReceipt = {
-        receiptId: randomUUID(), tenant, subjectHash, salt, scope: categories ?? 'all', requestedBy, requestedAtMs,
+        receiptId: randomUUID(), tenant, subjectHash: subjectHashHex, salt, scope: categories ?? 'all', requestedBy, requestedAtMs,
         rowCounts, hiddenAtMs: Date.now(), purgedAtMs: null,
       }
       await this.writeReceipt(receipt)
       if (purge) {
         // rows that were in flight when the log was sealed (read before the registry forgot the patient) land now
         await this.storage.sealLog()
-        if (categories === undefined) for (const table of await this.patientTables()) await this.removeAll(table, params, rowCounts)
+        if (categories === undefined) for (const table of await this.patientTables()) await this.removeAll(table, subject, rowCounts)
         if (await this.purge()) {
           receipt.purgedAtMs = Date.now()
           await this.writeReceipt(receipt)
@@ -185,7 +201,30 @@ export class Eraser {
       }
       return receipt
     } finally {
-      await runCommand(this.conn, `ALTER TABLE ${this.set} DELETE WHERE erasure_id = {eid:String}`, { eid }, SYNC)
+      await subject.close()
+    }
+  }
+
+  /** A lightweight DELETE: on a cluster of the local table ON CLUSTER, returning once every replica has it. */
+  private async delete (table: string, where: string, params: Record<string, unknown>): Promise<void> {
+    await runCommand(this.conn, `DELETE FROM ${rewriteTarget(this.conn, table)} WHERE ${where}`, params, rewriteSettings(this.conn))
+  }
+
+  /** An ALTER ... UPDATE waited for on every replica. */
+  private async update (table: string, assignments: string, where: string, params: Record<string, unknown>): Promise<void> {
+    await runCommand(this.conn, `ALTER TABLE ${rewriteTarget(this.conn, table)} UPDATE ${assignments} WHERE ${where}`, params, rewriteSettings(this.conn, SYNC))
+  }
+
+  /**
+   * On a cluster, before a count through a Distributed table: every replica fetches the parts the
+   * others have (an insert with a quorum of 2 is acknowledged before the third replica has it, and a
+   * Distributed read may pick that one). One server: nothing to do.
+   */
+  private async syncReplicas (...tables: string[]): Promise<void> {
+    if (this.conn.cluster === undefined) return
+    for (const table of tables) {
+      await runCommand(this.conn, `SYSTEM SYNC REPLICA ON CLUSTER ${this.conn.cluster} ${localTable(this.conn, table)} LIGHTWEIGHT`, {},
+        { distributed_ddl_task_timeout: String(CLUSTER_DDL_TIMEOUT_S) })
     }
   }
 
@@ -194,27 +233,32 @@ export class Eraser {
   }
 
   /** Removes (kept tables: copies under the hash, then removes; binding tables: unbinds) the subject's rows of one table. */
-  private async removeAll (table: string, params: Record<string, unknown>, rowCounts: Record<string, number>): Promise<void> {
-    const n = await this.count(table, this.who, params)
+  private async removeAll (table: string, subject: Subject, rowCounts: Record<string, number>): Promise<void> {
+    const { params } = subject
+    const who = subject.who()
+    await this.syncReplicas(table)
+    const n = await this.count(table, who, params)
     if (n === 0) return
     const t = this.conn.table(table)
     const add = (k: string): void => { rowCounts[k] = (rowCounts[k] ?? 0) + n }
     if (PSEUDONYMISE.has(table)) {
       const copied = async (): Promise<number> => await this.count(table, 'tenant_id = {tenant:String} AND patient_id = {hash:String}', params)
       const had = await copied()
-      // the column is qualified: an unqualified patient_id in WHERE would be the REPLACE alias (the hash), and nothing would be copied
+      // the column is qualified: an unqualified patient_id in WHERE would be the REPLACE alias (the hash), and nothing would be copied.
+      // On a cluster both sides are the Distributed table: the copies keep the tenant, so they land on its shard
       await runCommand(this.conn, `INSERT INTO ${t} SELECT * REPLACE ({hash:String} AS patient_id) FROM ${t} AS src
-        WHERE src.tenant_id = {tenant:String} AND src.patient_id IN (SELECT e.patient_id FROM ${this.set} AS e WHERE e.erasure_id = {eid:String})`, params)
+        WHERE ${subject.who('src')}`, params, this.conn.cluster === undefined ? {} : { distributed_foreground_insert: '1' })
+      await this.syncReplicas(table)
       const got = await copied() - had
       if (got !== n) throw new ErasureError(`pseudonymised copy of ${table} has ${got} rows where ${n} were counted; nothing was deleted`)
       add(`${table} (pseudonymised)`)
-      await runCommand(this.conn, `DELETE FROM ${t} WHERE ${this.who}`, params)
+      await this.delete(table, who, params)
     } else if (UNBIND.has(table)) {
       if (table !== 'devices') add(`${table} (unbound)`)
-      await runCommand(this.conn, `ALTER TABLE ${t} UPDATE patient_id = '' WHERE ${this.who}`, params, SYNC)
+      await this.update(table, "patient_id = ''", who, params)
     } else {
       add(table)
-      await runCommand(this.conn, `DELETE FROM ${t} WHERE ${this.who}`, params)
+      await this.delete(table, who, params)
     }
   }
 
@@ -226,8 +270,14 @@ export class Eraser {
     await this.storage.sealLog()
     if (!await this.purge()) return 0
     for (const p of pending) {
-      await runCommand(this.conn, `ALTER TABLE ${t('erasure_receipts')} UPDATE purged_at = now64(3) WHERE receipt_id = {id:String} AND tenant_id = {tenant:String}`,
-        { id: p.receipt_id, tenant: p.tenant_id }, SYNC)
+      const where = 'WHERE receipt_id = {id:String} AND tenant_id = {tenant:String}'
+      if (this.conn.cluster === undefined) {
+        await runCommand(this.conn, `ALTER TABLE ${t('erasure_receipts')} UPDATE purged_at = now64(3) ${where}`, { id: p.receipt_id, tenant: p.tenant_id }, SYNC)
+      } else {
+        // a Replicated table's mutation must be deterministic: the time goes in as a value, not now64()
+        await this.update('erasure_receipts', 'purged_at = fromUnixTimestamp64Milli({at:Int64})', where.slice('WHERE '.length),
+          { id: p.receipt_id, tenant: p.tenant_id, at: Date.now() })
+      }
     }
     return pending.length
   }
@@ -240,6 +290,7 @@ export class Eraser {
    */
   private async purge (): Promise<boolean> {
     const tables = await this.patientTables()
+    if (this.conn.cluster !== undefined) return await purgeCluster(this.conn, tables, { timeoutMs: this.opts.purgeTimeoutMs ?? 600_000, pollMs: this.opts.pollMs ?? 100 })
     const last = new Map<string, number>()
     for (const table of tables) {
       await runCommand(this.conn, `ALTER TABLE ${this.conn.table(table)} APPLY DELETED MASK`, {}, SYNC)

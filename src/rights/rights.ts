@@ -28,9 +28,22 @@ export class Rights {
   private readonly conn: Storage['conn']
   private readonly eraser: Eraser
 
-  private constructor (private readonly opts: RightsOptions, private readonly flags: PatientFlags, private readonly retention: TenantRetention) {
+  private constructor (private readonly opts: RightsOptions, private flags: PatientFlags, private retention: TenantRetention) {
     this.conn = opts.storage.conn
     this.eraser = new Eraser(opts.storage, opts.registry, opts.erasure)
+  }
+
+  /**
+   * Several nodes on one ClickHouse server or cluster share the holds, restrictions and retention
+   * choices, but each keeps them in memory from its start (they do not go through the change feed):
+   * before a right that acts on them, a node reads them again, so it does not erase a patient another
+   * node put under hold, nor write TTLs without another node's hold or a tenant's choice made there.
+   * Embedded chDB is one node's own store: nothing to read.
+   */
+  private async current (): Promise<void> {
+    if (this.conn.mode !== 'server') return
+    this.flags = await PatientFlags.load(this.conn)
+    this.retention = await TenantRetention.load(this.conn, this.opts.policy)
   }
 
   static async load (opts: RightsOptions): Promise<Rights> {
@@ -60,6 +73,7 @@ export class Rights {
   /** Places or lifts a legal hold: a held patient's data survives erasure requests and retention. */
   async setHold (tenant: string, patient: string, hold: boolean, actor: Actor, reason: string): Promise<void> {
     this.requirePatient(tenant, patient)
+    await this.current()
     await this.flags.change('hold', tenant, patient, hold, actor, reason)
     await this.applyRetention()
   }
@@ -67,6 +81,7 @@ export class Rights {
   /** Restricts processing (data kept, hidden from every read but the rights export) or lifts it. */
   async setRestriction (tenant: string, patient: string, restrict: boolean, actor: Actor, reason: string): Promise<void> {
     this.requirePatient(tenant, patient)
+    await this.current()
     await this.flags.change('restriction', tenant, patient, restrict, actor, reason)
   }
 
@@ -76,6 +91,7 @@ export class Rights {
 
   async setRetention (tenant: string, category: Category, days: number, actor: Actor): Promise<void> {
     if (!this.opts.registry.hasTenant(tenant)) throw new RightsError('ING_ERR_NOT_FOUND', 'unknown tenant')
+    await this.current()
     await this.retention.set(tenant, category, days, actor)
     await this.applyRetention()
   }
@@ -110,6 +126,7 @@ export class Rights {
    */
   async erase (tenant: string, patient: string, actor: Actor, categories?: Category[], opts: { purge: boolean } = { purge: true }): Promise<ErasureReceipt> {
     this.requirePatient(tenant, patient)
+    await this.current()
     if (this.isHeld(tenant, patient)) throw new RightsError('ING_ERR_HELD', 'the patient is under legal hold; lift the hold first')
     if (categories !== undefined) {
       const bad = categories.filter((c) => CATEGORY_ROWS[c] === undefined)

@@ -3,7 +3,7 @@
  * the table TTLs made from it, the policy and the legal holds.
  */
 import { RETENTION_TABLES, retentionDigest, retentionTtls, type Category, type Policy } from '../consent/index.ts'
-import { insertRows, runCommand, selectRows, type StorageConnection } from '../storage/index.ts'
+import { insertRows, rewriteSettings, rewriteTarget, runCommand, selectRows, type StorageConnection } from '../storage/index.ts'
 import type { Actor } from './audit.ts'
 import { RightsError } from './errors.ts'
 
@@ -37,7 +37,9 @@ export class TenantRetention {
   /**
    * Writes the TTL of every retention table from the policy, the tenants' choices and the holds.
    * MODIFY TTL makes ClickHouse re-evaluate every part of the table, so a table whose clauses
-   * are unchanged since the last write (kept in retention_applied) is left alone.
+   * are unchanged since the last write (kept in retention_applied) is left alone. On a cluster the
+   * TTL is the local table's, ON CLUSTER, waited for on every replica (a Distributed table has none);
+   * retention_applied is replicated to every node, so one node's write is every node's record.
    */
   async apply (holds: ReadonlyArray<{ tenant: string; patient: string }>): Promise<void> {
     const ttls = retentionTtls({ policy: this.policy, overrides: this.days, holds })
@@ -47,7 +49,7 @@ export class TenantRetention {
       const ttl = ttls[table]!
       const digest = retentionDigest(ttl)
       if (applied.get(table) === digest) continue
-      await runCommand(this.conn, `ALTER TABLE ${this.conn.table(table)} MODIFY TTL ${ttl}`)
+      await runCommand(this.conn, `ALTER TABLE ${rewriteTarget(this.conn, table)} MODIFY TTL ${ttl}`, {}, rewriteSettings(this.conn))
       await insertRows(this.conn, 'retention_applied', [{ table_name: table, ttl: digest, applied_at: Date.now() }])
     }
   }

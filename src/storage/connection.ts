@@ -14,12 +14,19 @@ export interface StorageTarget {
   /** Directory for chDB's files (embedded mode). */
   dataDir: string
   database: string
+  /**
+   * The ClickHouse cluster (remote_servers) the schema was created on with `storage cluster-ddl`;
+   * server mode only. Rights that rewrite rows then run ON CLUSTER on the local tables (cluster-sql.ts).
+   */
+  cluster?: string | undefined
 }
 
 export interface StorageConnection {
   client: ClickHouseClient
   mode: 'embedded' | 'server'
   database: string
+  /** The ClickHouse cluster the node reads and writes through Distributed tables; undefined = one server (or embedded). */
+  cluster: string | undefined
   /** A fully qualified table name. */
   table: (name: string) => string
   /**
@@ -41,9 +48,10 @@ export async function closeConnection (conn: StorageConnection): Promise<void> {
 
 export async function connect (target: StorageTarget): Promise<StorageConnection> {
   const db = target.database
+  if (target.cluster !== undefined && target.url === undefined) throw new Error('a ClickHouse cluster needs a ClickHouse server URL (embedded chDB is one server)')
   /** A connection that takes its requests itself. */
   const own = (client: ClickHouseClient, mode: StorageConnection['mode']): StorageConnection => {
-    const c = { client, mode, database: db, table: (name: string) => `${db}.${name}` } as StorageConnection
+    const c = { client, mode, database: db, cluster: target.cluster, table: (name: string) => `${db}.${name}` } as StorageConnection
     c.requests = c
     return c
   }

@@ -1,5 +1,6 @@
 import { WINDOW_SIZE } from '../crypto/index.ts'
 import type { StorageConnection } from './connection.ts'
+import { viewTarget } from './cluster-sql.ts'
 import { runCommand, selectRows } from './query.ts'
 
 /** Sequence numbers are uint64: exact as bigint (ClickHouse hands them over as decimal text). */
@@ -47,7 +48,8 @@ export const RETIRED_VIEWS: readonly string[] = [
  * Drops the retired views. createStorage calls it once the write-ahead log is recovered, not as a
  * migration: a log written before the upgrade holds telemetry rows without their sequence rows, and
  * only these views give those their device_sequences rows when the log ships them again at start.
+ * On a cluster every node has the views (cluster-ddl.ts): they are dropped ON CLUSTER.
  */
-export async function retireSequenceViews (conn: StorageConnection): Promise<void> {
-  for (const v of RETIRED_VIEWS) await runCommand(conn, `DROP VIEW IF EXISTS ${conn.table(v)} SYNC`)
+export async function retireSequenceViews (conn: Pick<StorageConnection, 'client' | 'database' | 'cluster' | 'table'>): Promise<void> {
+  for (const v of RETIRED_VIEWS) await runCommand(conn, `DROP VIEW IF EXISTS ${viewTarget(conn, v)} SYNC`)
 }
