@@ -62,6 +62,8 @@ export interface NodeFaults {
   beforeWalWrite?: (lane: 'bulk' | 'priority') => Promise<void>
   /** Replaces the syncfs that makes embedded parts durable before a log checkpoint (e.g. to make it fail). */
   syncParts?: () => Promise<void>
+  /** Awaited before each insert into a table (e.g. to stall the bracelet samples' inserts). */
+  beforeInsert?: (table: string) => Promise<void>
 }
 
 export async function startNode (config: Config, logger: Logger = pino({ level: config.LOG_LEVEL }), policy: Policy = POLICY, faults?: NodeFaults): Promise<IngestNode> {
@@ -80,6 +82,8 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     database: config.CLICKHOUSE_DATABASE,
     dataDir,
     batch: { maxRows: config.BATCH_MAX_ROWS, maxAgeMs: config.BATCH_MAX_AGE_MS },
+    ackAfter: config.ACK_AFTER,
+    insertQuorum: config.INSERT_QUORUM,
     wal: { segmentBytes: config.WAL_SEGMENT_BYTES, budgetBytes: config.WAL_BUDGET_BYTES, reserveBytes: config.DISK_RESERVE_BYTES },
     onWalState: (state, lane) => {
       if (state.writable) logger.info({ lane }, 'write-ahead log takes data again: PUBACKs resume')
@@ -88,6 +92,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     onWalSync: (s, _bytes, _appends, lane) => { prometheus?.observeWalSync(s, lane) },
     ...(faults?.beforeWalWrite === undefined ? {} : { beforeWalWrite: faults.beforeWalWrite }),
     ...(faults?.syncParts === undefined ? {} : { syncParts: faults.syncParts }),
+    ...(faults?.beforeInsert === undefined ? {} : { beforeInsert: faults.beforeInsert }),
     onCheckpointError: (err) => { logger.error({ error: describeError(err) }, 'write-ahead log checkpoint not written; its segments are kept and the next checkpoint retries') },
     onFlush: (r) => {
       admission?.pump()
