@@ -10,6 +10,8 @@
  * same node (the stalled insert has begun, so the message is in the log; an alarm sent afterwards is
  * relayed and acknowledged).
  */
+import { rmSync } from 'node:fs'
+import { join } from 'node:path'
 import type { MqttClient } from 'mqtt'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Config } from '../src/config/index.ts'
@@ -163,5 +165,25 @@ describe('VF_ACK_AFTER=store, embedded: the PUBACK waits for the part on disk', 
     held = null
     expect(await first.settled).toBe('acked')
     expect(await fallAck.settled).toBe('acked')
+  }, 60_000)
+})
+
+describe('a new write-ahead log on a store that outlived the old one', () => {
+  it('numbers its batches from 1 again, and ClickHouse does not take them for the old log\'s (each log directory has its own id in the tokens)', async () => {
+    const k = await start('store', {})
+    const first = k.kit.sealer.seal('spot', createSpotModel(11).next(Date.now() - 60_000))
+    expect(await publish(k.kit.client, first).settled).toBe('acked')
+    await k.kit.client.endAsync(true)
+    await k.node.close()
+    // the log's disk is gone; the store (here on the same disk) is not
+    for (const lane of ['wal', 'wal-priority']) rmSync(join(dir!.path, lane), { recursive: true, force: true })
+    const node = await startNode(testConfig(dir!.path, { ACK_AFTER: 'store' }))
+    running = { ...k, node }
+    const c = await connectTls(node, 'cvk-ack', k.kit.enrollment.secret)
+    clients.push(c)
+    // the same kind of message as the first message of the old log: the same table, LSN 1, the same batch
+    const second = k.kit.sealer.seal('spot', createSpotModel(12).next(Date.now() - 60_000))
+    expect(await publish(c, second).settled).toBe('acked')
+    expect(await spotSeqs(node)).toEqual([String(first.seq), String(second.seq)])
   }, 60_000)
 })
