@@ -2,7 +2,7 @@ import { join, resolve } from 'node:path'
 import { closeConnection, connect, type StorageConnection, type StorageTarget } from './connection.ts'
 import { migrate } from './migrate.ts'
 import { TableBatcher, type BatcherOptions, type FlushReport, type InsertFn } from './batcher.ts'
-import { COLUMNS, LOGGED_TABLES, TELEMETRY_TABLES, type TableName } from './rows.ts'
+import { COLUMNS, LOGGED_TABLES as LOGGED, TELEMETRY_TABLES, type TableName } from './rows.ts'
 import { WriteAheadLog, type Recovered, type WalErrorCode, type WalState } from './wal.ts'
 import { batchOptions } from './batch-policy.ts'
 import { retireSequenceViews } from './sequences.ts'
@@ -11,7 +11,6 @@ import { rowBinaryInserter, StorageError, type AckAfter } from './row-binary-ins
 
 export { StorageError, type AckAfter } from './row-binary-insert.ts'
 
-const LOGGED = LOGGED_TABLES
 /** With VF_ACK_AFTER=store, a message's PUBACK waits for its rows' insert into one of these. */
 const STORED_BEFORE_ACK: ReadonlySet<TableName> = new Set<TableName>(TELEMETRY_TABLES)
 
@@ -134,7 +133,7 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
     // embedded, store: a PUBACK waits for the insert, so the insert returns once its part is on disk. Not
     // by fsync'ing it (a dozen files, on the one insert connection): by a syncfs after it, shared by the
     // inserts of every table that ended meanwhile, run by the helper while the connection goes on
-    // (bench/quorum-ack.bench.ts, bench/RESULTS.md)
+    // (bench/ack-after.bench.ts, bench/RESULTS.md)
     const sync = syncParts
     inserts[name] = storeAck && sync !== undefined && STORED_BEFORE_ACK.has(name) ? async (body, token) => { await insert(body, token); await sync() } : insert
   }
