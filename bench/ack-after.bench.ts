@@ -10,7 +10,7 @@
  *    (what VF_ACK_AFTER=store does in embedded mode);
  *  - `store, fsync per part`: the alternative that was not taken, measured here only: the logged tables
  *    fsync every inserted part (migration 9's settings) and no syncfs runs.
- * Usage: npx tsx bench/ack-after.bench.ts [bracelets=50] [seconds=10] [pacedPerDevice=4] [window=8] [rounds=1]
+ * Usage: npx tsx bench/ack-after.bench.ts [bracelets=50] [seconds=10] [pacedPerDevice=4] [window=20] [rounds=2]
  */
 import { execFile } from 'node:child_process'
 import { startNode, type IngestNode } from '../src/pipeline/index.ts'
@@ -21,8 +21,8 @@ import type { Percentiles } from '../simulators/percentiles.ts'
 const bracelets = Number(process.argv[2] ?? 50)
 const seconds = Number(process.argv[3] ?? 10)
 const paced = Number(process.argv[4] ?? 4)
-const window = Number(process.argv[5] ?? 8)
-const rounds = Number(process.argv[6] ?? 1)
+const window = Number(process.argv[5] ?? 20)
+const rounds = Number(process.argv[6] ?? 2)
 const ALARM_DEVICES = 5
 const ALARMS_PER_DEVICE = 4
 
