@@ -187,3 +187,22 @@ describe('a new write-ahead log on a store that outlived the old one', () => {
     expect(await spotSeqs(node)).toEqual([String(first.seq), String(second.seq)])
   }, 60_000)
 })
+
+describe('VF_ACK_AFTER=store while storage refuses writes', () => {
+  it('withholds the PUBACK (the log keeps the rows) and says it is not ready; once storage takes them, acknowledges and stores once', async () => {
+    const k = await start('store', {})
+    const table = k.node.storage.conn.table('spot_measurements')
+    // a real refusal: the engine with the table detached
+    await k.node.storage.conn.client.command({ query: `DETACH TABLE ${table}` })
+    const spot = k.kit.sealer.seal('spot', createSpotModel(14).next(Date.now() - 60_000))
+    const first = publish(k.kit.client, spot)
+    await until(() => k.node.metrics.flushErrors > 0)
+    await until(async () => (await fetch(`http://127.0.0.1:${k.node.http.port}/readyz`)).status === 503)
+    await fallRelayedAndAcked(k, 15) // alarms go on: their own lane, their own table
+    expect(first.state()).toBe('pending')
+    await k.node.storage.conn.client.command({ query: `ATTACH TABLE ${table}` })
+    expect(await first.settled).toBe('acked')
+    expect(await spotSeqs(k.node)).toEqual([String(spot.seq)])
+    expect((await fetch(`http://127.0.0.1:${k.node.http.port}/readyz`)).status).toBe(200)
+  }, 60_000)
+})
