@@ -13,6 +13,7 @@
 import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { MqttClient } from 'mqtt'
+import pino from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Config } from '../src/config/index.ts'
 import { startNode, type IngestNode, type NodeFaults } from '../src/pipeline/index.ts'
@@ -177,8 +178,12 @@ describe('a new write-ahead log on a store that outlived the old one', () => {
     await k.node.close()
     // the log's disk is gone; the store (here on the same disk) is not
     for (const lane of ['wal', 'wal-priority']) rmSync(join(dir!.path, lane), { recursive: true, force: true })
-    const node = await startNode(testConfig(dir!.path, { ACK_AFTER: 'store' }))
+    const said: Array<{ level: number; msg: string; devicesInStore?: number }> = []
+    const logger = pino({ level: 'warn' }, { write: (line: string) => { said.push(JSON.parse(line) as { level: number; msg: string }) } })
+    const node = await startNode(testConfig(dir!.path, { ACK_AFTER: 'store' }), logger)
     running = { ...k, node }
+    // the operator is told: a new log on a store that holds messages
+    expect(said).toEqual([expect.objectContaining({ level: 40, devicesInStore: 1, msg: expect.stringContaining('write-ahead log is new but the store already holds messages') as unknown })])
     const c = await connectTls(node, 'cvk-ack', k.kit.enrollment.secret)
     clients.push(c)
     // the same kind of message as the first message of the old log: the same table, LSN 1, the same batch

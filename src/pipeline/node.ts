@@ -154,10 +154,17 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     },
   })
   admission = admitting
+  const stored = await loadSequences(storage.conn)
+  if (storage.stats().newLog && stored.size > 0) {
+    // the store outlived a log: a lost disk, or a new node joining a shared ClickHouse
+    logger.warn({ devicesInStore: stored.size, ackAfter: config.ACK_AFTER }, config.ACK_AFTER === 'store'
+      ? 'write-ahead log is new but the store already holds messages: if this node had a log before, nothing it acknowledged was only there'
+      : 'write-ahead log is new but the store already holds messages: if this node had a log before (a lost disk), what it acknowledged and had not shipped is gone')
+  }
   const alarms = new AlarmHub()
   let relayToMqtt: ((a: Parameters<AlarmHub['publish']>[0]) => void) | null = null
   const ingest = createIngest({
-    consent: joined?.gate ?? consent, storage, admission, metrics, stored: await loadSequences(storage.conn),
+    consent: joined?.gate ?? consent, storage, admission, metrics, stored,
     ...(joined === null ? {} : { marks: joined.cluster.marks }),
     onAlarm: (a) => { alarms.publish(a); relayToMqtt?.(a) },
     devices: { device: (id) => registry.device(id), patientAt: (d, t) => registry.patientAt(d, t) },

@@ -35,6 +35,8 @@ export interface StorageStats {
   discardedBytes: number
   /** Bulk rows taken (in the log, or on their way into it) and not yet stored in ClickHouse. */
   backlogRows: number
+  /** Both log lanes began with this start: their directories held nothing (a first start, or a lost disk). */
+  newLog: boolean
 }
 
 /** Whether a PUBACK can go out now; if not, the refusal code devices' messages get. */
@@ -235,6 +237,7 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
         recoveredRows,
         discardedBytes: lanes.bulk.recovered.discardedBytes + lanes.priority.recovered.discardedBytes,
         backlogRows,
+        newLog: lanes.bulk.wal.new && lanes.priority.wal.new,
       }
     },
     close: (deadlineMs = 10_000) => {

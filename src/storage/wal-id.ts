@@ -23,6 +23,8 @@ export interface LogId {
   id: string
   /** The first LSN whose batches carry the id in their tokens. */
   sinceLsn: number
+  /** Made by this call, not read. */
+  created: boolean
 }
 
 const FILE = 'log-id.json'
@@ -31,11 +33,11 @@ const FILE = 'log-id.json'
 export function loadOrCreateLogId (dir: string, nextLsn: number): LogId {
   try {
     const v = JSON.parse(readFileSync(join(dir, FILE), 'utf8')) as Partial<LogId>
-    if (typeof v.id === 'string' && /^[0-9a-f]{16}$/.test(v.id) && Number.isSafeInteger(v.sinceLsn)) return { id: v.id, sinceLsn: v.sinceLsn! }
+    if (typeof v.id === 'string' && /^[0-9a-f]{16}$/.test(v.id) && Number.isSafeInteger(v.sinceLsn)) return { id: v.id, sinceLsn: v.sinceLsn!, created: false }
   } catch { /* none yet */ }
-  const made: LogId = { id: randomBytes(8).toString('hex'), sinceLsn: nextLsn }
+  const made: LogId = { id: randomBytes(8).toString('hex'), sinceLsn: nextLsn, created: true }
   const tmp = join(dir, `${FILE}.tmp`)
-  writeFileSync(tmp, JSON.stringify(made), { mode: 0o600 })
+  writeFileSync(tmp, JSON.stringify({ id: made.id, sinceLsn: made.sinceLsn }), { mode: 0o600 })
   syncPath(tmp)
   renameSync(tmp, join(dir, FILE))
   syncPath(dir)
