@@ -9,9 +9,13 @@
  * cost it most of a core that the node would otherwise get. Every frame is
  * still a distinct message with its own sequence number; a device that runs
  * out of prepared frames stops (reported as `exhausted`, then raise `frames`).
+ * Each publish's time to its PUBACK is reported as percentiles (`pubackMs`). With `ratePerDevice`
+ * each device sends one message at a time on a fixed schedule (at once when it is behind it) instead
+ * of keeping `window` in flight: latency at a given load rather than at saturation.
  */
 import mqtt from 'mqtt'
 import { createAlarmModel, createBraceletModel, DeviceSealer } from '../devices/index.ts'
+import { percentiles } from '../simulators/percentiles.ts'
 
 interface Input {
   port: number
@@ -26,6 +30,8 @@ interface Input {
   devices: Array<{ tenant: string; device: string; secret: string; key: string; keyId: number }>
   /** 4 (MQTT 3.1.1, the default) or 5. */
   protocolVersion?: 4 | 5
+  /** Messages per second per device, one in flight, on a schedule; unset = `window` in flight, as fast as acknowledged. */
+  ratePerDevice?: number
 }
 
 const chunks: Buffer[] = []
@@ -47,6 +53,7 @@ const clients = await Promise.all(input.devices.map(async (d) => mqtt.connectAsy
   protocol: 'mqtts', host: '127.0.0.1', port: input.port, ca: input.ca, servername: 'localhost', clientId: d.device, username: d.device, password: d.secret, reconnectPeriod: 0, protocolVersion: input.protocolVersion ?? 4,
 })))
 let acked = 0
+const latencies: number[] = []
 /** Devices that ran out of prepared frames before the time was up. */
 let exhausted = 0
 let stop = false
@@ -58,19 +65,30 @@ await Promise.all(input.devices.map(async (_d, i) => {
   const frames = prepared[i]!
   let next = 0
   let ranOut = false
+  const rate = input.ratePerDevice
+  // paced devices start spread over one interval, not all at once
+  let due = started + (rate === undefined ? 0 : (i / input.devices.length) * 1000 / rate)
   const one = async (): Promise<void> => {
     while (!stop) {
       if (next === frames.length) { if (!ranOut) { ranOut = true; exhausted++ } return }
+      if (rate !== undefined) {
+        const wait = due - performance.now()
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
+        due += 1000 / rate
+        if (stop) return
+      }
       const { topic, frame } = frames[next++]!
+      const sent = performance.now()
       await c.publishAsync(topic, frame, { qos: 1 })
+      latencies.push(performance.now() - sent)
       acked++
     }
   }
-  await Promise.all(Array.from({ length: input.window }, one))
+  await Promise.all(Array.from({ length: rate === undefined ? input.window : 1 }, one))
 }).concat([new Promise<void>((resolve) => setTimeout(() => { stop = true; resolve() }, input.seconds * 1000))]))
 const seconds = (performance.now() - started) / 1000
 const cpu = process.cpuUsage(cpu0)
 /** CPU this process used while publishing, in cores (user + system, all threads). */
 const cores = Math.round((cpu.user + cpu.system) / 1e6 / seconds * 100) / 100
 await Promise.all(clients.map((c) => c.endAsync(true)))
-process.stdout.write(JSON.stringify({ acked, seconds, startedAt, exhausted, cores }) + '\n')
+process.stdout.write(JSON.stringify({ acked, seconds, startedAt, exhausted, cores, pubackMs: percentiles(latencies) }) + '\n')

@@ -40,6 +40,7 @@ logger.info({
   mqttsMutual: node.mqttsMutual === null ? 'disabled' : `mqtts://${node.mqttsMutual.address}:${node.mqttsMutual.port} (client certificates)`,
   http: `http://${node.http.address}:${node.http.port}`,
   storage,
+  ackAfter: node.config.ACK_AFTER,
 }, 'vitalflow ingest node listening')
 logger.info(`simulate a device fleet against this node: npm run sim -- --devices 300 --seconds 30`)
 

@@ -14,9 +14,15 @@ describe('configuration', () => {
     expect(loadConfig({ VF_MQTT_PORT: '0', VF_MQTT_TCP: 'false', VF_BATCH_MAX_ROWS: '10' })).toMatchObject({ MQTT_PORT: 0, MQTT_TCP: false, BATCH_MAX_ROWS: 10 })
   })
 
+  it('acknowledges after the log unless told to wait for the store', () => {
+    expect(loadConfig({})).toMatchObject({ ACK_AFTER: 'log', INSERT_QUORUM: 2 })
+    expect(loadConfig({ VF_ACK_AFTER: 'store', VF_INSERT_QUORUM: '3' })).toMatchObject({ ACK_AFTER: 'store', INSERT_QUORUM: 3 })
+  })
+
   it.each([
     ['VF_MQTT_PORT', '70000'], ['VF_BATCH_MAX_AGE_MS', 'abc'], ['VF_CLICKHOUSE_URL', 'not-a-url'], ['VF_MASTER_KEY', 'short'],
     ['VF_LOG_LEVEL', 'loud'], ['VF_CLICKHOUSE_DATABASE', 'x; DROP TABLE y'], ['VF_CLICKHOUSE_CLUSTER', "c' ON CLUSTER x"],
+    ['VF_ACK_AFTER', 'quorum'], ['VF_INSERT_QUORUM', '0'],
   ])('stops on %s=%s with a message naming the variable', (key, value) => {
     expect(() => loadConfig({ [key]: value })).toThrow(ConfigError)
     expect(() => loadConfig({ [key]: value })).toThrow(key)

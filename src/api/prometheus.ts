@@ -85,7 +85,7 @@ export function createPrometheus (src: MetricsSource, opts: PrometheusOptions = 
   new Counter({ name: 'vitalflow_security_events_total', help: 'Bursts of refusals raised as security events', registers: [registry], collect () { this.reset(); this.inc(src.securityEvents) } })
   new Gauge({ name: 'vitalflow_wal_bytes', help: 'Write-ahead log bytes not yet released by checkpoints', registers: [registry], collect () { this.set(src.walBytes()) } })
   new Gauge({
-    name: 'vitalflow_acknowledging', help: '1 while PUBACKs can go out; 0 with the reason (ING_ERR_DISK_FULL, ING_ERR_WAL_IO, ING_ERR_BACKPRESSURE) while they cannot',
+    name: 'vitalflow_acknowledging', help: '1 while PUBACKs can go out; 0 with the reason (ING_ERR_DISK_FULL, ING_ERR_WAL_IO, ING_ERR_BACKPRESSURE; ING_ERR_STORAGE with VF_ACK_AFTER=store while inserts fail) while they cannot',
     labelNames: ['reason'], registers: [registry],
     collect () { this.reset(); const r = src.notAcknowledging(); if (r === null) this.set({ reason: '' }, 1); else this.set({ reason: r }, 0) },
   })

@@ -43,6 +43,10 @@ export const configSchema = z.object({
   CLICKHOUSE_DATABASE: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).default('vitalflow').describe('database holding every vitalflow table'),
   CLICKHOUSE_CLUSTER: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a ClickHouse identifier').optional()
     .describe('ClickHouse cluster (remote_servers) the schema was created on with storage cluster-ddl; erasure, rectification, retention and legal holds then rewrite the local tables ON CLUSTER and wait for every replica; server mode only; unset = one server'),
+  ACK_AFTER: z.enum(['log', 'store']).default('log')
+    .describe('when a device gets its PUBACK: `log` = once its rows are in this node\'s write-ahead log; `store` = once they are also inserted into ClickHouse (server mode: on VF_INSERT_QUORUM replicas; embedded: the part synced to disk), so the loss of this node\'s disk loses no acknowledged row. Alarms are relayed on decode either way'),
+  INSERT_QUORUM: z.coerce.number().int().min(1).max(16).default(2)
+    .describe('server mode with VF_ACK_AFTER=store: replicas of a shard that must have a telemetry insert before it returns (insert_quorum, with insert_quorum_parallel=1 and distributed_foreground_insert=1); ignored by tables that are not Replicated'),
   BATCH_MAX_ROWS: z.coerce.number().int().min(1).max(1_000_000).default(50_000).describe('flush a table batch at this many rows'),
   BATCH_MAX_AGE_MS: z.coerce.number().int().min(1).max(60_000).default(200).describe('flush a table batch at this age (spot measurements, device status and refusals: at least 1 s, alarm events 250 ms, sequence numbers 1 s; src/storage/batch-policy.ts); bounds how long logged rows wait before they are queryable (a PUBACK waits for the write-ahead log, not for this)'),
   STORAGE_BACKLOG_ROWS: z.coerce.number().int().min(0).max(100_000_000).default(200_000)

@@ -1,5 +1,5 @@
 export { startNode } from './node.ts'
-export type { IngestNode } from './node.ts'
+export type { IngestNode, NodeFaults } from './node.ts'
 export { createIngest } from './ingest.ts'
 export type { Ingest, Outcome, Sender } from './ingest.ts'
 export { Reason } from '../reasons.ts'

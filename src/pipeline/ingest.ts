@@ -30,7 +30,7 @@ export interface Sender {
 }
 
 export type Outcome =
-  | { kind: 'stored'; table: TableName; rows: number; filtered: number; durable: Promise<void> }
+  | { kind: 'stored'; table: TableName; rows: number; filtered: number; durable: Promise<void>; /** A resend of a message still on its way: answered with it, not counted again. */ resent?: true }
   | { kind: 'rejected'; reason: Reason; detail: string; disconnect: boolean }
 
 type Refusal = Extract<Outcome, { kind: 'rejected' }>
@@ -80,6 +80,8 @@ export function createIngest (deps: IngestDeps): Ingest {
   const { consent, storage, metrics } = deps
   const now = deps.now ?? Date.now
   const windows = new Map<string, ReplayWindow>()
+  /** Messages taken and not yet durable, by device and sequence number (see checkReplay). */
+  const onTheirWay = new Map<string, Promise<void>>()
   const bursts = new BurstDetector(deps.burst ?? { threshold: 20, windowMs: 60_000 }, (e) => {
     metrics.securityEvents++
     void storage.write('security_events', securityEventRow(e), 1).catch(() => {})
@@ -179,7 +181,11 @@ export function createIngest (deps: IngestDeps): Ingest {
       },
     )
     const marks = deps.marks
-    return marks === undefined ? stored : stored.then(() => marks.commit(t.device, seq))
+    const durable = marks === undefined ? stored : stored.then(() => marks.commit(t.device, seq))
+    const key = `${t.device}/${seq}`
+    onTheirWay.set(key, durable)
+    durable.then(() => { onTheirWay.delete(key) }, () => { onTheirWay.delete(key) })
+    return durable
   }
 
   // ── the path ─────────────────────────────────────────────────────────────
@@ -205,7 +211,13 @@ export function createIngest (deps: IngestDeps): Ingest {
     lap('authorize+envelope')
     const w = windowOf(t.device)
     const replay = checkReplay(w, env)
-    if (replay !== null) return replay
+    if (replay !== null) {
+      // a resend of a message still on its way (its connection closed before the PUBACK, e.g. while inserts
+      // wait with VF_ACK_AFTER=store): answered when the first copy is durable, never before; if that fails,
+      // so does this, and the next resend is taken
+      const first = onTheirWay.get(`${t.device}/${env.seq}`)
+      return first === undefined ? replay : { kind: 'stored', table: STREAM_TABLE[t.stream], rows: 0, filtered: 0, durable: first, resent: true }
+    }
     const nowMs = now()
     const plain = decrypt(device, t, env, nowMs)
     if ('kind' in plain) return plain
@@ -255,6 +267,7 @@ export function createIngest (deps: IngestDeps): Ingest {
     ingest (sender, topic, payload, expiryS) {
       const out = run(sender, topic, payload, expiryS)
       if (out.kind === 'stored') {
+        if (out.resent === true) return out
         bump(metrics.accepted, out.table)
         metrics.rowsFiltered += out.filtered
       } else {

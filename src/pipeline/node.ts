@@ -62,6 +62,8 @@ export interface NodeFaults {
   beforeWalWrite?: (lane: 'bulk' | 'priority') => Promise<void>
   /** Replaces the syncfs that makes embedded parts durable before a log checkpoint (e.g. to make it fail). */
   syncParts?: () => Promise<void>
+  /** Awaited before each insert into a table (e.g. to stall the bracelet samples' inserts). */
+  beforeInsert?: (table: string) => Promise<void>
 }
 
 export async function startNode (config: Config, logger: Logger = pino({ level: config.LOG_LEVEL }), policy: Policy = POLICY, faults?: NodeFaults): Promise<IngestNode> {
@@ -81,6 +83,8 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     cluster: config.CLICKHOUSE_CLUSTER,
     dataDir,
     batch: { maxRows: config.BATCH_MAX_ROWS, maxAgeMs: config.BATCH_MAX_AGE_MS },
+    ackAfter: config.ACK_AFTER,
+    insertQuorum: config.INSERT_QUORUM,
     wal: { segmentBytes: config.WAL_SEGMENT_BYTES, budgetBytes: config.WAL_BUDGET_BYTES, reserveBytes: config.DISK_RESERVE_BYTES },
     onWalState: (state, lane) => {
       if (state.writable) logger.info({ lane }, 'write-ahead log takes data again: PUBACKs resume')
@@ -89,6 +93,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     onWalSync: (s, _bytes, _appends, lane) => { prometheus?.observeWalSync(s, lane) },
     ...(faults?.beforeWalWrite === undefined ? {} : { beforeWalWrite: faults.beforeWalWrite }),
     ...(faults?.syncParts === undefined ? {} : { syncParts: faults.syncParts }),
+    ...(faults?.beforeInsert === undefined ? {} : { beforeInsert: faults.beforeInsert }),
     onCheckpointError: (err) => { logger.error({ error: describeError(err) }, 'write-ahead log checkpoint not written; its segments are kept and the next checkpoint retries') },
     onFlush: (r) => {
       admission?.pump()
@@ -150,10 +155,17 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     },
   })
   admission = admitting
+  const stored = await loadSequences(storage.conn)
+  if (storage.stats().newLog && stored.size > 0) {
+    // the store outlived a log: a lost disk, or a new node joining a shared ClickHouse
+    logger.warn({ devicesInStore: stored.size, ackAfter: config.ACK_AFTER }, config.ACK_AFTER === 'store'
+      ? 'write-ahead log is new but the store already holds messages: if this node had a log before, nothing it acknowledged was only there'
+      : 'write-ahead log is new but the store already holds messages: if this node had a log before (a lost disk), what it acknowledged and had not shipped is gone')
+  }
   const alarms = new AlarmHub()
   let relayToMqtt: ((a: Parameters<AlarmHub['publish']>[0]) => void) | null = null
   const ingest = createIngest({
-    consent: joined?.gate ?? consent, storage, admission, metrics, stored: await loadSequences(storage.conn),
+    consent: joined?.gate ?? consent, storage, admission, metrics, stored,
     ...(joined === null ? {} : { marks: joined.cluster.marks }),
     onAlarm: (a) => { alarms.publish(a); relayToMqtt?.(a) },
     devices: { device: (id) => registry.device(id), patientAt: (d, t) => registry.patientAt(d, t) },

@@ -32,6 +32,8 @@ interface Batch {
   bytes: number
   first: number
   last: number
+  /** What must be stored before this batch is inserted (VF_ACK_AFTER=store: a sequence row waits for its message's rows). */
+  after: Array<Promise<unknown>>
   promise: Promise<void>
   resolve: () => void
   reject: (e: unknown) => void
@@ -42,7 +44,7 @@ function newBatch (): Batch {
   let reject!: (e: unknown) => void
   const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej })
   promise.catch(() => {}) // rows nobody waits for must not raise unhandled rejections
-  return { chunks: [], rows: 0, bytes: 0, first: 0, last: 0, promise, resolve, reject }
+  return { chunks: [], rows: 0, bytes: 0, first: 0, last: 0, after: [], promise, resolve, reject }
 }
 
 const RETRY: Backoff = { baseMs: 100, maxMs: 5000 }
@@ -64,9 +66,13 @@ export class TableBatcher {
 
   get queuedRows (): number { return this.pending.rows }
 
-  /** Queues rows (with the LSN they have in the write-ahead log, if any); resolves once they are stored. */
-  add (chunk: Buffer, rows: number, lsn = 0): Promise<void> {
+  /**
+   * Queues rows (with the LSN they have in the write-ahead log, if any); resolves once they are stored.
+   * `after`: their batch is not inserted before this has settled (rows of other tables they describe).
+   */
+  add (chunk: Buffer, rows: number, lsn = 0, after?: Promise<unknown>): Promise<void> {
     const p = this.pending
+    if (after !== undefined && p.after.at(-1) !== after) p.after.push(after)
     p.chunks.push(chunk)
     p.rows += rows
     p.bytes += chunk.length
@@ -79,13 +85,16 @@ export class TableBatcher {
     return p.promise
   }
 
-  /** Inserts a batch recovered from the log exactly as it was announced before a restart. */
-  replay (chunks: Buffer[], rows: number, first: number, last: number): Promise<void> {
+  /**
+   * Inserts a batch recovered from the log exactly as it was announced before a restart; `tokenPrefix`,
+   * when given, is the one it was announced under (a log of an earlier version: src/storage/wal-id.ts).
+   */
+  replay (chunks: Buffer[], rows: number, first: number, last: number, tokenPrefix?: string): Promise<void> {
     const b = newBatch()
     Object.assign(b, { chunks, rows, bytes: chunks.reduce((n, c) => n + c.length, 0), first, last })
     const run = async (): Promise<void> => {
       while (this.inflight !== null) await this.inflight
-      this.inflight = this.ship(b, true).finally(() => { this.inflight = null })
+      this.inflight = this.ship(b, true, tokenPrefix).finally(() => { this.inflight = null })
       await this.inflight
     }
     return run()
@@ -104,9 +113,10 @@ export class TableBatcher {
     })
   }
 
-  private async ship (batch: Batch, announced: boolean): Promise<void> {
+  private async ship (batch: Batch, announced: boolean, tokenPrefix = this.log?.tokenPrefix ?? ''): Promise<void> {
     const logged = this.log !== null && batch.first > 0
-    const token = logged ? `${this.log.tokenPrefix ?? ''}${this.table}:${batch.first}-${batch.last}` : undefined
+    const token = logged ? `${tokenPrefix}${this.table}:${batch.first}-${batch.last}` : undefined
+    if (batch.after.length > 0) await Promise.allSettled(batch.after)
     const body = batch.chunks.length === 1 ? batch.chunks[0]! : Buffer.concat(batch.chunks, batch.bytes)
     for (let attempt = 1; ; attempt++) {
       const started = performance.now()

@@ -45,6 +45,9 @@ export type TableName = keyof typeof COLUMNS
 export const TELEMETRY_TABLES = Object.values(STREAM_TABLE) satisfies readonly TableName[]
 export type TelemetryTable = (typeof TELEMETRY_TABLES)[number]
 
+/** Tables whose rows were acknowledged to a device: they go through a write-ahead log. */
+export const LOGGED_TABLES: ReadonlySet<TableName> = new Set<TableName>([...TELEMETRY_TABLES, 'device_sequences'])
+
 // encoding is synchronous and the process single-threaded: one writer serves every call
 const w = new RowWriter()
 

@@ -1,22 +1,18 @@
 import { join, resolve } from 'node:path'
-import { mkdirSync, rmSync } from 'node:fs'
-import { unlink, writeFile } from 'node:fs/promises'
-import { Readable } from 'node:stream'
 import { closeConnection, connect, type StorageConnection, type StorageTarget } from './connection.ts'
 import { migrate } from './migrate.ts'
 import { TableBatcher, type BatcherOptions, type FlushReport, type InsertFn } from './batcher.ts'
-import { COLUMNS, TELEMETRY_TABLES, type TableName } from './rows.ts'
+import { COLUMNS, LOGGED_TABLES as LOGGED, TELEMETRY_TABLES, type TableName } from './rows.ts'
 import { WriteAheadLog, type Recovered, type WalErrorCode, type WalState } from './wal.ts'
 import { batchOptions } from './batch-policy.ts'
 import { retireSequenceViews } from './sequences.ts'
 import { FileSystemSyncer, sharedSync, SYNCFS_PART_SETTINGS, type SyncParts } from './part-sync.ts'
-import { sqlString } from '../sql.ts'
-import { VitalflowError } from '../errors.ts'
+import { rowBinaryInserter, StorageError, type AckAfter } from './row-binary-insert.ts'
 
-export class StorageError extends VitalflowError<'ING_ERR_STORAGE' | 'ING_ERR_BACKPRESSURE'> {}
+export { StorageError, type AckAfter } from './row-binary-insert.ts'
 
-/** Tables whose rows were acknowledged to a device: they go through a write-ahead log. */
-const LOGGED: ReadonlySet<TableName> = new Set<TableName>([...TELEMETRY_TABLES, 'device_sequences'])
+/** With VF_ACK_AFTER=store, a message's PUBACK waits for its rows' insert into one of these. */
+const STORED_BEFORE_ACK: ReadonlySet<TableName> = new Set<TableName>(TELEMETRY_TABLES)
 
 /**
  * Two log lanes. Button presses, falls and device status have a log of their
@@ -39,10 +35,12 @@ export interface StorageStats {
   discardedBytes: number
   /** Bulk rows taken (in the log, or on their way into it) and not yet stored in ClickHouse. */
   backlogRows: number
+  /** Both log lanes began with this start: their directories held nothing (a first start, or a lost disk). */
+  newLog: boolean
 }
 
 /** Whether a PUBACK can go out now; if not, the refusal code devices' messages get. */
-export type Acknowledging = { ok: true } | { ok: false; code: WalErrorCode | 'ING_ERR_BACKPRESSURE' }
+export type Acknowledging = { ok: true } | { ok: false; code: WalErrorCode | 'ING_ERR_BACKPRESSURE' | 'ING_ERR_STORAGE' }
 
 /** How far storage is behind on bulk rows, and whether its inserts are failing now (an outage, not slowness). */
 export interface Backlog { rows: number; failing: boolean }
@@ -52,12 +50,17 @@ export interface Storage {
   /**
    * Queues rows for a table. For acknowledged data it resolves once the rows
    * are in the write-ahead log of their lane (fsync'd): that is when a PUBACK
-   * may go out. It rejects with ING_ERR_BACKPRESSURE when the lane's log is
+   * may go out. With `ackAfter: 'store'` a telemetry table's rows resolve only
+   * once they are also inserted (and, embedded, synced to disk; in server mode
+   * on a quorum of replicas). It rejects with ING_ERR_BACKPRESSURE when the lane's log is
    * over its disk budget. `sequence` (a device_sequences row) goes into the
    * same lane's log in the same group commit as the rows, with one budget
    * check for both: the two are durable together or not at all. `lane` is the
    * table's own unless given (a message whose rows were all filtered writes
-   * its sequence number in its stream's lane).
+   * its sequence number in its stream's lane). With 'store' a sequence row is
+   * inserted only after its message's rows: a stored sequence number (what
+   * refuses a resend as a replay) never stands for rows that are not stored,
+   * also once the log is gone.
    */
   write: (table: TableName, chunk: Buffer, rows: number, sequence?: Buffer, lane?: Lane) => Promise<void>
   /** Ships everything queued and waits for the inserts. */
@@ -78,6 +81,10 @@ export type StorageWriter = Pick<Storage, 'write'>
 
 export interface StorageOptions extends StorageTarget {
   batch: BatcherOptions
+  /** When acknowledged rows resolve: in the log (default), or also in ClickHouse. */
+  ackAfter?: AckAfter
+  /** insert_quorum of acknowledged rows in server mode with ackAfter 'store' (default 2). */
+  insertQuorum?: number
   wal: { segmentBytes: number; budgetBytes: number; reserveBytes?: number; probeMs?: number }
   onFlush?: (r: FlushReport) => void
   /** Each write-ahead log group commit: seconds (the O_DSYNC write), bytes, appends, and the lane. */
@@ -90,9 +97,11 @@ export interface StorageOptions extends StorageTarget {
   beforeWalWrite?: (lane: Lane) => Promise<void>
   /** Fault injection (tests only): replaces the syncfs that makes embedded parts durable before a checkpoint. */
   syncParts?: SyncParts
+  /** Fault injection (tests only): awaited before each insert into a table (e.g. to stall one). */
+  beforeInsert?: (table: TableName) => Promise<void>
 }
 
-interface LaneLog { wal: WriteAheadLog; recovered: Recovered; batchers: Record<TableName, TableBatcher> }
+interface LaneLog { lane: Lane; wal: WriteAheadLog; recovered: Recovered; batchers: Record<TableName, TableBatcher> }
 
 export async function createStorage (opts: StorageOptions): Promise<Storage> {
   if (opts.wal.budgetBytes < 2 * opts.wal.segmentBytes) {
@@ -115,9 +124,21 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
       syncParts = sharedSync(opts.syncParts)
     }
   }
-  const insertInto = await rowBinaryInserter(conn, join(opts.dataDir, 'spool'))
+  const ackAfter = opts.ackAfter ?? 'log'
+  const storeAck = ackAfter === 'store'
+  const insertInto = await rowBinaryInserter(conn, join(opts.dataDir, 'spool'), {
+    ackAfter, quorum: opts.insertQuorum ?? 2, ...(opts.beforeInsert === undefined ? {} : { beforeInsert: opts.beforeInsert }),
+  })
   const inserts = {} as Record<TableName, InsertFn>
-  for (const name of Object.keys(COLUMNS) as TableName[]) inserts[name] = await insertInto(name)
+  for (const name of Object.keys(COLUMNS) as TableName[]) {
+    const insert = await insertInto(name)
+    // embedded, store: a PUBACK waits for the insert, so the insert returns once its part is on disk. Not
+    // by fsync'ing it (a dozen files, on the one insert connection): by a syncfs after it, shared by the
+    // inserts of every table that ended meanwhile, run by the helper while the connection goes on
+    // (bench/ack-after.bench.ts, bench/RESULTS.md)
+    const sync = syncParts
+    inserts[name] = storeAck && sync !== undefined && STORED_BEFORE_ACK.has(name) ? async (body, token) => { await insert(body, token); await sync() } : insert
+  }
   let failing = false
   const onFlush = (r: FlushReport): void => {
     if (laneOf(r.table as TableName) === 'bulk' && LOGGED.has(r.table as TableName)) failing = r.error !== undefined
@@ -138,20 +159,21 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
     const log = {
       intent: (t: string, first: number, last: number) => wal.intent(t, first, last),
       checkpoint: (t: string, last: number) => { wal.checkpoint(t, last) },
-      ...(lane === 'bulk' ? {} : { tokenPrefix: `${lane}/` }),
+      // the lane, and the log directory's own id (wal-id.ts): a new log (a lost disk) or another node never reuses a token
+      tokenPrefix: `${lane === 'bulk' ? '' : `${lane}/`}${wal.id.id}/`,
     }
     const batchers = {} as Record<TableName, TableBatcher>
     for (const name of Object.keys(COLUMNS) as TableName[]) {
       // unlogged tables (refusals, security events) have their batcher in the bulk lane only
       if (lane === 'bulk' || LOGGED.has(name)) batchers[name] = new TableBatcher(name, inserts[name], batchOptions(name, opts.batch), onFlush, LOGGED.has(name) ? log : null)
     }
-    return { wal, recovered, batchers }
+    return { lane, wal, recovered, batchers }
   }
   // the bulk lane keeps the log directory of earlier versions: what they logged (alarms too) ships from it
   const lanes: Record<Lane, LaneLog> = { bulk: await openLane('bulk', 'wal'), priority: await openLane('priority', 'wal-priority') }
   const all = [lanes.priority, lanes.bulk]
   let recoveredRows = 0
-  for (const l of all) recoveredRows += await shipRecovered(l.recovered, l.batchers)
+  for (const l of all) recoveredRows += await shipRecovered(l)
   await retireSequenceViews(conn) // only now: what the logs shipped above may be from before they were retired
 
   let backlogRows = 0
@@ -164,7 +186,9 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
     const { wal } = lanes[lane]
     const state = wal.state
     if (!state.writable) return { ok: false, code: state.code }
-    return wal.bytes > opts.wal.budgetBytes ? { ok: false, code: 'ING_ERR_BACKPRESSURE' } : { ok: true }
+    if (wal.bytes > opts.wal.budgetBytes) return { ok: false, code: 'ING_ERR_BACKPRESSURE' }
+    // store: while bulk inserts fail, bulk PUBACKs wait for them (the log holds the rows meanwhile)
+    return storeAck && lane === 'bulk' && failing ? { ok: false, code: 'ING_ERR_STORAGE' } : { ok: true }
   }
   let closing: Promise<void> | null = null
   return {
@@ -178,17 +202,23 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
       }
       const counted = lane === 'bulk' ? rows : 0
       backlogRows += counted
-      // logged rows are acknowledged once in the log; their batch is not awaited (it
-      // retries until stored, and a batch promise carries its own catch: batcher.ts)
-      const logged = wal.append(table, rows, chunk).then((lsn) => {
+      // the rows and their sequence number go into the same group commit (appended in the same tick)
+      const appended = sequence === undefined
+        ? wal.append(table, rows, chunk).then((lsn) => [lsn, 0] as const)
+        : Promise.all([wal.append(table, rows, chunk), wal.append('device_sequences', 1, sequence)])
+      return appended.then(([lsn, sequenceLsn]) => {
+        // the batch retries until stored, and a batch promise carries its own catch (batcher.ts)
         const stored = b.add(chunk, rows, lsn)
         if (counted > 0) void stored.finally(() => { backlogRows -= counted }).catch(() => {})
-        // what is queryable: the message's head, once its rows are (a part a second, not one per insert)
-        if (sequence !== undefined) void stored.then(() => heads.add(sequence, 1)).catch(() => {})
+        const awaited = storeAck && STORED_BEFORE_ACK.has(table)
+        if (sequence !== undefined) {
+          void batchers.device_sequences.add(sequence, 1, sequenceLsn, awaited ? stored : undefined)
+          // what is queryable: the message's head, once its rows are (a part every 250 ms, not one per insert)
+          void stored.then(() => heads.add(sequence, 1)).catch(() => {})
+        }
+        // log: acknowledged once in the log, the batch not awaited; store: once the batch is stored
+        return awaited ? stored : undefined
       }, (err: unknown) => { backlogRows -= counted; throw err })
-      if (sequence === undefined) return logged
-      const s = batchers.device_sequences
-      return Promise.all([logged, wal.append('device_sequences', 1, sequence).then((lsn) => { void s.add(sequence, 1, lsn) })]).then(() => {})
     },
     flush,
     backlog: () => ({ rows: backlogRows, failing }),
@@ -212,6 +242,7 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
         recoveredRows,
         discardedBytes: lanes.bulk.recovered.discardedBytes + lanes.priority.recovered.discardedBytes,
         backlogRows,
+        newLog: lanes.bulk.wal.new && lanes.priority.wal.new,
       }
     },
     close: (deadlineMs = 10_000) => {
@@ -229,11 +260,18 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
   }
 }
 
-/** Re-inserts what the log holds beyond the checkpoint: announced batches as they were, then the rest. */
-async function shipRecovered (recovered: Recovered, batchers: Partial<Record<TableName, TableBatcher>>): Promise<number> {
+/**
+ * Re-inserts what the log holds beyond the checkpoint: announced batches as they were (under the
+ * token they were announced with), then the rest; sequence rows after the rows they stand for.
+ */
+async function shipRecovered ({ lane, wal, recovered, batchers }: LaneLog): Promise<number> {
   let rows = 0
-  for (const [table, records] of recovered.records) {
-    const b = batchers[table as TableName]
+  const tables = [...recovered.records.keys()].sort((a, b) => Number(a === 'device_sequences') - Number(b === 'device_sequences'))
+  // batches announced before the log had an id (an earlier version) carry none in their tokens
+  const legacyPrefix = lane === 'bulk' ? '' : `${lane}/`
+  for (const table of tables) {
+    const records = recovered.records.get(table)!
+    const b = batchers[table as TableName] as TableBatcher | undefined
     if (b === undefined) continue
     let rest = records
     for (const intent of recovered.intents.get(table) ?? []) {
@@ -242,61 +280,11 @@ async function shipRecovered (recovered: Recovered, batchers: Partial<Record<Tab
       if (inBatch.length === 0) continue
       const n = inBatch.reduce((s, r) => s + r.rows, 0)
       rows += n
-      await b.replay(inBatch.map((r) => r.chunk), n, intent.first, intent.last)
+      await b.replay(inBatch.map((r) => r.chunk), n, intent.first, intent.last, intent.lsn < wal.id.sinceLsn ? legacyPrefix : undefined)
     }
     // queued, then awaited together by drain(); a batch promise carries its own catch
     for (const r of rest) { rows += r.rows; void b.add(r.chunk, r.rows, r.lsn) }
     await b.drain()
   }
   return rows
-}
-
-/**
- * RowBinary inserts, in COLUMNS order, typed by the table itself. A server
- * takes the bytes as the request body. Embedded chDB has no request body: the
- * batch goes through a spool file read by file(), which is also ClickHouse's
- * fastest way in (measured: RowBinary through file() ~395k rows/s vs ~227k for
- * TabSeparated). Spool files live only for one insert; whatever a crash
- * leaves is removed on start (the write-ahead log still holds those rows).
- */
-async function rowBinaryInserter (conn: StorageConnection, spool: string): Promise<(name: TableName) => Promise<InsertFn>> {
-  rmSync(spool, { recursive: true, force: true })
-  mkdirSync(spool, { recursive: true })
-  let serial = 0
-  return async (name) => {
-    const table = conn.table(name)
-    const cols = COLUMNS[name]
-    const types = new Map((await (await conn.client.query({
-      query: 'SELECT name, type FROM system.columns WHERE database = {db:String} AND table = {t:String}',
-      query_params: { db: conn.database, t: name }, format: 'JSONEachRow',
-    })).json<{ name: string; type: string }>()).map((c) => [c.name, c.type]))
-    const structure = cols.map((c) => {
-      const type = types.get(c)
-      if (type === undefined) throw new Error(`${table} has no column ${c}`)
-      return `${c} ${type}`
-    }).join(', ')
-    const target = `${table} (${cols.join(', ')})`
-    return async (body, token) => {
-      const settings = token === undefined ? {} : { clickhouse_settings: { insert_deduplication_token: token } }
-      try {
-        if (conn.mode === 'server') {
-          const r = await conn.client.exec({ query: `INSERT INTO ${target} FORMAT RowBinary`, values: Readable.from([body]), ...settings })
-          r.stream.resume()
-          return
-        }
-        const file = join(spool, `${name}-${++serial}.bin`)
-        await writeFile(file, body)
-        try {
-          // literals, not query parameters: chdb-node serialises parameterised queries under a lock of its
-          // own (runExclusiveParam). The embedded session still runs one statement at a time (measured in
-          // bench/RESULTS.md, fleet soak), so inserts queue there; in server mode they run concurrently
-          await conn.client.command({ query: `INSERT INTO ${target} SELECT * FROM file(${sqlString(file)}, RowBinary, ${sqlString(structure)})`, ...settings })
-        } finally {
-          await unlink(file).catch(() => {})
-        }
-      } catch (cause) {
-        throw new StorageError('ING_ERR_STORAGE', `insert into ${table} failed`, { cause })
-      }
-    }
-  }
 }

@@ -30,6 +30,7 @@ import { constants, mkdirSync, readdirSync, readFileSync, rmSync, truncateSync }
 import { open, rename, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { watchDiskSpace, type DiskSpace } from './disk-space.ts'
+import { loadOrCreateLogId, type LogId } from './wal-id.ts'
 import { asWalError, DATA, encode, INTENT, parseSegment, SEGMENT_NAME, WalError, type WalIntent, type WalRecord, type WalState } from './wal-format.ts'
 
 export { parseSegment, WalError, type WalErrorCode, type WalIntent, type WalRecord, type WalState } from './wal-format.ts'
@@ -91,6 +92,8 @@ export class WriteAheadLog {
   private checkpointWrite: Promise<void> | null = null
   private checkpointDirty = false
   private rotations: Array<{ resolve: () => void; reject: (e: unknown) => void }> = []
+  private logId: LogId = { id: '', sinceLsn: 1, created: false }
+  private began = false
 
   private constructor (private readonly dir: string, private readonly opts: WalOptions) {}
 
@@ -137,12 +140,20 @@ export class WriteAheadLog {
       }
       wal.segments.push(seg)
     }
+    wal.logId = loadOrCreateLogId(dir, wal.nextLsn)
+    wal.began = wal.logId.created && wal.nextLsn === 1
     // the new segment (named by the next LSN) exists before any shipped one is deleted
     await wal.rotate()
     wal.disk = watchDiskSpace(dir, opts.probeMs ?? 1000, (free) => { wal.onFreeSpace(free) })
     await wal.disk.poll()
     return { wal, recovered }
   }
+
+  /** This directory's name in deduplication tokens, and the first LSN whose batches carry it (wal-id.ts). */
+  get id (): LogId { return this.logId }
+
+  /** The log began with this open: its directory held nothing before (a first start, or a lost disk). */
+  get new (): boolean { return this.began }
 
   /** Bytes of log on disk not yet released by checkpoints. */
   get bytes (): number {
