@@ -18,7 +18,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import type { Config } from '../src/config/index.ts'
 import { startNode, type IngestNode, type NodeFaults } from '../src/pipeline/index.ts'
 import { createAlarmModel, createSpotModel } from '../devices/index.ts'
-import { connectTls, enrollAndConnect, rowsOf, tempDir, testConfig, until, type TestDevice } from './support/node.ts'
+import { connectTls, enrollAndConnect, publishTracked as publish, rowsOf, tempDir, testConfig, until, type TestDevice } from './support/node.ts'
 
 const T = 'care-ack'
 
@@ -63,13 +63,6 @@ async function start (ackAfter: Config['ACK_AFTER'], faults: NodeFaults): Promis
   return running
 }
 
-/** Publishes at QoS 1 and records how it ended: 'acked' on the PUBACK, 'closed' if the connection went first. */
-function publish (c: MqttClient, m: { topic: string; frame: Uint8Array }): { state: () => 'pending' | 'acked' | 'closed'; settled: Promise<'acked' | 'closed'> } {
-  let state: 'pending' | 'acked' | 'closed' = 'pending'
-  const settled = c.publishAsync(m.topic, Buffer.from(m.frame), { qos: 1 }).then(() => 'acked' as const, () => 'closed' as const).then((s) => { state = s; return s })
-  return { state: () => state, settled }
-}
-
 /** A fall from the alarm device: relayed to the responder and acknowledged (its insert is not held). */
 async function fallRelayedAndAcked (k: Kit, seed: number): Promise<void> {
   const fall = k.alarm.sealer.seal('alarm', createAlarmModel(seed, { fallProbability: 1 }).next(Date.now() - 1000))
@@ -86,23 +79,28 @@ async function spotSeqsNow (node: IngestNode): Promise<string[]> {
 const spotSeqs = async (node: IngestNode): Promise<string[]> =>
   (await rowsOf<{ s: string }>(node, 'SELECT toString(seq) AS s FROM {db}.spot_measurements WHERE device_id = {d:String} ORDER BY seq', { d: 'cvk-ack' })).map((r) => r.s)
 
+/** A node whose spot-measurement inserts wait for `held` (and count how many began). */
+async function startHoldingSpots (ackAfter: Config['ACK_AFTER']): Promise<{ k: Kit; held: Gate; entered: () => number }> {
+  const held = gate()
+  gates.push(held)
+  let entered = 0
+  const k = await start(ackAfter, {
+    beforeInsert: async (table) => {
+      if (table !== 'spot_measurements') return
+      entered++
+      await held.promise
+    },
+  })
+  return { k, held, entered: () => entered }
+}
+
 describe('VF_ACK_AFTER while the inserts are held', () => {
   it('store: no PUBACK while the message\'s insert is held, nor for its resend; both answered once it is stored, stored once', async () => {
-    let held: Gate | null = null
-    let entered = 0
-    const k = await start('store', {
-      beforeInsert: async (table) => {
-        if (table !== 'spot_measurements' || held === null) return
-        entered++
-        await held.promise
-      },
-    })
-    held = gate()
-    gates.push(held)
+    const { k, held, entered } = await startHoldingSpots('store')
     const spot = k.kit.sealer.seal('spot', createSpotModel(3).next(Date.now() - 60_000))
     const first = publish(k.kit.client, spot)
     // the batch is queued only after its rows' log commit: once its insert is held, the message is in the log
-    await until(() => entered > 0)
+    await until(() => entered() > 0)
     await fallRelayedAndAcked(k, 4)
     expect(first.state()).toBe('pending')
 
@@ -117,30 +115,18 @@ describe('VF_ACK_AFTER while the inserts are held', () => {
     expect(k.node.metrics.rejected['ING_ERR_REPLAY'] ?? 0).toBe(0)
 
     held.release()
-    held = null
     expect(await resend.settled).toBe('acked')
     expect(await spotSeqs(k.node)).toEqual([String(spot.seq)])
   }, 60_000)
 
   it('log (the default): the same held insert does not hold the PUBACK', async () => {
-    let held: Gate | null = null
-    let entered = 0
-    const k = await start('log', {
-      beforeInsert: async (table) => {
-        if (table !== 'spot_measurements' || held === null) return
-        entered++
-        await held.promise
-      },
-    })
-    held = gate()
-    gates.push(held)
+    const { k, held, entered } = await startHoldingSpots('log')
     const spot = k.kit.sealer.seal('spot', createSpotModel(3).next(Date.now() - 60_000))
     const first = publish(k.kit.client, spot)
     expect(await first.settled).toBe('acked')
-    await until(() => entered > 0)
+    await until(() => entered() > 0)
     expect(await spotSeqsNow(k.node)).toEqual([]) // acknowledged, and not stored yet
     held.release()
-    held = null
     expect(await spotSeqs(k.node)).toEqual([String(spot.seq)])
   }, 60_000)
 })

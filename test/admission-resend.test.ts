@@ -12,7 +12,7 @@ import type { MqttClient } from 'mqtt'
 import { afterAll, describe, expect, it } from 'vitest'
 import { startNode, type IngestNode } from '../src/pipeline/index.ts'
 import { createAlarmModel, createBraceletModel, expectedRows } from '../devices/index.ts'
-import { connectTls, enrollAndConnect, rowsOf, tempDir, testConfig, until } from './support/node.ts'
+import { connectTls, enrollAndConnect, publishTracked as publish, rowsOf, tempDir, testConfig, until } from './support/node.ts'
 
 const T = 'care-resend'
 let dir: ReturnType<typeof tempDir> | null = null
@@ -25,15 +25,6 @@ afterAll(async () => {
   await node?.close()
   dir?.remove()
 })
-
-/** Publishes at QoS 1 and records how it ended: 'acked' on the PUBACK, 'closed' if the connection went first. */
-function publish (c: MqttClient, m: { topic: string; frame: Uint8Array }): { state: () => string; settled: Promise<'acked' | 'closed'> } {
-  let state = 'pending'
-  const closed = new Promise<'closed'>((resolve) => { c.once('close', () => { resolve('closed') }) })
-  const settled = Promise.race([c.publishAsync(m.topic, Buffer.from(m.frame), { qos: 1 }).then(() => 'acked' as const, () => 'closed' as const), closed])
-    .then((s) => { state = s; return s })
-  return { state: () => state, settled }
-}
 
 describe('a resend of a message waiting for storage', () => {
   it('is not acknowledged before the first copy, and is stored once after that copy is abandoned', async () => {

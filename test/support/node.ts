@@ -64,6 +64,15 @@ const closedOf = new WeakMap<MqttClient, Promise<false>>()
  * Publishes at QoS 1; resolves true on the PUBACK, false if the connection
  * closes first. One close listener per client, however many publishes wait.
  */
+/** Publishes at QoS 1 and records how it ended: 'acked' on the PUBACK, 'closed' if the connection went first. */
+export function publishTracked (c: MqttClient, m: { topic: string; frame: Uint8Array }): { state: () => 'pending' | 'acked' | 'closed'; settled: Promise<'acked' | 'closed'> } {
+  let state: 'pending' | 'acked' | 'closed' = 'pending'
+  const closed = new Promise<'closed'>((resolve) => { c.once('close', () => { resolve('closed') }) })
+  const settled = Promise.race([c.publishAsync(m.topic, Buffer.from(m.frame), { qos: 1 }).then(() => 'acked' as const, () => 'closed' as const), closed])
+    .then((s) => { state = s; return s })
+  return { state: () => state, settled }
+}
+
 export async function publishAcked (c: MqttClient, topic: string, frame: Uint8Array): Promise<boolean> {
   if (!c.connected) return false
   let closed = closedOf.get(c)
