@@ -38,11 +38,19 @@ export interface StorageConnection {
    * it is this connection itself. closeConnection() closes both.
    */
   requests: StorageConnection
+  /**
+   * Where the sample inserts go (vital_samples: the big, slow ones), so that the other tables'
+   * inserts (sequence numbers, what is queryable, alarms, status) do not wait behind one. Embedded:
+   * a third chDB connection on the same path; a server runs a client's inserts concurrently, so
+   * there it is `client` itself. closeConnection() closes it.
+   */
+  bulk: ClickHouseClient
 }
 
-/** Closes a connection and, if it has one of its own, its requests connection. */
+/** Closes a connection and, if it has them of its own, its requests and bulk insert connections. */
 export async function closeConnection (conn: StorageConnection): Promise<void> {
   if (conn.requests !== conn) await conn.requests.client.close()
+  if (conn.bulk !== conn.client) await conn.bulk.close()
   await conn.client.close()
 }
 
@@ -51,7 +59,7 @@ export async function connect (target: StorageTarget): Promise<StorageConnection
   if (target.cluster !== undefined && target.url === undefined) throw new Error('a ClickHouse cluster needs a ClickHouse server URL (embedded chDB is one server)')
   /** A connection that takes its requests itself. */
   const own = (client: ClickHouseClient, mode: StorageConnection['mode']): StorageConnection => {
-    const c = { client, mode, database: db, cluster: target.cluster, table: (name: string) => `${db}.${name}` } as StorageConnection
+    const c = { client, bulk: client, mode, database: db, cluster: target.cluster, table: (name: string) => `${db}.${name}` } as StorageConnection
     c.requests = c
     return c
   }
@@ -65,8 +73,8 @@ export async function connect (target: StorageTarget): Promise<StorageConnection
     const { createChdbConnection } = await import('chdb/connection')
     // chdb types the connection against its own copy of @clickhouse/client-common; the runtime contract is the same
     const chdb = (): ClientConnection => createChdbConnection({ path }) as unknown as ClientConnection
-    // two connections on one path: one engine and its data, each running its own statements
-    conn = { ...own(createClient({ connection: chdb() }), 'embedded'), requests: own(createClient({ connection: chdb() }), 'embedded') }
+    // three connections on one path: one engine and its data, each running its own statements
+    conn = { ...own(createClient({ connection: chdb() }), 'embedded'), requests: own(createClient({ connection: chdb() }), 'embedded'), bulk: createClient({ connection: chdb() }) }
   }
   await conn.client.command({ query: `CREATE DATABASE IF NOT EXISTS ${db}` })
   return conn

@@ -51,6 +51,13 @@ export function insertSettings (mode: StorageConnection['mode'], policy: Pick<In
   return s
 }
 
+/**
+ * The tables whose inserts go through the connection's `bulk` client: samples, the largest inserts by
+ * far (tens of thousands of rows, hundreds of milliseconds each at speed 12). On the one embedded insert
+ * connection every sequence-number, heads, alarm and status insert waited behind them.
+ */
+export const BULK_INSERTS: ReadonlySet<TableName> = new Set<TableName>(['vital_samples'])
+
 export async function rowBinaryInserter (conn: StorageConnection, spool: string, policy: InsertPolicy): Promise<(name: TableName) => Promise<InsertFn>> {
   rmSync(spool, { recursive: true, force: true })
   mkdirSync(spool, { recursive: true })
@@ -68,12 +75,13 @@ export async function rowBinaryInserter (conn: StorageConnection, spool: string,
       return `${c} ${type}`
     }).join(', ')
     const target = `${table} (${cols.join(', ')})`
+    const client = BULK_INSERTS.has(name) ? conn.bulk : conn.client
     return async (body, token) => {
       const settings = insertSettings(conn.mode, policy, name, token)
       try {
         if (policy.beforeInsert !== undefined) await policy.beforeInsert(name)
         if (conn.mode === 'server') {
-          const r = await conn.client.exec({ query: `INSERT INTO ${target} FORMAT RowBinary`, values: Readable.from([body]), clickhouse_settings: settings })
+          const r = await client.exec({ query: `INSERT INTO ${target} FORMAT RowBinary`, values: Readable.from([body]), clickhouse_settings: settings })
           // the server answers an INSERT once it is done (with a quorum: once the replicas have it)
           await finished(r.stream.resume())
           return
@@ -82,9 +90,10 @@ export async function rowBinaryInserter (conn: StorageConnection, spool: string,
         await writeFile(file, body)
         try {
           // literals, not query parameters: chdb-node serialises parameterised queries under a lock of its
-          // own (runExclusiveParam). The embedded session still runs one statement at a time (measured in
-          // bench/RESULTS.md, fleet soak), so inserts queue there; in server mode they run concurrently
-          await conn.client.command({ query: `INSERT INTO ${target} SELECT * FROM file(${sqlString(file)}, RowBinary, ${sqlString(structure)})`, clickhouse_settings: settings })
+          // own (runExclusiveParam). An embedded connection runs one statement at a time (measured in
+          // bench/RESULTS.md, fleet soak): sample inserts have a connection of their own (BULK_INSERTS),
+          // the other tables' queue on the other; in server mode they run concurrently
+          await client.command({ query: `INSERT INTO ${target} SELECT * FROM file(${sqlString(file)}, RowBinary, ${sqlString(structure)})`, clickhouse_settings: settings })
         } finally {
           await unlink(file).catch(() => {})
         }
