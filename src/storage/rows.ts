@@ -78,36 +78,33 @@ function labels (metric: string, category: Category): Buffer {
   return b
 }
 
-const scratch = new RowWriter(1024)
-function provenanceBytes (g: Grant, ingestedAt: number): Buffer {
-  scratch.reset()
-  provenance(g, ingestedAt, scratch)
-  return scratch.take()
+/** Purpose, legal basis and consent version of a grant, encoded once per grant (ingested_at follows per row). */
+const GRANT_BYTES = new WeakMap<Grant, Buffer>()
+function grantBytes (g: Grant): Buffer {
+  let b = GRANT_BYTES.get(g)
+  if (b === undefined) {
+    const r = new RowWriter(64)
+    r.string(g.purpose)
+    r.string(g.basis)
+    r.u32(g.version)
+    b = r.take()
+    GRANT_BYTES.set(g, b)
+  }
+  return b
 }
+
+const seqBytes = Buffer.alloc(8)
 
 export function vitalRows (ctx: RowContext, m: BraceletBatch): Encoded {
   w.reset()
   const start = m.windowStartMs
-  // every row repeats the ids, its metric and its provenance: encode those once
+  const at = ctx.ingestedAt
+  // every row repeats the ids, its metric, the sequence number and its provenance: encode those once
   const who = encodeStrings(ctx.tenant, ctx.patient, ctx.device)
+  seqBytes.writeBigUInt64LE(ctx.seq)
   let rows = 0
   let dropped = 0
   let idx = 0
-  let tailGrant: Grant | null = null
-  let tail: Buffer = EMPTY
-  const sample = (metric: string, category: Category, ts: number, value: number, duration: number, quality: number, g: Grant): void => {
-    if (g !== tailGrant) { tail = provenanceBytes(g, ctx.ingestedAt); tailGrant = g }
-    w.raw(who)
-    w.raw(labels(metric, category))
-    w.time(ts)
-    w.f32(value)
-    w.u32(duration)
-    w.u8(quality)
-    w.u64n(ctx.seq)
-    w.u16(idx)
-    w.raw(tail)
-    rows++
-  }
   for (const [field, metric, isCount] of SERIES) {
     const s: Series | null | undefined = m[field]
     const n = s?.values.length ?? 0
@@ -115,27 +112,31 @@ export function vitalRows (ctx: RowContext, m: BraceletBatch): Encoded {
     const category: Category = METRIC_CATEGORY[metric]
     const g = ctx.gate(category)
     if (g === null) { dropped += n; idx += n; continue }
+    const head = Buffer.concat([who, labels(metric, category)])
+    const tail = grantBytes(g)
     const duration = isCount ? s.intervalMs : 0
     const quality = metric === 'heart_rate' ? m.heartRateQuality : null
     const t0 = start + s.offsetMs
+    const values = s.values
     for (let i = 0; i < n; i++, idx++) {
       const ts = t0 + i * s.intervalMs
-      if (!covers(g, ts)) { dropped++; continue }
-      sample(metric, category, ts, s.values[i]!, duration, quality !== null && quality.length > i ? quality[i]! : 255, g)
+      if (ts < g.fromMs) { dropped++; continue }
+      w.sampleRow(head, ts, values[i]!, duration, quality !== null && quality.length > i ? quality[i]! : 255, seqBytes, idx, tail, at)
+      rows++
     }
   }
   if (m.sleep.length > 0) {
     const g = ctx.gate('sleep')
+    const head = g === null ? EMPTY : Buffer.concat([who, labels('sleep_stage', 'sleep')])
     for (const e of m.sleep) {
       const ts = start + e.offsetMs
-      if (!covers(g, ts)) dropped++
-      else sample('sleep_stage', 'sleep', ts, e.stage, e.durationMs, 255, g)
+      if (covers(g, ts)) { w.sampleRow(head, ts, e.stage, e.durationMs, 255, seqBytes, idx, grantBytes(g), at); rows++ } else dropped++
       idx++
     }
   }
   const g = ctx.gate('device_diagnostics')
-  if (g !== null) sample('battery', 'device_diagnostics', start + m.windowMs, m.batteryPercent, 0, 255, g)
-  else dropped++
+  if (g === null) dropped++
+  else { w.sampleRow(Buffer.concat([who, labels('battery', 'device_diagnostics')]), start + m.windowMs, m.batteryPercent, 0, 255, seqBytes, idx, grantBytes(g), at); rows++ }
   return { chunk: w.take(), rows, dropped }
 }
 
