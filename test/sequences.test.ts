@@ -7,7 +7,7 @@
  * directory per process.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createAdminClient } from '../src/api/index.ts'
+import { createAdminClient, STORED_SINCE_HEADER } from '../src/api/index.ts'
 import type { IngestNode } from '../src/pipeline/index.ts'
 import { createAlarmModel, createBraceletModel, createSpotModel } from '../devices/index.ts'
 import { count, enrollAndConnect, rowsOf, startTestNode, tempDir, type TestDevice } from './support/node.ts'
@@ -70,12 +70,64 @@ describe('stored sequence numbers per device', () => {
     expect(await heads('seq-a')).toEqual({ 'a-brc': top('a-brc'), 'a-cal': top('a-cal'), 'a-none': top('a-none') })
   })
 
+  it('with storedSince answers only the heads stored since, and the cursor it hands out misses nothing', async () => {
+    const api = createAdminClient(`http://127.0.0.1:${node.http.port}`, node.adminToken)
+    const poll = async (tenant: string, storedSince?: string): Promise<{ heads: Record<string, number>; next: string | null }> => {
+      const a = await api.getWithHeaders<Array<{ device: string; seq: number }>>(`/admin/tenants/${tenant}/sequences?since=0${storedSince === undefined ? '' : `&storedSince=${storedSince}`}`)
+      return { heads: Object.fromEntries(a.body.map((r) => [r.device, r.seq])), next: a.headers.get(STORED_SINCE_HEADER) }
+    }
+    const top = (d: string): number => Math.max(...sent[d]!)
+    // a head is queued once its message's rows are stored: the second flush ships it
+    const stored = async (): Promise<void> => { await node.storage.flush(); await node.storage.flush() }
+    const t = Date.now() - 1_800_000
+    await stored()
+    const first = await poll('seq-a')
+    expect(first.heads).toEqual({ 'a-brc': top('a-brc'), 'a-cal': top('a-cal'), 'a-none': top('a-none') })
+    expect(first.next).not.toBeNull()
+    // a part with a-brc's new head, then one with a-cal's: asked from the cursor of the answer in between,
+    // the node names those two and not a-none, whose head is older than both
+    await publish(devices['a-brc']!, 'bracelet', t)
+    await stored()
+    const between = await poll('seq-a', first.next!)
+    expect(between.heads['a-brc']).toBe(top('a-brc'))
+    await publish(devices['a-cal']!, 'calarm', t)
+    await stored()
+    const after = await poll('seq-a', between.next!)
+    expect(after.heads).toEqual({ 'a-brc': top('a-brc'), 'a-cal': top('a-cal') })
+    // nothing new: the same cursor again
+    expect((await poll('seq-a', after.next!)).next).toBe(after.next)
+
+    // a poller following the cursor while devices publish and the node ships on its own (no flush) ends
+    // with what a full read answers: no head stored while an answer was on its way is skipped
+    const seen: Record<string, number> = {}
+    let cursor = after.next!
+    let publishing = true
+    const follow = (async () => {
+      while (publishing) {
+        const a = await poll('seq-a', cursor)
+        for (const [d, seq] of Object.entries(a.heads)) seen[d] = Math.max(seen[d] ?? 0, seq)
+        cursor = a.next ?? cursor
+      }
+    })()
+    for (let round = 0; round < 12; round++) {
+      for (const d of ['a-brc', 'a-cal', 'a-none']) await publish(devices[d]!, devices[d]!.enrollment.family, t + 60_000 * (round + 1))
+      await new Promise((resolve) => setTimeout(resolve, 40))
+    }
+    await stored()
+    publishing = false
+    await follow
+    const last = await poll('seq-a', cursor)
+    for (const [d, seq] of Object.entries(last.heads)) seen[d] = Math.max(seen[d] ?? 0, seq)
+    expect(seen).toEqual((await poll('seq-a')).heads)
+    expect(seen).toEqual({ 'a-brc': top('a-brc'), 'a-cal': top('a-cal'), 'a-none': top('a-none') })
+  })
+
   it('a node started on a store from before the heads existed fills them from the sequence log', async () => {
     const before = await rowsOf<{ device_id: string; seq: string }>(node, 'SELECT device_id, toString(max(seq)) AS seq FROM {db}.device_heads GROUP BY device_id ORDER BY device_id')
-    // undo migrations 10 and 14 as an older version would have left the store, then start again
+    // undo migrations 10, 14 and 16 as an older version would have left the store, then start again
     for (const t of ['vital_samples', 'spot_measurements', 'alarm_events', 'device_status']) await rowsOf(node, `DROP VIEW IF EXISTS {db}.${t}_heads`)
     await rowsOf(node, 'DROP TABLE {db}.device_heads')
-    await rowsOf(node, 'ALTER TABLE {db}.schema_migrations DELETE WHERE version IN (10, 14) SETTINGS mutations_sync = 2')
+    await rowsOf(node, 'ALTER TABLE {db}.schema_migrations DELETE WHERE version IN (10, 14, 16) SETTINGS mutations_sync = 2')
     for (const d of Object.values(devices)) await d.client.endAsync()
     await node.close()
     node = await startTestNode(dir.path)

@@ -14,10 +14,11 @@ import type { Registry as MetricsRegistry } from 'prom-client'
 import { z } from 'zod'
 import { randomBytes } from 'node:crypto'
 import { VitalflowError } from '../errors.ts'
+import { STORED_SINCE_HEADER } from './admin-client.ts'
 import { CONSENT_CATEGORIES, PURPOSES } from '../consent/index.ts'
 import { audit } from '../rights/index.ts'
 import { FAMILIES, IMPORT_MAX_BYTES, parseImport, ROLES, type ImportFormat, type Registry } from '../registry/index.ts'
-import { applyDashboardUser, rowsPerTable, securityEvents, storedSequences, type Storage } from '../storage/index.ts'
+import { applyDashboardUser, rowsPerTable, securityEvents, storedHeadsSince, type Storage } from '../storage/index.ts'
 import { bearerCheck } from './bearer.ts'
 import { clientError, frameworkError, registerAnswers } from './http-answers.ts'
 import { registerClinicianApi, type ClinicianDeps } from './clinician.ts'
@@ -68,6 +69,9 @@ const DeviceParams = z.object({ tenant: id, device: id })
 const RotateBody = optionalBody(z.object({ overlapSeconds: z.number().int().min(0).max(30 * 86_400).default(86_400) }))
 const CertificateBody = optionalBody(z.object({ csr: z.string().startsWith('-----BEGIN CERTIFICATE REQUEST-----').max(8192).optional() }))
 const SinceQuery = z.object({ since: z.coerce.number().int().min(0).default(0) })
+const SequencesQuery = SinceQuery.extend({
+  storedSince: z.coerce.number().int().min(0).optional().describe('only devices whose head was stored from this time on (ms since the epoch): what a poller has not seen yet'),
+})
 
 type Operation = Record<string, unknown> & { parameters?: unknown[]; requestBody?: unknown; security?: unknown[] }
 
@@ -263,8 +267,16 @@ export function createAdminApi (deps: AdminApiDeps): FastifyInstance {
     admin.get('/tenants/:tenant/security-events', { schema: { summary: 'Security events (bursts of refused input) of a tenant, newest first', params: TenantParams, querystring: SinceQuery } }, async (req) =>
       await securityEvents(deps.storage, req.params.tenant, req.query.since))
 
-    admin.get('/tenants/:tenant/sequences', { schema: { summary: 'Highest stored sequence number per device (from `since` on)', params: TenantParams, querystring: SinceQuery } }, async (req) =>
-      await storedSequences(deps.storage, req.params.tenant, req.query.since))
+    admin.get('/tenants/:tenant/sequences', {
+      schema: {
+        summary: 'Highest stored sequence number per device (from `since` on; with `storedSince`, only heads stored from then on). The `x-vitalflow-stored-since` header of the answer is the `storedSince` to poll with next',
+        params: TenantParams, querystring: SequencesQuery,
+      },
+    }, async (req, reply) => {
+      const { heads, next } = await storedHeadsSince(deps.storage, req.params.tenant, req.query.since, req.query.storedSince)
+      if (next !== undefined) void reply.header(STORED_SINCE_HEADER, String(next))
+      return heads
+    })
 
     admin.get('/tenants/:tenant/rows', { schema: { summary: 'Rows stored per table for a tenant, ingested since `since` (ms)', params: TenantParams, querystring: SinceQuery } }, async (req) =>
       await rowsPerTable(deps.storage, req.params.tenant, req.query.since))

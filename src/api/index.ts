@@ -1,6 +1,6 @@
 export { createAdminApi } from './admin.ts'
 export type { AdminApiDeps } from './admin.ts'
-export { createAdminClient, adminClientFor, AdminApiError } from './admin-client.ts'
+export { createAdminClient, adminClientFor, AdminApiError, STORED_SINCE_HEADER } from './admin-client.ts'
 export type { AdminClient } from './admin-client.ts'
 export { createPrometheus } from './prometheus.ts'
 export { AlarmHub, alarmNoticeJson } from './alarm-hub.ts'

@@ -28,16 +28,41 @@ export async function securityEvents (storage: Storage, tenant: string, sinceMs:
     .map((r) => ({ ...r, firstMs: Number(r.firstMs), lastMs: Number(r.lastMs) }))
 }
 
-/** The highest stored sequence number per device of a tenant (from `since` on): when a device's message became queryable. */
-export async function storedSequences (storage: Storage, tenant: string, since: number): Promise<Array<{ device: string; seq: number }>> {
-  const { client, table } = storage.conn
+/**
+ * The highest stored sequence number per device of a tenant (from `since` on): when a device's message
+ * became queryable. With `storedSinceMs`, only the devices whose head was stored from then on: what a
+ * poller has not seen yet (see storedHeadsSince).
+ */
+export async function storedSequences (storage: Storage, tenant: string, since: number, storedSinceMs?: number): Promise<Array<{ device: string; seq: number }>> {
+  return (await storedHeadsSince(storage, tenant, since, storedSinceMs)).heads
+}
+
+/** How far back of the newest head a poller asks again with several nodes: their inserts are not ordered among each other. */
+export const CLUSTER_HEADS_MARGIN_MS = 5000
+
+/**
+ * storedSequences, and where to ask from next time (`next`, for `storedSince`). device_heads' stored_at is
+ * set by each insert when it runs (DEFAULT now64(3)), and one node inserts its heads one part after the
+ * other (one insert in flight per table): a part not yet visible to this read was stamped at or after the
+ * newest visible one. So asking again from the newest stamp in this answer (>=, the same millisecond can
+ * hold two parts) misses nothing and repeats little. Several nodes' inserts interleave: there the next
+ * ask goes back CLUSTER_HEADS_MARGIN_MS further. With nothing new, the next ask is the same as this one.
+ */
+export async function storedHeadsSince (storage: Storage, tenant: string, since: number, storedSinceMs?: number): Promise<{ heads: Array<{ device: string; seq: number }>; next: number | undefined }> {
+  const { client, table, cluster } = storage.conn
+  const stored = storedSinceMs === undefined ? '' : ' AND stored_at >= fromUnixTimestamp64Milli({storedSince:Int64})'
   const rs = await client.query({
     // (no alias named like a column: ClickHouse would read it in WHERE)
     // device_heads: a row per device and unmerged part, not per message
-    query: `SELECT device_id AS device, toString(max(seq)) AS top FROM ${table('device_heads')} WHERE tenant_id = {tenant:String} AND seq >= {since:UInt64} GROUP BY device_id`,
-    query_params: { tenant, since }, format: 'JSONEachRow',
+    query: `SELECT device_id AS device, toString(max(seq)) AS top, toUnixTimestamp64Milli(max(stored_at)) AS at FROM ${table('device_heads')}
+      WHERE tenant_id = {tenant:String} AND seq >= {since:UInt64}${stored} GROUP BY device_id`,
+    query_params: { tenant, since, ...(storedSinceMs === undefined ? {} : { storedSince: storedSinceMs }) }, format: 'JSONEachRow',
   })
-  return (await rs.json<{ device: string; top: string }>()).map((r) => ({ device: r.device, seq: Number(r.top) }))
+  const rows = await rs.json<{ device: string; top: string; at: string | number }>()
+  let newest = -1
+  for (const r of rows) newest = Math.max(newest, Number(r.at))
+  const next = newest < 0 ? storedSinceMs : cluster === undefined ? newest : Math.max(storedSinceMs ?? 0, newest - CLUSTER_HEADS_MARGIN_MS)
+  return { heads: rows.map((r) => ({ device: r.device, seq: Number(r.top) })), next }
 }
 
 /** Rows stored per table for a tenant, ingested since `sinceMs`. */

@@ -1,10 +1,10 @@
 /**
  * How long each table's rows may wait for company before they are inserted. Every insert into
  * embedded chDB costs about the same whatever its size (≈ 9 ms of CPU and an fsync'd part for 5 rows or
- * 1,400: bench/RESULTS.md, issue 18 part 3) and later merges, and the inserts of all tables take turns
- * on one connection. A spot measurement, an alarm event or a device status comes one row per message,
- * so at the batch age everyone else uses those tables inserted a handful of rows twenty times a second
- * each, as often as the bracelet samples, and the samples waited behind them.
+ * 1,400: bench/RESULTS.md, issue 18 part 3) and later merges, and the inserts of all tables but the
+ * samples take turns on one connection (the samples have one of their own: StorageConnection.bulk). A spot
+ * measurement, an alarm event or a device status comes one row per message, so at the batch age the
+ * samples use those tables inserted a handful of rows twenty times a second each.
  */
 import type { BatcherOptions } from './batcher.ts'
 import type { TableName } from './rows.ts'

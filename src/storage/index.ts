@@ -14,7 +14,7 @@ export { loadSequences, retireSequenceViews, RETIRED_VIEWS } from './sequences.t
 export { tenantAccessDdl, DASHBOARD_TABLES } from './tenant-access.ts'
 export type { TenantAccess } from './tenant-access.ts'
 export type { StoredSequences } from './sequences.ts'
-export { securityEvents, storedSequences, rowsPerTable, applyDashboardUser, consentHistory, tenantUsers } from './admin-queries.ts'
+export { securityEvents, storedSequences, storedHeadsSince, rowsPerTable, applyDashboardUser, consentHistory, tenantUsers } from './admin-queries.ts'
 export type { SecurityEvent, DashboardUser, ConsentHistoryEntry } from './admin-queries.ts'
 export { selectRows, runCommand, insertRows } from './query.ts'
 export { clusterDdl, clusterDdlScript, ClusterDdlError, SHARDING_KEY, LOCAL_SUFFIX, DEDUPLICATION_SECONDS } from './cluster-ddl.ts'
