@@ -28,7 +28,8 @@ export interface AdmissionOptions {
   /**
    * Most waiting messages let through in one turn of the event loop; the rest go in the next turns. One
    * insert can make room for thousands, and writing them in one go held the event loop 300-400 ms in
-   * the soak (a CPU profile), while alarms and PUBACKs waited.
+   * the soak (a CPU profile), while alarms and PUBACKs waited. 32 by default: a bracelet batch costs the
+   * main thread ~0.3 ms, so a slice is ~10 ms, and the event loop turns hundreds of times a second.
    */
   slice?: number
   backlog: () => { rows: number; failing: boolean }
@@ -121,7 +122,7 @@ export class Admission {
   /** Lets waiting messages through, tenant by tenant, while storage has room: at most a slice now, the rest in the next turns. */
   pump (): void {
     const quantum = this.opts.quantumRows ?? 500
-    let budget = this.opts.slice ?? 128
+    let budget = this.opts.slice ?? 32
     while (this.ring.length > 0 && !this.behind()) {
       if (budget === 0) { this.scheduleNext(); return }
       if (this.turn >= this.ring.length) { this.turn = 0; this.granted = false }
