@@ -46,53 +46,50 @@ export class RowWriter {
   raw (b: Uint8Array): void {
     const n = b.length
     this.room(n)
-    const buf = this.buf
-    let o = this.o
-    // short runs: a plain loop beats the native copy's call overhead
-    if (n < 64) for (let i = 0; i < n; i++) buf[o++] = b[i]!
-    else o += buf.set(b, o) ?? n
-    this.o = o
+    if (n < 64) this.o = this.put(b, this.o)
+    else { this.buf.set(b, this.o); this.o += n }
   }
 
   /**
-   * One sample row of vital_samples after its leading run (ids, metric, category: `head`): ts, value,
+   * One sample row of vital_samples: the ids (`who`) and metric with category (`label`), ts, value,
    * duration, quality, the message's sequence number (`seq`, its 8 bytes written once per message), idx,
-   * and the trailing run (provenance without ingested_at), then ingested_at. One bounds check per row,
-   * not one per field: the hot path writes ~70 of these per bracelet batch.
+   * the grant's provenance (`grant`), then ingested_at. One bounds check per row, not one per field:
+   * the hot path writes ~70 of these per bracelet batch.
    */
-  sampleRow (head: Uint8Array, ts: number, value: number, duration: number, quality: number, seq: Uint8Array, idx: number, tail: Uint8Array, ingestedAt: number): void {
-    const hn = head.length
-    const tn = tail.length
-    this.room(hn + 8 + 4 + 4 + 1 + 8 + 2 + tn + 8)
-    const buf = this.buf
+  sampleRow (who: Uint8Array, label: Uint8Array, ts: number, value: number, duration: number, quality: number, seq: Uint8Array, idx: number, grant: Uint8Array, ingestedAt: number): void {
+    this.room(who.length + label.length + 8 + 4 + 4 + 1 + 8 + 2 + grant.length + 8)
     const dv = this.dv
-    let o = this.o
-    for (let i = 0; i < hn; i++) buf[o++] = head[i]!
-    dv.setUint32(o, ts % 0x1_0000_0000 >>> 0, true)
-    dv.setUint32(o + 4, Math.floor(ts / 0x1_0000_0000) >>> 0, true)
+    let o = this.put(label, this.put(who, this.o))
+    this.putU64(o, ts)
     dv.setFloat32(o + 8, value, true)
     dv.setUint32(o + 12, duration >>> 0, true)
-    buf[o + 16] = quality
-    o += 17
-    for (let i = 0; i < 8; i++) buf[o++] = seq[i]!
+    this.buf[o + 16] = quality
+    o = this.put(seq, o + 17)
     dv.setUint16(o, idx, true)
-    o += 2
-    for (let i = 0; i < tn; i++) buf[o++] = tail[i]!
-    dv.setUint32(o, ingestedAt % 0x1_0000_0000 >>> 0, true)
-    dv.setUint32(o + 4, Math.floor(ingestedAt / 0x1_0000_0000) >>> 0, true)
+    o = this.put(grant, o + 2)
+    this.putU64(o, ingestedAt)
     this.o = o + 8
+  }
+
+  /** Copies a short run of bytes to `o` (room made beforehand); returns the offset after it. */
+  private put (b: Uint8Array, o: number): number {
+    const buf = this.buf
+    // short runs (ids, labels, provenance): a plain loop beats the native copy's call overhead
+    for (let i = 0; i < b.length; i++) buf[o++] = b[i]!
+    return o
+  }
+
+  /** UInt64 / Int64 from a safe integer at `o` (room made beforehand). */
+  private putU64 (o: number, v: number): void {
+    this.dv.setUint32(o, v % 0x1_0000_0000 >>> 0, true)
+    this.dv.setUint32(o + 4, Math.floor(v / 0x1_0000_0000) >>> 0, true)
   }
 
   u8 (v: number): void { this.room(1); this.buf[this.o++] = v }
   u16 (v: number): void { this.room(2); this.dv.setUint16(this.o, v, true); this.o += 2 }
   u32 (v: number): void { this.room(4); this.dv.setUint32(this.o, v >>> 0, true); this.o += 4 }
   /** UInt64 / Int64 from a safe integer (millisecond times). */
-  u64 (v: number): void {
-    this.room(8)
-    this.dv.setUint32(this.o, v % 0x1_0000_0000 >>> 0, true)
-    this.dv.setUint32(this.o + 4, Math.floor(v / 0x1_0000_0000) >>> 0, true)
-    this.o += 8
-  }
+  u64 (v: number): void { this.room(8); this.putU64(this.o, v); this.o += 8 }
 
   /** UInt64 over its whole range (sequence numbers). */
   u64n (v: bigint): void { this.room(8); this.dv.setBigUint64(this.o, v, true); this.o += 8 }

@@ -51,11 +51,24 @@ export const LOGGED_TABLES: ReadonlySet<TableName> = new Set<TableName>([...TELE
 // encoding is synchronous and the process single-threaded: one writer serves every call
 const w = new RowWriter()
 
-function provenance (g: Grant, ingestedAt: number, out: RowWriter = w): void {
-  out.string(g.purpose)
-  out.string(g.basis)
-  out.u32(g.version)
-  out.time(ingestedAt)
+/** Purpose, legal basis and consent version of a grant, encoded once per grant (ingested_at follows per row). */
+const GRANT_BYTES = new WeakMap<Grant, Buffer>()
+function grantBytes (g: Grant): Buffer {
+  let b = GRANT_BYTES.get(g)
+  if (b === undefined) {
+    const r = new RowWriter(64)
+    r.string(g.purpose)
+    r.string(g.basis)
+    r.u32(g.version)
+    b = r.take()
+    GRANT_BYTES.set(g, b)
+  }
+  return b
+}
+
+function provenance (g: Grant, ingestedAt: number): void {
+  w.raw(grantBytes(g))
+  w.time(ingestedAt)
 }
 
 function ids (a: string, b: string, c: string): void {
@@ -78,21 +91,6 @@ function labels (metric: string, category: Category): Buffer {
   return b
 }
 
-/** Purpose, legal basis and consent version of a grant, encoded once per grant (ingested_at follows per row). */
-const GRANT_BYTES = new WeakMap<Grant, Buffer>()
-function grantBytes (g: Grant): Buffer {
-  let b = GRANT_BYTES.get(g)
-  if (b === undefined) {
-    const r = new RowWriter(64)
-    r.string(g.purpose)
-    r.string(g.basis)
-    r.u32(g.version)
-    b = r.take()
-    GRANT_BYTES.set(g, b)
-  }
-  return b
-}
-
 const seqBytes = Buffer.alloc(8)
 
 export function vitalRows (ctx: RowContext, m: BraceletBatch): Encoded {
@@ -112,8 +110,8 @@ export function vitalRows (ctx: RowContext, m: BraceletBatch): Encoded {
     const category: Category = METRIC_CATEGORY[metric]
     const g = ctx.gate(category)
     if (g === null) { dropped += n; idx += n; continue }
-    const head = Buffer.concat([who, labels(metric, category)])
-    const tail = grantBytes(g)
+    const label = labels(metric, category)
+    const grant = grantBytes(g)
     const duration = isCount ? s.intervalMs : 0
     const quality = metric === 'heart_rate' ? m.heartRateQuality : null
     const t0 = start + s.offsetMs
@@ -121,22 +119,23 @@ export function vitalRows (ctx: RowContext, m: BraceletBatch): Encoded {
     for (let i = 0; i < n; i++, idx++) {
       const ts = t0 + i * s.intervalMs
       if (ts < g.fromMs) { dropped++; continue }
-      w.sampleRow(head, ts, values[i]!, duration, quality !== null && quality.length > i ? quality[i]! : 255, seqBytes, idx, tail, at)
+      w.sampleRow(who, label, ts, values[i]!, duration, quality !== null && quality.length > i ? quality[i]! : 255, seqBytes, idx, grant, at)
       rows++
     }
   }
   if (m.sleep.length > 0) {
     const g = ctx.gate('sleep')
-    const head = g === null ? EMPTY : Buffer.concat([who, labels('sleep_stage', 'sleep')])
+    const label = labels('sleep_stage', 'sleep')
+    const grant = g === null ? EMPTY : grantBytes(g)
     for (const e of m.sleep) {
       const ts = start + e.offsetMs
-      if (covers(g, ts)) { w.sampleRow(head, ts, e.stage, e.durationMs, 255, seqBytes, idx, grantBytes(g), at); rows++ } else dropped++
+      if (covers(g, ts)) { w.sampleRow(who, label, ts, e.stage, e.durationMs, 255, seqBytes, idx, grant, at); rows++ } else dropped++
       idx++
     }
   }
   const g = ctx.gate('device_diagnostics')
   if (g === null) dropped++
-  else { w.sampleRow(Buffer.concat([who, labels('battery', 'device_diagnostics')]), start + m.windowMs, m.batteryPercent, 0, 255, seqBytes, idx, grantBytes(g), at); rows++ }
+  else { w.sampleRow(who, labels('battery', 'device_diagnostics'), start + m.windowMs, m.batteryPercent, 0, 255, seqBytes, idx, grantBytes(g), at); rows++ }
   return { chunk: w.take(), rows, dropped }
 }
 
