@@ -6,19 +6,15 @@
  * of its own; an alarm is stored meanwhile, a bracelet batch only once it is released.
  * Real node (chDB in a temp dir). Own file: one chDB data directory per process.
  */
-import { once } from 'node:events'
-import { createServer, type Server } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { IngestNode } from '../src/pipeline/index.ts'
 import { BULK_INSERTS } from '../src/storage/row-binary-insert.ts'
 import { createAlarmModel, createBraceletModel, expectedRows } from '../devices/index.ts'
-import { enrollAndConnect, publishAcked, startTestNode, tempDir, until, type TestDevice } from './support/node.ts'
+import { enrollAndConnect, holdConnection, publishAcked, startTestNode, tempDir, until, type TestDevice } from './support/node.ts'
 
 const T = 'care-bulk'
 let dir: ReturnType<typeof tempDir>
 let node: IngestNode
-let held: Server
-let release: () => void = () => {}
 const devices: TestDevice[] = []
 
 beforeAll(async () => {
@@ -29,15 +25,8 @@ beforeAll(async () => {
   for (const category of ['vitals', 'sleep', 'activity'] as const) {
     await node.registry.recordConsent({ tenant: T, patient: 'p-b', purpose: 'care', category, action: 'grant', recordedBy: 'nurse-1', source: 'paper_form', validFromMs: 0 })
   }
-  // answers only once released: a statement reading from it keeps its connection busy until then
-  const gate = new Promise<void>((resolve) => { release = resolve })
-  held = createServer((_req, res) => { void gate.then(() => { res.end('1\n') }) })
-  held.listen(0, '127.0.0.1')
-  await once(held, 'listening')
 }, 60_000)
 afterAll(async () => {
-  release()
-  held?.close()
   for (const d of devices) await d.client.endAsync()
   await node?.close()
   dir?.remove()
@@ -63,24 +52,19 @@ describe('the bulk insert connection', () => {
     const brc = await enrollAndConnect(node, T, 'brc-b', 'bracelet', 'p-b')
     const cal = await enrollAndConnect(node, T, 'cal-b', 'calarm', 'p-b')
     devices.push(brc, cal)
-    const { port } = held.address() as { port: number }
-    let bulkDone = false
-    const busy = node.storage.conn.bulk.query({ query: `SELECT * FROM url('http://127.0.0.1:${port}/', CSV, 'n UInt8')`, format: 'JSONEachRow' })
-      .then(async (r) => await r.json()).finally(() => { bulkDone = true })
-    // should the inserts share that connection, nothing below is stored before this releases it: the
-    // assertions then fail instead of the test hanging
-    const fallback = setTimeout(release, 30_000)
+    // should the inserts share that connection, nothing below is stored before it is released: the
+    // assertions then fail
+    const held = await holdConnection(node.storage.conn.bulk)
 
     const batch = createBraceletModel(5).nextBatch(Date.now() - 120_000)
     const samples = brc.sealer.seal('vitals', batch)
     expect(await publishAcked(brc.client, samples.topic, samples.frame)).toBe(true)
     const fall = cal.sealer.seal('alarm', createAlarmModel(3, { fallProbability: 1 }).next(Date.now() - 1000))
     expect(await publishAcked(cal.client, fall.topic, fall.frame)).toBe(true)
-    await until(async () => bulkDone || (await stored('alarm_events', 'cal-b') === 1 && await stored('device_heads', 'cal-b') === 1))
-    const whileBusy = { bulkHeld: !bulkDone, samples: await stored('vital_samples', 'brc-b'), heads: await stored('device_heads', 'brc-b') }
-    release()
-    clearTimeout(fallback)
-    expect(await busy).toEqual([{ n: 1 }])
+    await until(async () => held.done() || (await stored('alarm_events', 'cal-b') === 1 && await stored('device_heads', 'cal-b') === 1))
+    const whileBusy = { bulkHeld: !held.done(), samples: await stored('vital_samples', 'brc-b'), heads: await stored('device_heads', 'brc-b') }
+    held.release()
+    expect(await held.busy).toEqual([{ n: 1 }])
     expect(whileBusy).toEqual({ bulkHeld: true, samples: 0, heads: 0 })
     expect(await stored('alarm_events', 'cal-b')).toBe(1)
     // released: the samples follow, and then their head (what is queryable never runs ahead of the rows)

@@ -6,34 +6,23 @@
  * soon as it is stored, and the ingest path sees what a request wrote.
  * Real node (chDB in a temp dir). Own file: one chDB data directory per process.
  */
-import { once } from 'node:events'
-import { createServer, type Server } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createAdminClient } from '../src/api/index.ts'
 import type { IngestNode } from '../src/pipeline/index.ts'
 import { closeConnection, connect } from '../src/storage/connection.ts'
 import { createAlarmModel } from '../devices/index.ts'
-import { enrollAndConnect, publishAcked, startTestNode, tempDir } from './support/node.ts'
+import { enrollAndConnect, holdConnection, publishAcked, startTestNode, tempDir } from './support/node.ts'
 
 const T = 'care-rq'
 let dir: ReturnType<typeof tempDir>
 let node: IngestNode
-let held: Server
-let release: () => void = () => {}
 
 beforeAll(async () => {
   dir = tempDir('vf-requests-')
   node = await startTestNode(dir.path)
   await node.registry.createTenant(T, T)
-  // answers only once released: a statement reading from it keeps its connection busy until then
-  const gate = new Promise<void>((resolve) => { release = resolve })
-  held = createServer((_req, res) => { void gate.then(() => { res.end('1\n') }) })
-  held.listen(0, '127.0.0.1')
-  await once(held, 'listening')
 }, 60_000)
 afterAll(async () => {
-  release()
-  held?.close()
   await node?.close()
   dir?.remove()
 })
@@ -46,18 +35,13 @@ describe('a connection for requests', () => {
   })
 
   it('answers a request while the ingest connection is busy with a statement of its own', async () => {
-    const { port } = held.address() as { port: number }
-    let ingestDone = false
-    const busy = node.storage.conn.client.query({ query: `SELECT * FROM url('http://127.0.0.1:${port}/', CSV, 'n UInt8')`, format: 'JSONEachRow' })
-      .then(async (r) => await r.json()).finally(() => { ingestDone = true })
-    // if requests queued behind it, the answer would come only after this: the assertion below then fails instead of hanging
-    const fallback = setTimeout(release, 30_000)
+    // if requests queued behind it, the answer would come only once it is released: the assertion below then fails
+    const held = await holdConnection(node.storage.conn.client)
     const api = createAdminClient(`http://127.0.0.1:${node.http.port}`, node.adminToken)
     const answered = await api.request<unknown[]>('GET', `/admin/tenants/${T}/sequences?since=0`)
-    const whileBusy = !ingestDone
-    release()
-    clearTimeout(fallback)
-    expect(await busy).toEqual([{ n: 1 }])
+    const whileBusy = !held.done()
+    held.release()
+    expect(await held.busy).toEqual([{ n: 1 }])
     expect(answered).toEqual([])
     expect(whileBusy).toBe(true)
   }, 60_000)

@@ -28,17 +28,13 @@ export async function securityEvents (storage: Storage, tenant: string, sinceMs:
     .map((r) => ({ ...r, firstMs: Number(r.firstMs), lastMs: Number(r.lastMs) }))
 }
 
-/**
- * The highest stored sequence number per device of a tenant (from `since` on): when a device's message
- * became queryable. With `storedSinceMs`, only the devices whose head was stored from then on: what a
- * poller has not seen yet (see storedHeadsSince).
- */
-export async function storedSequences (storage: Storage, tenant: string, since: number, storedSinceMs?: number): Promise<Array<{ device: string; seq: number }>> {
-  return (await storedHeadsSince(storage, tenant, since, storedSinceMs)).heads
+/** The highest stored sequence number per device of a tenant (from `since` on): when a device's message became queryable. */
+export async function storedSequences (storage: Storage, tenant: string, since: number): Promise<Array<{ device: string; seq: number }>> {
+  return (await storedHeadsSince(storage, tenant, since)).heads
 }
 
 /** How far back of the newest head a poller asks again with several nodes: their inserts are not ordered among each other. */
-export const CLUSTER_HEADS_MARGIN_MS = 5000
+const CLUSTER_HEADS_MARGIN_MS = 5000
 
 /**
  * storedSequences, and where to ask from next time (`next`, for `storedSince`). device_heads' stored_at is

@@ -2,9 +2,12 @@
  * Test harness: a real ingest node (aedes on port 0, TLS, chDB in a temp dir)
  * and real mqtt.js device clients over TLS. Nothing here is mocked.
  */
+import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { ClickHouseClient } from '@clickhouse/client'
 import mqtt, { type MqttClient } from 'mqtt'
 import { loadConfig, type Config } from '../../src/config/index.ts'
 import { startNode, type IngestNode } from '../../src/pipeline/index.ts'
@@ -86,4 +89,24 @@ export async function publishAcked (c: MqttClient, topic: string, frame: Uint8Ar
 /** Polls a condition (a state to reach, never a time to assert). */
 export async function until (what: () => boolean | Promise<boolean>): Promise<void> {
   while (!await what()) await new Promise((resolve) => setTimeout(resolve, 25))
+}
+
+/**
+ * Keeps a chDB connection busy with a statement of its own: a read of url() from a local HTTP server
+ * that answers only once released (embedded chDB runs one statement at a time per connection). `busy` is
+ * the statement's rows, `done()` whether it has ended. It is released by `release()`, or after 30 s, so a
+ * test whose work queues behind it fails its assertions instead of hanging.
+ */
+export async function holdConnection (client: ClickHouseClient): Promise<{ busy: Promise<unknown>; done: () => boolean; release: () => void }> {
+  let open!: () => void
+  const gate = new Promise<void>((resolve) => { open = resolve })
+  const server = createServer((_req, res) => { void gate.then(() => { res.end('1\n') }) })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as { port: number }
+  const fallback = setTimeout(() => { open() }, 30_000)
+  let ended = false
+  const busy = client.query({ query: `SELECT * FROM url('http://127.0.0.1:${port}/', CSV, 'n UInt8')`, format: 'JSONEachRow' })
+    .then(async (r) => await r.json()).finally(() => { ended = true; clearTimeout(fallback); server.close() })
+  return { busy, done: () => ended, release: () => { open() } }
 }
