@@ -180,6 +180,9 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
   const heads = lanes.bulk.batchers.device_heads
   const flush = async (): Promise<void> => {
     for (const l of all) await Promise.all(Object.values(l.batchers).map((b) => b.drain()))
+    // a message's head is queued only once its rows are stored (in write, below): those drained just above
+    // queued theirs after the heads batcher was drained with them
+    await heads.drain()
     for (const l of all) await l.wal.checkpointsWritten()
   }
   const acknowledgingIn = (lane: Lane): Acknowledging => {
