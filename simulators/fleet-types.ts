@@ -96,6 +96,8 @@ export interface FleetResult {
    * from this process: when this is high, the load generator, not the node, sets the tail.
    */
   simEventLoopDelayMs: { p50: number; p99: number; max: number }
+  /** The same, of the process that sends the alarms and times them at the responders (with `--workers`, one of its own). */
+  alarmSimEventLoopDelayMs: { p50: number; p99: number; max: number }
   elapsedSeconds: number
   /** Raw latency samples (capped), so workers' results can be merged. */
   samples: { ack: number[]; queryable: number[]; alarm: number[] }

@@ -194,6 +194,7 @@ export async function runFleet (opts: FleetOptions): Promise<FleetResult> {
   // forced: a message still in flight now is counted unsent above, and a graceful end would wait for its PUBACK without bound
   await Promise.all([...running.map((run) => run.link.client?.endAsync(true).catch(() => {})), ...responders.map((c) => c.endAsync(true).catch(() => {}))])
 
+  const loopDelay = { p50: Math.round(loop.percentile(50) / 1e5) / 10, p99: Math.round(loop.percentile(99) / 1e5) / 10, max: Math.round(loop.max / 1e5) / 10 }
   return {
     ...r,
     connected: running.length,
@@ -208,7 +209,8 @@ export async function runFleet (opts: FleetOptions): Promise<FleetResult> {
     alarmToResponderMs: opts.responders === undefined ? null : percentiles(samples.alarm),
     nodeRssMB: memory.trend(),
     nodeCpu: memory.cpu(),
-    simEventLoopDelayMs: { p50: Math.round(loop.percentile(50) / 1e5) / 10, p99: Math.round(loop.percentile(99) / 1e5) / 10, max: Math.round(loop.max / 1e5) / 10 },
+    simEventLoopDelayMs: loopDelay,
+    alarmSimEventLoopDelayMs: loopDelay,
     elapsedSeconds,
     samples,
   }

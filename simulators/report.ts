@@ -26,6 +26,7 @@ export interface SimReport {
   nodeRssMB: FleetResult['nodeRssMB']
   nodeCpu: FleetResult['nodeCpu']
   simEventLoopDelayMs: FleetResult['simEventLoopDelayMs']
+  alarmSimEventLoopDelayMs: FleetResult['alarmSimEventLoopDelayMs']
 }
 
 const TABLES: DataTable[] = ['vital_samples', 'spot_measurements', 'alarm_events', 'device_status']
@@ -81,5 +82,6 @@ export async function buildReport (api: AdminClient, input: {
     nodeRssMB: result.nodeRssMB,
     nodeCpu: result.nodeCpu,
     simEventLoopDelayMs: result.simEventLoopDelayMs,
+    alarmSimEventLoopDelayMs: result.alarmSimEventLoopDelayMs,
   }
 }
