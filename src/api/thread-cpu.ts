@@ -7,7 +7,7 @@
  * of these totals between samples, so a short-lived thread's time is missed.
  */
 import { readdirSync, readFileSync } from 'node:fs'
-import { readdir, readFile } from 'node:fs/promises'
+import { Worker } from 'node:worker_threads'
 
 /** Clock ticks per second: 100 on every Linux Node runs on (USER_HZ). */
 const TICKS = 100
@@ -22,14 +22,56 @@ export function threadCpuSeconds (pid: number = process.pid): Record<string, num
 }
 
 /**
- * The same, read in libuv's thread pool: what /metrics uses. Reading a thread's stat takes the
- * kernel's lock of the process's memory map, which ClickHouse's allocations hold often: read on
- * the event loop, the 60 stat files of a loaded node took up to 120 ms (a soak's CPU profile).
+ * Reads every thread's stat file synchronously, in a worker thread of its own: what /metrics uses.
+ * Reading a thread's stat takes the kernel's lock of the process's memory map, which ClickHouse's
+ * allocations hold often: read on the event loop, the 60 stat files of a loaded node took up to 120 ms
+ * (a soak's CPU profile). Read with fs.promises in libuv's pool instead (open, fstat, read, close and a
+ * 64 KiB buffer per file, for ~150 threads), a scrape still kept the event loop busy for 120–260 ms at
+ * speed 12 and put hundreds of requests in the four-thread pool ahead of the write-ahead log's writes,
+ * whose completions send the PUBACKs (a speed-12 soak's CPU profile, bench/RESULTS.md).
  */
+const READER = `
+const { parentPort } = require('node:worker_threads')
+const { readdirSync, readFileSync } = require('node:fs')
+parentPort.on('message', ({ id, pid }) => {
+  let stats = []
+  try {
+    stats = readdirSync('/proc/' + pid + '/task').map((tid) => {
+      try { return [tid, readFileSync('/proc/' + pid + '/task/' + tid + '/stat', 'latin1')] } catch { return [tid, null] }
+    })
+  } catch {}
+  parentPort.postMessage({ id, stats })
+})
+`
+
+let reader: { worker: Worker; waiting: Map<number, (stats: Array<[string, string | null]>) => void>; next: number } | null = null
+
+function readStats (pid: number): Promise<Array<[string, string | null]>> {
+  if (reader === null) {
+    const worker = new Worker(READER, { eval: true })
+    const waiting = new Map<number, (stats: Array<[string, string | null]>) => void>()
+    worker.on('message', (m: { id: number; stats: Array<[string, string | null]> }) => {
+      waiting.get(m.id)?.(m.stats)
+      waiting.delete(m.id)
+    })
+    // a reader that fails answers nothing more: what waits gets no threads, the next read a new reader
+    const fail = (): void => { for (const done of waiting.values()) done([]); waiting.clear(); reader = null }
+    worker.on('error', fail)
+    worker.on('exit', fail)
+    worker.unref() // never what keeps a process running
+    reader = { worker, waiting, next: 0 }
+  }
+  const r = reader
+  const id = ++r.next
+  return new Promise((resolve) => {
+    r.waiting.set(id, resolve)
+    r.worker.postMessage({ id, pid })
+  })
+}
+
 export async function threadCpuSecondsAsync (pid: number = process.pid): Promise<Record<string, number>> {
-  let tids: string[]
-  try { tids = await readdir(`/proc/${pid}/task`) } catch { return {} }
-  return tally(pid, await Promise.all(tids.map(async (tid) => [tid, await readFile(`/proc/${pid}/task/${tid}/stat`, 'latin1').catch(() => null)] as const)))
+  if (process.platform !== 'linux') return {}
+  return tally(pid, await readStats(pid))
 }
 
 function tally (pid: number, stats: ReadonlyArray<readonly [string, string | null]>): Record<string, number> {
