@@ -41,6 +41,8 @@ export interface MetricsSource {
   admission?: () => { waiting: number; episodes: number; waitedByTenant: Map<string, number> }
   /** The secret hasher's counters, if there is one. */
   hashing?: () => { inFlight: number; queued: number; refused: number; completed: number }
+  /** Bulk connections' reads put off to a later turn of the event loop (src/broker/read-scheduler.ts): waiting now, and in all. */
+  reads?: () => { waiting: number; deferred: number }
 }
 
 export interface Prometheus {
@@ -118,6 +120,11 @@ export function createPrometheus (src: MetricsSource, opts: PrometheusOptions = 
   }
   if (src.admission !== undefined) admissionMetrics(src.admission, registry, opts.tenantLabels === true)
   if (src.hashing !== undefined) hashingMetrics(src.hashing, registry)
+  const reads = src.reads
+  if (reads !== undefined) {
+    new Gauge({ name: 'vitalflow_reads_waiting', help: 'Bulk connections\' data waiting for a later turn of the event loop (their sockets paused), so that alarms are read first', registers: [registry], collect () { this.set(reads().waiting) } })
+    new Counter({ name: 'vitalflow_reads_deferred_total', help: 'Bulk connections\' reads put off to a later turn of the event loop while the node was busy', registers: [registry], collect () { this.reset(); this.inc(reads().deferred) } })
+  }
   if (src.evictions !== undefined) {
     fromRecord('vitalflow_bounded_map_evictions_total', 'Live entries dropped because a bounded map was full (a flood of distinct sources, identities or sessions)', 'map', src.evictions, registry)
   }

@@ -119,6 +119,9 @@ export interface VitalflowBroker {
 /** Where a consumed publish is routed on: a topic nobody may subscribe to (authorizeSubscribe allows only cmd and alerts). */
 const CONSUMED = '$vitalflow/consumed'
 
+/** Families whose connections are read at once while the node is busy: alarm units (alarms, status) and alarm centres. */
+const PRIORITY_READS: ReadonlySet<DeviceRecord['family']> = new Set(['calarm', 'responder'])
+
 export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> {
   const senders = new WeakMap<Client, Sender>()
   const v5 = new WeakMap<Client, V5Session>()
@@ -189,6 +192,8 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
         client.conn.once('close', uncount)
         if ((client.conn as { destroyed?: boolean }).destroyed === true) uncount()
         senders.set(client, { record, clientId: client.id, remoteAddress, bucket: held.bucket, connected: () => counted })
+        // alarm units and responders are read at once, ahead of telemetry, while the node is busy (read-scheduler.ts)
+        if (PRIORITY_READS.has(record.family)) (client.conn as { priority?: boolean }).priority = true
         done(null, true)
       }
       const peer = peerCertificate(client)

@@ -1,6 +1,7 @@
 export { createBroker, RefusedError, remoteAddressOf, DEFAULT_LIMITS } from './broker.ts'
 export type { VitalflowBroker, BrokerDeps, BrokerRejection, BrokerLimits, IngestOutcome, Sender } from './broker.ts'
 export { startListeners } from './listeners.ts'
+export { createReadScheduler, type ReadScheduler } from './read-scheduler.ts'
 export type { Listeners, ListenerSpec, ListenerOptions } from './listeners.ts'
 export { loadTls, ensureDevTls, TLS_OPTIONS, ticketKeysAt, TICKET_KEY_LIFETIME_MS } from './tls.ts'
 export type { TlsMaterial } from './tls.ts'

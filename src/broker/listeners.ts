@@ -11,6 +11,7 @@ import { createSecureContext, createServer as createTlsServer, type TLSSocket } 
 import type { Aedes } from 'aedes'
 import type { BlockList } from 'node:net'
 import { GuardedConnection, type GuardLimits, type GuardViolation } from './packet-guard.ts'
+import type { ReadScheduler } from './read-scheduler.ts'
 import { onList } from '../addresses.ts'
 import { readProxyHeader } from './proxy-protocol.ts'
 import { TLS_OPTIONS, type TlsMaterial } from './tls.ts'
@@ -23,6 +24,8 @@ export interface ListenerOptions {
   mtls: (ListenerSpec & { trust: string[]; crl: string[] }) | null
   material: TlsMaterial
   guard: GuardLimits
+  /** When bulk connections' data is taken while the node is busy (read-scheduler.ts); none: always at once. */
+  reads?: ReadScheduler
   maxConnections: number
   /**
    * A TLS handshake must complete within this; a socket that sends nothing is closed.
@@ -77,7 +80,7 @@ export async function startListeners (aedes: Aedes, opts: ListenerOptions): Prom
     // PUBACKs are small and latency-bound: no Nagle delay waiting for the peer's delayed ACK
     socket.setNoDelay(true)
     const peer = opts.proxyFrom === null ? undefined : proxied.get(pair(socket))
-    const guarded = new GuardedConnection(socket, opts.guard, (v, address) => { opts.onViolation(v, address) }, peer)
+    const guarded = new GuardedConnection(socket, opts.guard, (v, address) => { opts.onViolation(v, address) }, peer, opts.reads)
     aedes.handle(guarded)
   }
   /** From a trusted balancer the header comes first; from anyone else the connection is taken as it is. */

@@ -11,6 +11,7 @@ import type { Socket } from 'node:net'
 import type { Client } from 'aedes'
 import { BrokerReason, DEVICE_ANSWERS } from '../reasons.ts'
 import { isConnectedV5 } from './mqtt5.ts'
+import type { ReadScheduler } from './read-scheduler.ts'
 
 export interface GuardLimits {
   /** Largest packet accepted after CONNECT (fixed header excluded). */
@@ -161,13 +162,18 @@ export class FrameScanner {
 /** The socket as aedes sees it: same bytes, same writes, but a connection that breaks the limits is cut. */
 export class GuardedConnection extends Duplex {
   private readonly scanner: FrameScanner
+  /** Set once the connection authenticates as a device whose data goes ahead of telemetry (read-scheduler.ts). */
+  priority = false
 
-  /** `peerAddress`: the device's address when a trusted load balancer said it (PROXY protocol); else the socket's. */
-  constructor (readonly socket: Socket, limits: GuardLimits, onViolation: (v: GuardViolation, remoteAddress: string) => void, private readonly peerAddress?: string) {
+  /**
+   * `peerAddress`: the device's address when a trusted load balancer said it (PROXY protocol); else the socket's.
+   * `reads`: when the connection's data is taken while the node is busy (none: always at once).
+   */
+  constructor (readonly socket: Socket, limits: GuardLimits, onViolation: (v: GuardViolation, remoteAddress: string) => void, private readonly peerAddress?: string, reads?: ReadScheduler) {
     super({ allowHalfOpen: false })
     let paused = false
     this.scanner = new FrameScanner(limits, (b) => { if (!this.push(b)) paused = true })
-    socket.on('data', (chunk: Buffer) => {
+    const take = (chunk: Buffer): void => {
       paused = false
       const v = this.scanner.scan(chunk)
       if (v !== null) {
@@ -184,10 +190,31 @@ export class GuardedConnection extends Duplex {
         return
       }
       if (paused) socket.pause()
+    }
+    /** Chunks of this connection waiting in the scheduler (its socket paused meanwhile); its end and close, if they came meanwhile. */
+    let waiting = 0
+    let ended = false
+    let closed = false
+    socket.on('data', (chunk: Buffer) => {
+      if (reads === undefined) { take(chunk); return }
+      let queued = false
+      // behind its own waiting chunks even once it is a priority connection: never reordered
+      const now = reads.run(() => {
+        if (!queued) { take(chunk); return }
+        waiting--
+        if (this.destroyed) return // cut meanwhile (a violation): unacknowledged, so the device sends it again
+        take(chunk)
+        if (this.destroyed || waiting > 0) return
+        // what came before the end or close is taken first, as it would have been without waiting
+        if (ended) this.push(null)
+        if (closed) setImmediate(() => { this.destroy() })
+        else if (!ended && !paused) socket.resume()
+      }, this.priority && waiting === 0)
+      if (!now) { queued = true; waiting++; socket.pause() }
     })
-    socket.on('end', () => { this.push(null) })
+    socket.on('end', () => { if (waiting > 0) ended = true; else this.push(null) })
     socket.on('error', (err) => { this.destroy(err) })
-    socket.on('close', () => { this.destroy() })
+    socket.on('close', () => { if (waiting > 0) closed = true; else this.destroy() })
   }
 
   get remoteAddress (): string | undefined { return this.peerAddress ?? this.socket.remoteAddress }
@@ -199,7 +226,11 @@ export class GuardedConnection extends Duplex {
     else this.socket.once('drain', () => { cb() })
   }
 
-  override _final (cb: (err?: Error | null) => void): void { this.socket.end(cb) }
+  override _final (cb: (err?: Error | null) => void): void {
+    // a connection whose data waited (read-scheduler.ts) ends after its socket did
+    if (this.socket.destroyed || this.socket.writableEnded) { cb(); return }
+    this.socket.end(cb)
+  }
 
   override _destroy (err: Error | null, cb: (err?: Error | null) => void): void {
     this.socket.destroy()

@@ -51,6 +51,8 @@ export const configSchema = z.object({
   BATCH_MAX_AGE_MS: z.coerce.number().int().min(1).max(60_000).default(200).describe('flush a table batch at this age (spot measurements, device status and refusals: at least 1 s, alarm events 250 ms, sequence numbers 1 s; src/storage/batch-policy.ts); bounds how long logged rows wait before they are queryable (a PUBACK waits for the write-ahead log, not for this)'),
   STORAGE_BACKLOG_ROWS: z.coerce.number().int().min(0).max(100_000_000).default(200_000)
     .describe('bulk rows (bracelet samples, spot measurements) taken but not yet stored beyond which new bulk messages wait, unacknowledged, and their senders are not read (alarms and status never wait); bounds device → queryable; 0 = never'),
+  READ_SLICE_MS: z.coerce.number().int().min(0).max(1000).default(20)
+    .describe('while the node is busy, how long one turn of its event loop reads bulk connections (gateway phones, cVitals kits) before the rest waits for the next turn, so that alarms and status are read at once; 0 = no slices'),
   MAX_PACKET_BYTES: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(300 * 1024)
     .describe('largest MQTT packet accepted; larger ones drop the connection before their body is buffered'),
   MAX_CONNECT_BYTES: z.coerce.number().int().min(128).max(65_536).default(4096).describe('largest MQTT CONNECT packet accepted'),

@@ -10,7 +10,7 @@ import pino, { type Logger } from 'pino'
 import { AlarmHub, alarmNoticeJson, Sessions, createAdminApi, createFleetView, createPrometheus, createQueries, type Prometheus } from '../api/index.ts'
 import { addressList } from '../addresses.ts'
 import { joinCluster, type Joined } from '../cluster/index.ts'
-import { AuthBackoff, createBroker, loadTls, startListeners, ticketKeysAt, TICKET_KEY_LIFETIME_MS } from '../broker/index.ts'
+import { AuthBackoff, createBroker, createReadScheduler, loadTls, startListeners, ticketKeysAt, TICKET_KEY_LIFETIME_MS } from '../broker/index.ts'
 import type { Config } from '../config/index.ts'
 import { ConsentIndex, POLICY, type Policy } from '../consent/index.ts'
 import { restaleNotice } from '../decode/index.ts'
@@ -214,12 +214,14 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
   const tls = loadTls(tlsFiles)
   const tenantCas = (): string[] => cas.bundle(registry.listTenants().map((t) => t.tenant))
   const tenantCrls = (): string[] => cas.crls(registry.listTenants().map((t) => t.tenant))
+  const reads = createReadScheduler({ sliceMs: config.READ_SLICE_MS })
   const listeners = await startListeners(broker.aedes, {
     tcp: config.MQTT_TCP ? { host: config.MQTT_HOST, port: config.MQTT_PORT } : null,
     tls: { host: config.MQTTS_HOST, port: config.MQTTS_PORT },
     mtls: config.MQTTS_MTLS ? { host: config.MQTTS_HOST, port: config.MQTTS_MTLS_PORT, trust: tenantCas(), crl: tenantCrls() } : null,
     material: tls,
     guard: { maxPacketBytes: config.MAX_PACKET_BYTES, maxConnectBytes: config.MAX_CONNECT_BYTES },
+    reads,
     maxConnections: config.MAX_CONNECTIONS,
     handshakeTimeoutMs: config.TLS_HANDSHAKE_TIMEOUT_MS,
     proxyFrom: config.PROXY_PROTOCOL_FROM.length === 0 ? null : addressList(config.PROXY_PROTOCOL_FROM),
@@ -259,6 +261,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     admission: () => ({ waiting: admission?.waiting ?? 0, episodes: admission?.sheddingEpisodes ?? 0, waitedByTenant: admission?.waitedByTenant ?? new Map<string, number>() }),
     connections: () => broker.connections.snapshot(),
     hashing: () => hasher.stats(),
+    reads: () => ({ waiting: reads.waiting, deferred: reads.deferred }),
     evictions: () => ({ ...broker.evictions(), security_event_sources: ingest.evicted(), sessions: sessions.evicted, login_sources: loginBackoff.evicted }),
   }, { tenantLabels: config.METRICS_TENANT_LABELS })
   const fleet = createFleetView(registry, presence)
