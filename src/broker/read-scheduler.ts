@@ -72,15 +72,11 @@ export function createReadScheduler (opts: ReadSchedulerOptions): ReadScheduler 
       if (priority || opts.sliceMs <= 0) { work(); return true }
       const t = now()
       if (turnStart < 0) turnStart = t
-      // a read whose connection already waits goes behind it (it cannot: its socket is paused; defensive)
-      if (head === queue.length && t - turnStart < opts.sliceMs) {
-        if (!turnEnds) { turnEnds = true; later(endTurn) }
-        work()
-        return true
-      }
+      if (!turnEnds) { turnEnds = true; later(endTurn) }
+      // behind any waiting read (first come, first served across connections), else while the slice has room
+      if (head === queue.length && t - turnStart < opts.sliceMs) { work(); return true }
       queue.push(work)
       deferred++
-      if (!turnEnds) { turnEnds = true; later(endTurn) }
       return false
     },
     get waiting () { return queue.length - head },
