@@ -171,20 +171,26 @@ export function createIngest (deps: IngestDeps): Ingest {
     if (enc.rows > 0) bump(metrics.rowsQueued, table, enc.rows)
     // alarms and status go straight to their own lane; bulk telemetry may wait for storage (admission.ts)
     const admitted = lane === 'bulk' && deps.admission !== undefined ? deps.admission.admit(t.tenant, Math.max(1, enc.rows), write, connected) : write()
+    const key = `${t.device}/${seq}`
+    const marks = deps.marks
+    // one promise per message: the key leaves onTheirWay in the same handler (a second one only with marks)
     const stored = admitted.then(
-      () => { bump(metrics.rowsStored, table, enc.rows) },
+      () => {
+        bump(metrics.rowsStored, table, enc.rows)
+        if (marks === undefined) onTheirWay.delete(key)
+      },
       (err: unknown) => {
+        onTheirWay.delete(key)
         // not made durable, so not acknowledged: let the device's resend through
         w.forget(seq)
         bump(metrics.unacknowledged, (err as { code?: string }).code ?? 'ING_ERR_STORAGE')
         throw err
       },
     )
-    const marks = deps.marks
-    const durable = marks === undefined ? stored : stored.then(() => marks.commit(t.device, seq))
-    const key = `${t.device}/${seq}`
+    const durable = marks === undefined
+      ? stored
+      : stored.then(() => marks.commit(t.device, seq)).finally(() => { onTheirWay.delete(key) })
     onTheirWay.set(key, durable)
-    durable.then(() => { onTheirWay.delete(key) }, () => { onTheirWay.delete(key) })
     return durable
   }
 

@@ -178,6 +178,25 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
 
   let backlogRows = 0
   const heads = lanes.bulk.batchers.device_heads
+  /**
+   * What follows a batch's insert, gathered from its messages so that a batch (not each message) has
+   * the handlers: its bulk rows leave the backlog when it settles, its messages' heads are queued once
+   * it is stored.
+   */
+  const following = new WeakMap<Promise<void>, { rows: number; heads: Buffer[] }>()
+  const afterStored = (stored: Promise<void>): { rows: number; heads: Buffer[] } => {
+    let f = following.get(stored)
+    if (f === undefined) {
+      const after = { rows: 0, heads: [] as Buffer[] }
+      f = after
+      following.set(stored, after)
+      void stored.then(() => {
+        backlogRows -= after.rows
+        for (const h of after.heads) void heads.add(h, 1)
+      }, () => { backlogRows -= after.rows })
+    }
+    return f
+  }
   const flush = async (): Promise<void> => {
     for (const l of all) await Promise.all(Object.values(l.batchers).map((b) => b.drain()))
     // a message's head is queued only once its rows are stored (in write, below): those drained just above
@@ -205,19 +224,18 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
       }
       const counted = lane === 'bulk' ? rows : 0
       backlogRows += counted
-      // the rows and their sequence number go into the same group commit (appended in the same tick)
-      const appended = sequence === undefined
-        ? wal.append(table, rows, chunk).then((lsn) => [lsn, 0] as const)
-        : Promise.all([wal.append(table, rows, chunk), wal.append('device_sequences', 1, sequence)])
-      return appended.then(([lsn, sequenceLsn]) => {
+      // the rows and their sequence number go into the same group commit (the sequence's LSN is the next)
+      const appended = sequence === undefined ? wal.append(table, rows, chunk) : wal.appendPair(table, rows, chunk, 'device_sequences', 1, sequence)
+      return appended.then((lsn) => {
         // the batch retries until stored, and a batch promise carries its own catch (batcher.ts)
         const stored = b.add(chunk, rows, lsn)
-        if (counted > 0) void stored.finally(() => { backlogRows -= counted }).catch(() => {})
+        const after = afterStored(stored)
+        after.rows += counted
         const awaited = storeAck && STORED_BEFORE_ACK.has(table)
         if (sequence !== undefined) {
-          void batchers.device_sequences.add(sequence, 1, sequenceLsn, awaited ? stored : undefined)
+          void batchers.device_sequences.add(sequence, 1, lsn + 1, awaited ? stored : undefined)
           // what is queryable: the message's head, once its rows are (a part every 250 ms, not one per insert)
-          void stored.then(() => heads.add(sequence, 1)).catch(() => {})
+          after.heads.push(sequence)
         }
         // log: acknowledged once in the log, the batch not awaited; store: once the batch is stored
         return awaited ? stored : undefined

@@ -67,6 +67,16 @@ export interface WalOptions {
 
 interface Segment { path: string; bytes: number; maxByTable: Map<string, number> }
 
+interface Group { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void }
+function newGroup (): Group {
+  let resolve!: () => void
+  let reject!: (e: unknown) => void
+  const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej })
+  // a group's waiters each handle its outcome; this keeps a group nobody waits on any more from being unhandled
+  promise.catch(() => {})
+  return { promise, resolve, reject }
+}
+
 export class WriteAheadLog {
   private handle: FileHandle | null = null
   private current: Segment | null = null
@@ -74,7 +84,8 @@ export class WriteAheadLog {
   private nextLsn = 1
   private pending: Array<{ buf: Buffer; table: string | null; lsn: number }> = []
   private pendingBytes = 0
-  private waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> = []
+  /** The group commit the next write makes durable: one promise shared by everything appended for it. */
+  private group: Group | null = null
   private flushing: Promise<void> | null = null
   private closed = false
   /** The current segment may end in part of a record (a write failed): nothing is written until it is cut back. */
@@ -174,11 +185,28 @@ export class WriteAheadLog {
   append (table: string, rows: number, chunk: Buffer): Promise<number> {
     const refused = this.closed ? new WalError('ING_ERR_WAL_CLOSED', 'write-ahead log is closed') : this.stalled?.error
     if (refused !== undefined) return Promise.reject(refused)
+    const lsn = this.data(table, rows, chunk)
+    return this.sync().then(() => lsn)
+  }
+
+  /**
+   * Appends two records in the same group commit (a message's rows and its sequence number): durable
+   * together or not at all. Resolves with the first one's LSN; the second has the next.
+   */
+  appendPair (table: string, rows: number, chunk: Buffer, table2: string, rows2: number, chunk2: Buffer): Promise<number> {
+    const refused = this.closed ? new WalError('ING_ERR_WAL_CLOSED', 'write-ahead log is closed') : this.stalled?.error
+    if (refused !== undefined) return Promise.reject(refused)
+    const lsn = this.data(table, rows, chunk)
+    this.data(table2, rows2, chunk2)
+    return this.sync().then(() => lsn)
+  }
+
+  private data (table: string, rows: number, chunk: Buffer): number {
     const lsn = this.nextLsn++
     const head = Buffer.allocUnsafe(4)
     head.writeUInt32LE(rows, 0)
     this.enqueue(encode(DATA, lsn, table, head, chunk), table, lsn)
-    return this.sync().then(() => lsn)
+    return lsn
   }
 
   /** Records that a batch (first..last of a table) is about to be inserted; durable when resolved. */
@@ -260,22 +288,27 @@ export class WriteAheadLog {
   }
 
   private sync (): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.waiters.push({ resolve, reject })
-      if (this.flushing === null) this.flushing = this.flushLoop()
-    })
+    this.group ??= newGroup()
+    if (this.flushing === null) this.flushing = this.flushLoop()
+    return this.group.promise
+  }
+
+  /** The group the next write would commit, now taken out of the way of later appends. */
+  private takeGroup (): Group | null {
+    const g = this.group
+    this.group = null
+    return g
   }
 
   private async flushLoop (): Promise<void> {
     // let every append of this tick join the same fsync
     await new Promise<void>((resolve) => setImmediate(resolve))
-    while (this.waiters.length > 0) {
+    while (this.group !== null) {
       const entries = this.pending
-      const waiters = this.waiters
+      const group = this.takeGroup()!
       const bytes = this.pendingBytes
       this.pending = []
       this.pendingBytes = 0
-      this.waiters = []
       try {
         if (entries.length > 0) {
           // a failed write is not followed by another until the segment is cut back to whole records
@@ -300,15 +333,14 @@ export class WriteAheadLog {
           // the segment these records are in: what must be shipped before it may be deleted
           for (const e of entries) if (e.table !== null) seg.maxByTable.set(e.table, e.lsn)
         }
-        for (const w of waiters) w.resolve()
+        group.resolve()
       } catch (err) {
         const error = asWalError(err)
         this.lastFailedBytes = bytes
         this.stall(error)
         // nothing of this group (or of what queued behind it) is on disk: none of it is acknowledged
-        for (const w of waiters) w.reject(error)
-        for (const w of this.waiters) w.reject(error)
-        this.waiters = []
+        group.reject(error)
+        this.takeGroup()?.reject(error)
         this.pending = []
         this.pendingBytes = 0
         await this.repair()
