@@ -30,79 +30,96 @@ const WIRE: Readonly<Record<number, number>> = { 1: VARINT, 2: LEN, 3: VARINT, 4
 const EMPTY = new Uint8Array(0)
 const utf8 = new TextDecoder('utf-8')
 
+/**
+ * The reader's position in the buffer being parsed and the reason it stopped. One for the module:
+ * parseEnvelope never yields, and its readers are plain functions over it (no closures to allocate
+ * per message on the hot path).
+ */
+const at: { buf: Uint8Array; p: number; end: number; failure: string } = { buf: EMPTY, p: 0, end: 0, failure: '' }
+
+/** A varint of at most 32 bits (tags, lengths, uint32 fields); -1 on failure. */
+function varint32 (): number {
+  const { buf, end } = at
+  let v = 0
+  for (let i = 0; i < 5; i++) {
+    if (at.p >= end) { at.failure = 'truncated varint'; return -1 }
+    const b = buf[at.p++]!
+    if (i === 4 && b > 0x0f) { at.failure = 'varint above 2^32 - 1 where a uint32 is expected'; return -1 }
+    v += (b & 0x7f) * 2 ** (7 * i)
+    if (b < 0x80) return v
+  }
+  at.failure = 'varint above 2^32 - 1 where a uint32 is expected'
+  return -1
+}
+
+/** A uint64 varint as a bigint; null on failure. */
+function varint64 (): bigint | null {
+  const { buf, end } = at
+  let lo = 0
+  let hi = 0
+  for (let i = 0; i < 10; i++) {
+    if (at.p >= end) { at.failure = 'truncated varint'; return null }
+    const b = buf[at.p++]!
+    const bits = b & 0x7f
+    if (i < 4) lo |= bits << (7 * i)
+    else if (i === 4) { lo |= bits << 28; hi = bits >>> 4 } else if (i < 9) hi |= bits << (7 * i - 32)
+    else if (bits > 1) { at.failure = 'varint above 2^64 - 1'; return null } else hi |= bits << 31
+    if (b < 0x80) return hi === 0 ? BigInt(lo >>> 0) : (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0)
+  }
+  at.failure = 'varint longer than 10 bytes'
+  return null
+}
+
+function bytes (): Uint8Array | null {
+  const n = varint32()
+  if (n < 0) return null
+  if (n > at.end - at.p) { at.failure = 'length runs past the end'; return null }
+  const out = at.buf.subarray(at.p, at.p + n)
+  at.p += n
+  return out
+}
+
 /** Parses an envelope, or returns a reason (that never quotes the input). */
 export function parseEnvelope (buf: Uint8Array): Envelope | string {
-  const end = buf.length
-  let p = 0
-  let failure = ''
-
-  /** A varint of at most 32 bits (tags, lengths, uint32 fields); -1 on failure. */
-  function varint32 (): number {
-    let v = 0
-    for (let i = 0; i < 5; i++) {
-      if (p >= end) { failure = 'truncated varint'; return -1 }
-      const b = buf[p++]!
-      if (i === 4 && b > 0x0f) { failure = 'varint above 2^32 - 1 where a uint32 is expected'; return -1 }
-      v += (b & 0x7f) * 2 ** (7 * i)
-      if (b < 0x80) return v
-    }
-    failure = 'varint above 2^32 - 1 where a uint32 is expected'
-    return -1
+  at.buf = buf
+  at.p = 0
+  at.end = buf.length
+  at.failure = ''
+  try {
+    return parse()
+  } finally {
+    at.buf = EMPTY // the module keeps no reference to a payload
   }
+}
 
-  /** A uint64 varint as a bigint; null on failure. */
-  function varint64 (): bigint | null {
-    let lo = 0
-    let hi = 0
-    for (let i = 0; i < 10; i++) {
-      if (p >= end) { failure = 'truncated varint'; return null }
-      const b = buf[p++]!
-      const bits = b & 0x7f
-      if (i < 4) lo |= bits << (7 * i)
-      else if (i === 4) { lo |= bits << 28; hi = bits >>> 4 } else if (i < 9) hi |= bits << (7 * i - 32)
-      else if (bits > 1) { failure = 'varint above 2^64 - 1'; return null } else hi |= bits << 31
-      if (b < 0x80) return hi === 0 ? BigInt(lo >>> 0) : (BigInt(hi >>> 0) << 32n) | BigInt(lo >>> 0)
-    }
-    failure = 'varint longer than 10 bytes'
-    return null
-  }
-
-  function bytes (): Uint8Array | null {
-    const n = varint32()
-    if (n < 0) return null
-    if (n > end - p) { failure = 'length runs past the end'; return null }
-    const out = buf.subarray(p, p + n)
-    p += n
-    return out
-  }
-
+function parse (): Envelope | string {
   let version = 0
   let deviceId = ''
   let seq = 0n
   let keyId = 0
   let nonce: Uint8Array = EMPTY
   let ciphertext: Uint8Array = EMPTY
-  while (p < end) {
+  while (at.p < at.end) {
     const tag = varint32()
-    if (tag < 0) return failure
+    if (tag < 0) return at.failure
     const field = Math.floor(tag / 8)
     const wire = tag % 8
     if (field === 0) return 'field number 0'
     const expected = WIRE[field]
     if (expected !== undefined && expected !== wire) return `field ${field} has wire type ${wire}, expected ${expected}`
     switch (field) {
-      case 1: { const v = varint32(); if (v < 0) return failure; version = v; continue }
-      case 3: { const v = varint64(); if (v === null) return failure; seq = v; continue }
-      case 4: { const v = varint32(); if (v < 0) return failure; keyId = v; continue }
-      case 2: { const v = bytes(); if (v === null) return failure; deviceId = v.length === 0 ? '' : utf8.decode(v); continue }
-      case 5: { const v = bytes(); if (v === null) return failure; nonce = v; continue }
-      case 6: { const v = bytes(); if (v === null) return failure; ciphertext = v; continue }
+      case 1: { const v = varint32(); if (v < 0) return at.failure; version = v; continue }
+      case 3: { const v = varint64(); if (v === null) return at.failure; seq = v; continue }
+      case 4: { const v = varint32(); if (v < 0) return at.failure; keyId = v; continue }
+      case 2: { const v = bytes(); if (v === null) return at.failure; deviceId = v.length === 0 ? '' : utf8.decode(v); continue }
+      case 5: { const v = bytes(); if (v === null) return at.failure; nonce = v; continue }
+      case 6: { const v = bytes(); if (v === null) return at.failure; ciphertext = v; continue }
     }
     // an unknown field: skip it
-    if (wire === VARINT) { if (varint64() === null) return failure } else if (wire === LEN) { if (bytes() === null) return failure } else if (wire === I64 || wire === I32) {
+    if (wire === VARINT) { if (varint64() === null) return at.failure } else if (wire === LEN) { if (bytes() === null) return at.failure } else if (wire === I64 || wire === I32) {
       const n = wire === I64 ? 8 : 4
-      if (n > end - p) return 'truncated fixed-width field'
-      p += n
+      if (n > at.end - at.p) return 'truncated fixed-width field'
+      at.p += n
     } else return `unsupported wire type ${wire}`
   }
   return { version, deviceId, seq, keyId, nonce, ciphertext }

@@ -14,7 +14,7 @@ import { associatedData, open, ReplayWindow } from '../crypto/index.ts'
 import { AlarmKind, decodeEnvelope, decodePayload, parseTopic, type AlarmNotice, type DeviceStatus, type Envelope, type Payload, type TelemetryTopic } from '../decode/index.ts'
 import type { DeviceRecord } from '../registry/index.ts'
 import {
-  alarmRows, laneOf, rejectionRow, securityEventRow, sequenceRow, spotRows, statusRows, vitalRows, type Encoded, type RowContext, type StorageWriter, type StoredSequences, type TableName,
+  alarmRows, laneOf, rejectionRow, securityEventRow, sequenceRow, spotRows, statusRows, vitalRows, type Encoded, type Lane, type RowContext, type StorageWriter, type StoredSequences, type TableName,
 } from '../storage/index.ts'
 import { bump, STAGE_SAMPLE, type IngestMetrics } from './metrics.ts'
 import type { Admission } from './admission.ts'
@@ -159,18 +159,23 @@ export function createIngest (deps: IngestDeps): Ingest {
     }
   }
 
+  function write (table: TableName, enc: Encoded, sequence: Buffer, lane: Lane): Promise<void> {
+    return enc.rows === 0
+      ? storage.write('device_sequences', sequence, 1, undefined, lane).then(() => { void storage.write('device_heads', sequence, 1).catch(() => {}) })
+      : storage.write(table, enc.chunk, enc.rows, sequence)
+  }
+
   function batch (w: ReplayWindow, t: TelemetryTopic, seq: bigint, table: TableName, enc: Encoded, connected?: () => boolean): Promise<void> {
     w.accept(seq)
     const lane = laneOf(table)
     // the sequence number goes into the lane's log with the rows (what a restart restores the window from);
     // a message whose rows were all filtered still used it up (in its stream's lane), and is "queryable" once logged
     const sequence = sequenceRow(t.tenant, t.device, seq)
-    const write = (): Promise<void> => enc.rows === 0
-      ? storage.write('device_sequences', sequence, 1, undefined, lane).then(() => { void storage.write('device_heads', sequence, 1).catch(() => {}) })
-      : storage.write(table, enc.chunk, enc.rows, sequence)
     if (enc.rows > 0) bump(metrics.rowsQueued, table, enc.rows)
     // alarms and status go straight to their own lane; bulk telemetry may wait for storage (admission.ts)
-    const admitted = lane === 'bulk' && deps.admission !== undefined ? deps.admission.admit(t.tenant, Math.max(1, enc.rows), write, connected) : write()
+    const admitted = lane === 'bulk' && deps.admission !== undefined
+      ? deps.admission.admit(t.tenant, Math.max(1, enc.rows), () => write(table, enc, sequence, lane), connected)
+      : write(table, enc, sequence, lane)
     const key = `${t.device}/${seq}`
     const marks = deps.marks
     // one promise per message: the key leaves onTheirWay in the same handler (a second one only with marks)
