@@ -10,7 +10,7 @@ const seq = fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER })
 const keyId = fc.integer({ min: 0, max: 0xffffffff })
 const bytes = (n: number) => fc.uint8Array({ minLength: n, maxLength: n })
 
-describe('XChaCha20-Poly1305 (noble HChaCha20 + native ChaCha20-Poly1305)', () => {
+describe('XChaCha20-Poly1305 (libsodium), checked against @noble/ciphers', () => {
   it('opens what @noble/ciphers sealed, and noble opens what we seal', () => {
     fc.assert(fc.property(bytes(32), bytes(24), fc.uint8Array({ maxLength: 5000 }), fc.uint8Array({ maxLength: 64 }), (key, nonce, plain, ad) => {
       const byNoble = xchacha20poly1305(key, nonce, ad).encrypt(plain)

@@ -92,6 +92,35 @@ describe('write-ahead log', () => {
     await wal.close()
   })
 
+  it('a failed group commit refuses every append in it and each one queued behind it; a paired append is durable whole or not at all', async () => {
+    const dir = fresh()
+    let failNext = false
+    let started: () => void = () => {}
+    const writing = new Promise<void>((resolve) => { started = resolve })
+    let release: () => void = () => {}
+    const released = new Promise<void>((resolve) => { release = resolve })
+    const { wal } = await WriteAheadLog.open(dir, {
+      segmentBytes: 1 << 20,
+      // fault hook: the next group commit waits until released, then its write fails
+      beforeWrite: async () => { if (!failNext) return; started(); await released; throw Object.assign(new Error('injected write failure'), { code: 'EIO' }) },
+    })
+    const first = await wal.appendPair('t', 2, B('rows 1\n'), 'seq', 1, B('seq 1\n'))
+    failNext = true
+    const group = [wal.appendPair('t', 2, B('rows 2\n'), 'seq', 1, B('seq 2\n')), wal.append('t', 1, B('rows 3\n'))]
+    await writing
+    // taken while the failing write is under way: it belongs to the next group commit, which never comes
+    const behind = wal.append('t', 1, B('rows 4\n'))
+    release()
+    const outcomes = await Promise.allSettled([...group, behind])
+    expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected', 'rejected'])
+    await wal.close()
+    const { wal: again, recovered } = await WriteAheadLog.open(dir, { segmentBytes: 1 << 20 })
+    // of the pairs, only the acknowledged one, both halves, the sequence number's LSN the next after its rows'
+    expect(recovered.records.get('t')!.map((r) => [r.lsn, r.rows, r.chunk.toString()])).toEqual([[first, 2, 'rows 1\n']])
+    expect(recovered.records.get('seq')!.map((r) => [r.lsn, r.rows, r.chunk.toString()])).toEqual([[first + 1, 1, 'seq 1\n']])
+    await again.close()
+  })
+
   it('LSNs keep rising across any number of idle reopens, even with every segment shipped and deleted', async () => {
     await fc.assert(fc.asyncProperty(fc.array(fc.integer({ min: 0, max: 5 }), { minLength: 1, maxLength: 6 }), async (appends) => {
       const dir = fresh()
