@@ -2,8 +2,10 @@
  * Where a process's CPU goes, per thread: `npx tsx scripts/thread-cpu.ts <pid> [seconds]`
  * samples /proc/<pid>/task at the start and the end of the interval (or until
  * the process exits, or Ctrl-C) and prints CPU seconds per thread group as
- * JSON, biggest first: `main` (TLS, MQTT, the ingest path), ClickHouse's
- * `ThreadPool` (inserts, queries) and `MergeMutate` (merges), Node's helpers.
+ * JSON, biggest first: `main` (TLS, MQTT, the ingest path), `libuv-pool` (chDB's
+ * statements and the log's file writes, named so by the node at start), ClickHouse's
+ * `ThreadPool` (inserts, queries) and `MergeMutate` (merges), `node` (V8's platform workers:
+ * garbage-collection helpers, the optimising compiler).
  * Works on any vitalflow node (old ones have no per-thread /metrics) and is
  * what the fleet soak figures in bench/RESULTS.md are read with.
  */

@@ -3,8 +3,11 @@
  * own: a scrape puts no request in libuv's pool, where the write-ahead log's writes wait, and no
  * stat-file reads on the event loop. Real /proc of this process (Linux only).
  */
+import { pbkdf2 } from 'node:crypto'
+import { readdirSync, readFileSync } from 'node:fs'
+import { readlink } from 'node:fs/promises'
 import { describe, expect, it } from 'vitest'
-import { threadCpuSeconds, threadCpuSecondsAsync } from '../src/api/thread-cpu.ts'
+import { nameThreadPool, POOL_THREAD_NAME, threadCpuSeconds, threadCpuSecondsAsync } from '../src/api/thread-cpu.ts'
 
 const fsRequests = (): string[] => process.getActiveResourcesInfo().filter((r) => r.startsWith('FSReq'))
 
@@ -27,5 +30,23 @@ describe.runIf(process.platform === 'linux')('thread CPU for /metrics', () => {
       // the same threads by name, less any that started or ended in between (the reader itself among them)
       for (const name of Object.keys(before)) if (name !== 'main' && after[name] !== undefined) expect(g[name]).toBeDefined()
     }
+  })
+
+  it('names every thread of libuv\'s pool, and the pool\'s work is counted under that name', async () => {
+    const named = await nameThreadPool()
+    const size = Number(process.env['UV_THREADPOOL_SIZE'] ?? 4)
+    const byName = (): string[] => readdirSync('/proc/self/task').filter((tid) => {
+      try { return readFileSync(`/proc/self/task/${tid}/comm`, 'latin1').trim() === POOL_THREAD_NAME } catch { return false }
+    })
+    expect(named.length).toBe(size)
+    expect(byName().sort()).toEqual([...named].sort())
+    // whatever pool thread answers now is one of those named
+    for (const link of await Promise.all(Array.from({ length: 16 }, async () => await readlink('/proc/thread-self')))) {
+      expect(named).toContain(link.slice(link.lastIndexOf('/') + 1))
+    }
+    // work in the pool (pbkdf2 runs there) shows up as libuv-pool CPU
+    const before = threadCpuSeconds()[POOL_THREAD_NAME] ?? 0
+    await Promise.all(Array.from({ length: size }, async () => await new Promise((resolve, reject) => { pbkdf2('k', 's', 300_000, 32, 'sha512', (err, key) => { if (err) reject(err); else resolve(key) }) })))
+    expect((threadCpuSeconds()[POOL_THREAD_NAME] ?? 0) - before).toBeGreaterThan(0.2)
   })
 })

@@ -5,12 +5,46 @@
  * queries, `MergeMutate` for merges, `BgSchPool` …), Node's helpers theirs.
  * Threads that ended are gone from /proc: the soak report takes differences
  * of these totals between samples, so a short-lived thread's time is missed.
+ * libuv's pool threads are named `libuv-pool` at start (nameThreadPool):
+ * they would be `node` like V8's platform workers, yet they are where chDB
+ * runs its statements and where the log's file writes go.
  */
 import { readdirSync, readFileSync } from 'node:fs'
+import { readlink, writeFile } from 'node:fs/promises'
 import { Worker } from 'node:worker_threads'
 
 /** Clock ticks per second: 100 on every Linux Node runs on (USER_HZ). */
 const TICKS = 100
+
+/** The name nameThreadPool gives libuv's pool threads (at most 15 bytes: the kernel's limit). */
+export const POOL_THREAD_NAME = 'libuv-pool'
+
+/**
+ * Names the threads of libuv's pool `libuv-pool` (Linux), so that per-thread CPU tells them from V8's
+ * platform workers, which are also `node`. chDB runs each statement from the pool (`Napi::AsyncWorker`,
+ * `QueryAsyncWorker` in its binding): under load most of the pool's time is ClickHouse's inserts. A pool
+ * thread is found by having it resolve `/proc/thread-self` (readlink runs in the pool): rounds of
+ * concurrent requests until `UV_THREADPOOL_SIZE` threads (default 4) answered, or ten rounds. Returns the
+ * thread ids named. Never throws: a name is a label, not a function of the node.
+ */
+export async function nameThreadPool (): Promise<string[]> {
+  if (process.platform !== 'linux') return []
+  const size = Number(process.env['UV_THREADPOOL_SIZE'] ?? 4)
+  const want = Number.isInteger(size) && size > 0 ? Math.min(size, 1024) : 4
+  const found = new Set<string>()
+  for (let round = 0; round < 10 && found.size < want; round++) {
+    const links = await Promise.allSettled(Array.from({ length: want * 8 }, async () => await readlink('/proc/thread-self')))
+    for (const l of links) if (l.status === 'fulfilled') found.add(l.value.slice(l.value.lastIndexOf('/') + 1))
+  }
+  const named: string[] = []
+  for (const tid of found) {
+    try {
+      await writeFile(`/proc/self/task/${tid}/comm`, POOL_THREAD_NAME)
+      named.push(tid)
+    } catch { /* a kernel without writable comm: the thread keeps its name */ }
+  }
+  return named
+}
 
 /** Of this process, or of another one by pid (scripts/thread-cpu.ts). */
 export function threadCpuSeconds (pid: number = process.pid): Record<string, number> {

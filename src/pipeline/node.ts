@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import pino, { type Logger } from 'pino'
-import { AlarmHub, alarmNoticeJson, Sessions, createAdminApi, createFleetView, createPrometheus, createQueries, type Prometheus } from '../api/index.ts'
+import { AlarmHub, alarmNoticeJson, Sessions, createAdminApi, createFleetView, createPrometheus, createQueries, nameThreadPool, type Prometheus } from '../api/index.ts'
 import { addressList } from '../addresses.ts'
 import { joinCluster, type Joined } from '../cluster/index.ts'
 import { AuthBackoff, createBroker, createReadScheduler, loadTls, startListeners, ticketKeysAt, TICKET_KEY_LIFETIME_MS } from '../broker/index.ts'
@@ -74,6 +74,8 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
   let prometheus: Prometheus | null = null
   let admission: Admission | null = null
   let ready = false
+  // per-thread CPU (/metrics, scripts/thread-cpu.ts) tells libuv's pool, where chDB's statements run, from V8's workers
+  await nameThreadPool()
 
   const storage = await createStorage({
     url: config.CLICKHOUSE_URL,
