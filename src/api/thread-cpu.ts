@@ -25,9 +25,17 @@ export const POOL_THREAD_NAME = 'libuv-pool'
  * `QueryAsyncWorker` in its binding): under load most of the pool's time is ClickHouse's inserts. A pool
  * thread is found by having it resolve `/proc/thread-self` (readlink runs in the pool): rounds of
  * concurrent requests until `UV_THREADPOOL_SIZE` threads (default 4) answered, or ten rounds. Returns the
- * thread ids named. Never throws: a name is a label, not a function of the node.
+ * thread ids named, once per process. Never throws: a name is a label, not a function of the node.
  */
 export async function nameThreadPool (): Promise<string[]> {
+  // the pool is the process's: named once, however many nodes a process starts (tests, benches)
+  poolNamed ??= findAndNamePool()
+  return await poolNamed
+}
+
+let poolNamed: Promise<string[]> | null = null
+
+async function findAndNamePool (): Promise<string[]> {
   if (process.platform !== 'linux') return []
   const size = Number(process.env['UV_THREADPOOL_SIZE'] ?? 4)
   const want = Number.isInteger(size) && size > 0 ? Math.min(size, 1024) : 4

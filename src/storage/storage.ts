@@ -185,17 +185,15 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
    */
   const following = new WeakMap<Promise<void>, { rows: number; heads: Buffer[] }>()
   const afterStored = (stored: Promise<void>): { rows: number; heads: Buffer[] } => {
-    let f = following.get(stored)
-    if (f === undefined) {
-      const after = { rows: 0, heads: [] as Buffer[] }
-      f = after
-      following.set(stored, after)
-      void stored.then(() => {
-        backlogRows -= after.rows
-        for (const h of after.heads) void heads.add(h, 1)
-      }, () => { backlogRows -= after.rows })
-    }
-    return f
+    const known = following.get(stored)
+    if (known !== undefined) return known
+    const after = { rows: 0, heads: [] as Buffer[] }
+    following.set(stored, after)
+    void stored.then(() => {
+      backlogRows -= after.rows
+      for (const h of after.heads) void heads.add(h, 1)
+    }, () => { backlogRows -= after.rows })
+    return after
   }
   const flush = async (): Promise<void> => {
     for (const l of all) await Promise.all(Object.values(l.batchers).map((b) => b.drain()))

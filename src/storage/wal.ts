@@ -183,7 +183,7 @@ export class WriteAheadLog {
    * Rejects with a WalError (never throws) when the log takes no data now.
    */
   append (table: string, rows: number, chunk: Buffer): Promise<number> {
-    const refused = this.closed ? new WalError('ING_ERR_WAL_CLOSED', 'write-ahead log is closed') : this.stalled?.error
+    const refused = this.refusal()
     if (refused !== undefined) return Promise.reject(refused)
     const lsn = this.data(table, rows, chunk)
     return this.sync().then(() => lsn)
@@ -194,11 +194,16 @@ export class WriteAheadLog {
    * together or not at all. Resolves with the first one's LSN; the second has the next.
    */
   appendPair (table: string, rows: number, chunk: Buffer, table2: string, rows2: number, chunk2: Buffer): Promise<number> {
-    const refused = this.closed ? new WalError('ING_ERR_WAL_CLOSED', 'write-ahead log is closed') : this.stalled?.error
+    const refused = this.refusal()
     if (refused !== undefined) return Promise.reject(refused)
     const lsn = this.data(table, rows, chunk)
     this.data(table2, rows2, chunk2)
     return this.sync().then(() => lsn)
+  }
+
+  /** Why an append is refused now, if it is. */
+  private refusal (): WalError | undefined {
+    return this.closed ? new WalError('ING_ERR_WAL_CLOSED', 'write-ahead log is closed') : this.stalled?.error
   }
 
   private data (table: string, rows: number, chunk: Buffer): number {
