@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import { TableBatcher } from '../src/storage/index.ts'
+import { batchOptions } from '../src/storage/batch-policy.ts'
 
 const B = (s: string): Buffer => Buffer.from(s, 'utf8')
 
@@ -67,5 +68,18 @@ describe('table batcher', () => {
     await Promise.all(adds)
     expect(bodies.join('')).toBe(chunks.join(''))
     expect(b.queuedRows).toBe(0)
+  })
+})
+
+describe('batch ages per table', () => {
+  it('bracelet samples wait at least 500 ms for company unless a PUBACK waits for their insert; a longer configured age is kept', () => {
+    const configured = { maxRows: 50_000, maxAgeMs: 200 }
+    expect(batchOptions('vital_samples', configured).maxAgeMs).toBe(500)
+    expect(batchOptions('vital_samples', configured, 'store').maxAgeMs).toBe(200)
+    expect(batchOptions('vital_samples', { ...configured, maxAgeMs: 1000 }).maxAgeMs).toBe(1000)
+    // the one-row-per-message tables keep their floors in both modes
+    expect(batchOptions('spot_measurements', configured, 'store').maxAgeMs).toBe(1000)
+    expect(batchOptions('alarm_events', configured).maxAgeMs).toBe(250)
+    expect(batchOptions('vital_samples', configured).maxRows).toBe(50_000)
   })
 })

@@ -6,6 +6,7 @@
  * gives its messages their marks: the old views are dropped only once it is recovered.
  * Real node (aedes over TLS, chDB in a temp dir). Own file: one chDB data directory per process.
  */
+import { rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Grant } from '../src/consent/index.ts'
@@ -13,7 +14,7 @@ import type { IngestNode } from '../src/pipeline/index.ts'
 import { alarmRows, storedSequences, WriteAheadLog } from '../src/storage/index.ts'
 import { connect, closeConnection } from '../src/storage/connection.ts'
 import { createAlarmModel, createBraceletModel, createSpotModel, encodePayload } from '../devices/index.ts'
-import { connectTls, count, enrollAndConnect, publishAcked, rowsOf, startTestNode, tempDir, until, type TestDevice } from './support/node.ts'
+import { connectTls, count, enrollAndConnect, publishAcked, rowsOf, startTestNode, tempDir, until, windowSeen, type TestDevice } from './support/node.ts'
 
 const T = 'care-q'
 let dir: ReturnType<typeof tempDir>
@@ -24,8 +25,7 @@ const at = Date.now() - 3_600_000
 const encodeAlarm = (): Uint8Array => encodePayload('alarm', alarms.next(at))
 const encodeSpot = (): Uint8Array => encodePayload('spot', createSpotModel(3).next(at))
 
-const seqsOf = async (device: string): Promise<number[]> =>
-  (await rowsOf<{ s: string }>(node, 'SELECT toString(seq) AS s FROM {db}.device_sequences WHERE device_id = {d:String} ORDER BY seq', { d: device })).map((r) => Number(r.s))
+const seqsOf = async (device: string): Promise<number[]> => (await windowSeen(node, dir.path, device)).map(Number)
 const replays = (device: string): Promise<number> => count(node, 'rejected_messages', "device_id = {d:String} AND reason = 'ING_ERR_REPLAY'", { d: device })
 const views = async (): Promise<string[]> => (await rowsOf<{ name: string }>(node,
   "SELECT name FROM system.tables WHERE database = {db:String} AND engine = 'MaterializedView' ORDER BY name", { db: node.storage.conn.database })).map((r) => r.name)
@@ -130,6 +130,41 @@ describe('sequence rows from the ingest path', () => {
     expect(await publishAcked(cal.client, 'v1/care-q/q-cal/alarm', cal.sealer.sealRaw('alarm', 9, encodeAlarm()))).toBe(true)
     expect(await replays('q-cal') - before).toBe(1)
     expect(await count(node, 'alarm_events', "device_id = 'q-cal' AND seq = 9")).toBe(1)
+  }, 60_000)
+
+  it('a store from before the replay-window file seeds it exactly from device_sequences, then empties the table; without either, windows close at the heads', async () => {
+    await stop()
+    rmSync(join(dir.path, 'replay-windows'))
+    // what an earlier version left: a row per message in device_sequences (q-cal's 20 and 22 stored, 21 never)
+    const conn = await connect({ dataDir: dir.path, database: node.storage.conn.database })
+    await conn.client.insert({ table: `${conn.database}.device_sequences`, values: [20, 22].map((seq) => ({ tenant_id: T, device_id: 'q-cal', seq })), format: 'JSONEachRow' })
+    await closeConnection(conn)
+    await start()
+    expect(await count(node, 'device_sequences')).toBe(0)
+    expect((await seqsOf('q-cal')).filter((x) => x >= 20)).toEqual([20, 22])
+    const cal = devices['q-cal']!
+    const send = async (d: TestDevice, stream: 'alarm' | 'spot', seq: number): Promise<void> => {
+      expect(await publishAcked(d.client, `v1/care-q/${d.enrollment.device}/${stream}`, d.sealer.sealRaw(stream, seq, stream === 'alarm' ? encodeAlarm() : encodeSpot()))).toBe(true)
+    }
+    let before = await replays('q-cal')
+    for (const seq of [20, 22, 21]) await send(cal, 'alarm', seq)
+    expect(await replays('q-cal') - before).toBe(2) // 21 was never stored: taken
+    expect(await count(node, 'alarm_events', "device_id = 'q-cal' AND seq = 21")).toBe(1)
+
+    // the file lost (or damaged) and device_sequences empty: each device's window is closed at its head
+    await stop()
+    writeFileSync(join(dir.path, 'replay-windows'), 'not a replay-window file')
+    await start()
+    const kit = devices['q-kit']!
+    before = await replays('q-kit')
+    await send(kit, 'spot', 1) // logged before: the head (3) is above it
+    await send(kit, 'spot', 4) // above the head: new
+    expect(await replays('q-kit') - before).toBe(1)
+    expect(await seqsOf('q-kit')).toEqual([0, 1, 2, 3, 4]) // closed: everything at or below the head, 0 included
+    before = await replays('q-cal')
+    await send(cal, 'alarm', 21) // its head
+    await send(cal, 'alarm', 23)
+    expect(await replays('q-cal') - before).toBe(1)
   }, 60_000)
 
   it('says a message is queryable only once its rows are stored', async () => {

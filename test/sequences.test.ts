@@ -6,11 +6,13 @@
  * Real node (aedes over TLS, chDB in a temp dir). Own file: one chDB data
  * directory per process.
  */
+import { rmSync } from 'node:fs'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createAdminClient, STORED_SINCE_HEADER } from '../src/api/index.ts'
 import type { IngestNode } from '../src/pipeline/index.ts'
 import { createAlarmModel, createBraceletModel, createSpotModel } from '../devices/index.ts'
-import { count, enrollAndConnect, rowsOf, startTestNode, tempDir, type TestDevice } from './support/node.ts'
+import { count, enrollAndConnect, rowsOf, startTestNode, tempDir, windowSeen, type TestDevice } from './support/node.ts'
 
 let dir: ReturnType<typeof tempDir>
 let node: IngestNode
@@ -37,7 +39,7 @@ beforeAll(async () => {
   devices['a-cal'] = await enrollAndConnect(node, 'seq-a', 'a-cal', 'calarm', 'seq-a-p')
   devices['b-brc'] = await enrollAndConnect(node, 'seq-b', 'b-brc', 'bracelet', 'seq-b-p')
   // a cVitals kit of a patient without any consent: every measurement is filtered, no row is stored,
-  // yet the sequence number is used up (written to device_sequences alone)
+  // yet the sequence number is used up (logged alone, and in the replay-window file)
   await node.registry.createPatient('seq-a', 'seq-a-none')
   devices['a-none'] = await enrollAndConnect(node, 'seq-a', 'a-none', 'cvitals', 'seq-a-none')
 }, 60_000)
@@ -63,8 +65,9 @@ describe('stored sequence numbers per device', () => {
     // `since` leaves out devices with nothing stored from there on
     expect(await heads('seq-a', top('a-brc') + 1)).toEqual(Object.fromEntries(['a-cal', 'a-none'].filter((d) => top(d) > top('a-brc')).map((d) => [d, top(d)])))
     expect(await count(node, 'spot_measurements', "device_id = 'a-none'")).toBe(0)
-    // the sequence log keeps a row per message; the heads one per device once merged
-    expect(await count(node, 'device_sequences')).toBe(16)
+    // every message's number is in the replay-window file, none in device_sequences; the heads keep one row per device once merged
+    for (const d of Object.keys(devices)) expect(await windowSeen(node, dir.path, d), d).toEqual(sent[d]!.map(BigInt))
+    expect(await count(node, 'device_sequences')).toBe(0)
     await rowsOf(node, 'OPTIMIZE TABLE {db}.device_heads FINAL')
     expect(await count(node, 'device_heads')).toBe(4)
     expect(await heads('seq-a')).toEqual({ 'a-brc': top('a-brc'), 'a-cal': top('a-cal'), 'a-none': top('a-none') })
@@ -128,8 +131,12 @@ describe('stored sequence numbers per device', () => {
     for (const t of ['vital_samples', 'spot_measurements', 'alarm_events', 'device_status']) await rowsOf(node, `DROP VIEW IF EXISTS {db}.${t}_heads`)
     await rowsOf(node, 'DROP TABLE {db}.device_heads')
     await rowsOf(node, 'ALTER TABLE {db}.schema_migrations DELETE WHERE version IN (10, 14, 16) SETTINGS mutations_sync = 2')
+    // such a version kept a row per message in device_sequences, and no replay-window file
+    const values = Object.entries(sent).flatMap(([d, seqs]) => seqs.map((seq) => ({ tenant_id: d.startsWith('a-') ? 'seq-a' : 'seq-b', device_id: d, seq })))
+    await node.storage.conn.client.insert({ table: node.storage.conn.table('device_sequences'), values, format: 'JSONEachRow' })
     for (const d of Object.values(devices)) await d.client.endAsync()
     await node.close()
+    rmSync(join(dir.path, 'replay-windows'))
     node = await startTestNode(dir.path)
     const after = await rowsOf<{ device_id: string; seq: string }>(node, 'SELECT device_id, toString(max(seq)) AS seq FROM {db}.device_heads GROUP BY device_id ORDER BY device_id')
     expect(after).toEqual(before)
@@ -137,5 +144,8 @@ describe('stored sequence numbers per device', () => {
     // migrations 10 and 14 made their views again; they are retired once the log is recovered (the node writes the heads)
     const views = await rowsOf<{ name: string }>(node, "SELECT name FROM system.tables WHERE database = {db:String} AND engine = 'MaterializedView' ORDER BY name", { db: node.storage.conn.database })
     expect(views.map((v) => v.name)).toEqual([])
+    // and the replay windows went from device_sequences into the file
+    for (const d of Object.keys(devices)) expect(await windowSeen(node, dir.path, d), d).toEqual(sent[d]!.map(BigInt))
+    expect(await count(node, 'device_sequences')).toBe(0)
   })
 })

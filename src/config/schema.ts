@@ -48,7 +48,7 @@ export const configSchema = z.object({
   INSERT_QUORUM: z.coerce.number().int().min(1).max(16).default(2)
     .describe('server mode with VF_ACK_AFTER=store: replicas of a shard that must have a telemetry insert before it returns (insert_quorum, with insert_quorum_parallel=1 and distributed_foreground_insert=1); ignored by tables that are not Replicated'),
   BATCH_MAX_ROWS: z.coerce.number().int().min(1).max(1_000_000).default(50_000).describe('flush a table batch at this many rows'),
-  BATCH_MAX_AGE_MS: z.coerce.number().int().min(1).max(60_000).default(200).describe('flush a table batch at this age (spot measurements, device status and refusals: at least 1 s, alarm events 250 ms, sequence numbers 1 s; src/storage/batch-policy.ts); bounds how long logged rows wait before they are queryable (a PUBACK waits for the write-ahead log, not for this)'),
+  BATCH_MAX_AGE_MS: z.coerce.number().int().min(1).max(60_000).default(200).describe('flush a table batch at this age (spot measurements, device status and refusals: at least 1 s, alarm events 250 ms, sequence numbers 1 s, bracelet samples 500 ms unless VF_ACK_AFTER=store; src/storage/batch-policy.ts); bounds how long logged rows wait before they are queryable (a PUBACK waits for the write-ahead log, not for this)'),
   STORAGE_BACKLOG_ROWS: z.coerce.number().int().min(0).max(100_000_000).default(200_000)
     .describe('bulk rows (bracelet samples, spot measurements) taken but not yet stored beyond which new bulk messages wait, unacknowledged, and their senders are not read (alarms and status never wait); bounds device → queryable; 0 = never'),
   READ_SLICE_MS: z.coerce.number().int().min(0).max(1000).default(20)

@@ -42,6 +42,54 @@ export class ReplayWindow {
     return w
   }
 
+  /**
+   * A window closed at `high`: everything at or below it counts as seen. What a restart falls back to
+   * when it knows only the highest stored number of a device (its head), not which below it were stored.
+   */
+  static closedAt (high: SeqLike): ReplayWindow {
+    const w = new ReplayWindow()
+    const h = asSeq(high)
+    if (h === null) return w
+    w.high = h
+    w.bits.fill(0xffff_ffff)
+    return w
+  }
+
+  /** The window as bytes (BYTES of them): the highest number (uint64, little-endian), then the bits. */
+  write (out: Buffer, offset: number): void {
+    out.writeBigUInt64LE(this.high < 0n ? 0n : this.high, offset)
+    for (let i = 0; i < WORDS; i++) out.writeUInt32LE(this.bits[i]!, offset + 8 + 4 * i)
+  }
+
+  /** A window written by write() (of one that had accepted a number). */
+  static read (from: Buffer, offset: number): ReplayWindow {
+    const w = new ReplayWindow()
+    w.high = from.readBigUInt64LE(offset)
+    for (let i = 0; i < WORDS; i++) w.bits[i] = from.readUInt32LE(offset + 8 + 4 * i)
+    return w
+  }
+
+  /** Bytes a window takes in write(). */
+  static readonly BYTES = 8 + 4 * WORDS
+
+  /** Records as seen every number `other` has seen (within this window once joined). */
+  join (other: ReplayWindow): void {
+    if (other.high < 0n) return
+    // from the highest down: this.accept moves the window at most once, at the first
+    for (let i = 0; i < WINDOW_SIZE; i++) {
+      const s = other.high - BigInt(i)
+      if (s < 0n) break
+      if ((other.bits[i >>> 5]! & (1 << (i & 31))) !== 0) this.accept(s)
+    }
+  }
+
+  clone (): ReplayWindow {
+    const w = new ReplayWindow()
+    w.high = this.high
+    w.bits.set(this.bits)
+    return w
+  }
+
   /** True if seq would be accepted now (does not record it). */
   check (seq: SeqLike): boolean {
     const s = asSeq(seq)
@@ -64,8 +112,10 @@ export class ReplayWindow {
       this.bits[0] = this.bits[0]! | 1
       return
     }
-    const back = Number(this.high - s)
-    this.bits[back >>> 5] = this.bits[back >>> 5]! | (1 << (back & 31))
+    const back = this.high - s
+    if (back >= SIZE) return // older than the window: refused by check() already
+    const b = Number(back)
+    this.bits[b >>> 5] = this.bits[b >>> 5]! | (1 << (b & 31))
   }
 
   /**

@@ -14,7 +14,7 @@ import { associatedData, open, ReplayWindow } from '../crypto/index.ts'
 import { AlarmKind, decodeEnvelope, decodePayload, parseTopic, type AlarmNotice, type DeviceStatus, type Envelope, type Payload, type TelemetryTopic } from '../decode/index.ts'
 import type { DeviceRecord } from '../registry/index.ts'
 import {
-  alarmRows, laneOf, rejectionRow, securityEventRow, sequenceRow, spotRows, statusRows, vitalRows, type Encoded, type Lane, type RowContext, type StorageWriter, type StoredSequences, type TableName,
+  alarmRows, laneOf, rejectionRow, securityEventRow, sequenceRow, spotRows, statusRows, vitalRows, type Encoded, type Lane, type RowContext, type StorageWriter, type TableName,
 } from '../storage/index.ts'
 import { bump, STAGE_SAMPLE, type IngestMetrics } from './metrics.ts'
 import type { Admission } from './admission.ts'
@@ -49,8 +49,8 @@ export interface IngestDeps {
   admission?: Admission
   metrics: IngestMetrics
   now?: () => number
-  /** Sequence numbers already stored, per device (from storage at start). */
-  stored?: Map<string, StoredSequences>
+  /** Each device's window of sequence numbers already made durable (Storage.storedSequences, at start). */
+  stored?: Map<string, ReplayWindow>
   /** Refusals from one source within a window that raise a security event. */
   burst?: BurstOptions
   onSecurityEvent?: (e: SecurityEvent) => void
@@ -91,8 +91,7 @@ export function createIngest (deps: IngestDeps): Ingest {
   function windowOf (device: string): ReplayWindow {
     let w = windows.get(device)
     if (w === undefined) {
-      const s = deps.stored?.get(device)
-      w = s === undefined ? new ReplayWindow() : ReplayWindow.restore(s.high, s.recent)
+      w = deps.stored?.get(device) ?? new ReplayWindow()
       windows.set(device, w)
     }
     return w

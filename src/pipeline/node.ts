@@ -16,7 +16,7 @@ import { ConsentIndex, POLICY, type Policy } from '../consent/index.ts'
 import { restaleNotice } from '../decode/index.ts'
 import { Rights } from '../rights/index.ts'
 import { CertificateAuthorities, Registry, Users, createHasher, loadPresence, type Hasher, type PresenceStore } from '../registry/index.ts'
-import { createStorage, loadSequences, type Storage } from '../storage/index.ts'
+import { createStorage, type Storage } from '../storage/index.ts'
 import { Reason } from '../reasons.ts'
 import { Admission } from './admission.ts'
 import { createIngest } from './ingest.ts'
@@ -97,6 +97,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     ...(faults?.syncParts === undefined ? {} : { syncParts: faults.syncParts }),
     ...(faults?.beforeInsert === undefined ? {} : { beforeInsert: faults.beforeInsert }),
     onCheckpointError: (err) => { logger.error({ error: describeError(err) }, 'write-ahead log checkpoint not written; its segments are kept and the next checkpoint retries') },
+    onReplayWindowsDamaged: (why) => { logger.error({ why }, 'replay-window file not readable: windows seeded from the store (a resend older than a device\'s stored head is refused) and the file written anew') },
     onFlush: (r) => {
       admission?.pump()
       metrics.flushes++
@@ -157,7 +158,7 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
     },
   })
   admission = admitting
-  const stored = await loadSequences(storage.conn)
+  const stored = await storage.storedSequences()
   if (storage.stats().newLog && stored.size > 0) {
     // the store outlived a log: a lost disk, or a new node joining a shared ClickHouse
     logger.warn({ devicesInStore: stored.size, ackAfter: config.ACK_AFTER }, config.ACK_AFTER === 'store'

@@ -4,7 +4,7 @@ import { viewTarget } from './cluster-sql.ts'
 import { runCommand, selectRows } from './query.ts'
 
 /** Sequence numbers are uint64: exact as bigint (ClickHouse hands them over as decimal text). */
-export interface StoredSequences { high: bigint; recent: bigint[] }
+export interface StoredSequences { tenant: string; high: bigint; recent: bigint[] }
 
 /**
  * Per device: the highest stored sequence number and the stored ones within a
@@ -16,18 +16,20 @@ export interface StoredSequences { high: bigint; recent: bigint[] }
  * device_sequences holds a row per accepted message: the ingest path logs it
  * in the same group commit as the message's rows (Storage.write's `sequence`),
  * or alone when every row was filtered. Stores from before migration 14 also
- * have the rows the telemetry tables' views wrote.
+ * have the rows the telemetry tables' views wrote. Embedded storage writes it
+ * no more (replay-windows.ts keeps the windows beside the logs) and reads it
+ * once, to seed that file from an earlier version's rows.
  */
 export async function loadSequences (conn: StorageConnection): Promise<Map<string, StoredSequences>> {
   const t = conn.table('device_sequences')
-  const rows = await selectRows<{ device: string; high: string; recent: string[] }>(conn, `WITH highs AS (SELECT device_id, max(seq) AS high FROM ${t} GROUP BY device_id)
-      SELECT s.device_id AS device, toString(any(h.high)) AS high, arrayMap(x -> toString(x), groupArray(s.seq)) AS recent
+  const rows = await selectRows<{ device: string; tenant: string; high: string; recent: string[] }>(conn, `WITH highs AS (SELECT device_id, max(seq) AS high FROM ${t} GROUP BY device_id)
+      SELECT s.device_id AS device, any(s.tenant_id) AS tenant, toString(any(h.high)) AS high, arrayMap(x -> toString(x), groupArray(s.seq)) AS recent
       FROM ${t} AS s INNER JOIN highs AS h ON s.device_id = h.device_id
       WHERE h.high - s.seq < {window:UInt64}
       GROUP BY s.device_id`, { window: WINDOW_SIZE })
   const out = new Map<string, StoredSequences>()
   for (const r of rows) {
-    out.set(r.device, { high: BigInt(r.high), recent: r.recent.map((s) => BigInt(s)) })
+    out.set(r.device, { tenant: r.tenant, high: BigInt(r.high), recent: r.recent.map((s) => BigInt(s)) })
   }
   return out
 }

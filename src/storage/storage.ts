@@ -5,7 +5,10 @@ import { TableBatcher, type BatcherOptions, type FlushReport, type InsertFn } fr
 import { COLUMNS, LOGGED_TABLES as LOGGED, TELEMETRY_TABLES, type TableName } from './rows.ts'
 import { WriteAheadLog, type Recovered, type WalErrorCode, type WalState } from './wal.ts'
 import { batchOptions } from './batch-policy.ts'
-import { retireSequenceViews } from './sequences.ts'
+import { loadSequences, retireSequenceViews } from './sequences.ts'
+import { ReplayWindowFile } from './replay-windows.ts'
+import { ReplayWindow } from '../crypto/index.ts'
+import { selectRows } from './query.ts'
 import { FileSystemSyncer, sharedSync, SYNCFS_PART_SETTINGS, type SyncParts } from './part-sync.ts'
 import { rowBinaryInserter, StorageError, type AckAfter } from './row-binary-insert.ts'
 
@@ -63,6 +66,11 @@ export interface Storage {
    * also once the log is gone.
    */
   write: (table: TableName, chunk: Buffer, rows: number, sequence?: Buffer, lane?: Lane) => Promise<void>
+  /**
+   * Each device's replay window as the logs and the store have it: what was accepted and made durable
+   * (embedded: the file beside the logs, replay-windows.ts; a server: device_sequences). Copies, read at start.
+   */
+  storedSequences: () => Promise<Map<string, ReplayWindow>>
   /** Ships everything queued and waits for the inserts. */
   flush: () => Promise<void>
   stats: () => StorageStats
@@ -91,6 +99,8 @@ export interface StorageOptions extends StorageTarget {
   onWalSync?: (seconds: number, bytes: number, appends: number, lane: Lane) => void
   /** A write-ahead log checkpoint could not be written; the log keeps its segments, so nothing is lost. */
   onCheckpointError?: (err: unknown) => void
+  /** Embedded: the replay-window file was there but could not be read, and the windows were seeded from the store instead. */
+  onReplayWindowsDamaged?: (why: string) => void
   /** A lane's log stopped taking data (full disk, failed write) or took it up again. */
   onWalState?: (state: WalState, lane: Lane) => void
   /** Fault injection (tests only): runs before each group-commit write of a lane, which waits for it. */
@@ -130,8 +140,13 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
     ackAfter, quorum: opts.insertQuorum ?? 2, ...(opts.beforeInsert === undefined ? {} : { beforeInsert: opts.beforeInsert }),
   })
   const inserts = {} as Record<TableName, InsertFn>
+  // embedded: sequence numbers go into the replay-window file, once it exists (read now, or seeded once the logs are shipped, below)
+  const windowsPath = join(opts.dataDir, 'replay-windows')
+  let windowFile = conn.mode === 'embedded' ? await ReplayWindowFile.load(windowsPath, (why) => opts.onReplayWindowsDamaged?.(why)) : null
   for (const name of Object.keys(COLUMNS) as TableName[]) {
-    const insert = await insertInto(name)
+    const insert = name === 'device_sequences' && conn.mode === 'embedded'
+      ? sequencesInto(await insertInto(name), () => windowFile)
+      : await insertInto(name)
     // embedded, store: a PUBACK waits for the insert, so the insert returns once its part is on disk. Not
     // by fsync'ing it (a dozen files, on the one insert connection): by a syncfs after it, shared by the
     // inserts of every table that ended meanwhile, run by the helper while the connection goes on
@@ -165,7 +180,7 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
     const batchers = {} as Record<TableName, TableBatcher>
     for (const name of Object.keys(COLUMNS) as TableName[]) {
       // unlogged tables (refusals, security events) have their batcher in the bulk lane only
-      if (lane === 'bulk' || LOGGED.has(name)) batchers[name] = new TableBatcher(name, inserts[name], batchOptions(name, opts.batch), onFlush, LOGGED.has(name) ? log : null)
+      if (lane === 'bulk' || LOGGED.has(name)) batchers[name] = new TableBatcher(name, inserts[name], batchOptions(name, opts.batch, ackAfter), onFlush, LOGGED.has(name) ? log : null)
     }
     return { lane, wal, recovered, batchers }
   }
@@ -175,6 +190,7 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
   let recoveredRows = 0
   for (const l of all) recoveredRows += await shipRecovered(l)
   await retireSequenceViews(conn) // only now: what the logs shipped above may be from before they were retired
+  if (conn.mode === 'embedded') windowFile = await takeSequenceRows(conn, windowsPath, windowFile)
 
   let backlogRows = 0
   const heads = lanes.bulk.batchers.device_heads
@@ -239,6 +255,12 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
         return awaited ? stored : undefined
       }, (err: unknown) => { backlogRows -= counted; throw err })
     },
+    storedSequences: async () => {
+      if (windowFile !== null) return windowFile.snapshot()
+      const out = new Map<string, ReplayWindow>()
+      for (const [device, s] of await loadSequences(conn)) out.set(device, ReplayWindow.restore(s.high, s.recent))
+      return out
+    },
     flush,
     backlog: () => ({ rows: backlogRows, failing }),
     acknowledging: (lane) => {
@@ -277,6 +299,46 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
       return closing
     },
   }
+}
+
+/**
+ * The device_sequences insert of embedded storage: into the replay-window file once there is one; into
+ * the table until then (while the logs of an earlier version are shipped at start, so that the seed below
+ * finds their numbers).
+ */
+function sequencesInto (table: InsertFn, file: () => ReplayWindowFile | null): InsertFn {
+  return async (body, token) => {
+    const f = file()
+    await (f === null ? table(body, token) : f.insert(body))
+  }
+}
+
+/**
+ * Embedded, once the logs are shipped: the replay-window file (replay-windows.ts) takes in what
+ * device_sequences holds (the rows of an earlier version, and those its views wrote from an earlier
+ * version's log just shipped), and the table is emptied. Without a file the windows are seeded from
+ * the table and, where a device's head is higher, closed at its head (device_heads).
+ */
+async function takeSequenceRows (conn: StorageConnection, path: string, file: ReplayWindowFile | null): Promise<ReplayWindowFile> {
+  const rows = await loadSequences(conn)
+  const seed = new Map<string, [string, string, ReplayWindow]>()
+  for (const [device, s] of rows) seed.set(device, [device, s.tenant, ReplayWindow.restore(s.high, s.recent)])
+  let taken: ReplayWindowFile
+  if (file === null) {
+    const heads = await selectRows<{ device: string; tenant: string; high: string }>(conn,
+      `SELECT device_id AS device, any(tenant_id) AS tenant, toString(max(seq)) AS high FROM ${conn.table('device_heads')} GROUP BY device_id`)
+    for (const h of heads) {
+      const known = seed.get(h.device)
+      if (known === undefined || known[2].high < BigInt(h.high)) seed.set(h.device, [h.device, h.tenant, ReplayWindow.closedAt(BigInt(h.high))])
+    }
+    taken = await ReplayWindowFile.create(path, seed.values())
+  } else {
+    taken = file
+    if (rows.size > 0) await file.merge(seed.values())
+  }
+  // only once the file holding them is durable
+  if (rows.size > 0) await conn.client.command({ query: `TRUNCATE TABLE ${conn.table('device_sequences')}` })
+  return taken
 }
 
 /**

@@ -12,6 +12,8 @@ import mqtt, { type MqttClient } from 'mqtt'
 import { loadConfig, type Config } from '../../src/config/index.ts'
 import { startNode, type IngestNode } from '../../src/pipeline/index.ts'
 import { DeviceSealer } from '../../devices/envelope.ts'
+import { WINDOW_SIZE } from '../../src/crypto/index.ts'
+import { ReplayWindowFile } from '../../src/storage/index.ts'
 import type { Enrollment, Family } from '../../src/registry/index.ts'
 
 export function tempDir (prefix = 'vf-test-'): { path: string; remove: () => void } {
@@ -55,6 +57,20 @@ export async function rowsOf<T = Record<string, unknown>> (node: IngestNode, sql
   await node.storage.flush()
   const rs = await node.storage.conn.client.query({ query: sql.replaceAll('{db}', node.storage.conn.database), query_params: params, format: 'JSONEachRow' })
   return await rs.json<T>()
+}
+
+/**
+ * The sequence numbers of `device` that the node's replay-window file (embedded storage) counts as
+ * seen, oldest first: what a restart refuses as replays. After a flush, so that what is logged is in it.
+ */
+export async function windowSeen (node: IngestNode, dataDir: string, device: string): Promise<bigint[]> {
+  await node.storage.flush()
+  const file = await ReplayWindowFile.load(join(dataDir, 'replay-windows'), (why) => { throw new Error(`replay-window file damaged: ${why}`) })
+  const w = file?.snapshot().get(device)
+  if (w === undefined) return []
+  const seen: bigint[] = []
+  for (let s = w.high >= BigInt(WINDOW_SIZE) ? w.high - BigInt(WINDOW_SIZE) + 1n : 0n; s <= w.high; s++) if (!w.check(s)) seen.push(s)
+  return seen
 }
 
 export async function count (node: IngestNode, table: string, where = '1', params: Record<string, unknown> = {}): Promise<number> {
