@@ -32,7 +32,20 @@ import { StorageError } from './row-binary-insert.ts'
 const MAGIC = Buffer.from('vitalflow replay windows 1\n')
 const DIGEST = 32
 
-interface Entry { tenant: string; window: ReplayWindow }
+/** A device's window, and its tenant and id as the file writes them (encoded once, not at every write). */
+interface Entry { name: Buffer; window: ReplayWindow }
+
+function nameBytes (tenant: string, device: string): Buffer {
+  const t = Buffer.from(tenant)
+  const d = Buffer.from(device)
+  const out = Buffer.allocUnsafe(4 + t.length + d.length)
+  out.writeUInt16LE(t.length, 0)
+  t.copy(out, 2)
+  out.writeUInt16LE(d.length, 2 + t.length)
+  d.copy(out, 4 + t.length)
+  return out
+}
+const entry = (tenant: string, device: string, window: ReplayWindow): Entry => ({ name: nameBytes(tenant, device), window })
 
 export class ReplayWindowFile {
   private readonly windows = new Map<string, Entry>()
@@ -64,7 +77,7 @@ export class ReplayWindowFile {
   /** New windows (from a seed), written to `path` before this resolves. */
   static async create (path: string, seed: Iterable<[device: string, tenant: string, window: ReplayWindow]>): Promise<ReplayWindowFile> {
     const file = new ReplayWindowFile(path)
-    for (const [device, tenant, window] of seed) file.windows.set(device, { tenant, window })
+    for (const [device, tenant, window] of seed) file.windows.set(device, entry(tenant, device, window))
     await file.persist()
     return file
   }
@@ -75,7 +88,7 @@ export class ReplayWindowFile {
   async merge (windows: Iterable<[device: string, tenant: string, window: ReplayWindow]>): Promise<void> {
     for (const [device, tenant, w] of windows) {
       const known = this.windows.get(device)
-      if (known === undefined) this.windows.set(device, { tenant, window: w.clone() })
+      if (known === undefined) this.windows.set(device, entry(tenant, device, w.clone()))
       else known.window.join(w)
     }
     await this.persist()
@@ -101,7 +114,7 @@ export class ReplayWindowFile {
       const seq = body.readBigUInt64LE(b)
       o = b + 8
       let e = this.windows.get(device)
-      if (e === undefined) { e = { tenant, window: new ReplayWindow() }; this.windows.set(device, e) }
+      if (e === undefined) { e = entry(tenant, device, new ReplayWindow()); this.windows.set(device, e) }
       // the logged numbers were checked against the live window before they were logged; here they are only recorded
       e.window.accept(seq)
     }
@@ -122,23 +135,19 @@ export class ReplayWindowFile {
 
   private encode (): Buffer {
     let size = MAGIC.length + 4 + DIGEST
-    const names: Array<[Buffer, Buffer, ReplayWindow]> = []
-    for (const [device, e] of this.windows) {
+    let n = 0
+    for (const e of this.windows.values()) {
       if (e.window.high < 0n) continue
-      const t = Buffer.from(e.tenant)
-      const d = Buffer.from(device)
-      names.push([t, d, e.window])
-      size += 4 + t.length + d.length + ReplayWindow.BYTES
+      size += e.name.length + ReplayWindow.BYTES
+      n++
     }
     const out = Buffer.allocUnsafe(size)
     let o = MAGIC.copy(out, 0)
-    o = out.writeUInt32LE(names.length, o)
-    for (const [t, d, w] of names) {
-      o = out.writeUInt16LE(t.length, o)
-      o += t.copy(out, o)
-      o = out.writeUInt16LE(d.length, o)
-      o += d.copy(out, o)
-      w.write(out, o)
+    o = out.writeUInt32LE(n, o)
+    for (const e of this.windows.values()) {
+      if (e.window.high < 0n) continue
+      o += e.name.copy(out, o)
+      e.window.write(out, o)
       o += ReplayWindow.BYTES
     }
     createHash('sha256').update(out.subarray(0, o)).digest().copy(out, o)
@@ -162,7 +171,7 @@ export class ReplayWindowFile {
       const device = body.toString('utf8', o + 2, o + 2 + dl)
       o += 2 + dl
       if (o + ReplayWindow.BYTES > body.length) return 'it ends early'
-      this.windows.set(device, { tenant, window: ReplayWindow.read(body, o) })
+      this.windows.set(device, entry(tenant, device, ReplayWindow.read(body, o)))
       o += ReplayWindow.BYTES
     }
     return o === body.length ? null : 'it has bytes after its last window'
