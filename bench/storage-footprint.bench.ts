@@ -4,6 +4,8 @@
  * (vitalRows, RowBinary) and inserted into chDB's vital_samples the way the embedded node inserts
  * them (a RowBinary file through file()), with the schema's codecs and the materialized views that
  * write device_sequences and device_heads; then merged to one part per partition (OPTIMIZE FINAL).
+ * device_sequences' rows are what a node on a ClickHouse server writes (the same rows, from the ingest path);
+ * an embedded node keeps its replay windows in data/replay-windows instead (src/storage/replay-windows.ts).
  * Reports rows, bytes on disk, compressed and uncompressed bytes per row, per column, and for the
  * bookkeeping the same messages write, and the RowBinary bytes per row the write-ahead log holds.
  * Usage: npx tsx bench/storage-footprint.bench.ts [bracelets=100] [hours=24] [tenants=5]
