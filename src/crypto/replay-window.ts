@@ -62,7 +62,7 @@ export class ReplayWindow {
   write (out: Buffer, offset: number): void {
     out.writeBigUInt64LE(this.high < 0n ? 0n : this.high, offset)
     // the words as they are in memory where that is little-endian (one copy: a file of 10,000 windows is
-    // written in ~2 ms instead of ~6 on the event loop)
+    // encoded in 3.8 ms instead of 5.8 on the event loop)
     if (LITTLE_ENDIAN) out.set(new Uint8Array(this.bits.buffer, this.bits.byteOffset, 4 * WORDS), offset + 8)
     else for (let i = 0; i < WORDS; i++) out.writeUInt32LE(this.bits[i]!, offset + 8 + 4 * i)
   }

@@ -11,7 +11,7 @@
  * renamed, the directory fsync'd) before the lane's checkpoint moves past them. What a crash leaves
  * beyond the checkpoint is in the log and applied again at start (accepting a number twice changes
  * nothing). The file holds, per device, its tenant, its id, the highest number and the 1,024 bits
- * below it; ~170 bytes a device, rewritten whole at most once per batch age (a second).
+ * below it; ~170 bytes a device, rewritten whole at most once per lane and batch age (twice a second).
  *
  * A server keeps device_sequences: there the store outlives the node's disk, and a new node's windows
  * come from it.
@@ -82,13 +82,11 @@ export class ReplayWindowFile {
     return file
   }
 
-  get size (): number { return this.windows.size }
-
-  /** Records every number these windows have seen in the devices' own, and writes the file. */
+  /** Records every number these windows have seen in the devices' own (taking a window it has none for), and writes the file. */
   async merge (windows: Iterable<[device: string, tenant: string, window: ReplayWindow]>): Promise<void> {
     for (const [device, tenant, w] of windows) {
       const known = this.windows.get(device)
-      if (known === undefined) this.windows.set(device, entry(tenant, device, w.clone()))
+      if (known === undefined) this.windows.set(device, entry(tenant, device, w))
       else known.window.join(w)
     }
     await this.persist()
