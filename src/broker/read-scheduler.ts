@@ -28,11 +28,18 @@ export interface ReadSchedulerOptions {
   now?: () => number
   /** How a callback is put after the next poll of the sockets (setImmediate; tests drive it themselves). */
   later?: (f: () => void) => void
+  /**
+   * How a callback is put after what a read set off (process.nextTick; tests drive it themselves). A read
+   * hands its chunk to the connection's stream, which parses it and runs the pipeline in a tick of its
+   * own: the slice is measured over that work, not over the hand-over.
+   */
+  soon?: (f: () => void) => void
 }
 
 export function createReadScheduler (opts: ReadSchedulerOptions): ReadScheduler {
   const now = opts.now ?? performance.now.bind(performance)
   const later = opts.later ?? ((f: () => void) => { setImmediate(f) })
+  const soon = opts.soon ?? ((f: () => void) => { process.nextTick(f) })
   const queue: Array<() => void> = []
   let head = 0
   /** When this turn's first bulk read ran; -1: none yet. */
@@ -40,31 +47,47 @@ export function createReadScheduler (opts: ReadSchedulerOptions): ReadScheduler 
   let turnEnds = false
   let deferred = 0
 
-  /** After this turn's poll: a new slice, and the waiting reads take the first part of it. */
+  /**
+   * After this turn's poll: a new slice, and the waiting reads take the first part of it, one at a time,
+   * each after the work the one before set off. Run in one go, the reads only hand their chunks over,
+   * and the parsing and the pipeline of all of them followed in one run of ticks, whatever the slice
+   * (a speed-6 soak's CPU profile: 171 ms of it in one check phase).
+   */
   const endTurn = (): void => {
     turnEnds = false
-    turnStart = -1
-    if (head === queue.length) return
+    if (head === queue.length) { turnStart = -1; return }
     const start = now()
-    try {
-      // at least one read a turn, however long the last one took: the queue always moves
-      do {
-        const work = queue[head]!
-        queue[head++] = noop
+    turnStart = start
+    const take = (): void => {
+      const work = queue[head]!
+      queue[head++] = noop
+      try {
         work()
-      } while (head < queue.length && now() - start < opts.sliceMs)
-    } finally {
-      if (head === queue.length) {
-        queue.length = 0
-        head = 0
-      } else {
-        if (head > 1024 && head * 2 > queue.length) { queue.splice(0, head); head = 0 }
-        // the slice is spent: bulk reads of the next poll wait too, priority ones do not
-        turnStart = start
-        turnEnds = true
-        later(endTurn)
+      } finally {
+        // the next one only after what this one set off (its stream's tick), with the clock read then
+        soon(next)
       }
     }
+    const next = (): void => {
+      if (head < queue.length && now() - start < opts.sliceMs) take()
+      else spent(start)
+    }
+    // at least one read a turn, however long the last one took: the queue always moves
+    take()
+  }
+
+  /** This turn's reads are done: the queue is empty, or the slice is spent and the rest waits for the next turn. */
+  const spent = (start: number): void => {
+    if (head === queue.length) {
+      queue.length = 0
+      head = 0
+      turnStart = -1
+      return
+    }
+    if (head > 1024 && head * 2 > queue.length) { queue.splice(0, head); head = 0 }
+    // bulk reads of the next poll wait too, priority ones do not
+    turnStart = start
+    if (!turnEnds) { turnEnds = true; later(endTurn) }
   }
 
   return {
