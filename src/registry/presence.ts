@@ -8,7 +8,7 @@
  * that much of "last seen", never data. Holds device ids and device facts only,
  * no patient id and no health value.
  */
-import type { Storage } from '../storage/index.ts'
+import { RowWriter, type Storage } from '../storage/index.ts'
 
 export interface Presence {
   tenant: string
@@ -27,10 +27,6 @@ export interface PresenceStore {
   /** Writes what changed since the last flush (one insert). */
   flush: () => Promise<void>
   close: () => Promise<void>
-}
-
-interface Row {
-  tenant_id: string; device_id: string; last_seen: number | null; battery: number | null; firmware: string; status_at: number | null; cert_not_after: number | null; updated_at: number
 }
 
 export async function loadPresence (storage: Storage, opts: { flushMs: number; onError: (err: unknown) => void }): Promise<PresenceStore> {
@@ -63,18 +59,25 @@ export async function loadPresence (storage: Storage, opts: { flushMs: number; o
     await flushing
     if (dirty.size === 0) return
     const now = Date.now()
-    const rows: Row[] = []
-    for (const device of dirty) {
+    // RowBinary in OTHER_COLUMNS' order (row-binary-insert.ts): up to a row per device every flush
+    const w = new RowWriter(Math.max(1024, dirty.size * 64))
+    const devices = [...dirty]
+    for (const device of devices) {
       const p = byDevice.get(device)!
-      rows.push({
-        tenant_id: p.tenant, device_id: device, last_seen: p.lastSeenMs, battery: p.batteryPercent, firmware: p.firmware ?? '',
-        status_at: p.statusAtMs, cert_not_after: p.certNotAfterMs, updated_at: now,
-      })
+      w.string(p.tenant)
+      w.string(device)
+      w.nullableTime(p.lastSeenMs)
+      if (p.batteryPercent === null) w.u8(1)
+      else { w.u8(0); w.u8(p.batteryPercent) }
+      w.string(p.firmware ?? '')
+      w.nullableTime(p.statusAtMs)
+      w.nullableTime(p.certNotAfterMs)
+      w.time(now)
     }
     dirty.clear()
-    flushing = client.insert({ table: table('device_presence'), values: rows, format: 'JSONEachRow' }).then(() => {}, (err: unknown) => {
+    flushing = storage.insertPresence(w.take()).then(() => {}, (err: unknown) => {
       // kept for the next flush: the in-memory view is still right
-      for (const r of rows) dirty.add(r.device_id)
+      for (const d of devices) dirty.add(d)
       opts.onError(err)
     })
     await flushing

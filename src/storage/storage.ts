@@ -82,6 +82,8 @@ export interface Storage {
   sealLog: () => Promise<void>
   /** Ships what it can within `deadlineMs`; what is left stays in the log for the next start. */
   close: (deadlineMs?: number) => Promise<void>
+  /** Inserts RowBinary rows into `device_presence` (columns as OTHER_COLUMNS), outside the logs: presence.ts's flush. */
+  insertPresence: (rows: Buffer) => Promise<void>
 }
 
 /** What the hot path needs of storage: queue rows (resolving once they are durable). Fakes and wrappers implement only this. */
@@ -140,6 +142,7 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
     ackAfter, quorum: opts.insertQuorum ?? 2, ...(opts.beforeInsert === undefined ? {} : { beforeInsert: opts.beforeInsert }),
   })
   const inserts = {} as Record<TableName, InsertFn>
+  const presenceInsert = await insertInto('device_presence')
   // embedded: sequence numbers go into the replay-window file, once it exists (read now, or seeded once the logs are shipped, below)
   const windowsPath = join(opts.dataDir, 'replay-windows')
   let windowFile = conn.mode === 'embedded' ? await ReplayWindowFile.load(windowsPath, (why) => opts.onReplayWindowsDamaged?.(why)) : null
@@ -229,6 +232,7 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
   let closing: Promise<void> | null = null
   return {
     conn,
+    insertPresence: (rows) => presenceInsert(rows, undefined),
     write: (table, chunk, rows, sequence, lane = laneOf(table)) => {
       const { wal, batchers } = lanes[LOGGED.has(table) ? lane : 'bulk']
       const b = batchers[table]
