@@ -15,7 +15,7 @@ import { adminClientFor } from '../src/api/index.ts'
 import { loadConfig } from '../src/config/index.ts'
 import { ensureFleetWithResponders } from './fleet-store.ts'
 import { AdminApiError } from '../src/api/index.ts'
-import { DEFAULT_BEHAVIOUR, percentiles, runFleet, type FleetOptions, type FleetResult } from './fleet.ts'
+import { DEFAULT_BEHAVIOUR, percentiles, runFleet, sentSince, type FleetOptions, type FleetResult } from './fleet.ts'
 import { polledHeads } from './observers.ts'
 import { buildReport } from './report.ts'
 import type { WorkerInput } from './worker.ts'
@@ -98,7 +98,7 @@ async function inWorkers (base: Omit<FleetOptions, 'log' | 'api'>, admin: Worker
   const results = await running.finally(() => { done = true })
   await heads
   const sum = (k: keyof FleetResult): number => results.reduce((n, r) => n + (r[k] as number), 0)
-  const samples = { ack: results.flatMap((r) => r.samples.ack), queryable: results.flatMap((r) => r.samples.queryable), alarm: results.flatMap((r) => r.samples.alarm) }
+  const samples = { ack: results.flatMap((r) => r.samples.ack), queryable: results.flatMap((r) => r.samples.queryable), alarm: results.flatMap((r) => r.samples.alarm), alarmSentAt: results.flatMap((r) => r.samples.alarmSentAt) }
   const expected = { ...results[0]!.expected }
   for (const r of results.slice(1)) for (const [t, n] of Object.entries(r.expected)) expected[t as keyof typeof expected] += n
   return {
@@ -107,7 +107,11 @@ async function inWorkers (base: Omit<FleetOptions, 'log' | 'api'>, admin: Worker
     pubackCodes: results.reduce<Record<string, number>>((all, r) => { for (const [k, n] of Object.entries(r.pubackCodes)) all[k] = (all[k] ?? 0) + n; return all }, {}),
     reconnects: sum('reconnects'), gatewayOutages: sum('gatewayOutages'), backfilled: sum('backfilled'), expected,
     ackLatencyMs: percentiles(samples.ack), queryableLatencyMs: admin === null ? null : percentiles(samples.queryable),
-    alarmToResponderMs: percentiles(samples.alarm), nodeRssMB: results[0]!.nodeRssMB, nodeCpu: results[0]!.nodeCpu,
+    alarmToResponderMs: percentiles(samples.alarm),
+    // once the last worker's devices were all connected: before that, some workers publish while others still connect
+    alarmToResponderConnectedMs: percentiles(sentSince(samples, Math.max(...results.map((r) => r.connectedAtMs)))),
+    connectedAtMs: Math.max(...results.map((r) => r.connectedAtMs)),
+    nodeRssMB: results[0]!.nodeRssMB, nodeCpu: results[0]!.nodeCpu,
     simEventLoopDelayMs: { p50: Math.max(...results.map((r) => r.simEventLoopDelayMs.p50)), p99: Math.max(...results.map((r) => r.simEventLoopDelayMs.p99)), max: Math.max(...results.map((r) => r.simEventLoopDelayMs.max)) },
     alarmSimEventLoopDelayMs: results[0]!.simEventLoopDelayMs,
     elapsedSeconds: Math.max(...results.map((r) => r.elapsedSeconds)), samples,

@@ -60,6 +60,8 @@ export interface FleetResult {
   /** Device connections open after the ramp, and how long the ramp took (TLS handshakes and authentication). */
   connected: number
   connectSeconds: number
+  /** When this fleet's devices were all connected (epoch ms): alarms sent after every fleet's are the steady state's. */
+  connectedAtMs: number
   transport: 'tls+password' | 'mutual-tls'
   mqtt: '3.1.1' | '5'
   /** MQTT 5 PUBACK reason codes other than 0x00, by code (0x87 for every message of a patient without consent, replays of resends). */
@@ -73,6 +75,8 @@ export interface FleetResult {
   /** Device send → the message's rows are queryable (resolution: the poll interval). */
   queryableLatencyMs: Percentiles | null
   alarmToResponderMs: Percentiles | null
+  /** The same for the alarms sent once every device of the run was connected: a connect storm's TLS handshakes left out. */
+  alarmToResponderConnectedMs: Percentiles | null
   /** The node's resident memory over the run (from its /metrics), when the admin API is given. */
   nodeRssMB: {
     first: number; max: number; last: number
@@ -100,7 +104,7 @@ export interface FleetResult {
   alarmSimEventLoopDelayMs: { p50: number; p99: number; max: number }
   elapsedSeconds: number
   /** Raw latency samples (capped), so workers' results can be merged. */
-  samples: { ack: number[]; queryable: number[]; alarm: number[] }
+  samples: { ack: number[]; queryable: number[]; alarm: number[]; alarmSentAt: number[] }
 }
 
 /** What a run counts and measures, shared by its parts. */

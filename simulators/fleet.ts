@@ -38,12 +38,17 @@ const SAMPLE_CAP = 200_000
 /** Simulated periods: a bracelet batch per minute, a spot measurement every 10 min, an alarm heartbeat every 5 min, status every 30 min. */
 const PERIOD_SIM_MS = { bracelet: MIN, cvitals: 10 * MIN, calarm: 5 * MIN, status: 30 * MIN } as const
 
+/** The alarm latencies of the alarms sent at or after `fromMs`. */
+export function sentSince (samples: FleetResult['samples'], fromMs: number): number[] {
+  return samples.alarm.filter((_, i) => samples.alarmSentAt[i]! >= fromMs)
+}
+
 export async function runFleet (opts: FleetOptions): Promise<FleetResult> {
   const b: Behaviour = { ...DEFAULT_BEHAVIOUR, ...opts.behaviour }
   const tally: RunTally = {
     r: { sent: 0, acked: 0, failed: 0, duplicatesSent: 0, connectFailures: 0, reconnects: 0, gatewayOutages: 0, backfilled: 0 },
     expected: Object.fromEntries(Object.values(TABLE).map((table) => [table, 0])) as Record<DataTable, number>,
-    samples: { ack: [], queryable: [], alarm: [] },
+    samples: { ack: [], queryable: [], alarm: [], alarmSentAt: [] },
     pubackCodes: {},
     keep: (xs, v) => { if (xs.length < SAMPLE_CAP) xs.push(v) },
     awaitingQuery: new Map(),
@@ -199,6 +204,7 @@ export async function runFleet (opts: FleetOptions): Promise<FleetResult> {
     ...r,
     connected: running.length,
     connectSeconds: Math.round(connectSeconds * 10) / 10,
+    connectedAtMs: realStart + connectSeconds * 1000,
     transport,
     mqtt: opts.protocolVersion === 5 ? '5' : '3.1.1',
     pubackCodes: tally.pubackCodes,
@@ -207,6 +213,7 @@ export async function runFleet (opts: FleetOptions): Promise<FleetResult> {
     ackLatencyMs: percentiles(samples.ack),
     queryableLatencyMs: opts.api === undefined ? null : percentiles(samples.queryable),
     alarmToResponderMs: opts.responders === undefined ? null : percentiles(samples.alarm),
+    alarmToResponderConnectedMs: opts.responders === undefined ? null : percentiles(sentSince(samples, realStart + connectSeconds * 1000)),
     nodeRssMB: memory.trend(),
     nodeCpu: memory.cpu(),
     simEventLoopDelayMs: loopDelay,

@@ -8,6 +8,8 @@ import { STORED_SINCE_HEADER, type AdminClient } from '../src/api/index.ts'
 import type { FleetOptions, RunTally } from './fleet-types.ts'
 
 const POLL_MS = 200
+/** Alarms timed per run (one a cAlarm unit every few minutes: far fewer). */
+const ALARM_CAP = 200_000
 
 /** Connects each responder and times the alarms it is sent; a responder that cannot connect is a connect failure. */
 export async function connectResponders (opts: FleetOptions, tally: RunTally): Promise<MqttClient[]> {
@@ -19,7 +21,12 @@ export async function connectResponders (opts: FleetOptions, tally: RunTally): P
       c.on('message', (_topic, payload) => {
         const a = JSON.parse(payload.toString()) as { device: string; seq: number }
         const at = tally.awaitingResponder.get(`${a.device}/${a.seq}`)
-        if (at !== undefined) { tally.keep(tally.samples.alarm, Date.now() - at); tally.awaitingResponder.delete(`${a.device}/${a.seq}`) }
+        if (at !== undefined && tally.samples.alarm.length < ALARM_CAP) {
+          // with its send time: the ones sent while other devices were still connecting are told apart
+          tally.samples.alarm.push(Date.now() - at)
+          tally.samples.alarmSentAt.push(at)
+        }
+        tally.awaitingResponder.delete(`${a.device}/${a.seq}`)
       })
       responders.push(c)
     } catch {

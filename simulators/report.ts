@@ -22,7 +22,7 @@ export interface SimReport {
     transport: FleetResult['transport']; mqtt: FleetResult['mqtt']; connected: number; connectSeconds: number
     failures: number; reconnects: number; gatewayOutages: number; backfilledMessages: number
   }
-  latencyMs: { puback: FleetResult['ackLatencyMs']; deviceToQueryable: FleetResult['queryableLatencyMs']; alarmToResponder: FleetResult['alarmToResponderMs'] }
+  latencyMs: { puback: FleetResult['ackLatencyMs']; deviceToQueryable: FleetResult['queryableLatencyMs']; alarmToResponder: FleetResult['alarmToResponderMs']; alarmToResponderOnceConnected: FleetResult['alarmToResponderConnectedMs'] }
   nodeRssMB: FleetResult['nodeRssMB']
   nodeCpu: FleetResult['nodeCpu']
   simEventLoopDelayMs: FleetResult['simEventLoopDelayMs']
@@ -78,7 +78,7 @@ export async function buildReport (api: AdminClient, input: {
       transport: result.transport, mqtt: result.mqtt, connected: result.connected, connectSeconds: result.connectSeconds,
       failures: result.connectFailures, reconnects: result.reconnects, gatewayOutages: result.gatewayOutages, backfilledMessages: result.backfilled,
     },
-    latencyMs: { puback: result.ackLatencyMs, deviceToQueryable: result.queryableLatencyMs, alarmToResponder: result.alarmToResponderMs },
+    latencyMs: { puback: result.ackLatencyMs, deviceToQueryable: result.queryableLatencyMs, alarmToResponder: result.alarmToResponderMs, alarmToResponderOnceConnected: result.alarmToResponderConnectedMs },
     nodeRssMB: result.nodeRssMB,
     nodeCpu: result.nodeCpu,
     simEventLoopDelayMs: result.simEventLoopDelayMs,
