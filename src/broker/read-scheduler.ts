@@ -26,12 +26,7 @@ export interface ReadSchedulerOptions {
   /** The bulk slice of one turn; 0 turns the scheduler off (every read runs at once). */
   sliceMs: number
   now?: () => number
-  /**
-   * How a callback is put after the next poll of the sockets (tests drive it themselves). By default a
-   * timer (the next turn's timers phase), not setImmediate: an alarm read in this poll is relayed to
-   * responders from the check phase that follows it (aedes delivers from setImmediate), and an endTurn
-   * put there first, when the turn's first bulk read ran, took its bulk slice ahead of the relay.
-   */
+  /** How a callback is put after the next poll of the sockets (setImmediate; tests drive it themselves). */
   later?: (f: () => void) => void
   /**
    * How a callback is put after what a read set off (process.nextTick; tests drive it themselves). A read
@@ -43,7 +38,7 @@ export interface ReadSchedulerOptions {
 
 export function createReadScheduler (opts: ReadSchedulerOptions): ReadScheduler {
   const now = opts.now ?? performance.now.bind(performance)
-  const later = opts.later ?? ((f: () => void) => { setTimeout(f, 0) })
+  const later = opts.later ?? ((f: () => void) => { setImmediate(f) })
   const soon = opts.soon ?? ((f: () => void) => { process.nextTick(f) })
   const queue: Array<() => void> = []
   let head = 0
