@@ -206,41 +206,4 @@ describe('packet guard with a read scheduler', () => {
     for (const g of guards) g.destroy()
     for (const c of conns) c.client.destroy()
   })
-
-  it('takes a bulk connection\'s end (aedes closes the client on it) like a read: put off in a busy turn, a priority connection\'s at once', async () => {
-    // a clock that moves a second per reading, as above: after the turn's first bulk read, bulk work waits
-    let t = 0
-    let turns: Array<() => void> = []
-    const reads = createReadScheduler({ sliceMs: 1, now: () => (t += 1000), later: (f) => { turns.push(f) } })
-    const limits = { maxPacketBytes: 1 << 20, maxConnectBytes: 4096 }
-    const busy = await pair()
-    const leaving = await pair()
-    const prio = await pair()
-    const gBusy = new GuardedConnection(busy.server, limits, () => {}, undefined, reads)
-    const gLeaving = new GuardedConnection(leaving.server, limits, () => {}, undefined, reads)
-    const gPrio = new GuardedConnection(prio.server, limits, () => {}, undefined, reads)
-    gPrio.priority = true
-    const ends: string[] = []
-    for (const [g, name] of [[gBusy, 'busy'], [gLeaving, 'leaving'], [gPrio, 'prio']] as const) {
-      g.on('data', () => {})
-      g.on('end', () => { ends.push(name) })
-    }
-    // the busy connection's read opens the turn's slice and spends it
-    busy.client.write(frame({ cmd: 'pingreq' }))
-    while (turns.length === 0) await new Promise((resolve) => setTimeout(resolve, 5))
-    leaving.client.end()
-    prio.client.end()
-    while (!ends.includes('prio')) await new Promise((resolve) => setTimeout(resolve, 5))
-    await new Promise((resolve) => setTimeout(resolve, 20))
-    expect(ends).toEqual(['prio'])
-    expect(reads.waiting).toBe(1)
-    // the next turn takes it up: ended, and closed after it
-    const now = turns
-    turns = []
-    for (const f of now) f()
-    while (!gLeaving.destroyed) await new Promise((resolve) => setTimeout(resolve, 5))
-    expect(ends).toEqual(['prio', 'leaving'])
-    expect(reads.waiting).toBe(0)
-    busy.client.destroy()
-  })
 })

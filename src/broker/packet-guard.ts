@@ -212,21 +212,7 @@ export class GuardedConnection extends Duplex {
       }, this.priority && waiting === 0)
       if (!now) { queued = true; waiting++; socket.pause() }
     })
-    socket.on('end', () => {
-      if (waiting > 0) { ended = true; return }
-      if (reads === undefined) { this.push(null); return }
-      // the end is aedes' close of the client (its subscriptions, timers, the socket): ~100 µs each, so
-      // ten thousand devices leaving at once held the event loop for over a second (a soak's end). So it is
-      // taken like a read: within the turn's bulk slice, else behind the waiting reads
-      let queued = false
-      const now = reads.run(() => {
-        if (queued) waiting--
-        if (this.destroyed) return
-        this.push(null)
-        if (queued && closed) setImmediate(() => { this.destroy() })
-      }, this.priority)
-      if (!now) { queued = true; waiting++ }
-    })
+    socket.on('end', () => { if (waiting > 0) ended = true; else this.push(null) })
     socket.on('error', (err) => { this.destroy(err) })
     socket.on('close', () => { if (waiting > 0) closed = true; else this.destroy() })
   }
