@@ -8,7 +8,8 @@
  * Usage: npx tsx bench/presence-flush.bench.ts [devices=10000] [rounds=20]
  */
 import { readFileSync } from 'node:fs'
-import { createStorage, RowWriter } from '../src/storage/index.ts'
+import { presenceRows, type Presence } from '../src/registry/index.ts'
+import { createStorage } from '../src/storage/index.ts'
 import { tempDir } from '../test/support/node.ts'
 import { machine } from './harness.ts'
 
@@ -19,8 +20,7 @@ const dir = tempDir('vf-presence-bench-')
 const storage = await createStorage({ dataDir: dir.path, database: 'presence', batch: { maxRows: 100_000, maxAgeMs: 200 }, wal: { segmentBytes: 1 << 24, budgetBytes: 1 << 30 } })
 const { client, table } = storage.conn
 
-interface P { tenant: string; lastSeenMs: number | null; batteryPercent: number | null; firmware: string | null; statusAtMs: number | null; certNotAfterMs: number | null }
-const fleet = new Map<string, P>()
+const fleet = new Map<string, Presence>()
 const t0 = Date.now()
 for (let i = 0; i < devices; i++) {
   fleet.set(`bracelet-${String(i).padStart(6, '0')}`, {
@@ -43,19 +43,7 @@ function json (now: number): Promise<unknown> {
 
 /** Today's: RowBinary, as presence.ts writes it. */
 function rowBinary (now: number): Promise<unknown> {
-  const w = new RowWriter(Math.max(1024, fleet.size * 64))
-  for (const [device, p] of fleet) {
-    w.string(p.tenant)
-    w.string(device)
-    w.nullableTime(p.lastSeenMs)
-    if (p.batteryPercent === null) w.u8(1)
-    else { w.u8(0); w.u8(p.batteryPercent) }
-    w.string(p.firmware ?? '')
-    w.nullableTime(p.statusAtMs)
-    w.nullableTime(p.certNotAfterMs)
-    w.time(now)
-  }
-  return storage.insertPresence(w.take())
+  return storage.insertPresence(presenceRows([...fleet], now))
 }
 
 const pct = (xs: number[], p: number): number => { const s = [...xs].sort((a, b) => a - b); return Math.round(s[Math.min(s.length - 1, Math.floor(p * s.length))]! * 100) / 100 }

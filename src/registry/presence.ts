@@ -29,6 +29,23 @@ export interface PresenceStore {
   close: () => Promise<void>
 }
 
+/** `device_presence` rows in RowBinary, in OTHER_COLUMNS' order (row-binary-insert.ts), all stamped `updatedAtMs`. */
+export function presenceRows (entries: ReadonlyArray<readonly [string, Presence]>, updatedAtMs: number): Buffer {
+  const w = new RowWriter(Math.max(1024, entries.length * 64))
+  for (const [device, p] of entries) {
+    w.string(p.tenant)
+    w.string(device)
+    w.nullableTime(p.lastSeenMs)
+    if (p.batteryPercent === null) w.u8(1)
+    else { w.u8(0); w.u8(p.batteryPercent) }
+    w.string(p.firmware ?? '')
+    w.nullableTime(p.statusAtMs)
+    w.nullableTime(p.certNotAfterMs)
+    w.time(updatedAtMs)
+  }
+  return w.take()
+}
+
 export async function loadPresence (storage: Storage, opts: { flushMs: number; onError: (err: unknown) => void }): Promise<PresenceStore> {
   const { client, table } = storage.conn
   const byDevice = new Map<string, Presence>()
@@ -59,23 +76,10 @@ export async function loadPresence (storage: Storage, opts: { flushMs: number; o
     await flushing
     if (dirty.size === 0) return
     const now = Date.now()
-    // RowBinary in OTHER_COLUMNS' order (row-binary-insert.ts): up to a row per device every flush
-    const w = new RowWriter(Math.max(1024, dirty.size * 64))
     const devices = [...dirty]
-    for (const device of devices) {
-      const p = byDevice.get(device)!
-      w.string(p.tenant)
-      w.string(device)
-      w.nullableTime(p.lastSeenMs)
-      if (p.batteryPercent === null) w.u8(1)
-      else { w.u8(0); w.u8(p.batteryPercent) }
-      w.string(p.firmware ?? '')
-      w.nullableTime(p.statusAtMs)
-      w.nullableTime(p.certNotAfterMs)
-      w.time(now)
-    }
+    const rows = presenceRows(devices.map((d) => [d, byDevice.get(d)!]), now)
     dirty.clear()
-    flushing = storage.insertPresence(w.take()).then(() => {}, (err: unknown) => {
+    flushing = storage.insertPresence(rows).then(() => {}, (err: unknown) => {
       // kept for the next flush: the in-memory view is still right
       for (const d of devices) dirty.add(d)
       opts.onError(err)
