@@ -9,6 +9,7 @@
  * they would be `node` like V8's platform workers, yet they are where chDB
  * runs its statements and where the log's file writes go.
  */
+import { pbkdf2 } from 'node:crypto'
 import { readdirSync, readFileSync } from 'node:fs'
 import { readlink, writeFile } from 'node:fs/promises'
 import { Worker } from 'node:worker_threads'
@@ -24,7 +25,7 @@ export const POOL_THREAD_NAME = 'libuv-pool'
  * platform workers, which are also `node`. chDB runs each statement from the pool (`Napi::AsyncWorker`,
  * `QueryAsyncWorker` in its binding): under load most of the pool's time is ClickHouse's inserts. A pool
  * thread is found by having it resolve `/proc/thread-self` (readlink runs in the pool): rounds of
- * concurrent requests until `UV_THREADPOOL_SIZE` threads (default 4) answered, or ten rounds. Returns the
+ * concurrent requests until `UV_THREADPOOL_SIZE` threads (default 4) answered, or twenty rounds. Returns the
  * thread ids named, once per process. Never throws: a name is a label, not a function of the node.
  */
 export async function nameThreadPool (): Promise<string[]> {
@@ -40,8 +41,14 @@ async function findAndNamePool (): Promise<string[]> {
   const size = Number(process.env['UV_THREADPOOL_SIZE'] ?? 4)
   const want = Number.isInteger(size) && size > 0 ? Math.min(size, 1024) : 4
   const found = new Set<string>()
-  for (let round = 0; round < 10 && found.size < want; round++) {
-    const links = await Promise.allSettled(Array.from({ length: want * 8 }, async () => await readlink('/proc/thread-self')))
+  for (let round = 0; round < 20 && found.size < want; round++) {
+    // each readlink behind a short busy task (a ~1 ms pbkdf2, also run in the pool): a thread that took
+    // one is busy while the next readlink waits, so the others must answer too. Readlinks alone are so
+    // quick that one awake thread could drain a round on a loaded machine (3 of 4 found, once, in CI).
+    const links = await Promise.allSettled(Array.from({ length: want * 4 }, async () => {
+      await new Promise((resolve) => { pbkdf2('', '', 2_000, 32, 'sha256', resolve) })
+      return await readlink('/proc/thread-self')
+    }))
     for (const l of links) if (l.status === 'fulfilled') found.add(l.value.slice(l.value.lastIndexOf('/') + 1))
   }
   const named: string[] = []
