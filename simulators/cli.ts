@@ -100,6 +100,8 @@ async function inWorkers (base: Omit<FleetOptions, 'log' | 'api'>, admin: Worker
   const sum = (k: keyof FleetResult): number => results.reduce((n, r) => n + (r[k] as number), 0)
   const samples = { ack: results.flatMap((r) => r.samples.ack), queryable: results.flatMap((r) => r.samples.queryable), alarm: results.flatMap((r) => r.samples.alarm), alarmSentAt: results.flatMap((r) => r.samples.alarmSentAt) }
   const expected = { ...results[0]!.expected }
+  // once the last worker's devices were all connected: before that, some workers publish while others still connect
+  const connectedAtMs = Math.max(...results.map((r) => r.connectedAtMs))
   for (const r of results.slice(1)) for (const [t, n] of Object.entries(r.expected)) expected[t as keyof typeof expected] += n
   return {
     sent: sum('sent'), acked: sum('acked'), failed: sum('failed'), duplicatesSent: sum('duplicatesSent'), connectFailures: sum('connectFailures'),
@@ -108,9 +110,8 @@ async function inWorkers (base: Omit<FleetOptions, 'log' | 'api'>, admin: Worker
     reconnects: sum('reconnects'), gatewayOutages: sum('gatewayOutages'), backfilled: sum('backfilled'), expected,
     ackLatencyMs: percentiles(samples.ack), queryableLatencyMs: admin === null ? null : percentiles(samples.queryable),
     alarmToResponderMs: percentiles(samples.alarm),
-    // once the last worker's devices were all connected: before that, some workers publish while others still connect
-    alarmToResponderConnectedMs: percentiles(sentSince(samples, Math.max(...results.map((r) => r.connectedAtMs)))),
-    connectedAtMs: Math.max(...results.map((r) => r.connectedAtMs)),
+    alarmToResponderConnectedMs: percentiles(sentSince(samples, connectedAtMs)),
+    connectedAtMs,
     nodeRssMB: results[0]!.nodeRssMB, nodeCpu: results[0]!.nodeCpu,
     simEventLoopDelayMs: { p50: Math.max(...results.map((r) => r.simEventLoopDelayMs.p50)), p99: Math.max(...results.map((r) => r.simEventLoopDelayMs.p99)), max: Math.max(...results.map((r) => r.simEventLoopDelayMs.max)) },
     alarmSimEventLoopDelayMs: results[0]!.simEventLoopDelayMs,

@@ -90,7 +90,8 @@ export async function runFleet (opts: FleetOptions): Promise<FleetResult> {
       running.push({ dev, link, sealer, skewMs: Math.round((rng.next() * 2 - 1) * b.clockSkewMs), timers: [] })
     }
   })
-  const connectSeconds = (Date.now() - realStart) / 1000
+  const connectedAtMs = Date.now()
+  const connectSeconds = (connectedAtMs - realStart) / 1000
   const transport = opts.mtlsPort !== undefined && opts.fleet.every((d) => (d.gateway ?? d).certificate !== undefined) ? 'mutual-tls' : 'tls+password'
   opts.log(`connected ${running.length}/${opts.fleet.length} devices over ${transport} in ${connectSeconds.toFixed(1)} s`)
 
@@ -204,7 +205,7 @@ export async function runFleet (opts: FleetOptions): Promise<FleetResult> {
     ...r,
     connected: running.length,
     connectSeconds: Math.round(connectSeconds * 10) / 10,
-    connectedAtMs: realStart + connectSeconds * 1000,
+    connectedAtMs,
     transport,
     mqtt: opts.protocolVersion === 5 ? '5' : '3.1.1',
     pubackCodes: tally.pubackCodes,
@@ -213,7 +214,7 @@ export async function runFleet (opts: FleetOptions): Promise<FleetResult> {
     ackLatencyMs: percentiles(samples.ack),
     queryableLatencyMs: opts.api === undefined ? null : percentiles(samples.queryable),
     alarmToResponderMs: opts.responders === undefined ? null : percentiles(samples.alarm),
-    alarmToResponderConnectedMs: opts.responders === undefined ? null : percentiles(sentSince(samples, realStart + connectSeconds * 1000)),
+    alarmToResponderConnectedMs: opts.responders === undefined ? null : percentiles(sentSince(samples, connectedAtMs)),
     nodeRssMB: memory.trend(),
     nodeCpu: memory.cpu(),
     simEventLoopDelayMs: loopDelay,

@@ -8,8 +8,6 @@ import { STORED_SINCE_HEADER, type AdminClient } from '../src/api/index.ts'
 import type { FleetOptions, RunTally } from './fleet-types.ts'
 
 const POLL_MS = 200
-/** Alarms timed per run (one a cAlarm unit every few minutes: far fewer). */
-const ALARM_CAP = 200_000
 
 /** Connects each responder and times the alarms it is sent; a responder that cannot connect is a connect failure. */
 export async function connectResponders (opts: FleetOptions, tally: RunTally): Promise<MqttClient[]> {
@@ -21,12 +19,13 @@ export async function connectResponders (opts: FleetOptions, tally: RunTally): P
       c.on('message', (_topic, payload) => {
         const a = JSON.parse(payload.toString()) as { device: string; seq: number }
         const at = tally.awaitingResponder.get(`${a.device}/${a.seq}`)
-        if (at !== undefined && tally.samples.alarm.length < ALARM_CAP) {
-          // with its send time: the ones sent while other devices were still connecting are told apart
-          tally.samples.alarm.push(Date.now() - at)
-          tally.samples.alarmSentAt.push(at)
+        if (at !== undefined) {
+          const kept = tally.samples.alarm.length
+          tally.keep(tally.samples.alarm, Date.now() - at)
+          // with its send time, if kept: the ones sent while other devices were still connecting are told apart
+          if (tally.samples.alarm.length > kept) tally.samples.alarmSentAt.push(at)
+          tally.awaitingResponder.delete(`${a.device}/${a.seq}`)
         }
-        tally.awaitingResponder.delete(`${a.device}/${a.seq}`)
       })
       responders.push(c)
     } catch {

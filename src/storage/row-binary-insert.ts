@@ -74,8 +74,9 @@ export async function rowBinaryInserter (conn: StorageConnection, spool: string,
   let serial = 0
   return async (name) => {
     const table = conn.table(name)
-    const batched = name in COLUMNS
-    const cols: readonly string[] = batched ? COLUMNS[name as TableName] : OTHER_COLUMNS[name as OtherTable]
+    // a batcher's table (its settings, fault hook and connection by table), or one of OTHER_COLUMNS
+    const batched = name in COLUMNS ? name as TableName : null
+    const cols: readonly string[] = batched !== null ? COLUMNS[batched] : OTHER_COLUMNS[name as OtherTable]
     const types = new Map((await (await conn.client.query({
       query: 'SELECT name, type FROM system.columns WHERE database = {db:String} AND table = {t:String}',
       query_params: { db: conn.database, t: name }, format: 'JSONEachRow',
@@ -86,11 +87,11 @@ export async function rowBinaryInserter (conn: StorageConnection, spool: string,
       return `${c} ${type}`
     }).join(', ')
     const target = `${table} (${cols.join(', ')})`
-    const client = batched && BULK_INSERTS.has(name as TableName) ? conn.bulk : conn.client
+    const client = batched !== null && BULK_INSERTS.has(batched) ? conn.bulk : conn.client
     return async (body, token) => {
-      const settings: ClickHouseSettings = batched ? insertSettings(conn.mode, policy, name as TableName, token) : {}
+      const settings: ClickHouseSettings = batched === null ? {} : insertSettings(conn.mode, policy, batched, token)
       try {
-        if (policy.beforeInsert !== undefined && batched) await policy.beforeInsert(name as TableName)
+        if (policy.beforeInsert !== undefined && batched !== null) await policy.beforeInsert(batched)
         if (conn.mode === 'server') {
           const r = await client.exec({ query: `INSERT INTO ${target} FORMAT RowBinary`, values: Readable.from([body]), clickhouse_settings: settings })
           // the server answers an INSERT once it is done (with a quorum: once the replicas have it)
