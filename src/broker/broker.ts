@@ -228,6 +228,8 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
         backoff.abandon(remoteAddress)
         // too many checks already waiting for a hash thread: refused at once, and not a failure of this source
         if ((err as { code?: unknown }).code === 'ING_ERR_AUTH_BUSY') return refuse(SERVER_UNAVAILABLE, 'authHashBusy', 'secret checks are saturated; retry later')
+        // one of several nodes that cannot read the device's replay marks: admitted, it would take a frame another node took
+        if ((err as { code?: unknown }).code === 'ING_ERR_CLUSTER') return refuse(SERVER_UNAVAILABLE, 'clusterLogin', 'replay marks out of reach (Redis)')
         refuse(NOT_AUTHORIZED, 'authFailed', `authentication failed: ${(err as Error).name}`)
       })
     },

@@ -37,7 +37,10 @@ export interface Joined {
   gate: Pick<ConsentIndex, 'gate'>
   /** Null to go on; else an outcome without PUBACK (the device keeps the message and resends it). */
   refuseStale: (topic: string) => { kind: 'stored'; rows: number; filtered: number; durable: Promise<void> } | null
-  /** The device's and its bound devices' marks from Redis, for the replay window (nothing while Redis is out of reach). */
+  /**
+   * The device's and its bound devices' marks from Redis, for the replay window. Rejects (ING_ERR_CLUSTER)
+   * while Redis is out of reach: the login is refused, since a frame another node took would look new here.
+   */
   marksFor: (record: DeviceRecord) => Promise<Array<[string, bigint[]]>>
 }
 
@@ -82,7 +85,8 @@ export async function joinCluster (o: JoinOptions): Promise<Joined> {
       const out: Array<[string, bigint[]]> = []
       for (const d of devices) {
         const seen = await cluster.marks.load(d)
-        if (seen !== null) out.push([d, seen])
+        if (seen === null) throw new ClusterError('ING_ERR_CLUSTER', 'the replay marks in Redis cannot be read')
+        out.push([d, seen])
       }
       return out
     },

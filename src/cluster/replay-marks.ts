@@ -21,7 +21,7 @@ export interface ReplayMarks {
   commit: (device: string, seq: bigint) => Promise<void>
   /** The device's marks, ascending; null when Redis cannot be read. */
   load: (device: string) => Promise<bigint[] | null>
-  /** Marks waiting for Redis. */
+  /** Marks not yet in Redis: kept, or being written by a flush. */
   pending: () => number
   /** Writes the waiting marks (called when the link is back). */
   flush: () => Promise<void>
@@ -29,6 +29,8 @@ export interface ReplayMarks {
 
 export function createReplayMarks (redis: Redis, up: () => boolean): ReplayMarks {
   const waiting = new Map<string, bigint[]>()
+  // taken out of `waiting` by a flush whose write has not answered yet: still not in Redis
+  let writing = 0
   const keep = (device: string, seq: bigint): void => {
     const l = waiting.get(device)
     if (l === undefined) waiting.set(device, [seq])
@@ -56,15 +58,18 @@ export function createReplayMarks (redis: Redis, up: () => boolean): ReplayMarks
         return null
       }
     },
-    pending: () => { let n = 0; for (const l of waiting.values()) n += l.length; return n },
+    pending: () => { let n = writing; for (const l of waiting.values()) n += l.length; return n },
     flush: async () => {
       for (const [device, seqs] of [...waiting]) {
         waiting.delete(device)
+        writing += seqs.length
         try {
           await write(device, seqs)
         } catch {
           for (const s of seqs) keep(device, s)
           return
+        } finally {
+          writing -= seqs.length
         }
       }
     },
