@@ -67,6 +67,11 @@ export interface BrokerDeps {
   authenticate: (device: string, secret: string) => Promise<DeviceRecord | null>
   /** The device a verified client certificate speaks for (mutual TLS), or null. */
   authenticateCertificate?: (peer: X509Certificate) => DeviceRecord | null
+  /**
+   * Runs before any login is admitted, password or certificate (several nodes: the device's replay marks are
+   * read from Redis). Rejecting with code ING_ERR_CLUSTER refuses it with CONNACK 3; any other error, CONNACK 5.
+   */
+  beforeAdmit?: (record: DeviceRecord) => Promise<void>
   /** `expiryS`: the publish's MQTT 5 Message Expiry Interval, if it had one. */
   ingest: (sender: Sender, topic: string, payload: Uint8Array, expiryS?: number) => IngestOutcome
   reject: (r: BrokerRejection) => void
@@ -178,8 +183,17 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
         if (client.version === 5) return refuseConnect(client, key)
         done(authError(code, detail), null)
       }
-      // a certificate login does not touch the password back-off (see AuthBackoff: it forgives nothing)
+      const failed = (err: unknown): void => {
+        // one of several nodes that cannot read the device's replay marks: admitted, it would take a frame another node took
+        if ((err as { code?: unknown }).code === 'ING_ERR_CLUSTER') return refuse(SERVER_UNAVAILABLE, 'clusterLogin', 'replay marks out of reach (Redis)')
+        refuse(NOT_AUTHORIZED, 'authFailed', `authentication failed: ${(err as Error).name}`)
+      }
       const admit = (record: DeviceRecord): void => {
+        if (deps.beforeAdmit === undefined) return admitNow(record)
+        deps.beforeAdmit(record).then(() => { admitNow(record) }, failed)
+      }
+      // a certificate login does not touch the password back-off (see AuthBackoff: it forgives nothing)
+      const admitNow = (record: DeviceRecord): void => {
         if (!connections.tryAdd(record.tenant)) {
           return refuse(SERVER_UNAVAILABLE, 'connLimit', `tenant has ${limits.connectionsPerTenant} connections open`, record.tenant)
         }
@@ -228,9 +242,7 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
         backoff.abandon(remoteAddress)
         // too many checks already waiting for a hash thread: refused at once, and not a failure of this source
         if ((err as { code?: unknown }).code === 'ING_ERR_AUTH_BUSY') return refuse(SERVER_UNAVAILABLE, 'authHashBusy', 'secret checks are saturated; retry later')
-        // one of several nodes that cannot read the device's replay marks: admitted, it would take a frame another node took
-        if ((err as { code?: unknown }).code === 'ING_ERR_CLUSTER') return refuse(SERVER_UNAVAILABLE, 'clusterLogin', 'replay marks out of reach (Redis)')
-        refuse(NOT_AUTHORIZED, 'authFailed', `authentication failed: ${(err as Error).name}`)
+        failed(err)
       })
     },
 

@@ -15,7 +15,7 @@ import type { Config } from '../config/index.ts'
 import { ConsentIndex, POLICY, type Policy } from '../consent/index.ts'
 import { restaleNotice } from '../decode/index.ts'
 import { Rights } from '../rights/index.ts'
-import { CertificateAuthorities, Registry, Users, createHasher, loadPresence, type Hasher, type PresenceStore } from '../registry/index.ts'
+import { CertificateAuthorities, Registry, Users, createHasher, loadPresence, type DeviceRecord, type Hasher, type PresenceStore } from '../registry/index.ts'
 import { createStorage, type Storage } from '../storage/index.ts'
 import { Reason } from '../reasons.ts'
 import { Admission } from './admission.ts'
@@ -179,14 +179,9 @@ export async function startNode (config: Config, logger: Logger = pino({ level: 
   })
 
   const broker = await createBroker({
-    authenticate: joined === null
-      ? (device, secret) => registry.authenticate(device, secret)
-      : async (device, secret) => {
-        const record = await registry.authenticate(device, secret)
-        // a device may come from another node: what was accepted there is a replay here (before its CONNACK)
-        if (record !== null) for (const [d, seen] of await joined.marksFor(record)) ingest.learn(d, seen)
-        return record
-      },
+    authenticate: (device, secret) => registry.authenticate(device, secret),
+    // a device may come from another node: what was accepted there is a replay here (before its CONNACK, whichever way it logs in)
+    ...(joined === null ? {} : { beforeAdmit: async (record: DeviceRecord) => { for (const [d, seen] of await joined.marksFor(record)) ingest.learn(d, seen) } }),
     authenticateCertificate: (peer) => {
       const d = registry.deviceForCertificate(peer)
       // the certificate a device logs in with is the one whose expiry the fleet view shows

@@ -6,7 +6,10 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
 
-export interface ChildNode { proc: ChildProcess; mqtts: number; http: number; /** The plain MQTT port (0: disabled). */ mqtt: number }
+export interface ChildNode { proc: ChildProcess; mqtts: number; http: number; /** The plain MQTT port (0: disabled). */ mqtt: number; /** The mutual-TLS port (0: disabled). */ mqttsMutual: number }
+
+/** The port of a listener as the node logs it (`mqtts://host:port (…)`), 0 when it is disabled. */
+const portOf = (url: string | undefined): number => url === undefined || url === 'disabled' ? 0 : Number(/:(\d+)(?: |$)/.exec(url)![1])
 
 export async function startChildNode (dataDir: string, adminToken: string, env: Record<string, string> = {}): Promise<ChildNode> {
   const proc = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
@@ -19,10 +22,10 @@ export async function startChildNode (dataDir: string, adminToken: string, env: 
   })
   const lines = createInterface({ input: proc.stdout })
   for await (const line of lines) {
-    const m = JSON.parse(line) as { msg?: string; mqtt?: string; mqtts?: string; http?: string }
+    const m = JSON.parse(line) as { msg?: string; mqtt?: string; mqtts?: string; mqttsMutual?: string; http?: string }
     if (m.msg === 'vitalflow ingest node listening') {
       lines.on('line', () => {}) // keep draining stdout
-      return { proc, mqtts: Number(m.mqtts!.split(':').at(-1)), http: Number(m.http!.split(':').at(-1)), mqtt: m.mqtt === undefined || m.mqtt === 'disabled' ? 0 : Number(m.mqtt.split(':').at(-1)) }
+      return { proc, mqtts: Number(m.mqtts!.split(':').at(-1)), http: Number(m.http!.split(':').at(-1)), mqtt: portOf(m.mqtt), mqttsMutual: portOf(m.mqttsMutual) }
     }
   }
   throw new Error('node exited before listening')

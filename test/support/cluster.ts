@@ -18,7 +18,7 @@ export { until } from './node.ts'
 export const CLUSTER_TOKEN = 'cluster-test-admin-token-0123456789'
 const MASTER = randomBytes(32).toString('base64url')
 
-export interface ClusterNode { name: string; proc: ChildProcess; mqtt: number; mqtts: number; http: number; api: AdminClient; ca: string; dir: ReturnType<typeof tempDir> }
+export interface ClusterNode { name: string; proc: ChildProcess; mqtt: number; mqtts: number; mqttsMutual: number; http: number; api: AdminClient; ca: string; dir: ReturnType<typeof tempDir> }
 export interface Stats {
   accepted: Record<string, number>; rejected: Record<string, number>; rowsFiltered: number; rowsStored: Record<string, number>
   cluster: { redis: boolean; feedCurrent: boolean; marksWaiting: number } | null
@@ -30,7 +30,7 @@ export async function startClusterNode (redisUrl: string, name: string, dir = te
   })
   const api = createAdminClient(`http://127.0.0.1:${c.http}`, CLUSTER_TOKEN)
   const { caPem } = await api.request<{ caPem: string }>('GET', '/admin/connection')
-  return { name, proc: c.proc, mqtt: c.mqtt, mqtts: c.mqtts, http: c.http, api, ca: caPem, dir }
+  return { name, proc: c.proc, mqtt: c.mqtt, mqtts: c.mqtts, mqttsMutual: c.mqttsMutual, http: c.http, api, ca: caPem, dir }
 }
 
 export async function connectTo (n: ClusterNode, e: Enrollment, opts: { clientId?: string; clean?: boolean } = {}): Promise<MqttClient> {
