@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createAdminClient } from '../src/api/index.ts'
 import type { IngestNode } from '../src/pipeline/index.ts'
 import { ensureFleet, ensureFleetWithResponders } from '../simulators/fleet-store.ts'
-import { runFleet } from '../simulators/fleet.ts'
+import { runFleet, sentSince } from '../simulators/fleet.ts'
 import { buildReport } from '../simulators/report.ts'
 import { startTestNode, tempDir } from './support/node.ts'
 
@@ -28,6 +28,13 @@ afterAll(async () => {
 })
 
 describe('device-fleet simulator', () => {
+  it('tells the alarms sent once every worker\'s devices were connected from those sent while some were still connecting', () => {
+    const samples = { ack: [], queryable: [], alarm: [400, 30, 250, 12], alarmSentAt: [1_000, 5_000, 1_500, 9_000] }
+    expect(sentSince(samples, 5_000)).toEqual([30, 12])
+    expect(sentSince(samples, 0)).toEqual(samples.alarm)
+    expect(sentSince(samples, 9_001)).toEqual([])
+  })
+
   it('enrolls a mixed fleet through the admin API, publishes, and stores every acknowledged row', async () => {
     const api = createAdminClient(`http://127.0.0.1:${node.http.port}`, node.adminToken, METRICS_TOKEN)
     const fleetFile = join(dir.path, 'sim', 'fleet.json')
@@ -64,6 +71,11 @@ describe('device-fleet simulator', () => {
     expect(report.latencyMs.deviceToQueryable!.p50).toBeGreaterThan(0)
     // presses and falls reach the tenant's responder identity over MQTT
     expect(report.latencyMs.alarmToResponder!.n).toBeGreaterThan(0)
+    // and those sent once every device was connected are told apart (all of them here: the fleet connects first)
+    const once = report.latencyMs.alarmToResponderOnceConnected!
+    expect(result.samples.alarmSentAt.every((at) => at >= result.connectedAtMs)).toBe(true)
+    expect(once.n).toBe(report.latencyMs.alarmToResponder!.n)
+    expect(once.p99).toBe(report.latencyMs.alarmToResponder!.p99)
     // the node's memory, read from its /metrics while the fleet ran
     expect(report.nodeRssMB!.samples).toBeGreaterThanOrEqual(2)
     expect(report.nodeRssMB!.max).toBeGreaterThan(50)

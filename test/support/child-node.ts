@@ -25,7 +25,7 @@ export async function startChildNode (dataDir: string, adminToken: string, env: 
     const m = JSON.parse(line) as { msg?: string; mqtt?: string; mqtts?: string; mqttsMutual?: string; http?: string }
     if (m.msg === 'vitalflow ingest node listening') {
       lines.on('line', () => {}) // keep draining stdout
-      return { proc, mqtts: Number(m.mqtts!.split(':').at(-1)), http: Number(m.http!.split(':').at(-1)), mqtt: portOf(m.mqtt), mqttsMutual: portOf(m.mqttsMutual) }
+      return { proc, mqtts: portOf(m.mqtts), http: portOf(m.http), mqtt: portOf(m.mqtt), mqttsMutual: portOf(m.mqttsMutual) }
     }
   }
   throw new Error('node exited before listening')
