@@ -6,6 +6,7 @@
  * of its own; an alarm is stored meanwhile, a bracelet batch only once it is released.
  * Real node (chDB in a temp dir). Own file: one chDB data directory per process.
  */
+import { threadId } from 'node:worker_threads'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { IngestNode } from '../src/pipeline/index.ts'
 import { BULK_INSERTS } from '../src/storage/row-binary-insert.ts'
@@ -70,5 +71,30 @@ describe('the bulk insert connection', () => {
     // released: the samples follow, and then their head (what is queryable never runs ahead of the rows)
     await until(async () => await stored('device_heads', 'brc-b') === 1)
     expect(await stored('vital_samples', 'brc-b')).toBe(expectedRows('vitals', batch))
+  }, 60_000)
+
+  it('takes the samples as Native, written by the relay worker, and stores every value as sent', async () => {
+    const brc = await enrollAndConnect(node, T, 'brc-n', 'bracelet', 'p-b')
+    devices.push(brc)
+    const before = node.storage.stats().native!
+    const batch = createBraceletModel(9).nextBatch(Date.now() - 120_000)
+    const sealed = brc.sealer.seal('vitals', batch)
+    expect(await publishAcked(brc.client, sealed.topic, sealed.frame)).toBe(true)
+    await node.storage.flush()
+    const native = node.storage.stats().native!
+    // only the samples go through the worker: its rows are this batch's
+    expect(native.rows - before.rows).toBe(expectedRows('vitals', batch))
+    expect(native.threads.length).toBeGreaterThan(0)
+    expect(native.threads).not.toContain(threadId)
+    const hr = await (await node.storage.conn.requests.client.query({
+      query: `SELECT value, toUnixTimestamp64Milli(ts) AS ts, quality, idx FROM ${node.storage.conn.table('vital_samples')}
+              WHERE device_id = 'brc-n' AND metric = 'heart_rate' ORDER BY ts`, format: 'JSONEachRow',
+      clickhouse_settings: { output_format_json_quote_64bit_integers: 0 },
+    })).json<{ value: number; ts: number; quality: number; idx: number }>()
+    const s = batch.heartRate!
+    expect(hr.map((r) => Math.fround(r.value))).toEqual(s.values.map((v) => Math.fround(v)))
+    expect(hr.map((r) => r.ts)).toEqual(s.values.map((_, i) => batch.windowStartMs + s.offsetMs + i * s.intervalMs))
+    expect(hr.map((r) => r.quality)).toEqual(s.values.map((_, i) => batch.heartRateQuality[i] ?? 255))
+    expect(hr.map((r) => r.idx)).toEqual(s.values.map((_, i) => i))
   }, 60_000)
 })

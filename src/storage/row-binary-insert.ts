@@ -15,6 +15,8 @@ import type { ClickHouseSettings } from '@clickhouse/client'
 import type { StorageConnection } from './connection.ts'
 import type { InsertFn } from './batcher.ts'
 import { COLUMNS, LOGGED_TABLES, type TableName } from './rows.ts'
+import { nativeLayout } from './native.ts'
+import type { NativeRelay } from './native-relay.ts'
 import { sqlString } from '../sql.ts'
 import { VitalflowError } from '../errors.ts'
 
@@ -30,6 +32,8 @@ export interface InsertPolicy {
   quorum: number
   /** Fault injection (tests only): awaited before each insert into a table, e.g. to stall one. */
   beforeInsert?: (table: TableName) => Promise<void>
+  /** Embedded: writes NATIVE_INSERTS' spool files as Native, off the event loop. */
+  relay?: NativeRelay
 }
 
 /**
@@ -57,6 +61,14 @@ export function insertSettings (mode: StorageConnection['mode'], policy: Pick<In
  * connection every sequence-number, heads, alarm and status insert waited behind them.
  */
 export const BULK_INSERTS: ReadonlySet<TableName> = new Set<TableName>(['vital_samples'])
+
+/**
+ * The tables whose batches embedded chDB reads as Native instead of RowBinary: about three times less of
+ * its CPU per row (native.ts). The samples only: the other tables' batches are small, and a trip through
+ * the relay worker would add to an alarm's insert. A server takes RowBinary (its parsing is on its own
+ * cores, and what it accepts as Native for a LowCardinality column is not checked here: no server runs).
+ */
+export const NATIVE_INSERTS: ReadonlySet<TableName> = new Set<TableName>(['vital_samples'])
 
 /**
  * Tables written in RowBinary that are not a batcher's: no log, no token, written whole by their owner.
@@ -88,6 +100,13 @@ export async function rowBinaryInserter (conn: StorageConnection, spool: string,
     }).join(', ')
     const target = `${table} (${cols.join(', ')})`
     const client = batched !== null && BULK_INSERTS.has(batched) ? conn.bulk : conn.client
+    const layout = conn.mode === 'embedded' && policy.relay !== undefined && batched !== null && NATIVE_INSERTS.has(batched)
+      ? nativeLayout(cols.map((c) => types.get(c)!))
+      : null
+    const native = layout === null || policy.relay === undefined ? null : { ...layout, relay: policy.relay }
+    const source = native === null
+      ? `RowBinary, ${sqlString(structure)}`
+      : `Native, ${sqlString(cols.map((c, i) => `${c} ${native.sentAs[i]!}`).join(', '))}`
     return async (body, token) => {
       const settings: ClickHouseSettings = batched === null ? {} : insertSettings(conn.mode, policy, batched, token)
       try {
@@ -99,13 +118,14 @@ export async function rowBinaryInserter (conn: StorageConnection, spool: string,
           return
         }
         const file = join(spool, `${name}-${++serial}.bin`)
-        await writeFile(file, body)
+        if (native === null) await writeFile(file, body)
+        else await native.relay.write(file, body, native.layout, cols, native.sentAs)
         try {
           // literals, not query parameters: chdb-node serialises parameterised queries under a lock of its
           // own (runExclusiveParam). An embedded connection runs one statement at a time (measured in
           // bench/RESULTS.md, fleet soak): sample inserts have a connection of their own (BULK_INSERTS),
           // the other tables' queue on the other; in server mode they run concurrently
-          await client.command({ query: `INSERT INTO ${target} SELECT * FROM file(${sqlString(file)}, RowBinary, ${sqlString(structure)})`, clickhouse_settings: settings })
+          await client.command({ query: `INSERT INTO ${target} SELECT * FROM file(${sqlString(file)}, ${source})`, clickhouse_settings: settings })
         } finally {
           await unlink(file).catch(() => {})
         }

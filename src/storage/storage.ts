@@ -11,6 +11,7 @@ import { ReplayWindow } from '../crypto/index.ts'
 import { selectRows } from './query.ts'
 import { FileSystemSyncer, sharedSync, SYNCFS_PART_SETTINGS, type SyncParts } from './part-sync.ts'
 import { rowBinaryInserter, StorageError, type AckAfter } from './row-binary-insert.ts'
+import { createNativeRelay, type NativeRelayStats } from './native-relay.ts'
 
 export { StorageError, type AckAfter } from './row-binary-insert.ts'
 
@@ -40,6 +41,8 @@ export interface StorageStats {
   backlogRows: number
   /** Both log lanes began with this start: their directories held nothing (a first start, or a lost disk). */
   newLog: boolean
+  /** Embedded: the batches written as Native by the relay worker (native-relay.ts); a server: null. */
+  native: NativeRelayStats | null
 }
 
 /** Whether a PUBACK can go out now; if not, the refusal code devices' messages get. */
@@ -138,8 +141,10 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
   }
   const ackAfter = opts.ackAfter ?? 'log'
   const storeAck = ackAfter === 'store'
+  const relay = conn.mode === 'embedded' ? createNativeRelay() : null
   const insertInto = await rowBinaryInserter(conn, join(opts.dataDir, 'spool'), {
     ackAfter, quorum: opts.insertQuorum ?? 2, ...(opts.beforeInsert === undefined ? {} : { beforeInsert: opts.beforeInsert }),
+    ...(relay === null ? {} : { relay }),
   })
   const inserts = {} as Record<TableName, InsertFn>
   const presenceInsert = await insertInto('device_presence')
@@ -288,6 +293,7 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
         discardedBytes: lanes.bulk.recovered.discardedBytes + lanes.priority.recovered.discardedBytes,
         backlogRows,
         newLog: lanes.bulk.wal.new && lanes.priority.wal.new,
+        native: relay?.stats() ?? null,
       }
     },
     close: (deadlineMs = 10_000) => {
@@ -298,6 +304,7 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
         for (const l of all) for (const b of Object.values(l.batchers)) b.stop()
         for (const l of all) await l.wal.close()
         syncer?.close()
+        await relay?.close()
         await closeConnection(conn)
       })()
       return closing
