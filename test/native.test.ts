@@ -12,7 +12,8 @@ import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { closeConnection, connect, type StorageConnection } from '../src/storage/connection.ts'
 import { nativeLayout, relayRows } from '../src/storage/native.ts'
-import { createNativeRelay } from '../src/storage/native-relay.ts'
+import { createNativeRelay, RELAY_THREAD_NAME } from '../src/storage/native-relay.ts'
+import { threadCpuSeconds } from '../src/api/thread-cpu.ts'
 import { RowWriter } from '../src/storage/row-binary.ts'
 import { tempDir } from './support/node.ts'
 
@@ -119,6 +120,8 @@ describe('Native relay of RowBinary rows', () => {
       expect(stats).toMatchObject({ batches: 2, rows: 60 })
       expect(stats.threads.length).toBe(1)
       expect(stats.threads).not.toContain(threadId)
+      // named for the per-thread CPU table (Linux)
+      expect(Object.keys(threadCpuSeconds())).toContain(RELAY_THREAD_NAME)
     } finally {
       await relay.close()
     }

@@ -113,7 +113,7 @@ export function createPrometheus (src: MetricsSource, opts: PrometheusOptions = 
     name: 'vitalflow_wal_sync_seconds', help: 'Write-ahead log group commit (one O_DSYNC write) by lane (bulk telemetry; priority: alarms and status); PUBACKs wait for it',
     labelNames: ['lane'], buckets: [0.001, 0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2], registers: [registry],
   })
-  fromRecord('vitalflow_thread_cpu_seconds_total', 'CPU seconds of this process by thread (main; libuv-pool, where chDB statements run; ClickHouse ThreadPool, MergeMutate …; node, V8 platform workers), live threads only', 'thread', async () => await threadCpuSecondsAsync(), registry)
+  fromRecord('vitalflow_thread_cpu_seconds_total', 'CPU seconds of this process by thread (main; libuv-pool, where chDB statements run; native-relay, where sample batches are written as Native; ClickHouse ThreadPool, MergeMutate …; node, V8 platform workers), live threads only', 'thread', async () => await threadCpuSecondsAsync(), registry)
   if (src.stageSeconds !== undefined) {
     const stages = src.stageSeconds
     fromRecord('vitalflow_stage_seconds_total', 'Main-thread seconds per step of the ingest path (one message in 16 timed, scaled up)', 'stage', () => stages, registry)

@@ -27,10 +27,15 @@ export interface NativeRelay {
   close: () => Promise<void>
 }
 
+/** The relay worker's thread name (Linux), in the per-thread CPU table. */
+export const RELAY_THREAD_NAME = 'native-relay'
+
 const WORKER_SOURCE = `
 const { parentPort, threadId } = require('node:worker_threads')
 const { writeFileSync } = require('node:fs')
 const relayRows = ${relayRows.toString()}
+// per-thread CPU (/metrics, the soak report) tells this thread from V8's and other workers, all \`node\`
+try { writeFileSync('/proc/thread-self/comm', '${RELAY_THREAD_NAME}') } catch {}
 parentPort.on('message', (m) => {
   try {
     const { block, rows } = relayRows(m.rows, m.layout, m.names, m.sentAs)
