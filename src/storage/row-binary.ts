@@ -71,6 +71,42 @@ export class RowWriter {
     this.o = o + 8
   }
 
+  /**
+   * The sample rows of one series, values[from..n): sampleRow's layout, with ts = t0 + i * intervalMs, the
+   * value and quality (255 where `quality` has none) of sample i, idx = idx0 + i. Everything else is the
+   * same in every row of a series: the first row is written whole, copied into the others in doubling
+   * runs (native copies), and only ts, value, quality and idx are written per row.
+   */
+  sampleRun (who: Uint8Array, label: Uint8Array, t0: number, intervalMs: number, values: readonly number[], from: number, quality: readonly number[] | null,
+    duration: number, seq: Uint8Array, idx0: number, grant: Uint8Array, ingestedAt: number): void {
+    const n = values.length - from
+    if (n <= 0) return
+    const first = this.o
+    const q = (i: number): number => quality !== null && quality.length > i ? quality[i]! : 255
+    this.sampleRow(who, label, t0 + from * intervalMs, values[from]!, duration, q(from), seq, idx0 + from, grant, ingestedAt)
+    const size = this.o - first
+    this.room(size * (n - 1))
+    const buf = this.buf
+    for (let have = 1; have < n;) {
+      const copy = Math.min(have, n - have)
+      buf.copyWithin(first + have * size, first, first + copy * size)
+      have += copy
+    }
+    // the fields that differ, at their offsets in the row
+    const tsAt = first + who.length + label.length
+    const idxAt = tsAt + 8 + 4 + 4 + 1 + seq.length
+    const dv = this.dv
+    for (let k = 1; k < n; k++) {
+      const i = from + k
+      const o = tsAt + k * size
+      this.putU64(o, t0 + i * intervalMs)
+      dv.setFloat32(o + 8, values[i]!, true)
+      buf[o + 16] = q(i)
+      dv.setUint16(idxAt + k * size, idx0 + i, true)
+    }
+    this.o = first + n * size
+  }
+
   /** Copies a short run of bytes to `o` (room made beforehand); returns the offset after it. */
   private put (b: Uint8Array, o: number): number {
     const buf = this.buf

@@ -115,13 +115,12 @@ export function vitalRows (ctx: RowContext, m: BraceletBatch): Encoded {
     const duration = isCount ? s.intervalMs : 0
     const quality = metric === 'heart_rate' ? m.heartRateQuality : null
     const t0 = start + s.offsetMs
-    const values = s.values
-    for (let i = 0; i < n; i++, idx++) {
-      const ts = t0 + i * s.intervalMs
-      if (ts < g.fromMs) { dropped++; continue }
-      w.sampleRow(who, label, ts, values[i]!, duration, quality !== null && quality.length > i ? quality[i]! : 255, seqBytes, idx, grant, at)
-      rows++
-    }
+    // intervalMs > 0 (decode.ts): the samples before the grant's start are a prefix of the series
+    const from = g.fromMs <= t0 ? 0 : Math.min(n, Math.ceil((g.fromMs - t0) / s.intervalMs))
+    w.sampleRun(who, label, t0, s.intervalMs, s.values, from, quality, duration, seqBytes, idx, grant, at)
+    dropped += from
+    rows += n - from
+    idx += n
   }
   if (m.sleep.length > 0) {
     const g = ctx.gate('sleep')
