@@ -82,8 +82,9 @@ export class RowWriter {
     const n = values.length - from
     if (n <= 0) return
     const first = this.o
-    const q = (i: number): number => quality !== null && quality.length > i ? quality[i]! : 255
-    this.sampleRow(who, label, t0 + from * intervalMs, values[from]!, duration, q(from), seq, idx0 + from, grant, ingestedAt)
+    // no closure for the quality: under tsx every call would also wrap it in a naming helper
+    const rated = quality === null ? 0 : quality.length
+    this.sampleRow(who, label, t0 + from * intervalMs, values[from]!, duration, from < rated ? quality![from]! : 255, seq, idx0 + from, grant, ingestedAt)
     const size = this.o - first
     this.room(size * (n - 1))
     const buf = this.buf
@@ -101,7 +102,7 @@ export class RowWriter {
       const o = tsAt + k * size
       this.putU64(o, t0 + i * intervalMs)
       dv.setFloat32(o + 8, values[i]!, true)
-      buf[o + 16] = q(i)
+      buf[o + 16] = i < rated ? quality![i]! : 255
       dv.setUint16(idxAt + k * size, idx0 + i, true)
     }
     this.o = first + n * size
