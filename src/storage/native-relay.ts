@@ -10,7 +10,7 @@
  * it) and is replaced by the next one.
  */
 import { Worker } from 'node:worker_threads'
-import { relayRows } from './native.ts'
+import { relayRows, stringEnd } from './native.ts'
 
 export interface NativeRelayStats {
   /** Batches and rows written as Native. */
@@ -33,6 +33,7 @@ export const RELAY_THREAD_NAME = 'native-relay'
 const WORKER_SOURCE = `
 const { parentPort, threadId } = require('node:worker_threads')
 const { writeFileSync } = require('node:fs')
+${stringEnd.toString()}
 const relayRows = ${relayRows.toString()}
 // per-thread CPU (/metrics, the soak report) tells this thread from V8's and other workers, all \`node\`
 try { writeFileSync('/proc/thread-self/comm', '${RELAY_THREAD_NAME}') } catch {}

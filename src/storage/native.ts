@@ -11,9 +11,9 @@
  * values back to back; Nullable(T) is a byte per row (1 = NULL) and then T's values. LowCardinality(String)
  * is sent as String: ClickHouse builds the dictionary on insert (measured as fast as sending it encoded).
  *
- * `relayRows` is plain JavaScript once compiled and uses nothing from outside its own body, nor a
- * function of its own (a transpiler may wrap those in helpers): its source is what the relay worker
- * evaluates, with no loader there (native-relay.ts).
+ * `relayRows` and `stringEnd` are plain JavaScript once compiled and use nothing from outside them but
+ * each other, and no function of their own (a transpiler may wrap those in helpers): their source is
+ * what the relay worker evaluates, with no loader there (native-relay.ts).
  */
 
 /** How a column is laid out: a string (`0`), a fixed width in bytes, or Nullable of a fixed width (negative). */
@@ -50,6 +50,24 @@ export function nativeLayout (types: readonly string[]): { layout: ColumnLayout[
 }
 
 /**
+ * Where the RowBinary string at `o` ends (after its LEB128 length and bytes); NaN when its length runs
+ * past the rows.
+ */
+export function stringEnd (rows: Uint8Array, o: number): number {
+  let len = rows[o++]!
+  if (len >= 0x80) {
+    len &= 0x7f
+    for (let mul = 0x80; ; mul *= 0x80) {
+      if (o >= rows.length) return NaN
+      const b = rows[o++]!
+      len += (b & 0x7f) * mul
+      if (b < 0x80) break
+    }
+  }
+  return o + len
+}
+
+/**
  * The Native block of `rows` (RowBinary, columns as `layout`), with the header of `names`/`sentAs`.
  * Throws a RangeError when the rows end inside a row or a string overruns them.
  */
@@ -65,19 +83,9 @@ export function relayRows (rows: Uint8Array, layout: readonly number[], names: r
     for (let c = 0; c < ncols; c++) {
       const l = lay[c]!
       if (l === 0) {
-        const at = o
-        let len = rows[o++]!
-        if (len >= 0x80) {
-          len &= 0x7f
-          for (let mul = 0x80; ; mul *= 0x80) {
-            if (o >= end) throw new RangeError('rows end inside a row')
-            const b = rows[o++]!
-            len += (b & 0x7f) * mul
-            if (b < 0x80) break
-          }
-        }
-        o += len
-        strBytes[c]! += o - at
+        const e = stringEnd(rows, o)
+        strBytes[c]! += e - o
+        o = e
       } else if (l > 0) o += l
       else o += rows[o] === 1 ? 1 : 1 - l
     }
@@ -131,14 +139,9 @@ export function relayRows (rows: Uint8Array, layout: readonly number[], names: r
       const l = lay[c]!
       let d = cur[c]!
       if (l === 0) {
-        const at = o
-        let len = rows[o++]!
-        if (len >= 0x80) {
-          len &= 0x7f
-          for (let mul = 0x80; ; mul *= 0x80) { const b = rows[o++]!; len += (b & 0x7f) * mul; if (b < 0x80) break }
-        }
-        o += len
-        if (o - at > 48) { out.set(rows.subarray(at, o), d); d += o - at } else for (let i = at; i < o; i++) out[d++] = rows[i]!
+        const e = stringEnd(rows, o)
+        if (e - o > 48) { out.set(rows.subarray(o, e), d); d += e - o } else for (let i = o; i < e; i++) out[d++] = rows[i]!
+        o = e
       } else if (l > 0) {
         for (let i = 0; i < l; i++) out[d++] = rows[o++]!
       } else {

@@ -101,10 +101,10 @@ export async function rowBinaryInserter (conn: StorageConnection, spool: string,
     }).join(', ')
     const target = `${table} (${cols.join(', ')})`
     const client = batched !== null && BULK_INSERTS.has(batched) ? conn.bulk : conn.client
-    const layout = conn.mode === 'embedded' && policy.relay !== undefined && batched !== null && NATIVE_INSERTS.has(batched)
-      ? nativeLayout(cols.map((c) => types.get(c)!))
-      : null
-    const native = layout === null || policy.relay === undefined ? null : { ...layout, relay: policy.relay }
+    // the relay is embedded storage's only (storage.ts); a server takes the RowBinary body below
+    const relay = batched !== null && NATIVE_INSERTS.has(batched) ? policy.relay : undefined
+    const layout = relay === undefined ? null : nativeLayout(cols.map((c) => types.get(c)!))
+    const native = relay === undefined || layout === null ? null : { ...layout, relay }
     const source = native === null
       ? `RowBinary, ${sqlString(structure)}`
       : `Native, ${sqlString(cols.map((c, i) => `${c} ${native.sentAs[i]!}`).join(', '))}`
