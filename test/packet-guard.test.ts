@@ -4,12 +4,15 @@
  * same bytes in the same order, except topic filters of SUBSCRIBE and
  * UNSUBSCRIBE that name a property of every JavaScript object, which come out
  * overwritten with '!' (3.1.1 and MQTT 5 alike); and an oversized packet is
- * still caught before its body.
+ * still caught before its body. What aedes writes in one tick (a group commit's PUBACKs to a
+ * connection) leaves as one write to the socket, the same bytes in the same order.
  */
+import { once } from 'node:events'
+import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net'
 import fc from 'fast-check'
 import mqttPacket, { type Packet } from 'mqtt-packet'
-import { describe, expect, it } from 'vitest'
-import { FrameScanner } from '../src/broker/index.ts'
+import { describe, expect, it, vi } from 'vitest'
+import { FrameScanner, GuardedConnection } from '../src/broker/index.ts'
 
 const LIMITS = { maxPacketBytes: 4096, maxConnectBytes: 1024 }
 const PROTO = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf']
@@ -64,5 +67,41 @@ describe('packet guard scanner', () => {
     expect(s.scan(connect)).toBeNull()
     expect(s.scan(Buffer.from([0x82, 0x80, 0x40]))).toBe('ING_ERR_SIZE') // a SUBSCRIBE claiming 8 KiB
     expect(new FrameScanner(LIMITS).scan(Buffer.from([0xc0, 0x00]))).toBe('ING_ERR_PROTOCOL')
+  })
+})
+
+describe('packet guard connection', () => {
+  it('sends what aedes writes in one tick as one socket write, byte for byte (a commit\'s PUBACKs: one TLS record, not two per PUBACK)', async () => {
+    const srv = createServer()
+    srv.listen(0, '127.0.0.1')
+    await once(srv, 'listening')
+    const client = createConnection((srv.address() as AddressInfo).port, '127.0.0.1')
+    const [server] = await once(srv, 'connection') as [Socket]
+    const guard = new GuardedConnection(server, { maxPacketBytes: 4096, maxConnectBytes: 1024 }, () => {})
+    // the real write, counted
+    const socketWrite = vi.spyOn(server, 'write')
+    const received: Buffer[] = []
+    client.on('data', (b: Buffer) => { received.push(b) })
+    const ack = fc.record({ cmd: fc.constantFrom('puback' as const, 'pubrec' as const), messageId: fc.integer({ min: 1, max: 65535 }) })
+    try {
+      await fc.assert(fc.asyncProperty(fc.array(fc.array(ack, { minLength: 1, maxLength: 30 }), { minLength: 1, maxLength: 4 }), async (ticks) => {
+        socketWrite.mockClear()
+        received.length = 0
+        let want = Buffer.alloc(0)
+        for (const packets of ticks) {
+          // as aedes writes them (mqtt-packet corks the stream until the next tick)
+          for (const p of packets) mqttPacket.writeToStream(p, guard)
+          want = Buffer.concat([want, ...packets.map((p) => mqttPacket.generate(p))])
+          await new Promise((resolve) => setImmediate(resolve))
+        }
+        while (Buffer.concat(received).length < want.length) await new Promise((resolve) => setTimeout(resolve, 1))
+        expect(Buffer.concat(received).toString('hex')).toBe(want.toString('hex'))
+        expect(socketWrite).toHaveBeenCalledTimes(ticks.length)
+      }), { numRuns: 40 })
+    } finally {
+      client.destroy()
+      guard.destroy()
+      srv.close()
+    }
   })
 })

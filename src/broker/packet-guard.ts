@@ -226,6 +226,15 @@ export class GuardedConnection extends Duplex {
     else this.socket.once('drain', () => { cb() })
   }
 
+  /**
+   * What aedes wrote while this stream was corked, as one write to the socket. mqtt-packet corks the
+   * stream for each packet until the next tick and writes a PUBACK in two pieces: without this, each
+   * piece was a write of its own to the TLS socket, so a TLS record and a send each.
+   */
+  override _writev (chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
+    this._write(chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk)), 'binary', cb)
+  }
+
   override _final (cb: (err?: Error | null) => void): void {
     // a connection whose data waited (read-scheduler.ts) ends after its socket did
     if (this.socket.destroyed || this.socket.writableEnded) { cb(); return }
