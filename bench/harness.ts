@@ -1,4 +1,24 @@
 /** Shared timing for benchmarks: warm up, then run a case for a fixed time and report ops/s. */
+import { spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+
+/** The V8 flags `npm start` gives the node (package.json's start script, what the Docker image runs too). */
+export function shippedNodeFlags (): string[] {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: { start: string } }
+  return pkg.scripts.start.split(/\s+/).filter((a) => a.startsWith('--'))
+}
+
+/**
+ * A bench that starts the node in its own process calls this first: run without the flags the node
+ * ships with (`npx tsx bench/….ts`), it runs itself again with them and exits with that run's status,
+ * so what it measures is the node as `npm start` runs it, its baselines in the same process alike.
+ */
+export function asShipped (): void {
+  const missing = shippedNodeFlags().filter((f) => !process.execArgv.includes(f))
+  if (missing.length === 0) return
+  const run = spawnSync(process.execPath, [...process.execArgv, ...missing, ...process.argv.slice(1)], { stdio: 'inherit' })
+  process.exit(run.status ?? 1)
+}
 export interface Measurement { name: string; ops: number; seconds: number; opsPerSec: number }
 
 export function measure (name: string, fn: () => unknown, opts: { seconds?: number; warmupSeconds?: number } = {}): Measurement {
@@ -24,5 +44,5 @@ export function ratio (a: Measurement, b: Measurement): number {
 }
 
 export function machine (): Record<string, unknown> {
-  return { node: process.version, platform: `${process.platform}-${process.arch}`, date: new Date().toISOString() }
+  return { node: process.version, platform: `${process.platform}-${process.arch}`, nodeFlags: process.execArgv.filter((a) => a.startsWith('--max')), date: new Date().toISOString() }
 }

@@ -2,6 +2,9 @@
  * End to end over TLS at QoS 1, with the load generator in its own process:
  *  1. small messages (alarms, 1 row): vitalflow vs a bare aedes whose
  *     authorizePublish only counts, same generator, same frames. Target ≥ 60%.
+ *  1b. the same small messages at a fixed rate (`paced` per device per second, one in flight each, as
+ *     a fleet sends them, not saturating): the node's CPU per message (all its threads) and PUBACK
+ *     latency, vitalflow vs the same bare aedes at the same rate.
  *  2. bracelet batches (~66 rows): stored samples/s vs chDB's own RowBinary
  *     insert ceiling for the same rows (file() insert). Target ≥ 75%. Also against
  *     chDB's Native ceiling: what the node sends its samples as since 2026-12-03.
@@ -9,7 +12,7 @@
  * 2 s warm-up with a 1.5× margin; a run that still uses them all up is reported generator-bound.
  * Every run is made twice, by MQTT 3.1.1 devices and by MQTT 5 devices (each version its own
  * devices, so their sequence numbers never meet), and reported side by side.
- * Usage: npx tsx bench/ingest-e2e.bench.ts [devices=50] [seconds=10] [window=20]
+ * Usage: npx tsx bench/ingest-e2e.bench.ts [devices=50] [seconds=10] [window=20] [paced=200]
  */
 import { execFile } from 'node:child_process'
 import { once } from 'node:events'
@@ -20,13 +23,17 @@ import { startNode, type IngestNode } from '../src/pipeline/index.ts'
 import { TLS_OPTIONS, loadTls } from '../src/broker/index.ts'
 import { nativeLayout } from '../src/storage/native.ts'
 import { testConfig, tempDir } from '../test/support/node.ts'
-import { machine } from './harness.ts'
+import { asShipped, machine } from './harness.ts'
+
+// the node as `npm start` runs it (its V8 flags), the baselines in the same process alike
+asShipped()
 
 const devicesN = Number(process.argv[2] ?? 50)
 const seconds = Number(process.argv[3] ?? 10)
 const window = Number(process.argv[4] ?? 20)
+const paced = Number(process.argv[5] ?? 200)
 
-interface Generated { acked: number; seconds: number; startedAt: number; exhausted: number; cores: number; framesPerDevice: number; generatorBound: boolean }
+interface Generated { acked: number; seconds: number; startedAt: number; exhausted: number; cores: number; framesPerDevice: number; generatorBound: boolean; pubackMs: { p50: number; p99: number } }
 
 /**
  * Runs the load generator for `secs` with `frames` prepared per device. Frames are sealed over their
@@ -34,7 +41,7 @@ interface Generated { acked: number; seconds: number; startedAt: number; exhaust
  * reported as generator-bound (its rate is a floor of what the broker takes), not failed.
  */
 type Version = 4 | 5
-async function generate (port: number, ca: string, stream: 'alarm' | 'vitals', devices: unknown[], secs: number, frames: number, firstSeq = 1, protocolVersion: Version = 4): Promise<Generated> {
+async function generate (port: number, ca: string, stream: 'alarm' | 'vitals', devices: unknown[], secs: number, frames: number, firstSeq = 1, protocolVersion: Version = 4, ratePerDevice?: number): Promise<Generated> {
   return await new Promise((resolve, reject) => {
     const child = execFile(process.execPath, ['--import', 'tsx', 'bench/load-generator.ts'], { maxBuffer: 1 << 20 }, (err, stdout) => {
       // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- ExecFileException is an Error; @types/node declares it through an Omit<> the rule does not see through
@@ -42,7 +49,7 @@ async function generate (port: number, ca: string, stream: 'alarm' | 'vitals', d
       const g = JSON.parse(stdout) as Omit<Generated, 'framesPerDevice' | 'generatorBound'>
       resolve({ ...g, framesPerDevice: frames, generatorBound: g.exhausted > 0 })
     })
-    child.stdin!.end(JSON.stringify({ port, ca, seconds: secs, window, stream, frames, devices, firstSeq, protocolVersion }))
+    child.stdin!.end(JSON.stringify({ port, ca, seconds: secs, window, stream, frames, devices, firstSeq, protocolVersion, ...(ratePerDevice === undefined ? {} : { ratePerDevice }) }))
   })
 }
 
@@ -99,10 +106,16 @@ const barePort = (bareServer.address() as { port: number }).port
 // the fastest of the runs sizes the frames of all small-message runs (bare aedes checks no sequence numbers)
 const smallSize = await sized(barePort, 'alarm', alarmDevices)
 const bareRuns = { 4: await generate(barePort, ca, 'alarm', alarmDevices, seconds, smallSize.frames), 5: await generate(barePort, ca, 'alarm', alarmDevices, seconds, smallSize.frames, 1, 5) }
+// 1b. at a fixed rate: frames for the run and a margin (a device behind its schedule sends at once)
+const pacedFrames = Math.ceil(paced * seconds * 1.1) + 10
+const barePaced = await generate(barePort, ca, 'alarm', alarmDevices, seconds, pacedFrames, 1, 4, paced)
 bareServer.close()
 await new Promise<void>((resolve) => bare.close(() => resolve()))
 const vfSmalls = {} as Record<Version, Generated>
 for (const v of [4, 5] as const) vfSmalls[v] = await generate(node.mqtts.port, ca, 'alarm', devices[v].alarm, seconds, smallSize.frames, 1, v)
+await node.storage.flush()
+// after the saturated run's sequence numbers
+const vfPaced = await generate(node.mqtts.port, ca, 'alarm', devices[4].alarm, seconds, pacedFrames, smallSize.frames + 1, 4, paced)
 await node.storage.flush()
 
 // 2. bracelet batches: stored rows/s, then chDB's RowBinary and Native ceilings on the same rows
@@ -166,6 +179,11 @@ const small = (v: Version): object => {
     cores: { bareAedes: cores(bareRun), vitalflow: cores(vf), generatorWithBare: bareRun.cores, generatorWithVitalflow: vf.cores },
   }
 }
+/** This process's CPU per message while the generator published, in µs (node: all its threads; the bare broker alike). */
+const cpuPerMessage = (g: Generated): number => Math.round(cores(g) * 1e6 / (g.acked / g.seconds) * 10) / 10
+const pacedCase = (g: Generated): object => ({
+  msgsPerSec: perSec(g), cpuUsPerMessage: cpuPerMessage(g), cores: cores(g), pubackMs: { p50: g.pubackMs.p50, p99: g.pubackMs.p99 }, generatorCores: g.cores, generatorBound: g.generatorBound,
+})
 const batches = (v: Version): object => {
   const { size, run, stored, storedSeconds } = batchRuns[v]
   const storedPerSec = Math.round(stored / storedSeconds)
@@ -182,6 +200,12 @@ process.stdout.write(JSON.stringify({
     // frames per device from a measured warm-up (3.1.1, bare aedes); a run that used them all up is a floor, not a ceiling
     framesPerDevice: smallSize.frames, warmupMsgsPerSec: perSec(smallSize.warmup),
     mqtt311: small(4), mqtt5: small(5),
+  },
+  // MQTT 3.1.1, one message in flight per device on a schedule
+  pacedSmallMessages: {
+    ratePerDevice: paced, offeredMsgsPerSec: paced * devicesN,
+    bareAedes: pacedCase(barePaced), vitalflow: pacedCase(vfPaced),
+    cpuRatio: Math.round(cpuPerMessage(vfPaced) / cpuPerMessage(barePaced) * 100) / 100,
   },
   braceletBatches: {
     chdbRowBinaryCeilingRowsPerSec: rowBinaryCeiling.rowsPerSec, ceilingRows: rowBinaryCeiling.rows, ceilingCores: rowBinaryCeiling.cores,

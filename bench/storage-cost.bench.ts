@@ -29,8 +29,11 @@ import { createStorage, selectRows, type StorageConnection } from '../src/storag
 import { createQueries } from '../src/api/index.ts'
 import { DeviceSealer, createAlarmModel, createBraceletModel, createSpotModel, createStatusModel } from '../devices/index.ts'
 import { tempDir } from '../test/support/node.ts'
-import { machine } from './harness.ts'
+import { asShipped, machine } from './harness.ts'
 import { ThreadCpu } from './threads.ts'
+
+// the node as `npm start` runs it (its V8 flags), the baselines in the same process alike
+asShipped()
 
 const bracelets = Number(process.argv[2] ?? 300)
 const seconds = Number(process.argv[3] ?? 60)
