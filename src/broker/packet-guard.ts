@@ -228,7 +228,7 @@ export class GuardedConnection extends Duplex {
 
   /**
    * What aedes wrote while this stream was corked, as one write to the socket. mqtt-packet corks the
-   * stream for each packet until the next tick and writes a PUBACK in two pieces: without this, each
+   * stream for each packet until the next tick and writes a PUBACK in three pieces: without this, each
    * piece was a write of its own to the TLS socket, so a TLS record and a send each.
    */
   override _writev (chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
