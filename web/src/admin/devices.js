@@ -3,7 +3,7 @@
 // rotation's new key) are shown once, in this component's state only: never in storage, gone
 // when the panel is closed or the page left.
 import { html } from 'htm/preact'
-import { useEffect, useState } from 'preact/hooks'
+import { useEffect, useLayoutEffect, useState } from 'preact/hooks'
 import { call, get, tenant } from '../api.js'
 import { t } from '../i18n.js'
 import { attempt, enc, FAMILIES, Outcome, saveJson, Scroll, when } from './util.js'
@@ -59,7 +59,9 @@ function Enrol ({ patients, gateways, onEnrolled }) {
 
 function DeviceRow ({ d, patients, onChanged, onSecret }) {
   const [patient, setPatient] = useState(d.patient)
-  useEffect(() => setPatient(d.patient), [d.patient])
+  // the stored binding, once a refresh brings it, before anything can be chosen: an effect after paint
+  // could land after the next choice and put the old patient back (seen in CI: an unbind sent as a rebind)
+  useLayoutEffect(() => setPatient(d.patient), [d.patient])
   const [outcome, setOutcome] = useState(null)
   const path = `/api/tenant/devices/${enc(d.device)}`
   const bind = async () => {
