@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 
 /** The V8 flags `npm start` gives the node (package.json's start script, what the Docker image runs too). */
-export function shippedNodeFlags (): string[] {
+function shippedNodeFlags (): string[] {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: { start: string } }
   return pkg.scripts.start.split(/\s+/).filter((a) => a.startsWith('--'))
 }

@@ -222,8 +222,7 @@ export class GuardedConnection extends Duplex {
   override _read (): void { this.socket.resume() }
 
   override _write (chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    if (this.socket.write(chunk)) cb()
-    else this.socket.once('drain', () => { cb() })
+    this.send(chunk, cb)
   }
 
   /**
@@ -232,7 +231,13 @@ export class GuardedConnection extends Duplex {
    * piece was a write of its own to the TLS socket, so a TLS record and a send each.
    */
   override _writev (chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
-    this._write(chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk)), 'binary', cb)
+    this.send(chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk)), cb)
+  }
+
+  /** To the socket; done once it took the bytes, or drained if it had to buffer them. */
+  private send (bytes: Buffer, cb: (err?: Error | null) => void): void {
+    if (this.socket.write(bytes)) cb()
+    else this.socket.once('drain', () => { cb() })
   }
 
   override _final (cb: (err?: Error | null) => void): void {

@@ -60,7 +60,8 @@ function Enrol ({ patients, gateways, onEnrolled }) {
 function DeviceRow ({ d, patients, onChanged, onSecret }) {
   const [patient, setPatient] = useState(d.patient)
   // the stored binding, once a refresh brings it, before anything can be chosen: an effect after paint
-  // could land after the next choice and put the old patient back (seen in CI: an unbind sent as a rebind)
+  // could land after the next choice and put the old patient back (suspected once in CI, where an unbind
+  // on this screen did not show; not reproduced)
   useLayoutEffect(() => setPatient(d.patient), [d.patient])
   const [outcome, setOutcome] = useState(null)
   const path = `/api/tenant/devices/${enc(d.device)}`
