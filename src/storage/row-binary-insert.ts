@@ -57,6 +57,23 @@ export function insertSettings (mode: StorageConnection['mode'], policy: Pick<In
 }
 
 /**
+ * An embedded insert's settings as the statement's own SETTINGS clause. chdb's connection sends
+ * `clickhouse_settings` as `SET k = v; ` before the statement, and a SET stays in its session: every
+ * later statement on that connection carried the last batch's deduplication token, so an insert
+ * without one of its own (an erasure's copy, a repair by hand) into a table with a deduplication window
+ * was taken for a repeat of that batch and silently dropped if it reached the same table. A server gets
+ * settings per request and keeps none.
+ */
+export function settingsClause (settings: ClickHouseSettings): string {
+  const set = Object.entries(settings).filter(([, v]) => v !== undefined)
+  if (set.length === 0) return ''
+  return ` SETTINGS ${set.map(([k, v]) => {
+    if (!/^[a-z_][a-z0-9_]*$/i.test(k)) throw new Error(`not a setting name: ${k}`)
+    return `${k} = ${typeof v === 'number' ? String(v) : sqlString(String(v))}`
+  }).join(', ')}`
+}
+
+/**
  * The tables whose inserts go through the connection's `bulk` client: samples, the largest inserts by
  * far (tens of thousands of rows, hundreds of milliseconds each at speed 12). On the one embedded insert
  * connection every sequence-number, heads, alarm and status insert waited behind them.
@@ -126,7 +143,7 @@ export async function rowBinaryInserter (conn: StorageConnection, spool: string,
           // own (runExclusiveParam). An embedded connection runs one statement at a time (measured in
           // bench/RESULTS.md, fleet soak): sample inserts have a connection of their own (BULK_INSERTS),
           // the other tables' queue on the other; in server mode they run concurrently
-          await client.command({ query: `INSERT INTO ${target} SELECT * FROM file(${sqlString(file)}, ${source})`, clickhouse_settings: settings })
+          await client.command({ query: `INSERT INTO ${target}${settingsClause(settings)} SELECT * FROM file(${sqlString(file)}, ${source})` })
         } finally {
           await unlink(file).catch(() => {})
         }
