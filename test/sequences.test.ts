@@ -1,8 +1,9 @@
 /**
  * GET /admin/tenants/:t/sequences, what the simulator polls to time "device →
  * queryable": per device of the tenant, the highest stored sequence number,
- * read from device_heads (written by the same INSERT as the rows, through a
- * view on each telemetry table) so the read does not grow with every message.
+ * as device_heads holds it (a row per device and part, written once a message's
+ * rows are stored). Embedded, the node answers from its own record of the heads
+ * it inserted (src/storage/stored-heads.ts), seeded from the table at start.
  * Real node (aedes over TLS, chDB in a temp dir). Own file: one chDB data
  * directory per process.
  */
@@ -12,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createAdminClient, STORED_SINCE_HEADER } from '../src/api/index.ts'
 import type { IngestNode } from '../src/pipeline/index.ts'
 import { createAlarmModel, createBraceletModel, createSpotModel } from '../devices/index.ts'
-import { count, enrollAndConnect, rowsOf, startTestNode, tempDir, windowSeen, type TestDevice } from './support/node.ts'
+import { count, enrollAndConnect, holdConnection, rowsOf, startTestNode, tempDir, windowSeen, type TestDevice } from './support/node.ts'
 
 let dir: ReturnType<typeof tempDir>
 let node: IngestNode
@@ -125,6 +126,29 @@ describe('stored sequence numbers per device', () => {
     expect(seen).toEqual({ 'a-brc': top('a-brc'), 'a-cal': top('a-cal'), 'a-none': top('a-none') })
   })
 
+  it('are answered from what the node stored, with no statement: a poll answers while the requests connection is held', async () => {
+    const api = createAdminClient(`http://127.0.0.1:${node.http.port}`, node.adminToken)
+    await node.storage.flush()
+    await node.storage.flush()
+    const table = await rowsOf<{ device: string; seq: string }>(node, "SELECT device_id AS device, toString(max(seq)) AS seq FROM {db}.device_heads WHERE tenant_id = 'seq-a' GROUP BY device_id")
+    // the API's reads run on the requests connection, and embedded chDB runs one statement at a time per
+    // connection: a read of device_heads would wait for this one
+    const held = await holdConnection(node.storage.conn.requests.client)
+    try {
+      const answer = await Promise.race([
+        api.request<Array<{ device: string; seq: number }>>('GET', '/admin/tenants/seq-a/sequences?since=0'),
+        held.busy.then(() => 'the held statement ended first' as const),
+      ])
+      expect(held.done()).toBe(false)
+      expect(answer).not.toBe('the held statement ended first')
+      expect(Object.fromEntries((answer as Array<{ device: string; seq: number }>).map((h) => [h.device, String(h.seq)])))
+        .toEqual(Object.fromEntries(table.map((h) => [h.device, h.seq])))
+    } finally {
+      held.release()
+      await held.busy
+    }
+  })
+
   it('a node started on a store from before the heads existed fills them from the sequence log', async () => {
     const before = await rowsOf<{ device_id: string; seq: string }>(node, 'SELECT device_id, toString(max(seq)) AS seq FROM {db}.device_heads GROUP BY device_id ORDER BY device_id')
     // undo migrations 10, 14 and 16 as an older version would have left the store, then start again
@@ -141,6 +165,13 @@ describe('stored sequence numbers per device', () => {
     const after = await rowsOf<{ device_id: string; seq: string }>(node, 'SELECT device_id, toString(max(seq)) AS seq FROM {db}.device_heads GROUP BY device_id ORDER BY device_id')
     expect(after).toEqual(before)
     expect(after).toHaveLength(4)
+    // what the restarted node answers (from memory, seeded from the table at start) is what the table holds
+    const api = createAdminClient(`http://127.0.0.1:${node.http.port}`, node.adminToken)
+    const answered = [
+      ...await api.request<Array<{ device: string; seq: number }>>('GET', '/admin/tenants/seq-a/sequences?since=0'),
+      ...await api.request<Array<{ device: string; seq: number }>>('GET', '/admin/tenants/seq-b/sequences?since=0'),
+    ]
+    expect(answered.map((h) => ({ device_id: h.device, seq: String(h.seq) })).sort((x, y) => (x.device_id < y.device_id ? -1 : 1))).toEqual(before)
     // migrations 10 and 14 made their views again; they are retired once the log is recovered (the node writes the heads)
     const views = await rowsOf<{ name: string }>(node, "SELECT name FROM system.tables WHERE database = {db:String} AND engine = 'MaterializedView' ORDER BY name", { db: node.storage.conn.database })
     expect(views.map((v) => v.name)).toEqual([])

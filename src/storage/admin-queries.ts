@@ -45,6 +45,8 @@ const CLUSTER_HEADS_MARGIN_MS = 5000
  * ask goes back CLUSTER_HEADS_MARGIN_MS further. With nothing new, the next ask is the same as this one.
  */
 export async function storedHeadsSince (storage: Storage, tenant: string, since: number, storedSinceMs?: number): Promise<{ heads: Array<{ device: string; seq: number }>; next: number | undefined }> {
+  // embedded: from the node's own record of the heads it inserted, not a scan of the table's parts (stored-heads.ts)
+  if (storage.heads !== null) return storage.heads.since(tenant, since, storedSinceMs)
   const { client, table, cluster } = storage.conn
   const stored = storedSinceMs === undefined ? '' : ' AND stored_at >= fromUnixTimestamp64Milli({storedSince:Int64})'
   const rs = await client.query({

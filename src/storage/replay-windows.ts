@@ -28,6 +28,7 @@ import { open, readFile, rename } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { ReplayWindow } from '../crypto/index.ts'
 import { StorageError } from './row-binary-insert.ts'
+import { readRowString } from './row-binary.ts'
 
 const MAGIC = Buffer.from('vitalflow replay windows 1\n')
 const DIGEST = 32
@@ -190,17 +191,9 @@ export class ReplayWindowFile {
   }
 }
 
-/** A RowBinary String at `o`: its text and where the next field starts. */
+/** A RowBinary String at `o` of a sequence row: its text and where the next field starts. */
 function readString (b: Buffer, o: number): [string, number] {
-  let len = 0
-  let shift = 0
-  for (;;) {
-    if (o >= b.length) throw new StorageError('ING_ERR_STORAGE', 'a sequence row ends early')
-    const byte = b[o++]!
-    len += (byte & 0x7f) * 2 ** shift
-    if (byte < 0x80) break
-    shift += 7
-  }
-  if (o + len > b.length) throw new StorageError('ING_ERR_STORAGE', 'a sequence row ends early')
-  return [b.toString('utf8', o, o + len), o + len]
+  const r = readRowString(b, o)
+  if (r === null) throw new StorageError('ING_ERR_STORAGE', 'a sequence row ends early')
+  return r
 }

@@ -159,3 +159,18 @@ export function encodeStrings (...items: string[]): Buffer {
   for (const s of items) scratch.string(s)
   return scratch.take()
 }
+
+/** A RowBinary String at `o` of `b`: its text and where the next field starts; null if `b` ends first. */
+export function readRowString (b: Buffer, o: number): [string, number] | null {
+  let len = 0
+  let shift = 0
+  for (;;) {
+    if (o >= b.length) return null
+    const byte = b[o++]!
+    len += (byte & 0x7f) * 2 ** shift
+    if (byte < 0x80) break
+    shift += 7
+  }
+  if (o + len > b.length) return null
+  return [b.toString('utf8', o, o + len), o + len]
+}

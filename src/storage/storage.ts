@@ -12,6 +12,7 @@ import { selectRows } from './query.ts'
 import { FileSystemSyncer, sharedSync, SYNCFS_PART_SETTINGS, type SyncParts } from './part-sync.ts'
 import { rowBinaryInserter, StorageError, type AckAfter } from './row-binary-insert.ts'
 import { createNativeRelay, type NativeRelayStats } from './native-relay.ts'
+import { StoredHeads } from './stored-heads.ts'
 
 export { StorageError, type AckAfter } from './row-binary-insert.ts'
 
@@ -87,6 +88,8 @@ export interface Storage {
   close: (deadlineMs?: number) => Promise<void>
   /** Inserts RowBinary rows into `device_presence` (columns as OTHER_COLUMNS), outside the logs: presence.ts's flush. */
   insertPresence: (rows: Buffer) => Promise<void>
+  /** Embedded: what is queryable per device, as device_heads has it, kept in memory (stored-heads.ts); a server: null (read the table). */
+  readonly heads: StoredHeads | null
 }
 
 /** What the hot path needs of storage: queue rows (resolving once they are durable). Fakes and wrappers implement only this. */
@@ -151,10 +154,15 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
   // embedded: sequence numbers go into the replay-window file, once it exists (read now, or seeded once the logs are shipped, below)
   const windowsPath = join(opts.dataDir, 'replay-windows')
   let windowFile = conn.mode === 'embedded' ? await ReplayWindowFile.load(windowsPath, (why) => opts.onReplayWindowsDamaged?.(why)) : null
+  // embedded: the node is its store's only writer, so it knows every head it inserted (answers GET /admin/tenants/:t/sequences)
+  const storedHeads = conn.mode === 'embedded' ? new StoredHeads() : null
   for (const name of Object.keys(COLUMNS) as TableName[]) {
-    const insert = name === 'device_sequences' && conn.mode === 'embedded'
+    const into = name === 'device_sequences' && conn.mode === 'embedded'
       ? sequencesInto(await insertInto(name), () => windowFile)
       : await insertInto(name)
+    const insert: InsertFn = name === 'device_heads' && storedHeads !== null
+      ? async (body, token) => { await into(body, token); storedHeads.recordRows(body) }
+      : into
     // embedded, store: a PUBACK waits for the insert, so the insert returns once its part is on disk. Not
     // by fsync'ing it (a dozen files, on the one insert connection): by a syncfs after it, shared by the
     // inserts of every table that ended meanwhile, run by the helper while the connection goes on
@@ -199,6 +207,13 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
   for (const l of all) recoveredRows += await shipRecovered(l)
   await retireSequenceViews(conn) // only now: what the logs shipped above may be from before they were retired
   if (conn.mode === 'embedded') windowFile = await takeSequenceRows(conn, windowsPath, windowFile)
+  if (storedHeads !== null) {
+    // what earlier runs stored (and the recovered logs' heads just inserted, recorded as well)
+    for (const h of await selectRows<{ tenant: string; device: string; top: string; at: string | number }>(conn,
+      `SELECT tenant_id AS tenant, device_id AS device, toString(max(seq)) AS top, toUnixTimestamp64Milli(max(stored_at)) AS at FROM ${conn.table('device_heads')} GROUP BY tenant_id, device_id`)) {
+      storedHeads.record(h.tenant, h.device, BigInt(h.top), Number(h.at))
+    }
+  }
 
   let backlogRows = 0
   const heads = lanes.bulk.batchers.device_heads
@@ -238,6 +253,7 @@ export async function createStorage (opts: StorageOptions): Promise<Storage> {
   return {
     conn,
     insertPresence: (rows) => presenceInsert(rows, undefined),
+    heads: storedHeads,
     write: (table, chunk, rows, sequence, lane = laneOf(table)) => {
       const { wal, batchers } = lanes[LOGGED.has(table) ? lane : 'bulk']
       const b = batchers[table]
