@@ -4,12 +4,16 @@
  * the `storedSince` cursor the node hands out (x-vitalflow-stored-since), which answers only the heads
  * stored since. A tenant of `devices` heads, and heads for `perPart` of them stored every 250 ms while
  * the polls run, as the node writes them under load. The polls come from a child process; this
- * process's CPU (the node: HTTP, the route, chDB) is read per poll. The two ways take turns, a round each.
+ * process's CPU (the node: HTTP, the route, and chDB where it reads) is read per poll. The two ways take
+ * turns, a round each. An embedded node answers from its record of the heads it inserted
+ * (src/storage/stored-heads.ts); the baseline in the same run is the read of device_heads it made before
+ * (and a server still makes), called in this process on the requests connection, against the same
+ * record called the same way: `fromTable` and `fromMemory`, whole and following the cursor.
  * Usage: npx tsx bench/heads-poll.bench.ts [devices=2000] [perPart=60] [polls=60]
  */
 import { execFile } from 'node:child_process'
 import { startNode } from '../src/pipeline/index.ts'
-import { sequenceRow } from '../src/storage/index.ts'
+import { sequenceRow, storedHeadsSince } from '../src/storage/index.ts'
 import { testConfig, tempDir } from '../test/support/node.ts'
 import { machine } from './harness.ts'
 
@@ -84,6 +88,32 @@ for (let r = 0; r < 3; r++) {
     totals[mode].polls += polls
   }
 }
+// the route's work called directly (no HTTP), the table's read against the record, taking turns
+const requestSide = { ...node.storage, conn: node.storage.conn.requests }
+const ways = { fromTable: { ...requestSide, heads: null }, fromMemory: requestSide }
+const direct: Record<string, { cpuMs: number; rows: number; polls: number }> = {}
+for (let r = 0; r < 3; r++) {
+  for (const [name, storage] of Object.entries(ways)) {
+    for (const mode of ['whole', 'cursor'] as const) {
+      const k = `${name}.${mode}`
+      const acc = direct[k] ??= { cpuMs: 0, rows: 0, polls: 0 }
+      let next: number | undefined
+      const t0 = performance.now()
+      const u0 = process.cpuUsage()
+      for (let i = 0; i < polls; i++) {
+        const a = await storedHeadsSince(storage, T, 0, mode === 'cursor' ? next : undefined)
+        next = a.next
+        acc.rows += a.heads.length
+      }
+      const u = process.cpuUsage(u0)
+      acc.cpuMs += (u.user + u.system) / 1000 - background * (performance.now() - t0)
+      acc.polls += polls
+    }
+  }
+}
+const perDirect = (k: string): { cpuMsPerPoll: number; rowsPerPoll: number } => ({
+  cpuMsPerPoll: Math.round(direct[k]!.cpuMs / direct[k]!.polls * 100) / 100, rowsPerPoll: Math.round(direct[k]!.rows / direct[k]!.polls),
+})
 writing = false
 await writer
 const per = (m: keyof typeof totals): { cpuMsPerPoll: number; rowsPerPoll: number } => ({
@@ -94,7 +124,11 @@ const cursor = per('cursor')
 process.stdout.write(JSON.stringify({
   benchmark: 'heads-poll', machine: machine(), devices, headsPerPart: perPart, pollsPerRound: polls, rounds: 3,
   backgroundCpuMsPerSecond: Math.round(background * 1000 * 10) / 10,
-  wholeTenant: whole, followingCursor: cursor, cpuRatio: Math.round(cursor.cpuMsPerPoll / whole.cpuMsPerPoll * 100) / 100,
+  overHttp: { wholeTenant: whole, followingCursor: cursor, cpuRatio: Math.round(cursor.cpuMsPerPoll / whole.cpuMsPerPoll * 100) / 100 },
+  routeAlone: {
+    fromTable: { wholeTenant: perDirect('fromTable.whole'), followingCursor: perDirect('fromTable.cursor') },
+    fromMemory: { wholeTenant: perDirect('fromMemory.whole'), followingCursor: perDirect('fromMemory.cursor') },
+  },
 }, null, 2) + '\n')
 await node.close()
 dir.remove()

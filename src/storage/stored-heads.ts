@@ -7,7 +7,8 @@
  * spent on statements (bench/RESULTS.md, issue 18). An embedded node is the only writer of its store,
  * so it knows every head it inserted: it records each device_heads batch once its insert returned
  * (when a read of the table would show it) and answers from here. It starts from the table (what an
- * earlier run stored). A ClickHouse server may hold other nodes' heads: there the table is read.
+ * earlier run stored). One entry per device that ever stored a message, as the table merges down to one
+ * row per device. A ClickHouse server may hold other nodes' heads: there the table is read.
  */
 import { readRowString } from './row-binary.ts'
 import { StorageError } from './row-binary-insert.ts'
