@@ -28,7 +28,7 @@ import { open, readFile, rename } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { ReplayWindow } from '../crypto/index.ts'
 import { StorageError } from './row-binary-insert.ts'
-import { readRowString } from './row-binary.ts'
+import { readSequenceRows } from './row-binary.ts'
 
 const MAGIC = Buffer.from('vitalflow replay windows 1\n')
 const DIGEST = 32
@@ -105,18 +105,13 @@ export class ReplayWindowFile {
    * holding them is durable: the device_sequences batcher's insert.
    */
   async insert (body: Buffer): Promise<void> {
-    let o = 0
-    while (o < body.length) {
-      const [tenant, a] = readString(body, o)
-      const [device, b] = readString(body, a)
-      if (b + 8 > body.length) throw new StorageError('ING_ERR_STORAGE', 'a sequence row ends early')
-      const seq = body.readBigUInt64LE(b)
-      o = b + 8
+    const whole = readSequenceRows(body, (tenant, device, seq) => {
       let e = this.windows.get(device)
       if (e === undefined) { e = entry(tenant, device, new ReplayWindow()); this.windows.set(device, e) }
       // the logged numbers were checked against the live window before they were logged; here they are only recorded
       e.window.accept(seq)
-    }
+    })
+    if (!whole) throw new StorageError('ING_ERR_STORAGE', 'a sequence row ends early')
     await this.persist()
   }
 
@@ -189,11 +184,4 @@ export class ReplayWindowFile {
     const dir = await open(dirname(this.path), 'r')
     try { await dir.sync() } finally { await dir.close() }
   }
-}
-
-/** A RowBinary String at `o` of a sequence row: its text and where the next field starts. */
-function readString (b: Buffer, o: number): [string, number] {
-  const r = readRowString(b, o)
-  if (r === null) throw new StorageError('ING_ERR_STORAGE', 'a sequence row ends early')
-  return r
 }

@@ -160,8 +160,24 @@ export function encodeStrings (...items: string[]): Buffer {
   return scratch.take()
 }
 
+/**
+ * The rows of a device_sequences or device_heads batch (RowBinary: tenant, device, seq UInt64; rows.ts's
+ * sequenceRow), in order. False if the batch ends inside a row (the rows before it were given).
+ */
+export function readSequenceRows (body: Buffer, each: (tenant: string, device: string, seq: bigint) => void): boolean {
+  let o = 0
+  while (o < body.length) {
+    const t = readRowString(body, o)
+    const d = t === null ? null : readRowString(body, t[1])
+    if (t === null || d === null || d[1] + 8 > body.length) return false
+    each(t[0], d[0], body.readBigUInt64LE(d[1]))
+    o = d[1] + 8
+  }
+  return true
+}
+
 /** A RowBinary String at `o` of `b`: its text and where the next field starts; null if `b` ends first. */
-export function readRowString (b: Buffer, o: number): [string, number] | null {
+function readRowString (b: Buffer, o: number): [string, number] | null {
   let len = 0
   let shift = 0
   for (;;) {

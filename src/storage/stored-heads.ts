@@ -10,7 +10,7 @@
  * earlier run stored). One entry per device that ever stored a message, as the table merges down to one
  * row per device. A ClickHouse server may hold other nodes' heads: there the table is read.
  */
-import { readRowString } from './row-binary.ts'
+import { readSequenceRows } from './row-binary.ts'
 import { StorageError } from './row-binary-insert.ts'
 
 interface Head { seq: bigint; atMs: number }
@@ -40,13 +40,8 @@ export class StoredHeads {
   /** A device_heads batch as inserted (RowBinary: tenant, device, seq), stamped now. */
   recordRows (body: Buffer): void {
     const at = this.stamp()
-    let o = 0
-    while (o < body.length) {
-      const t = readRowString(body, o)
-      const d = t === null ? null : readRowString(body, t[1])
-      if (t === null || d === null || d[1] + 8 > body.length) throw new StorageError('ING_ERR_STORAGE', 'a heads row ends early')
-      this.record(t[0], d[0], body.readBigUInt64LE(d[1]), at)
-      o = d[1] + 8
+    if (!readSequenceRows(body, (tenant, device, seq) => { this.record(tenant, device, seq, at) })) {
+      throw new StorageError('ING_ERR_STORAGE', 'a heads row ends early')
     }
   }
 
