@@ -260,9 +260,10 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
       }
       const payload = packet.payload as Buffer
       const outcome = deps.ingest(sender, packet.topic, payload)
-      // consumed here: nothing is retained or routed onward
+      // consumed here: nothing is retained or routed onward (and aedes' routing is skipped: see below)
       packet.payload = EMPTY
       packet.retain = false
+      packet.topic = CONSUMED
       if (outcome.kind === 'rejected') {
         // a refused message is acknowledged (MQTT 3.1.1 has no negative PUBACK) so a
         // device does not resend a poison message forever; a client that publishes
@@ -319,7 +320,7 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
     }
     const answer = (key: DeviceAnswerKey | null, disconnect = false): void => {
       if (acked) session.inflight--
-      if (key === null) { packet.payload = EMPTY; packet.retain = false; return callback(null) }
+      if (key === null) { packet.payload = EMPTY; packet.retain = false; packet.topic = CONSUMED; return callback(null) }
       if (acked && !client.closed) client.conn.write(ackPacket(packet.qos === 2 ? 2 : 1, packet.messageId!, key, session.problemInformation))
       if (disconnect) client.disconnect({ reasonCode: DEVICE_ANSWERS[key].code })
       consumed()
@@ -344,6 +345,24 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
       // not stored: the device is told so (busy, or not stored) and keeps the message to send it again
       answer(durabilityAnswer((err as { code?: unknown }).code))
     })
+  }
+
+  /*
+   * A publish consumed in authorizePublish (every device publish, stored or refused) ends with its
+   * PUBACK. aedes would take it on through its routing (the retained store, the offline sessions'
+   * subscriptions, the message bus: a packet copy, two topic-trie matches and a promise per message)
+   * only to find that nobody may hear CONSUMED: ~6 % of the main thread at saturation in a CPU profile
+   * of small messages (bench/RESULTS.md, 2026-12-06). So it is not routed at all; what the node itself
+   * publishes (alarm notices to responders) still is. Done a tick later: a refusal's callback can run
+   * inside aedes' parse of the connection's bytes, and done reads the connection's next ones.
+   */
+  type Done = (err?: Error) => void
+  // at run time aedes.publish(packet, client?, done?): its own handlers pass the client, the node does not
+  const route = aedes.publish.bind(aedes) as (packet: { topic: string }, client?: Client | Done | null, done?: Done) => void
+  ;(aedes as unknown as { publish: typeof route }).publish = (packet, client, done) => {
+    if (packet.topic !== CONSUMED) { route(packet, client, done); return }
+    const cb = typeof client === 'function' ? client : done
+    if (cb !== undefined) process.nextTick(cb)
   }
 
   // aedes resolves topic aliases itself and closes with 0x94; counted and recorded like every refusal
