@@ -9,8 +9,8 @@
  * - replay marks shared (replay-marks.ts);
  * - the registry and consent change feed with its barrier (change-feed.ts).
  *
- * Telemetry is consumed in authorizePublish and never routed; its (emptied)
- * publishes are not sent to Redis at all.
+ * Telemetry is consumed in authorizePublish and never routed (the broker ends a
+ * consumed publish there, src/broker/broker.ts), so none of it reaches Redis.
  */
 import { Redis, type RedisOptions } from 'ioredis'
 import MQEmitterRedis from 'mqemitter-redis'
@@ -38,9 +38,6 @@ export interface Cluster {
   up: () => boolean
   close: () => Promise<void>
 }
-
-/** v1/{tenant}/{device}/{stream}: consumed on the node that took it, never delivered to anyone. */
-const TELEMETRY = /^v1\/[^/]+\/[^/]+\/(?:vitals|spot|alarm|status)$/
 
 interface Emitter {
   state: { on: (event: 'error', listener: (err: Error) => void) => void }
@@ -75,11 +72,6 @@ export async function startCluster (o: ClusterOptions): Promise<Cluster> {
   const bus = MQEmitterRedis({ connectionString: o.url }) as unknown as Emitter
   // a lost link is reported by the command connection (onLink); ioredis reconnects by itself
   bus.state.on('error', () => {})
-  const emit = bus.emit.bind(bus)
-  bus.emit = (packet, cb) => {
-    if (TELEMETRY.test(packet.topic)) { cb?.(); return }
-    emit(packet, cb)
-  }
   const sessions = new Redis(o.url, { maxRetriesPerRequest: 1 })
   sessions.on('error', () => {})
   return {
