@@ -37,19 +37,27 @@ export function asWalError (err: unknown): WalError {
     : new WalError('ING_ERR_WAL_IO', 'write-ahead log write failed', { cause: err })
 }
 
-/** One record, written into a single buffer (the chunk is copied once). */
-export function encode (type: number, lsn: number, table: string, ...rest: Buffer[]): Buffer {
+/** The bytes of one record: what encodeInto writes. */
+export function recordBytes (table: string, ...rest: Uint8Array[]): number {
+  return HEAD + 1 + 6 + 1 + Buffer.byteLength(table, 'latin1') + rest.reduce((n, r) => n + r.length, 0)
+}
+
+/**
+ * One record, written into `out` at `at` (room for recordBytes() made by the caller); returns the offset
+ * after it. The log writes a group commit's records one after the other into one buffer it reuses, so a
+ * record costs no allocation of its own and no second copy when the group is written.
+ */
+export function encodeInto (out: Buffer, at: number, type: number, lsn: number, table: string, ...rest: Uint8Array[]): number {
   const nameLen = Buffer.byteLength(table, 'latin1')
   const bodyLen = 1 + 6 + 1 + nameLen + rest.reduce((n, r) => n + r.length, 0)
-  const out = Buffer.allocUnsafe(HEAD + bodyLen)
-  out.writeUInt32LE(bodyLen, 0)
-  out[HEAD] = type
-  out.writeUIntLE(lsn, HEAD + 1, 6)
-  out[HEAD + 7] = nameLen
-  let o = HEAD + 8 + out.write(table, HEAD + 8, 'latin1')
-  for (const r of rest) o += r.copy(out, o)
-  out.writeUInt32LE(crc32(out.subarray(HEAD)), 4)
-  return out
+  out.writeUInt32LE(bodyLen, at)
+  out[at + HEAD] = type
+  out.writeUIntLE(lsn, at + HEAD + 1, 6)
+  out[at + HEAD + 7] = nameLen
+  let o = at + HEAD + 8 + out.write(table, at + HEAD + 8, 'latin1')
+  for (const r of rest) { out.set(r, o); o += r.length }
+  out.writeUInt32LE(crc32(out.subarray(at + HEAD, o)), at + 4)
+  return o
 }
 
 /** Parses a segment's bytes; returns the records and the length of the valid prefix. */
