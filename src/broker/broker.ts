@@ -124,6 +124,13 @@ export interface VitalflowBroker {
 /** Where a consumed publish is routed on: a topic nobody may subscribe to (authorizeSubscribe allows only cmd and alerts). */
 const CONSUMED = '$vitalflow/consumed'
 
+/** A publish the node has taken (stored or refused): nothing of it is retained, and aedes does not route it (see createBroker). */
+function markConsumed (packet: { payload: unknown; retain: boolean; topic: string }): void {
+  packet.payload = EMPTY
+  packet.retain = false
+  packet.topic = CONSUMED
+}
+
 /** Families whose connections are read at once while the node is busy: alarm units (alarms, status) and alarm centres. */
 const PRIORITY_READS: ReadonlySet<DeviceRecord['family']> = new Set(['calarm', 'responder'])
 
@@ -260,10 +267,8 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
       }
       const payload = packet.payload as Buffer
       const outcome = deps.ingest(sender, packet.topic, payload)
-      // consumed here: nothing is retained or routed onward (and aedes' routing is skipped: see below)
-      packet.payload = EMPTY
-      packet.retain = false
-      packet.topic = CONSUMED
+      // consumed here: nothing is retained or routed onward
+      markConsumed(packet)
       if (outcome.kind === 'rejected') {
         // a refused message is acknowledged (MQTT 3.1.1 has no negative PUBACK) so a
         // device does not resend a poison message forever; a client that publishes
@@ -312,15 +317,13 @@ export async function createBroker (deps: BrokerDeps): Promise<VitalflowBroker> 
       return consumed()
     }
     function consumed (): void {
-      packet.payload = EMPTY
-      packet.retain = false
+      markConsumed(packet)
       packet.qos = 0
-      packet.topic = CONSUMED
       callback(null)
     }
     const answer = (key: DeviceAnswerKey | null, disconnect = false): void => {
       if (acked) session.inflight--
-      if (key === null) { packet.payload = EMPTY; packet.retain = false; packet.topic = CONSUMED; return callback(null) }
+      if (key === null) { markConsumed(packet); return callback(null) }
       if (acked && !client.closed) client.conn.write(ackPacket(packet.qos === 2 ? 2 : 1, packet.messageId!, key, session.problemInformation))
       if (disconnect) client.disconnect({ reasonCode: DEVICE_ANSWERS[key].code })
       consumed()

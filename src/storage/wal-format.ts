@@ -49,8 +49,7 @@ export function recordBytes (table: string, ...rest: Uint8Array[]): number {
  */
 export function encodeInto (out: Buffer, at: number, type: number, lsn: number, table: string, ...rest: Uint8Array[]): number {
   const nameLen = Buffer.byteLength(table, 'latin1')
-  const bodyLen = 1 + 6 + 1 + nameLen + rest.reduce((n, r) => n + r.length, 0)
-  out.writeUInt32LE(bodyLen, at)
+  out.writeUInt32LE(recordBytes(table, ...rest) - HEAD, at)
   out[at + HEAD] = type
   out.writeUIntLE(lsn, at + HEAD + 1, 6)
   out[at + HEAD + 7] = nameLen

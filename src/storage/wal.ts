@@ -223,7 +223,7 @@ export class WriteAheadLog {
   private data (table: string, rows: number, chunk: Buffer): number {
     const lsn = this.nextLsn++
     ROWS.writeUInt32LE(rows, 0)
-    this.enqueue(table, lsn, DATA, ROWS, chunk)
+    this.enqueue(DATA, lsn, table, ROWS, chunk)
     return lsn
   }
 
@@ -235,7 +235,7 @@ export class WriteAheadLog {
     const rest = Buffer.allocUnsafe(12)
     rest.writeUIntLE(first, 0, 6)
     rest.writeUIntLE(last, 6, 6)
-    this.enqueue(table, this.nextLsn++, INTENT, rest, undefined, false)
+    this.enqueue(INTENT, this.nextLsn++, table, rest)
     return this.sync()
   }
 
@@ -300,18 +300,17 @@ export class WriteAheadLog {
     this.handle = null
   }
 
-  /** Encodes a record into the next group commit's buffer (grown if it must be). `data`: it holds rows of `table`. */
-  private enqueue (table: string, lsn: number, type: number, rest: Buffer, chunk?: Buffer, data = true): void {
-    const need = this.pendingBytes + recordBytes(table, rest) + (chunk?.length ?? 0)
+  /** Encodes a record into the next group commit's buffer (grown if it must be). */
+  private enqueue (type: number, lsn: number, table: string, ...rest: Buffer[]): void {
+    const need = this.pendingBytes + recordBytes(table, ...rest)
     if (need > this.out.length) {
       const grown = Buffer.allocUnsafe(Math.max(need, this.out.length * 2))
       this.out.copy(grown, 0, 0, this.pendingBytes)
       this.out = grown
     }
-    this.pendingBytes = chunk === undefined
-      ? encodeInto(this.out, this.pendingBytes, type, lsn, table, rest)
-      : encodeInto(this.out, this.pendingBytes, type, lsn, table, rest, chunk)
-    this.pending.push({ table: data ? table : null, lsn: data ? lsn : 0 })
+    this.pendingBytes = encodeInto(this.out, this.pendingBytes, type, lsn, table, ...rest)
+    // only a DATA record holds rows the segment must keep until they are shipped
+    this.pending.push(type === DATA ? { table, lsn } : { table: null, lsn: 0 })
   }
 
   /** The filled buffer goes to disk; appends meanwhile go into the other one. */
